@@ -1,0 +1,5 @@
+import sys
+
+from dinostream.cli import main
+
+sys.exit(main())

@@ -1,0 +1,124 @@
+"""Typed settings for every stage, defined once.
+
+The CLI, the HTTP API and the docs all read their defaults from these models; components
+receive the sub-model they need through their constructor and never read globals.
+
+    >>> s = Settings(sources=["demo.mp4"])
+    >>> s.ingest.sample_fps
+    2.0
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DEFAULT_MODEL = "facebook/dinov3-vits16-pretrain-lvd1689m"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IngestSettings(_Strict):
+    """How sources are opened, decoded and sampled."""
+
+    sample_fps: float = Field(2.0, gt=0, le=120, description="Frames per second sampled by presentation time.")
+    queue_size: int = Field(32, ge=1, description="Bound of each source's frame queue.")
+    open_timeout_s: float = Field(10.0, gt=0, description="Give up opening a source after this long.")
+    read_timeout_s: float = Field(10.0, gt=0, description="Give up when a source sends nothing for this long.")
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    realtime: bool = Field(
+        False,
+        description="Play files at their native rate (live-like, drops when behind) instead of as fast as possible.",
+    )
+
+
+class ModelSettings(_Strict):
+    """The DINOv3 embedding stage."""
+
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="Local directory, Hugging Face Hub id, or 'random:vits16' for seeded random weights.",
+    )
+    image_size: int = Field(224, ge=16, description="Square model input side in pixels; a multiple of 16.")
+    device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', or 'cuda:N'.")
+    max_batch: int = Field(16, ge=1, description="A micro-batch closes at this many frames ...")
+    max_wait_ms: float = Field(50.0, ge=0, description="... or this long after its first frame.")
+    queue_size: int = Field(64, ge=1, description="Bound of the queue in front of the model.")
+    thumbnail_size: int = Field(160, ge=16, description="Longest side of the JPEG thumbnail.")
+    thumbnail_quality: int = Field(75, ge=10, le=95)
+    seed: int = Field(0, description="Seed for 'random:' models.")
+
+    @field_validator("image_size")
+    @classmethod
+    def _multiple_of_16(cls, v: int) -> int:
+        if v % 16:
+            raise ValueError(f"image_size must be a multiple of 16 (DINOv3 patch size), got {v}")
+        return v
+
+
+class KafkaSettings(_Strict):
+    """The broker and the topics that carry the wire records."""
+
+    bootstrap: str | None = Field(None, description="host:port[,host:port]; None starts the embedded broker.")
+    embeddings_topic: str = "dinostream.embeddings"
+    events_topic: str = "dinostream.events"
+    partitions: int = Field(4, ge=1, description="Partitions of topics the embedded broker creates.")
+    connect_timeout_s: float = Field(10.0, gt=0)
+    session_timeout_s: float = Field(
+        10.0,
+        ge=2,
+        description="Consumer-group session timeout: how fast a dead member's partitions move "
+        "(Tansu also holds a group join for half of it).",
+    )
+    max_message_bytes: int = Field(1_000_000, ge=1024, description="Kafka's default message size limit.")
+    idempotent: bool | None = Field(
+        None,
+        description="Idempotent producer. None: on for an external cluster, off for the embedded broker "
+        "(Tansu's memory storage rejects InitProducerId); sinks are idempotent by id either way.",
+    )
+
+
+class SceneChangeSettings(_Strict):
+    """Adaptive threshold over consecutive cosine distances."""
+
+    window: int = Field(20, ge=2, description="Recent distances the adaptive threshold is computed from.")
+    sensitivity: float = Field(4.0, gt=0, description="Cut when distance > median + sensitivity * MAD.")
+    min_distance: float = Field(0.05, ge=0, le=2, description="Absolute floor below which nothing is a cut.")
+    min_shot_s: float = Field(1.0, ge=0, description="Minimum media seconds between two cuts.")
+
+
+class AnalyticsSettings(_Strict):
+    app_id: str = "dinostream-analytics"
+    scene_change: SceneChangeSettings = SceneChangeSettings()
+
+
+class IndexSettings(_Strict):
+    qdrant_url: str | None = Field(None, description="Qdrant server URL; None uses embedded Qdrant Edge.")
+    qdrant_api_key: str | None = None
+    collection_prefix: str = "dinostream"
+    batch_size: int = Field(64, ge=1, description="Upserts are batched up to this many points.")
+    search_limit: int = Field(10, ge=1, le=1000)
+
+
+class HttpSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535, description="0 picks a free port.")
+    max_upload_bytes: int = Field(10_000_000, ge=1024)
+    ws_queue_size: int = Field(256, ge=1, description="Events buffered per websocket client before it is closed.")
+
+
+class Settings(_Strict):
+    """Everything `dinostream up` needs."""
+
+    data_dir: Path = Path("dinostream-data")
+    sources: list[str] = Field(default_factory=list)
+    ingest: IngestSettings = IngestSettings()
+    model: ModelSettings = ModelSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    analytics: AnalyticsSettings = AnalyticsSettings()
+    index: IndexSettings = IndexSettings()
+    http: HttpSettings = HttpSettings()

@@ -1,0 +1,78 @@
+"""The Faust analytics app against the real embedded broker: embeddings in, scene changes out."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import numpy as np
+from aiokafka import AIOKafkaConsumer
+
+from analytics.worker import WorkerStats, build_app
+from dinostream.embedded_broker import EmbeddedBroker
+from dinostream.kafka_io import ensure_topics, make_producer
+from dinostream.records import Event, FrameEmbedding
+from dinostream.settings import AnalyticsSettings, KafkaSettings
+
+
+def _shots(stream: str, shots: list[int], seed: int) -> list[FrameEmbedding]:
+    rng = np.random.default_rng(seed)
+    out, seq = [], 0
+    for n in shots:
+        base = rng.normal(size=32)
+        for _ in range(n):
+            v = base + 0.05 * rng.normal(size=32)
+            out.append(
+                FrameEmbedding(
+                    stream=stream,
+                    seq=seq,
+                    pts=seq / 2,
+                    ts=1e9 + seq,
+                    model="t",
+                    untrained=True,
+                    cls=v,
+                    pooled=v,
+                    patches=np.zeros((2, 2, 32)),
+                )
+            )
+            seq += 1
+    return out
+
+
+async def test_faust_worker_emits_scene_changes(broker: EmbeddedBroker, kafka_settings: KafkaSettings) -> None:
+    await ensure_topics(broker.bootstrap, kafka_settings)
+    stats = WorkerStats()
+    app = build_app(
+        broker.bootstrap, kafka_settings, AnalyticsSettings(app_id=f"test-{uuid.uuid4().hex[:8]}"), stats=stats
+    )
+    consumer = AIOKafkaConsumer(
+        kafka_settings.events_topic,
+        bootstrap_servers=broker.bootstrap,
+        group_id=f"g-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+    )
+    producer = make_producer(broker.bootstrap, kafka_settings, embedded=True)
+    await app.start()
+    await consumer.start()
+    await producer.start()
+    try:
+        cams = {"cam-a": _shots("cam-a", [6, 6, 6], 1), "cam-b": _shots("cam-b", [10, 8], 2)}
+        for recs in cams.values():
+            for r in recs:
+                await producer.send_and_wait(kafka_settings.embeddings_topic, r.encode(), key=r.key)
+        # A malformed record is skipped and counted, not fatal.
+        await producer.send_and_wait(kafka_settings.embeddings_topic, b"garbage", key=b"cam-a")
+        events: list[Event] = []
+        async with asyncio.timeout(60):
+            while len(events) < 3:
+                batch = await consumer.getmany(timeout_ms=500)
+                events += [Event.decode(m.value) for msgs in batch.values() for m in msgs]
+            while stats.malformed < 1:
+                await asyncio.sleep(0.1)
+        got = sorted((e.stream, e.t) for e in events)
+        assert got == [("cam-a", 3.0), ("cam-a", 6.0), ("cam-b", 5.0)]
+        assert stats.records == 6 * 3 + 18
+    finally:
+        await producer.stop()
+        await consumer.stop()
+        await app.stop()
