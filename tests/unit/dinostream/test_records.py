@@ -1,0 +1,120 @@
+"""The wire contract: round trips, compactness, and refusal of malformed records."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dinostream.records import Event, FrameEmbedding, RecordError, event_id, frame_point_id
+
+
+def _jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def _rec(**kw: object) -> FrameEmbedding:
+    rng = np.random.default_rng(0)
+    base = dict(
+        stream="or-1",
+        seq=3,
+        pts=1.5,
+        ts=1.7e9,
+        model="m",
+        untrained=False,
+        cls=rng.normal(size=384),
+        pooled=rng.normal(size=384),
+        patches=rng.normal(size=(14, 14, 384)),
+        thumbnail=_jpeg(),
+    )
+    base.update(kw)
+    return FrameEmbedding(**base)  # type: ignore[arg-type]
+
+
+def test_frame_round_trip_is_exact_and_compact() -> None:
+    rec = _rec()
+    data = rec.encode()
+    back = FrameEmbedding.decode(data)
+    assert (back.stream, back.seq, back.pts, back.ts, back.model, back.untrained) == ("or-1", 3, 1.5, 1.7e9, "m", False)
+    assert back.patches.dtype == np.float16 and back.patches.shape == (14, 14, 384)
+    assert np.array_equal(back.cls, rec.cls) and np.array_equal(back.patches, rec.patches)
+    assert back.thumbnail == rec.thumbnail
+    arrays = 2 * (384 * 2 + 14 * 14 * 384)
+    assert len(data) - arrays - len(rec.thumbnail) < 300, "header must stay small"
+    assert len(data) < 1_000_000, "ViT-S/16 at 224 fits Kafka's default message limit"
+
+
+def test_header_only_decode() -> None:
+    h = FrameEmbedding.decode_header(_rec().encode())
+    assert h["stream"] == "or-1" and h["grid"] == [14, 14] and h["dim"] == 384
+
+
+@pytest.mark.parametrize(
+    "data,needle",
+    [
+        (b"", "not a dinostream"),
+        (b"XXXX" + b"\0" * 20, "not a dinostream"),
+        (b"DSE\x09" + b"\0" * 20, "unsupported wire version"),
+    ],
+    ids=["empty", "wrong-magic", "future-version"],
+)
+def test_decode_refuses_garbage(data: bytes, needle: str) -> None:
+    with pytest.raises(RecordError, match=needle):
+        FrameEmbedding.decode(data)
+
+
+def test_decode_refuses_truncated() -> None:
+    with pytest.raises(RecordError, match="bytes, header says"):
+        FrameEmbedding.decode(_rec().encode()[:-10])
+
+
+@pytest.mark.parametrize(
+    "kw,needle",
+    [
+        ({"stream": "bad id!"}, "invalid stream id"),
+        ({"seq": -1}, "seq"),
+        ({"pts": float("nan")}, "pts"),
+        ({"cls": np.zeros(10)}, "dims disagree"),
+        ({"patches": np.zeros((4, 384))}, "3 dimensions"),
+        ({"cls": np.full(384, np.inf)}, "NaN or infinite"),
+        ({"thumbnail": b"PNG..."}, "JPEG"),
+    ],
+    ids=["stream-id", "negative-seq", "nan-pts", "dim-mismatch", "flat-patches", "inf", "not-jpeg"],
+)
+def test_frame_validates_on_construction(kw: dict[str, object], needle: str) -> None:
+    with pytest.raises(RecordError, match=needle):
+        _rec(**kw)
+
+
+def test_event_round_trip_and_validation() -> None:
+    ev = Event(
+        id=event_id("cam", "scene_change", 7),
+        type="scene_change",
+        stream="cam",
+        t=3.0,
+        t_start=2.5,
+        t_end=3.0,
+        ts=1.7e9,
+        score=0.4,
+        frames=(6, 7),
+        details={"threshold": 0.1},
+    )
+    assert Event.decode(ev.encode()) == ev
+    with pytest.raises(RecordError, match="unknown event type"):
+        Event.from_dict({**ev.to_dict(), "type": "nope"})
+    with pytest.raises(RecordError, match="ends"):
+        Event.from_dict({**ev.to_dict(), "t_end": 1.0})
+    with pytest.raises(RecordError, match="malformed event"):
+        Event.from_dict({"id": "x"})
+    with pytest.raises(RecordError, match="not JSON"):
+        Event.decode(b"{")
+
+
+def test_ids_are_deterministic_and_distinct() -> None:
+    assert frame_point_id("a", 1) == frame_point_id("a", 1)
+    assert len({frame_point_id("a", 1), frame_point_id("a", 2), frame_point_id("b", 1)}) == 3
+    assert event_id("a", "scene_change", 1) != frame_point_id("a", 1)
