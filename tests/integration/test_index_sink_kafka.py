@@ -1,0 +1,98 @@
+"""Kafka → Qdrant Edge through the index sink, on the real broker: redelivery never duplicates."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from dinostream.embedded_broker import EmbeddedBroker
+from dinostream.kafka_io import ensure_topics, make_producer
+from dinostream.records import Event, FrameEmbedding, event_id
+from dinostream.settings import IndexSettings, KafkaSettings
+from sinks.index_sink import IndexSink
+from sinks.qdrant_edge_index import QdrantEdgeIndex
+
+
+def _frames(n: int) -> list[FrameEmbedding]:
+    rng = np.random.default_rng(3)
+    return [
+        FrameEmbedding(
+            stream="cam",
+            seq=i,
+            pts=i / 2,
+            ts=1e9 + i,
+            model="t",
+            untrained=True,
+            cls=rng.normal(size=16),
+            pooled=rng.normal(size=16),
+            patches=rng.normal(size=(2, 2, 16)),
+        )
+        for i in range(n)
+    ]
+
+
+async def _until(pred, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not pred():
+            await asyncio.sleep(0.1)
+
+
+async def test_index_sink_writes_and_redelivery_overwrites(
+    broker: EmbeddedBroker, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    await ensure_topics(broker.bootstrap, kafka_settings)
+    index = QdrantEdgeIndex(tmp_path / "qdrant", dim=16)
+    producer = make_producer(broker.bootstrap, kafka_settings, embedded=True)
+    await producer.start()
+    group = f"idx-{uuid.uuid4().hex[:8]}"
+    frames = _frames(30)
+    ev = Event(
+        id=event_id("cam", "scene_change", 5),
+        type="scene_change",
+        stream="cam",
+        t=2.5,
+        t_start=2.0,
+        t_end=2.5,
+        ts=1e9,
+        score=0.5,
+        frames=(4, 5),
+    )
+    try:
+        for rec in frames:
+            await producer.send(kafka_settings.embeddings_topic, rec.encode(), key=rec.key)
+        await producer.send(kafka_settings.embeddings_topic, b"not a record", key=b"cam")
+        await producer.send_and_wait(kafka_settings.events_topic, ev.encode(), key=ev.key)
+
+        sink = IndexSink(index, broker.bootstrap, kafka_settings, IndexSettings(batch_size=8), group=group)
+        task = asyncio.create_task(sink.run())
+        await _until(lambda: sink.stats.frames == 30 and sink.stats.events == 1)
+        assert sink.stats.malformed == 1
+        assert index.count_frames() == 30 and index.count_events() == 1
+
+        # The same records again (a producer retry, a replay): counts must not move.
+        for rec in frames[:10]:
+            await producer.send(kafka_settings.embeddings_topic, rec.encode(), key=rec.key)
+        await producer.send_and_wait(kafka_settings.events_topic, ev.encode(), key=ev.key)
+        await _until(lambda: sink.stats.frames == 40 and sink.stats.events == 2)
+        assert index.count_frames() == 30 and index.count_events() == 1
+        top = index.search_frames(frames[7].cls.astype(np.float32), limit=1)[0]
+        assert (top.stream, top.seq) == ("cam", 7)
+
+        # Offsets were committed after writing: a restarted sink in the same group reads nothing old.
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        again = IndexSink(index, broker.bootstrap, kafka_settings, IndexSettings(), group=group)
+        task = asyncio.create_task(again.run())
+        await asyncio.sleep(8)
+        assert again.stats.frames == 0
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await producer.stop()
+        index.close()
