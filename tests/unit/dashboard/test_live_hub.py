@@ -1,0 +1,174 @@
+"""LiveHub: bounded per-client queues, dropping slow clients, recent events, latest per stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from dashboard.live_hub import LiveHub
+from dinostream.records import Event, RecordError, event_id
+
+
+def make_event(
+    stream: str = "cam1", key: int = 0, *, t: float = 1.0, score: float = 0.5, details: dict | None = None
+) -> Event:
+    return Event(
+        id=event_id(stream, "scene_change", key),
+        type="scene_change",
+        stream=stream,
+        t=t,
+        t_start=t,
+        t_end=t,
+        ts=1_700_000_000.0 + t,
+        score=score,
+        frames=(key, key + 1),
+        details=details or {},
+    )
+
+
+async def take(sub, n: int) -> list[dict]:
+    return [json.loads(await asyncio.wait_for(sub.get(), 1)) for _ in range(n)]
+
+
+async def test_queue_is_bounded_and_overflow_drops_only_the_slow_client() -> None:
+    hub = LiveHub(queue_size=3)
+    slow = hub.subscribe("slow")
+    fast = hub.subscribe("fast")
+    for k in range(3):
+        hub.publish_event(make_event(key=k))
+        assert [m["event"]["frames"][0] for m in await take(fast, 1)] == [k]
+    assert slow.pending == 3 and not slow.dropped and hub.dropped_clients == 0
+
+    hub.publish_event(make_event(key=3))  # the 4th message does not fit: slow is dropped, not blocked
+
+    assert slow.dropped and slow.pending == 3  # bounded: the 4th message never entered its queue
+    assert hub.dropped_clients == 1 and hub.clients == 1
+    await asyncio.wait_for(slow.wait_dropped(), 1)
+    assert not fast.dropped
+    assert [m["event"]["frames"][0] for m in await take(fast, 1)] == [3]
+
+    hub.publish_event(make_event(key=4))  # a dropped client gets nothing more and is not counted twice
+    assert slow.pending == 3 and hub.dropped_clients == 1
+    assert hub.stats()["dropped_clients"] == 1 and hub.stats()["events"] == 5
+
+
+async def test_every_overflowing_client_is_counted() -> None:
+    hub = LiveHub(queue_size=1)
+    subs = [hub.subscribe(f"c{i}") for i in range(3)]
+    hub.publish_frame("cam1", 0, 0.0, b"\xff\xd8a", model="m", untrained=False)
+    hub.publish_frame("cam1", 1, 0.5, b"\xff\xd8b", model="m", untrained=False)
+    assert all(s.dropped for s in subs)
+    assert hub.dropped_clients == 3 and hub.clients == 0
+
+
+def test_latest_thumbnail_and_info_per_stream() -> None:
+    hub = LiveHub(queue_size=8)
+    hub.publish_frame("cam1", 0, 0.0, b"\xff\xd8one", model="dinov3-s", untrained=False)
+    hub.publish_frame("cam2", 7, 3.5, b"\xff\xd8two", model="random:vits16", untrained=True)
+    hub.publish_frame("cam1", 1, 0.5, b"\xff\xd8three", model="dinov3-s", untrained=False)
+    hub.publish_frame("cam1", 2, 1.0, b"", model="dinov3-s", untrained=False)  # no picture: keep the last one
+    hub.publish_event(make_event("cam2", 7, t=3.5))
+
+    streams = hub.streams()
+    assert list(streams) == ["cam1", "cam2"]
+    assert streams["cam1"]["seq"] == 2 and streams["cam1"]["t"] == 1.0 and streams["cam1"]["frames"] == 3
+    assert streams["cam1"]["untrained"] is False and streams["cam1"]["last_event_ts"] is None
+    assert streams["cam2"] == {
+        "stream": "cam2",
+        "seq": 7,
+        "t": 3.5,
+        "frames": 1,
+        "model": "random:vits16",
+        "untrained": True,
+        "thumbnail_url": "/api/v1/streams/cam2/thumbnail.jpg?seq=7",
+        "last_event_t": 3.5,
+        "last_event_ts": 1_700_000_003.5,
+    }
+    assert hub.latest_thumbnail("cam1") == b"\xff\xd8three"
+    assert hub.latest_thumbnail("cam2") == b"\xff\xd8two"
+    assert hub.latest_thumbnail("cam3") is None
+    assert hub.untrained is True
+
+
+def test_event_for_a_stream_without_frames_creates_its_info() -> None:
+    hub = LiveHub(queue_size=8)
+    hub.publish_event(make_event("cam9", 3, t=12.0))
+    info = hub.streams()["cam9"]
+    assert info["seq"] is None and info["frames"] == 0 and info["thumbnail_url"] is None
+    assert info["last_event_t"] == 12.0
+    assert hub.untrained is False
+
+
+async def test_frame_notice_is_light_json_with_a_cache_busting_url() -> None:
+    hub = LiveHub(queue_size=8)
+    with hub.subscribe() as sub:
+        big = b"\xff\xd8" + b"x" * 50_000
+        hub.publish_frame("cam1", 41, 20.5, big, model="m", untrained=True)
+        hub.publish_frame("cam1", 42, 21.0, big, model="m", untrained=True)
+        texts = [await asyncio.wait_for(sub.get(), 1) for _ in range(2)]
+    assert all(len(t) < 400 for t in texts)  # no image bytes in the notice
+    first, second = (json.loads(t) for t in texts)
+    assert first == {
+        "kind": "frame",
+        "stream": "cam1",
+        "seq": 41,
+        "t": 20.5,
+        "thumbnail_url": "/api/v1/streams/cam1/thumbnail.jpg?seq=41",
+        "model": "m",
+        "untrained": True,
+    }
+    assert second["thumbnail_url"] != first["thumbnail_url"]
+    assert hub.clients == 0  # the context manager unsubscribed
+
+
+def test_new_subscriber_starts_with_hello_then_recent_events_oldest_first() -> None:
+    hub = LiveHub(queue_size=8, recent=3)
+    hub.publish_frame("cam1", 0, 0.0, b"\xff\xd8", model="m", untrained=False)
+    for k in range(5):
+        hub.publish_event(make_event(key=k, t=float(k)))
+    sub = hub.subscribe()
+    hello, *recent = (json.loads(t) for t in sub.initial)
+    assert hello["kind"] == "hello" and list(hello["streams"]) == ["cam1"]
+    assert [m["event"]["t"] for m in recent] == [2.0, 3.0, 4.0]  # bounded ring, oldest first
+    assert sub.pending == 0  # the backlog is not in the bounded live queue
+
+
+def test_an_update_replaces_the_recent_event_with_the_same_id() -> None:
+    hub = LiveHub(queue_size=8, recent=10)
+    hub.publish_event(make_event(key=1, score=0.2))
+    hub.publish_event(make_event(key=2, score=0.3))
+    hub.publish_event(make_event(key=1, score=0.9))  # same id: an update of the first occurrence
+    recent = [json.loads(t)["event"] for t in hub.subscribe().initial[1:]]
+    assert [(e["frames"][0], e["score"]) for e in recent] == [(2, 0.3), (1, 0.9)]
+
+
+def test_event_details_that_are_not_json_are_rejected_without_side_effects() -> None:
+    hub = LiveHub(queue_size=8)
+    sub = hub.subscribe()
+    with pytest.raises(RecordError, match="not plain JSON"):
+        hub.publish_event(make_event(details={"distance": float("nan")}))
+    assert sub.pending == 0 and hub.streams() == {} and len(hub.subscribe().initial) == 1
+
+
+def test_unsubscribe_is_idempotent_and_stops_delivery() -> None:
+    hub = LiveHub(queue_size=8)
+    sub = hub.subscribe()
+    sub.close()
+    sub.close()
+    hub.publish_event(make_event())
+    assert sub.pending == 0 and hub.clients == 0 and hub.dropped_clients == 0
+
+
+@pytest.mark.parametrize("bad", [{"queue_size": 0}, {"queue_size": 4, "recent": -1}], ids=["no-queue", "neg-recent"])
+def test_limits_are_validated(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        LiveHub(**bad)
+
+
+def test_invalid_stream_id_is_rejected() -> None:
+    hub = LiveHub(queue_size=8)
+    with pytest.raises(RecordError):
+        hub.publish_frame("../etc", 0, 0.0, b"\xff\xd8", model="m", untrained=False)
+    assert hub.streams() == {}
