@@ -1,0 +1,441 @@
+import asyncio
+import contextlib
+import os
+import re
+import socket
+import threading
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from dinostream.demo_video import make_video
+from dinostream.errors import SourceError
+from dinostream.settings import IngestSettings
+from ingest.av_source import AvSource, PtsSampler, check_source, make_source, stream_id_for
+from ingest.resize import resize_rgb
+
+pytestmark = pytest.mark.timeout(30)
+
+FPS = 25
+DURATION_S = 4.0  # 2 shots of 2 s
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("video") / "two-shots.mp4"
+    make_video(path, shots=2, shot_s=DURATION_S / 2, fps=FPS, size=(320, 240), seed=1)
+    return path
+
+
+def _settings(**overrides) -> IngestSettings:
+    return IngestSettings(**{"sample_fps": 2.0, "queue_size": 8, **overrides})
+
+
+async def _collect(source: AvSource) -> list:
+    return [frame async for frame in source.frames()]
+
+
+def _remux(src: Path, dst: Path, fmt: str, **options: str) -> None:
+    """Copy the video packets of `src` into another container format, without re-encoding."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format=fmt, options=options) as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(video=0):
+            if packet.dts is not None:  # skip the flush packet
+                packet.stream = stream
+                out.mux(packet)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _tcp_server(respond=None):
+    """A loopback server; `respond(conn)` runs per connection, the default says nothing at all."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.05)  # so the accept loop notices `stop`
+    conns: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conns.append(conn)
+            if respond is not None:
+                with contextlib.suppress(OSError):
+                    respond(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+        for conn in conns:
+            conn.close()
+
+
+def _decode_threads(stream: str) -> list[threading.Thread]:
+    """The source's worker threads still alive (counted by name: other tests' threads come and go)."""
+    return [t for t in threading.enumerate() if stream in t.name]
+
+
+async def _until_no_decode_threads(stream: str, timeout: float = 5.0) -> list[threading.Thread]:
+    deadline = time.monotonic() + timeout
+    while _decode_threads(stream) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return _decode_threads(stream)
+
+
+# -- sampling and frames ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sample_fps", [2.0, 5.0, 25.0, 30.0], ids=["2fps", "5fps", "native-fps", "above-native-fps"])
+async def test_samples_frames_by_presentation_time(video, sample_fps):
+    source = AvSource(str(video), "cam", _settings(sample_fps=sample_fps), (64, 64))
+    frames = await _collect(source)
+
+    expected = DURATION_S * min(sample_fps, FPS)
+    assert abs(len(frames) - expected) <= 1
+    assert [f.seq for f in frames] == list(range(len(frames)))
+    assert all(f.stream == "cam" for f in frames)
+    pts = np.array([f.pts for f in frames])
+    assert pts[0] == pytest.approx(0.0, abs=1 / FPS)
+    gaps = np.diff(pts)
+    assert np.all(gaps > 0)
+    step = max(1 / sample_fps, 1 / FPS)
+    assert np.all(np.abs(gaps - step) <= 1 / FPS + 1e-6)  # on the 1/fps grid, give or take a frame
+    assert source.stats.decoded == DURATION_S * FPS
+    assert source.stats.sampled == len(frames)
+    assert source.stats.dropped == 0 and source.stats.error is None
+
+
+async def test_frames_without_timestamps_are_timed_by_frame_rate(video, tmp_path):
+    """A raw H.264 elementary stream has no pts at all; frames are timed at the stream's rate."""
+    raw = tmp_path / "raw.h264"
+    _remux(video, raw, "h264")
+    with av.open(str(raw)) as container:
+        assert next(container.decode(video=0)).pts is None  # the case under test
+
+    frames = await _collect(AvSource(str(raw), "cam", _settings(sample_fps=2.0), (32, 32)))
+
+    assert len(frames) == DURATION_S * 2
+    assert [f.pts for f in frames] == pytest.approx([i / 2 for i in range(len(frames))], abs=1 / FPS)
+
+
+@pytest.mark.parametrize("size", [(224, 224), (256, 144)], ids=["square", "wide"])
+async def test_frames_are_rgb_at_the_requested_size(video, size):
+    started = time.time()
+    frames = await _collect(AvSource(str(video), "cam", _settings(), size))
+    width, height = size
+
+    for frame in frames:
+        assert frame.image.shape == (height, width, 3)
+        assert frame.image.dtype == np.uint8 and frame.image.flags.c_contiguous
+        assert started <= frame.ts <= time.time()
+    # Same pixels as decoding at full size and resizing with the shared scaler: RGB order, no crop.
+    with av.open(str(video)) as container:
+        first = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    reference = resize_rgb(first, size)
+    assert np.abs(frames[0].image.astype(int) - reference.astype(int)).mean() < 3
+
+
+async def test_make_source_returns_a_working_source(video):
+    source = make_source(f"file://{video}", stream_id_for(str(video)), _settings(), (32, 32))
+    frames = await _collect(source)
+    assert source.stream == "two-shots"
+    assert len(frames) >= DURATION_S * 2 - 1
+
+
+# -- file errors -----------------------------------------------------------------------------
+
+
+async def test_missing_file_names_the_path(tmp_path):
+    path = tmp_path / "nowhere" / "cam.mp4"
+    with pytest.raises(SourceError, match=f"^video file not found: {re.escape(str(path))}$"):
+        await _collect(AvSource(str(path), "cam", _settings(), (32, 32)))
+    with pytest.raises(SourceError, match="video file not found"):
+        check_source(str(path))
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads everything")
+async def test_unreadable_file_says_permission_denied(video, tmp_path):
+    path = tmp_path / "locked.mp4"
+    path.write_bytes(video.read_bytes())
+    path.chmod(0)
+    with pytest.raises(SourceError, match="cannot read .*locked.mp4: permission denied"):
+        await _collect(AvSource(str(path), "cam", _settings(), (32, 32)))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [np.random.default_rng(0).bytes(100_000), b"", b"just some text\n"],
+    ids=["random-bytes", "empty", "text"],
+)
+async def test_corrupt_file_raises_instead_of_yielding_nothing(tmp_path, content):
+    path = tmp_path / "broken.mp4"
+    path.write_bytes(content)
+    source = AvSource(str(path), "cam", _settings(), (32, 32))
+    with pytest.raises(SourceError, match=f"^cannot decode {re.escape(str(path))}: .+"):
+        await _collect(source)
+    assert source.stats.error is not None and "cannot decode" in source.stats.error
+    with pytest.raises(SourceError, match="cannot decode"):
+        check_source(str(path))
+
+
+async def test_file_without_video_stream(tmp_path):
+    path = tmp_path / "tone.wav"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.rate = 8000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    with pytest.raises(SourceError, match="no video stream"):
+        check_source(str(path))
+    with pytest.raises(SourceError, match="no video stream"):
+        await _collect(AvSource(str(path), "cam", _settings(), (32, 32)))
+
+
+@pytest.mark.timeout(15)
+@pytest.mark.parametrize("layout", ["index-at-end", "index-first"])
+async def test_truncated_file_delivers_what_it_has_then_raises(video, tmp_path, layout):
+    """Half a file is an error either way: no index at all, or frames that stop halfway.
+
+    With the index at the end (the encoder's default) nothing is decodable; with it first,
+    FFmpeg decodes up to the cut and reports a clean end, which the declared duration exposes.
+    """
+    full = video
+    if layout == "index-first":
+        full = tmp_path / "faststart.mp4"
+        _remux(video, full, "mp4", movflags="faststart")  # the index first, as streaming files have it
+    data = full.read_bytes()
+    path = tmp_path / "half.mp4"
+    path.write_bytes(data[: len(data) // 2])
+
+    frames = []
+    with pytest.raises(SourceError, match=f"^cannot decode {re.escape(str(path))}: ") as caught:
+        async for frame in AvSource(str(path), "cam", _settings(), (32, 32)).frames():
+            frames.append(frame)
+
+    if layout == "index-at-end":
+        assert frames == []
+    else:
+        assert 0 < len(frames) < DURATION_S * 2
+        assert "truncated" in str(caught.value)
+
+
+# -- network errors --------------------------------------------------------------------------
+
+
+async def test_unreachable_rtsp_url_fails_fast():
+    url = f"rtsp://127.0.0.1:{_free_port()}/live"
+    started = time.monotonic()
+    with pytest.raises(SourceError, match=f"^cannot connect to {re.escape(url)}: .+"):
+        await _collect(AvSource(url, "cam", _settings(open_timeout_s=5.0), (32, 32)))
+    assert time.monotonic() - started < 5.0  # refused, not timed out
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("scheme", ["rtsp", "http"])
+async def test_silent_server_times_out_at_the_open_timeout(scheme):
+    with _tcp_server() as port:
+        url = f"{scheme}://127.0.0.1:{port}/live"
+        source = AvSource(url, "cam", _settings(open_timeout_s=1.5, read_timeout_s=1.5), (32, 32))
+        with pytest.raises(SourceError, match=f"^cannot connect to {re.escape(url)}: .*1.5 s") as caught:
+            await _collect(source)
+    assert "timeout" in str(caught.value)
+
+
+@pytest.mark.timeout(20)
+async def test_stream_that_stalls_delivers_frames_then_times_out(video, tmp_path):
+    ts = tmp_path / "live.ts"
+    _remux(video, ts, "mpegts")
+    data = ts.read_bytes()
+
+    def respond(conn):
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\n\r\n" + data[: len(data) // 2])
+        # ... and then nothing, with the connection left open
+
+    with _tcp_server(respond) as port:
+        url = f"http://127.0.0.1:{port}/live.ts"
+        frames = []
+        with pytest.raises(SourceError, match=f"^no data from {re.escape(url)} for 1.5 s"):
+            async for frame in AvSource(url, "cam", _settings(read_timeout_s=1.5), (32, 32)).frames():
+                frames.append(frame)
+    assert len(frames) > 0
+
+
+@pytest.mark.parametrize("url", ["udp://127.0.0.1:5000", "ftp://example.com/a.mp4", "rtsp:///no-host", ""], ids=repr)
+def test_unsupported_or_malformed_urls_are_refused_up_front(url):
+    with pytest.raises(SourceError):
+        check_source(url)
+    with pytest.raises(SourceError):
+        make_source(url, "cam", _settings(), (32, 32))
+
+
+def test_check_source_does_not_connect_to_network_sources():
+    check_source(f"rtsp://127.0.0.1:{_free_port()}/live")  # nothing listens; no error until frames()
+
+
+# -- pacing, back-pressure and shutdown ------------------------------------------------------
+
+
+@pytest.mark.timeout(15)
+async def test_realtime_file_plays_at_native_rate_and_drops_when_consumer_is_slow(tmp_path):
+    path = tmp_path / "short.mp4"
+    make_video(path, shots=1, shot_s=1.0, fps=FPS, size=(64, 48))
+    source = AvSource(str(path), "cam", _settings(realtime=True, sample_fps=FPS, queue_size=2), (32, 32))
+
+    started = time.monotonic()
+    received = []
+    async for frame in source.frames():
+        received.append(frame.seq)
+        await asyncio.sleep(0.1)  # a consumer at 10 fps behind a 25 fps stream
+    elapsed = time.monotonic() - started
+
+    assert elapsed > 0.6  # paced by timestamps, not decoded as fast as possible
+    assert source.stats.sampled == FPS
+    assert source.stats.dropped > 0
+    assert len(received) + source.stats.dropped == FPS
+    assert received == sorted(received) and received[-1] == FPS - 1  # the newest frames survive
+
+
+async def test_file_with_slow_consumer_loses_nothing(video):
+    source = AvSource(str(video), "cam", _settings(sample_fps=FPS, queue_size=2), (16, 16))
+    seqs = []
+    async for frame in source.frames():
+        seqs.append(frame.seq)
+        if frame.seq % 10 == 0:
+            await asyncio.sleep(0.01)
+    assert seqs == list(range(int(DURATION_S * FPS)))
+    assert source.stats.dropped == 0
+
+
+@pytest.mark.parametrize("how", ["close", "break"])
+async def test_stopping_mid_stream_ends_the_decode_thread(video, how):
+    stream = f"stop-by-{how}"
+    source = AvSource(str(video), stream, _settings(sample_fps=FPS, queue_size=2), (32, 32))
+    frames = source.frames()
+    got = [await anext(frames), await anext(frames)]
+    assert len(_decode_threads(stream)) == 1  # blocked on the full queue
+
+    if how == "close":  # from another task, e.g. on shutdown
+        await source.close()
+        with pytest.raises(StopAsyncIteration):
+            await anext(frames)
+    else:
+        async with contextlib.aclosing(frames):
+            async for _ in frames:
+                break
+
+    assert await _until_no_decode_threads(stream) == []
+    assert source.stats.error is None  # stopped, not failed
+    assert [f.seq for f in got] == [0, 1]
+    assert source.stats.sampled < DURATION_S * FPS
+
+
+@pytest.mark.parametrize("where", ["waiting-for-a-frame", "handling-a-frame"])
+async def test_cancelling_the_consumer_ends_the_decode_thread(video, where):
+    stream = f"cancel-while-{where}"
+    # Realtime pacing makes the source slower than a consumer that does nothing.
+    realtime = where == "waiting-for-a-frame"
+    source = AvSource(str(video), stream, _settings(sample_fps=FPS, queue_size=2, realtime=realtime), (32, 32))
+    first = asyncio.Event()
+
+    async def consume():
+        async for _ in source.frames():
+            first.set()
+            if not realtime:
+                await asyncio.sleep(10)  # cancelled here, outside the generator
+
+    consumer = asyncio.create_task(consume())
+    await asyncio.wait_for(first.wait(), 5)
+    assert len(_decode_threads(stream)) == 1
+    consumer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await consumer
+    del consumer  # the abandoned generator is closed by the event loop's async-generator finalizer
+
+    assert await _until_no_decode_threads(stream) == []
+    assert source.stats.error is None  # stopped, not failed
+    assert source.stats.sampled < DURATION_S * FPS
+
+
+async def test_frames_can_be_iterated_once(video):
+    source = AvSource(str(video), "cam", _settings(), (16, 16))
+    await _collect(source)
+    with pytest.raises(RuntimeError, match="only once"):
+        await _collect(source)
+
+
+# -- pure pieces -----------------------------------------------------------------------------
+
+
+def test_sampler_takes_first_frame_at_or_after_each_grid_point():
+    sampler = PtsSampler(2.0)
+    times = [i / 25 for i in range(50)]
+    taken = [t for t in times if sampler.take(t)]
+    assert taken == pytest.approx([0.0, 0.52, 1.0, 1.52])
+
+
+def test_sampler_at_the_native_rate_takes_every_frame():
+    sampler = PtsSampler(25.0)
+    assert all(sampler.take(i * 512 / 12800) for i in range(1000))  # 25 fps in a 1/12800 time base
+
+
+def test_sampler_survives_timestamp_jumps():
+    sampler = PtsSampler(1.0)
+    assert sampler.take(100.0)
+    assert not sampler.take(100.5)
+    assert sampler.take(1e9)  # a jump forward: one frame, not a burst
+    assert not sampler.take(1e9 + 0.5)
+    assert sampler.take(3.0)  # backwards (a restarted stream): the grid restarts
+    assert not sampler.take(3.5)
+    assert sampler.take(4.0)
+
+
+_STREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("/data/or-2.mp4", "or-2"),
+        ("rtsp://cam1.local/live", "cam1.local-live"),
+        ("file:///data/My%20Clip%20(1).mov", "My-Clip-1"),
+        ("rtsp://admin:secret@10.0.0.5:554/Streaming/Channels/101", "10.0.0.5-554-Streaming-Channels-101"),
+        ("https://example.com/hls/index.m3u8?cam=3", "example.com-hls-index.m3u8-cam-3"),
+        ("/videos/café été.mp4", "cafe-ete"),
+        ("/videos/_hidden.mp4", "hidden"),
+        ("rtsp://cam:port/x", "cam-port-x"),
+        ("/videos/日本.mp4", None),
+        ("/videos/" + "x" * 100 + ".mp4", None),
+    ],
+)
+def test_stream_id_for(url, expected):
+    sid = stream_id_for(url)
+    assert _STREAM_ID.match(sid), sid
+    if expected is not None:
+        assert sid == expected
+    assert "secret" not in sid
+
+
+def test_long_stream_ids_stay_distinct():
+    a, b = stream_id_for("/v/" + "x" * 100 + "a.mp4"), stream_id_for("/v/" + "x" * 100 + "b.mp4")
+    assert a != b and len(a) <= 64 and len(b) <= 64
