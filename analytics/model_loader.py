@@ -1,0 +1,364 @@
+"""Load a DINOv3 ViT from a local checkpoint, the Hugging Face Hub, or seeded random weights.
+
+One function per kind of source, chosen from the spec's shape; every failure a user can fix
+becomes a one-line `ModelLoadError` that names the spec, the reason and what to do.
+
+    >>> loaded = load_model("random:tiny", device="cpu")
+    >>> loaded.hidden_size, loaded.untrained
+    (32, True)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import DINOv3ViTConfig, DINOv3ViTModel
+
+from dinostream.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+DINOV3_MODEL_TYPE = "dinov3_vit"
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+# Fields shared by every released DINOv3 ViT (Meta's `dinov3/hub/backbones.py` and the
+# `config.json` files of the converted `facebook/dinov3-*-pretrain-lvd1689m` checkpoints):
+# patch 16, 4 register ("storage") tokens, RoPE base 100, LayerNorm eps 1e-5 ("layernormbf16"),
+# q/v/proj/mlp biases but no key bias (Meta's `mask_k_bias`).
+#
+# `layerscale_value` is 1.0 as in the released config.json files, not Meta's training init of
+# 1e-5: with 1e-5 and random weights every block is a near no-op, so the CLS token is the same
+# vector for every image (cosine 1.0 between unrelated inputs), which would make untrained
+# runs of scene-change detection and search degenerate. Pretrained weights overwrite it anyway.
+_DINOV3_COMMON: dict[str, Any] = {
+    "patch_size": 16,
+    "num_register_tokens": 4,
+    "rope_theta": 100.0,
+    "layer_norm_eps": 1e-5,
+    "layerscale_value": 1.0,
+    "query_bias": True,
+    "key_bias": False,
+    "value_bias": True,
+    "proj_bias": True,
+    "mlp_bias": True,
+    "image_size": 224,
+}
+
+# Architecture of each released size. SwiGLU sizes (the "+" models) use Meta's 2/3 rule:
+# ViT-S+/16 has ffn_ratio 6 -> int(6 * 384 * 2 / 3) = 1536 hidden units, activation SiLU.
+RANDOM_ARCHS: dict[str, dict[str, Any]] = {
+    "vits16": {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6, "intermediate_size": 1536},
+    "vitsplus16": {
+        "hidden_size": 384,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 6,
+        "intermediate_size": 1536,
+        "use_gated_mlp": True,
+        "hidden_act": "silu",
+    },
+    "vitb16": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
+    "vitl16": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096},
+    # Not a released size: the smallest DINOv3 that exercises every code path, for tests.
+    "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64},
+}
+_RANDOM_ALIASES = {"vits16plus": "vitsplus16"}  # Meta's spelling of the same model
+
+RGB = tuple[float, float, float]
+_Loaded = tuple[DINOv3ViTModel, str, RGB, RGB]  # model, model_id, image_mean, image_std
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
+_FIX = "pass --model DIR with a downloaded DINOv3 checkpoint, or --model random:vits16 for untrained weights"
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A DINOv3 ViT ready for inference, with what the embedder needs to feed it."""
+
+    model: DINOv3ViTModel  # eval mode, on `device`, fp32 weights
+    model_id: str  # written into every record: Hub id, absolute directory, or "random:SIZE"
+    untrained: bool  # random weights: features carry no meaning
+    device: torch.device
+    dtype: torch.dtype  # compute dtype: bf16 (or fp16) under autocast on CUDA, fp32 on CPU
+    patch_size: int
+    num_register_tokens: int
+    hidden_size: int
+    image_mean: RGB
+    image_std: RGB
+
+
+def load_model(spec: str, *, device: str = "auto", seed: int = 0) -> LoadedModel:
+    """Load the model named by `spec`: a checkpoint directory, a Hub id, or `random:SIZE`.
+
+    Raises `ModelLoadError` (one line: the spec, the reason, the fix) for anything a user can
+    correct; never a traceback for a bad spec, a missing checkpoint or an unreachable Hub.
+    """
+    if not spec.strip():
+        raise _error(spec, "no model given", _FIX)
+    dev = resolve_device(device, spec)
+    if spec.startswith("random:"):
+        model, model_id, mean, std = _build_random(spec, seed)
+        untrained = True
+    elif _looks_like_path(spec):
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            model, model_id, mean, std = _load_local_dir(spec, path)
+        elif path.suffix == ".pth" and path.is_file():
+            model, model_id, mean, std = _load_meta_pth(spec, path)
+        elif path.exists():
+            raise _error(spec, "it is a file, not a checkpoint directory", "pass the directory that holds config.json")
+        else:
+            raise _error(spec, "no such directory", _FIX)
+        untrained = False
+    elif _HUB_ID.match(spec):
+        model, model_id, mean, std = _load_hub(spec)
+        untrained = False
+    else:
+        raise _error(spec, "it is neither a directory, a Hugging Face Hub id (org/name) nor random:SIZE", _FIX)
+
+    try:
+        model = model.to(dev).eval().requires_grad_(False)  # type: ignore[arg-type]  # decorated .to
+    except RuntimeError as e:  # CUDA out of memory, driver errors
+        reason = f"cannot move it to {dev}: {_first_line(e)}"
+        raise _error(spec, reason, "use --device cpu or a smaller model") from None
+    cfg = model.config
+    patch = cfg.patch_size
+    if not isinstance(patch, int):
+        if len(set(patch)) != 1:
+            raise _error(spec, f"non-square patch size {patch} is not supported", _FIX)
+        patch = int(patch[0])
+    return LoadedModel(
+        model=model,
+        model_id=model_id,
+        untrained=untrained,
+        device=dev,
+        dtype=compute_dtype(dev),
+        patch_size=patch,
+        num_register_tokens=int(cfg.num_register_tokens),
+        hidden_size=int(cfg.hidden_size),
+        image_mean=mean,
+        image_std=std,
+    )
+
+
+def resolve_device(device: str, spec: str = "") -> torch.device:
+    """'auto' -> the first CUDA device when there is one, else the CPU; 'cpu'; 'cuda' or 'cuda:N'."""
+    if device == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise _error(spec, f"unknown device {device!r}", "use --device auto, cpu, cuda or cuda:N")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise _error(spec, f"device {device!r} requested but CUDA is not available", "use --device cpu or auto")
+        index = 0 if dev.index is None else dev.index
+        if index >= torch.cuda.device_count():
+            raise _error(
+                spec,
+                f"device {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist",
+                "use --device cuda:0 or auto",
+            )
+        dev = torch.device("cuda", index)
+    return dev
+
+
+def compute_dtype(dev: torch.device) -> torch.dtype:
+    """The dtype to autocast to: bf16 on CUDA when supported, else fp16; fp32 on the CPU."""
+    if dev.type == "cuda":
+        with torch.cuda.device(dev):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+# --- one function per kind of source ---------------------------------------------------------
+
+
+def _build_random(spec: str, seed: int) -> _Loaded:
+    """The real architecture of a released size with weights drawn from `seed`."""
+    size = spec.removeprefix("random:")
+    size = _RANDOM_ALIASES.get(size, size)
+    if size not in RANDOM_ARCHS:
+        raise _error(spec, f"unknown random model size {size!r}", f"use one of: {', '.join(random_specs())}")
+    config = DINOv3ViTConfig(**{**_DINOV3_COMMON, **RANDOM_ARCHS[size], "attn_implementation": "sdpa"})
+    # A private RNG stream: the same seed gives the same weights without touching global state.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = DINOv3ViTModel(config)
+    return model, f"random:{size}", IMAGENET_MEAN, IMAGENET_STD
+
+
+def _load_local_dir(spec: str, path: Path) -> _Loaded:
+    """A directory written by `save_pretrained` (config.json + safetensors/bin weights)."""
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        if any(path.glob("*.pth")):
+            raise _error(
+                spec,
+                "the directory holds Meta .pth weights, which cannot be loaded yet",
+                "convert them with transformers' convert_dinov3_vit_to_hf.py and pass the output directory",
+            )
+        raise _error(spec, "the directory is not a transformers checkpoint (no config.json)", _FIX)
+    _check_config(spec, _read_json(spec, config_file))
+    model = _from_pretrained(spec, str(path), local_files_only=True)
+    mean, std = _normalisation(spec, path / "preprocessor_config.json")
+    return model, str(path.resolve()), mean, std
+
+
+def _load_hub(spec: str) -> _Loaded:
+    """A Hub repository, through the normal cache; only the cache when HF_HUB_OFFLINE is set."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    offline = hub_offline()
+    try:
+        config_file = hf_hub_download(spec, "config.json", local_files_only=offline)
+    except GatedRepoError:
+        raise _error(
+            spec,
+            "the repository is gated and this machine has no access",
+            f"accept the license at https://huggingface.co/{spec}, run `hf auth login`, or {_FIX}",
+        ) from None
+    except RepositoryNotFoundError:
+        raise _error(spec, "no such model on the Hugging Face Hub (or it is private)", _FIX) from None
+    except RevisionNotFoundError:
+        raise _error(spec, "the Hub repository has no main revision", _FIX) from None
+    except LocalEntryNotFoundError:
+        why = "offline (HF_HUB_OFFLINE is set)" if offline else "unreachable"
+        raise _error(spec, f"not found locally and the Hugging Face Hub is {why}", _FIX) from None
+    except EntryNotFoundError:
+        raise _error(spec, "the Hub repository has no config.json: not a transformers checkpoint", _FIX) from None
+    except HFValidationError as e:
+        raise _error(spec, f"not a valid Hub id ({_first_line(e)})", _FIX) from None
+    except Exception as e:  # network stacks raise many types (some misleading); all mean the same here
+        log.debug("Hub lookup of %s failed: %r", spec, e)
+        raise _error(spec, "not found locally and the Hugging Face Hub is unreachable", _FIX) from None
+    _check_config(spec, _read_json(spec, Path(config_file)))
+    model = _from_pretrained(spec, spec, local_files_only=offline)
+    try:
+        pre = Path(hf_hub_download(spec, "preprocessor_config.json", local_files_only=offline))
+    except Exception:  # optional file: ImageNet statistics are DINOv3's defaults
+        pre = None
+    mean, std = _normalisation(spec, pre) if pre is not None else (IMAGENET_MEAN, IMAGENET_STD)
+    return model, spec, mean, std
+
+
+def _load_meta_pth(spec: str, path: Path) -> _Loaded:
+    """Meta's original `dinov3_*.pth` checkpoints: reserved for the converter (not implemented yet)."""
+    raise _error(
+        spec,
+        "Meta .pth checkpoints cannot be loaded yet",
+        "convert it with transformers' convert_dinov3_vit_to_hf.py and pass the output directory",
+    )
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def random_specs() -> list[str]:
+    """Every accepted `random:` spec, for help texts and errors."""
+    return [f"random:{name}" for name in RANDOM_ARCHS]
+
+
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE, read now (huggingface_hub reads them once at import)."""
+    from huggingface_hub import constants
+
+    def on(name: str) -> bool:
+        return os.environ.get(name, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+    return bool(constants.HF_HUB_OFFLINE) or on("HF_HUB_OFFLINE") or on("TRANSFORMERS_OFFLINE")
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.startswith(("/", ".", "~")) or Path(spec).exists()
+
+
+def _read_json(spec: str, file: Path) -> Mapping[str, Any]:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise _error(spec, f"cannot read {file.name}: {_first_line(e)}", _FIX) from None
+    if not isinstance(data, dict):
+        raise _error(spec, f"{file.name} is not a JSON object", _FIX)
+    return data
+
+
+def _check_config(spec: str, config: Mapping[str, Any]) -> None:
+    model_type = config.get("model_type")
+    if model_type != DINOV3_MODEL_TYPE:
+        raise _error(
+            spec,
+            f"config.json has model_type {model_type!r}, not {DINOV3_MODEL_TYPE!r}: only DINOv3 ViT checkpoints "
+            "are supported",
+            _FIX,
+        )
+
+
+def _from_pretrained(spec: str, source: str, *, local_files_only: bool) -> DINOv3ViTModel:
+    try:
+        result: Any = DINOv3ViTModel.from_pretrained(
+            source,
+            local_files_only=local_files_only,
+            dtype=torch.float32,  # master weights; CUDA computes under autocast
+            attn_implementation="sdpa",
+            output_loading_info=True,
+        )
+    except Exception as e:  # OSError (no weights), RuntimeError (shape mismatch), safetensors errors...
+        raise _error(spec, f"cannot load its weights: {_first_line(e)}", _FIX) from None
+    model, info = result
+    missing = sorted(info.get("missing_keys") or ())
+    mismatched = sorted(str(k) for k in info.get("mismatched_keys") or ())
+    if missing or mismatched:
+        bad = missing or mismatched
+        raise _error(
+            spec,
+            f"its weights do not match its config.json ({len(bad)} tensors missing or mis-shaped, e.g. {bad[0]})",
+            "re-export the checkpoint with save_pretrained",
+        )
+    return model
+
+
+def _normalisation(spec: str, file: Path) -> tuple[RGB, RGB]:
+    """image_mean / image_std from a preprocessor_config.json, ImageNet's when absent."""
+    if not file.is_file():
+        return IMAGENET_MEAN, IMAGENET_STD
+    data = _read_json(spec, file)
+    out = []
+    for key, default in (("image_mean", IMAGENET_MEAN), ("image_std", IMAGENET_STD)):
+        value = data.get(key, default)
+        if (
+            not isinstance(value, (list, tuple))
+            or len(value) != 3
+            or not all(isinstance(v, (int, float)) for v in value)
+            or (key == "image_std" and not all(v > 0 for v in value))
+        ):
+            raise _error(spec, f"preprocessor_config.json has an invalid {key}: {value!r}", "fix or delete that file")
+        out.append((float(value[0]), float(value[1]), float(value[2])))
+    return out[0], out[1]
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0][:300]
+
+
+def _error(spec: str, reason: str, fix: str) -> ModelLoadError:
+    return ModelLoadError(f"cannot load model {spec!r}: {reason}; {fix}".replace("\n", " "))

@@ -1,0 +1,278 @@
+"""MicroBatcher: when batches close, backpressure, ordering, one-off queries, failures, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from analytics.batcher import BatcherClosedError, MicroBatcher
+from dinostream.records import FrameEmbedding
+from ingest.source import Frame
+
+_IMAGE = np.zeros((16, 16, 3), np.uint8)
+
+
+def _frame(stream: str, seq: int) -> Frame:
+    return Frame(stream=stream, seq=seq, pts=seq / 10, ts=1_700_000_000.0 + seq, image=_IMAGE)
+
+
+def _record(f: Frame) -> FrameEmbedding:
+    v = np.full(4, f.seq, np.float16)
+    return FrameEmbedding(f.stream, f.seq, f.pts, f.ts, "fake", True, v, v, v.reshape(1, 1, 4))
+
+
+class FakeEmbedder:
+    """Records each batch it is given (and on which thread); optionally blocks or fails."""
+
+    def __init__(self, *, delay_s: float = 0.0, fail: Exception | None = None) -> None:
+        self.batches: list[list[tuple[str, int]]] = []
+        self.threads: set[int] = set()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.delay_s = delay_s
+        self.fail = fail
+
+    def __call__(self, frames: list[Frame]) -> list[FrameEmbedding]:
+        self.threads.add(threading.get_ident())
+        self.batches.append([(f.stream, f.seq) for f in frames])
+        if not self.gate.wait(timeout=10):
+            raise TimeoutError("test gate never opened")
+        time.sleep(self.delay_s)
+        if self.fail is not None:
+            raise self.fail
+        return [_record(f) for f in frames]
+
+    @property
+    def sizes(self) -> list[int]:
+        return [len(b) for b in self.batches]
+
+
+class Collector:
+    """The sink: keeps every record in arrival order."""
+
+    def __init__(self) -> None:
+        self.records: list[FrameEmbedding] = []
+        self.calls = 0
+
+    async def __call__(self, batch: list[FrameEmbedding]) -> None:
+        self.calls += 1
+        self.records.extend(batch)
+
+    async def wait_for(self, n: int, timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.records) < n:
+                await asyncio.sleep(0.005)
+
+    @property
+    def keys(self) -> list[tuple[str, int]]:
+        return [(r.stream, r.seq) for r in self.records]
+
+
+def _batcher(embed_fn: FakeEmbedder, sink: Collector, **kw: float) -> MicroBatcher:
+    opts = {"max_batch": 4, "max_wait_s": 30.0, "queue_size": 64, **kw}
+    return MicroBatcher(
+        embed_fn,
+        max_batch=int(opts["max_batch"]),
+        max_wait_s=opts["max_wait_s"],
+        queue_size=int(opts["queue_size"]),
+        sink=sink,
+    )
+
+
+async def test_batch_closes_at_max_batch_without_waiting_for_the_deadline() -> None:
+    fake, sink = FakeEmbedder(), Collector()
+    b = _batcher(fake, sink, max_batch=4, max_wait_s=30.0)
+    b.start()
+    start = time.monotonic()
+    for seq in range(8):
+        await b.put(_frame("cam-1", seq))
+        await asyncio.sleep(0.005)  # frames trickle in
+    await sink.wait_for(8)
+
+    assert time.monotonic() - start < 5  # far below max_wait_s
+    assert fake.sizes == [4, 4]
+    assert sink.keys == [("cam-1", s) for s in range(8)]
+    await b.stop()
+
+
+async def test_batch_closes_at_max_wait_when_fewer_frames_arrive() -> None:
+    fake, sink = FakeEmbedder(), Collector()
+    b = _batcher(fake, sink, max_batch=16, max_wait_s=0.2)
+    b.start()
+    start = time.monotonic()
+    for seq in range(3):
+        await b.put(_frame("cam-1", seq))
+    await sink.wait_for(3)
+    elapsed = time.monotonic() - start
+
+    assert 0.18 <= elapsed < 2.0
+    assert fake.sizes == [3]
+    stats = b.stats()
+    assert (stats.batches, stats.frames, stats.mean_batch_size, stats.queued) == (1, 3, 3.0, 0)
+    assert stats.latency_p50_s is not None and stats.latency_p99_s is not None
+    assert 0.15 <= stats.latency_p50_s <= stats.latency_p99_s < 2.0
+    assert stats.last_batch_at is not None
+    await b.stop()
+
+
+async def test_put_waits_while_the_queue_is_full() -> None:
+    fake, sink = FakeEmbedder(), Collector()
+    fake.gate.clear()  # the model is stuck on the first batch
+    b = _batcher(fake, sink, max_batch=1, max_wait_s=0.0, queue_size=2)
+    b.start()
+    await b.put(_frame("cam-1", 0))
+    async with asyncio.timeout(5):
+        while not fake.batches:  # frame 0 is inside the model
+            await asyncio.sleep(0.005)
+    await b.put(_frame("cam-1", 1))
+    await b.put(_frame("cam-1", 2))  # the queue is now full
+    blocked = asyncio.create_task(b.put(_frame("cam-1", 3)))
+    await asyncio.sleep(0.2)
+
+    assert not blocked.done()
+    assert b.stats().queued == 2
+
+    fake.gate.set()
+    async with asyncio.timeout(5):
+        await blocked
+    await sink.wait_for(4)
+    assert sink.keys == [("cam-1", s) for s in range(4)]
+    await b.stop()
+
+
+async def test_order_is_preserved_per_stream_across_concurrent_producers() -> None:
+    fake, sink = FakeEmbedder(delay_s=0.002), Collector()
+    b = _batcher(fake, sink, max_batch=5, max_wait_s=0.01, queue_size=8)
+    b.start()
+    rng = np.random.default_rng(0)
+
+    async def produce(stream: str) -> None:
+        for seq in range(30):
+            await b.put(_frame(stream, seq))
+            await asyncio.sleep(float(rng.uniform(0, 0.003)))
+
+    streams = ["cam-a", "cam-b", "cam-c"]
+    await asyncio.gather(*(produce(s) for s in streams))
+    await b.stop()
+
+    assert len(sink.records) == 90
+    assert max(fake.sizes) > 1  # frames of several streams were batched together
+    for s in streams:
+        assert [seq for stream, seq in sink.keys if stream == s] == list(range(30))
+
+
+async def test_embed_runs_on_one_worker_thread_not_the_event_loop() -> None:
+    fake, sink = FakeEmbedder(), Collector()
+    b = _batcher(fake, sink, max_batch=2, max_wait_s=0.01)
+    b.start()
+    for seq in range(6):
+        await b.put(_frame("cam-1", seq))
+    await b.stop()
+
+    assert len(fake.threads) == 1
+    assert threading.get_ident() not in fake.threads
+
+
+async def test_embed_returns_its_own_result_and_skips_the_sink() -> None:
+    fake, sink = FakeEmbedder(), Collector()
+    b = _batcher(fake, sink, max_batch=8, max_wait_s=0.1)
+    b.start()
+    await b.put(_frame("cam-1", 0))
+    query = asyncio.create_task(b.embed(_frame("query", 7)))
+    await b.put(_frame("cam-1", 1))
+    rec = await asyncio.wait_for(query, 5)
+    await b.stop()
+
+    assert (rec.stream, rec.seq) == ("query", 7)
+    assert rec.cls[0] == 7
+    assert sink.keys == [("cam-1", 0), ("cam-1", 1)]
+    [shared] = fake.batches  # the query rode in the same batch as the stream frames
+    assert sorted(shared) == [("cam-1", 0), ("cam-1", 1), ("query", 7)]
+
+
+async def test_embed_fn_error_reaches_embed_callers_and_the_batcher_goes_on() -> None:
+    fake, sink = FakeEmbedder(fail=ValueError("model exploded")), Collector()
+    b = _batcher(fake, sink, max_batch=4, max_wait_s=0.01)
+    b.start()
+
+    with pytest.raises(ValueError, match="model exploded"):
+        await asyncio.wait_for(b.embed(_frame("query", 1)), 5)
+    assert b.running  # only one-off callers were affected, and they were told
+
+    fake.fail = None
+    rec = await asyncio.wait_for(b.embed(_frame("query", 2)), 5)
+    assert rec.seq == 2
+    await b.stop()
+
+
+async def test_embed_fn_error_with_put_frames_ends_the_batcher_loudly(caplog: pytest.LogCaptureFixture) -> None:
+    fake, sink = FakeEmbedder(fail=RuntimeError("CUDA error: out of memory")), Collector()
+    fake.gate.clear()
+    b = _batcher(fake, sink, max_batch=2, max_wait_s=0.0, queue_size=4)
+    b.start()
+    await b.put(_frame("cam-a", 0))
+    await b.put(_frame("cam-b", 0))
+    async with asyncio.timeout(5):
+        while not fake.batches:
+            await asyncio.sleep(0.005)
+    queued_query = asyncio.create_task(b.embed(_frame("query", 1)))  # waits behind the failing batch
+    await asyncio.sleep(0.05)
+    with caplog.at_level(logging.ERROR, logger="analytics.batcher"):
+        fake.gate.set()
+        with pytest.raises(RuntimeError, match="out of memory"):
+            await asyncio.wait_for(asyncio.shield(b.task), 5)  # type: ignore[arg-type]
+
+    assert "cam-a" in caplog.text and "cam-b" in caplog.text
+    with pytest.raises(RuntimeError, match="out of memory"):
+        await asyncio.wait_for(queued_query, 5)
+    with pytest.raises(BatcherClosedError, match="ended after an error"):
+        await b.put(_frame("cam-a", 1))
+    with pytest.raises(RuntimeError, match="out of memory"):
+        await b.stop()  # the owner sees it too
+    assert sink.records == []
+
+
+async def test_cancelling_the_run_task_fails_pending_queries_instead_of_hanging() -> None:
+    fake, sink = FakeEmbedder(), Collector()
+    b = _batcher(fake, sink, max_batch=4, max_wait_s=30.0)
+    b.start()
+    await b.put(_frame("cam-1", 0))
+    query = asyncio.create_task(b.embed(_frame("query", 1)))  # gathered, waiting for the deadline
+    await asyncio.sleep(0.05)
+    assert b.task is not None
+    b.task.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await b.stop()
+    with pytest.raises(BatcherClosedError, match="cancelled"):
+        await asyncio.wait_for(query, 5)
+    with pytest.raises(BatcherClosedError, match="cancelled"):
+        await b.put(_frame("cam-1", 1))
+
+
+async def test_stop_drains_everything_accepted_without_waiting_for_deadlines() -> None:
+    fake, sink = FakeEmbedder(delay_s=0.01), Collector()
+    b = _batcher(fake, sink, max_batch=4, max_wait_s=30.0, queue_size=16)
+    b.start()
+    for seq in range(10):
+        await b.put(_frame("cam-1", seq))
+    start = time.monotonic()
+    await asyncio.wait_for(b.stop(), 5)
+
+    assert time.monotonic() - start < 2
+    assert sink.keys == [("cam-1", s) for s in range(10)]
+    assert sum(fake.sizes) == 10 and max(fake.sizes) <= 4
+    assert b.stats().frames == 10
+    with pytest.raises(BatcherClosedError):
+        await b.put(_frame("cam-1", 10))
+
+
+async def test_put_before_start_is_refused() -> None:
+    b = _batcher(FakeEmbedder(), Collector())
+    with pytest.raises(BatcherClosedError, match="not started"):
+        await b.put(_frame("cam-1", 0))

@@ -1,0 +1,218 @@
+"""load_model: checkpoint directories, seeded random architectures, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import DINOv3ViTConfig, DINOv3ViTModel
+
+from analytics.model_loader import IMAGENET_MEAN, IMAGENET_STD, load_model
+from dinostream.errors import ModelLoadError
+
+
+def _tiny_config(**overrides: object) -> DINOv3ViTConfig:
+    kwargs: dict = dict(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        patch_size=16,
+        num_register_tokens=4,
+        layerscale_value=1.0,
+    )
+    kwargs.update(overrides)
+    return DINOv3ViTConfig(**kwargs)
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> tuple[Path, DINOv3ViTModel]:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(123)
+        model = DINOv3ViTModel(_tiny_config()).eval()
+    model.save_pretrained(tmp_path / "ckpt")
+    return tmp_path / "ckpt", model
+
+
+def _assert_one_line_naming(err: pytest.ExceptionInfo[ModelLoadError], spec: str, *fragments: str) -> None:
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"cannot load model {spec!r}: ")
+    for fragment in fragments:
+        assert fragment in msg, msg
+
+
+# --- local checkpoint directories -------------------------------------------------------------
+
+
+def test_local_dir_round_trip_loads_the_same_weights(saved: tuple[Path, DINOv3ViTModel]) -> None:
+    path, original = saved
+    loaded = load_model(str(path), device="cpu")
+
+    assert isinstance(loaded.model, DINOv3ViTModel)
+    assert not loaded.model.training
+    assert loaded.untrained is False
+    assert loaded.model_id == str(path.resolve())
+    assert (loaded.device.type, loaded.dtype) == ("cpu", torch.float32)
+    assert (loaded.patch_size, loaded.num_register_tokens, loaded.hidden_size) == (16, 4, 32)
+    assert (loaded.image_mean, loaded.image_std) == (IMAGENET_MEAN, IMAGENET_STD)
+    assert loaded.model.config._attn_implementation == "sdpa"
+    expected = original.state_dict()
+    got = loaded.model.state_dict()
+    assert expected.keys() == got.keys()
+    for key, value in expected.items():
+        assert got[key].dtype == torch.float32
+        assert torch.equal(got[key], value), key
+
+
+def test_local_dir_reads_mean_and_std_from_preprocessor_config(saved: tuple[Path, DINOv3ViTModel]) -> None:
+    path, _ = saved
+    (path / "preprocessor_config.json").write_text(json.dumps({"image_mean": [0.5, 0.4, 0.3], "image_std": [0.2] * 3}))
+
+    loaded = load_model(str(path), device="cpu")
+
+    assert loaded.image_mean == (0.5, 0.4, 0.3)
+    assert loaded.image_std == (0.2, 0.2, 0.2)
+
+
+def test_half_precision_checkpoint_is_loaded_as_fp32_master_weights(tmp_path: Path) -> None:
+    DINOv3ViTModel(_tiny_config()).to(torch.bfloat16).save_pretrained(tmp_path)  # type: ignore[arg-type]
+    loaded = load_model(str(tmp_path), device="cpu")
+    assert {p.dtype for p in loaded.model.parameters()} == {torch.float32}
+
+
+# --- seeded random architectures ----------------------------------------------------------------
+
+
+def test_random_tiny_builds_an_untrained_dinov3() -> None:
+    loaded = load_model("random:tiny", device="cpu")
+    assert loaded.untrained is True
+    assert loaded.model_id == "random:tiny"
+    assert (loaded.hidden_size, loaded.num_register_tokens, loaded.patch_size) == (32, 4, 16)
+    assert not loaded.model.training
+
+
+def test_random_vits16_is_the_released_vit_s16_architecture() -> None:
+    loaded = load_model("random:vits16", device="cpu")
+    cfg = loaded.model.config
+    n_params = sum(p.numel() for p in loaded.model.parameters())
+
+    assert 21_000_000 <= n_params <= 22_000_000
+    assert (loaded.hidden_size, loaded.num_register_tokens, loaded.patch_size) == (384, 4, 16)
+    assert (cfg.num_hidden_layers, cfg.num_attention_heads, cfg.intermediate_size) == (12, 6, 1536)
+    assert (cfg.use_gated_mlp, cfg.key_bias, cfg.rope_theta) == (False, False, 100.0)
+    # Different images must give different CLS vectors even with random weights (a too-small
+    # layer scale would make every block a no-op and the CLS token constant).
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        cls = torch.nn.functional.normalize(loaded.model(pixel_values=x).pooler_output, dim=-1)
+    assert float(cls[0] @ cls[1]) < 0.99
+
+
+def test_same_seed_same_weights_other_seed_other_weights() -> None:
+    a = load_model("random:tiny", device="cpu", seed=7).model.state_dict()
+    b = load_model("random:tiny", device="cpu", seed=7).model.state_dict()
+    c = load_model("random:tiny", device="cpu", seed=8).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["embeddings.patch_embeddings.weight"], c["embeddings.patch_embeddings.weight"])
+
+
+def test_random_build_leaves_the_global_rng_alone() -> None:
+    torch.manual_seed(1)
+    expected = torch.rand(3)
+    torch.manual_seed(1)
+    load_model("random:tiny", device="cpu", seed=5)
+    assert torch.equal(torch.rand(3), expected)
+
+
+# --- errors: one line, naming the spec, the reason and the fix ---------------------------------
+
+
+def test_missing_directory(tmp_path: Path) -> None:
+    spec = str(tmp_path / "nope")
+    with pytest.raises(ModelLoadError) as err:
+        load_model(spec, device="cpu")
+    _assert_one_line_naming(err, spec, "no such directory", "--model")
+
+
+def test_relative_path_that_does_not_exist() -> None:
+    with pytest.raises(ModelLoadError) as err:
+        load_model("./no/such/checkpoint", device="cpu")
+    _assert_one_line_naming(err, "./no/such/checkpoint", "no such directory")
+
+
+def test_directory_that_is_not_a_checkpoint(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(ModelLoadError) as err:
+        load_model(str(tmp_path), device="cpu")
+    _assert_one_line_naming(err, str(tmp_path), "not a transformers checkpoint", "no config.json")
+
+
+def test_directory_with_a_non_dinov3_config(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "dinov2", "hidden_size": 384}))
+    with pytest.raises(ModelLoadError) as err:
+        load_model(str(tmp_path), device="cpu")
+    _assert_one_line_naming(err, str(tmp_path), "'dinov2'", "only DINOv3 ViT")
+
+
+def test_directory_with_config_but_no_weights(tmp_path: Path) -> None:
+    _tiny_config().save_pretrained(tmp_path)
+    with pytest.raises(ModelLoadError) as err:
+        load_model(str(tmp_path), device="cpu")
+    _assert_one_line_naming(err, str(tmp_path), "cannot load its weights")
+
+
+def test_weights_that_do_not_match_the_config(saved: tuple[Path, DINOv3ViTModel]) -> None:
+    # A config that says "gated MLP" over weights without gate_proj would otherwise silently
+    # leave gate_proj randomly initialised.
+    path, _ = saved
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["use_gated_mlp"] = True
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError) as err:
+        load_model(str(path), device="cpu")
+    _assert_one_line_naming(err, str(path), "do not match its config.json", "gate_proj")
+
+
+def test_meta_pth_file_is_not_supported_yet(tmp_path: Path) -> None:
+    pth = tmp_path / "dinov3_vits16_pretrain_lvd1689m-08c60483.pth"
+    pth.write_bytes(b"\x80")
+    with pytest.raises(ModelLoadError) as err:
+        load_model(str(pth), device="cpu")
+    _assert_one_line_naming(err, str(pth), ".pth", "convert")
+
+
+def test_unknown_random_size() -> None:
+    with pytest.raises(ModelLoadError) as err:
+        load_model("random:vitg99", device="cpu")
+    _assert_one_line_naming(err, "random:vitg99", "unknown random model size 'vitg99'", "random:vits16")
+
+
+def test_hub_id_offline_and_not_cached_fails_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = "dinostream-tests/no-such-dinov3"
+    start = time.monotonic()
+    with pytest.raises(ModelLoadError) as err:
+        load_model(spec, device="cpu")
+    assert time.monotonic() - start < 5
+    _assert_one_line_naming(err, spec, "not found locally", "offline", "--model DIR", "random:vits16")
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"), [("two words", "neither a directory"), ("", "no model given")], ids=["two-words", "empty"]
+)
+def test_not_a_spec_at_all(spec: str, reason: str) -> None:
+    with pytest.raises(ModelLoadError) as err:
+        load_model(spec, device="cpu")
+    _assert_one_line_naming(err, spec, reason)
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:99"], ids=["unknown-device", "absent-cuda-device"])
+def test_bad_device(device: str) -> None:
+    with pytest.raises(ModelLoadError) as err:
+        load_model("random:tiny", device=device)
+    _assert_one_line_naming(err, "random:tiny", repr(device))
