@@ -1,0 +1,56 @@
+"""Kafka → LiveHub: the gateway's view of the live streams.
+
+Reads the events topic and the embeddings topic from their ends (no consumer group: every
+gateway sees everything) and publishes events and the latest thumbnail per stream to the hub.
+Only the small JSON header and the JPEG of each frame record are read, never its arrays.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka import AIOKafkaConsumer
+
+from dashboard.live_hub import LiveHub
+from dinostream.records import Event, FrameEmbedding, RecordError
+from dinostream.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+class LiveFeed:
+    def __init__(self, hub: LiveHub, bootstrap: str, kafka: KafkaSettings) -> None:
+        self.hub = hub
+        self.kafka = kafka
+        self._consumer = AIOKafkaConsumer(
+            kafka.embeddings_topic,
+            kafka.events_topic,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            auto_offset_reset="latest",
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=max(kafka.max_message_bytes * 2, 1_048_576),
+            client_id="dinostream-gateway",
+        )
+
+    async def start(self) -> None:
+        await self._consumer.start()
+
+    async def run(self) -> None:
+        """Publish until cancelled; call `start()` first so nothing produced after it is missed."""
+        try:
+            async for msg in self._consumer:
+                try:
+                    if msg.topic == self.kafka.events_topic:
+                        self.hub.publish_event(Event.decode(msg.value))
+                    else:
+                        self._publish_frame(msg.value)
+                except RecordError as e:
+                    log.error("live feed: skipping malformed record on %s offset %s: %s", msg.topic, msg.offset, e)
+        finally:
+            await self._consumer.stop()
+
+    def _publish_frame(self, data: bytes) -> None:
+        h = FrameEmbedding.decode_header(data)
+        thumb = data[len(data) - h["thumb"] :] if h["thumb"] else b""
+        self.hub.publish_frame(h["stream"], h["seq"], h["pts"], thumb, model=h["model"], untrained=h["untrained"])

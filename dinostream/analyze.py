@@ -1,0 +1,36 @@
+"""`dinostream analyze VIDEO`: the live pipeline's ingest, model and processors on one file,
+with no broker or servers. Events go to `emit` (the CLI prints one JSON object per line)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from analytics.worker import default_processors
+from dinostream.pipeline import EmbeddingStage, load_model_async, plan_sources
+from dinostream.records import Event, FrameEmbedding
+from dinostream.settings import Settings
+
+
+async def analyze_file(path: str, settings: Settings, emit: Callable[[Event], None]) -> int:
+    """Run every processor over `path`; returns the number of frames analysed."""
+    (spec,) = await plan_sources([path], settings.ingest)
+    loaded = await load_model_async(settings.model)
+    processors = default_processors(settings.analytics)
+    frames = 0
+
+    async def sink(batch: list[FrameEmbedding]) -> None:
+        nonlocal frames
+        for rec in batch:
+            frames += 1
+            for proc in processors:
+                for event in proc.process(rec):
+                    emit(event)
+
+    ingest = settings.ingest.model_copy(update={"realtime": False})  # every frame, as fast as possible
+    stage = EmbeddingStage(loaded, settings.model, ingest, sink)
+    stage.start()
+    try:
+        await stage.pump(spec)
+    finally:
+        await stage.stop()
+    return frames
