@@ -147,14 +147,15 @@ def _open_error(loc: _Location, exc: BaseException, elapsed: float, timeout: flo
     return SourceError(f"cannot decode {loc.display}: {_reason(exc)}")
 
 
-def check_source(url: str, settings: IngestSettings | None = None) -> None:
-    """Validate a source cheaply, before anything starts; raise SourceError naming the problem.
+def check_source(url: str, settings: IngestSettings | None = None, *, connect: bool = False) -> None:
+    """Validate a source before anything starts; raise SourceError naming the problem.
 
     Files must exist, be readable and hold a video stream (the header is probed, nothing is
-    decoded); URLs must use a supported scheme and name a host (no connection is made).
+    decoded); URLs must use a supported scheme and name a host. With `connect`, a network
+    source is also opened (within the open timeout) and must offer a video stream.
     """
     loc = _locate(url)
-    if loc.is_network:
+    if loc.is_network and not connect:
         return
     container, _ = _open(loc, settings or IngestSettings())
     container.close()
