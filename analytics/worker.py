@@ -34,6 +34,7 @@ class WorkerStats:
     records: int = 0
     events: int = 0
     malformed: int = 0
+    failure: str | None = None  # set when a processor raised; the agent is dead from then on
 
 
 def build_app(
@@ -78,10 +79,18 @@ def build_app(
                 log.error("skipping malformed record at %s offset %s: %s", event.message.tp, event.message.offset, e)
                 continue
             counters.records += 1
-            for proc in procs:
-                for ev in proc.process(record):
-                    await events_topic.send(key=ev.key, value=ev.encode())
-                    counters.events += 1
+            try:
+                for proc in procs:
+                    for ev in proc.process(record):
+                        await events_topic.send(key=ev.key, value=ev.encode())
+                        counters.events += 1
+            except Exception as exc:
+                # A processor bug must not leave a silently dead agent (faust #416): record it
+                # where the owner's supervisor looks (`stats.failure`) so it stops non-zero.
+                # (app.crash() would stop the event loop under everything else in `up`.)
+                log.exception("analytics failed on stream %s frame %d", record.stream, record.seq)
+                counters.failure = f"stream {record.stream} frame {record.seq}: {type(exc).__name__}: {exc}"
+                raise
 
     app.dinostream_stats = counters  # type: ignore[attr-defined]
     return app

@@ -128,7 +128,9 @@ class Stack:
                     http_app, host=s.http.host, port=s.http.port, ws="auto", log_level="warning", lifespan="off"
                 )
             )
+            assert stage.batcher.task is not None
             critical: dict[str, asyncio.Task[Any]] = {
+                "model-stage": stage.batcher.task,
                 "index-sink": asyncio.create_task(sink.run(), name="index-sink"),
                 "live-feed": asyncio.create_task(feed.run(), name="live-feed"),
                 "http": asyncio.create_task(server.serve(), name="http"),
@@ -148,14 +150,14 @@ class Stack:
                     spec.stream: asyncio.create_task(self._pump(stage, spec), name=f"source:{spec.stream}")
                     for spec in specs
                 }
-                await self._supervise(stop, critical, app)
+                await self._supervise(stop, critical, app, worker_stats)
             finally:
                 for t in sources.values():
                     t.cancel()
                 await stage.stop()
                 server.should_exit = True
                 for name, t in critical.items():
-                    if name != "http":
+                    if name not in ("http", "model-stage"):  # those two stop by themselves above
                         t.cancel()
                 await asyncio.gather(*critical.values(), return_exceptions=True)
 
@@ -163,7 +165,9 @@ class Stack:
         with contextlib.suppress(DinostreamError):  # logged and recorded by the stage
             await stage.pump(spec)
 
-    async def _supervise(self, stop: asyncio.Event, critical: dict[str, asyncio.Task[Any]], app: Any) -> None:
+    async def _supervise(
+        self, stop: asyncio.Event, critical: dict[str, asyncio.Task[Any]], app: Any, worker_stats: WorkerStats
+    ) -> None:
         stopper = asyncio.create_task(stop.wait())
         try:
             while True:
@@ -177,7 +181,7 @@ class Stack:
                         exc = task.exception() if not task.cancelled() else None
                         log.error("%s stopped unexpectedly: %s", name, exc, exc_info=exc)
                         raise StackFailed(f"{name} stopped unexpectedly: {exc or 'no error given'}")
-                if app.crashed:
-                    raise StackFailed(f"analytics worker crashed: {app.crash_reason}")
+                if worker_stats.failure or app.crashed:
+                    raise StackFailed(f"analytics worker failed: {worker_stats.failure or app.crash_reason}")
         finally:
             stopper.cancel()

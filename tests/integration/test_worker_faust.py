@@ -8,6 +8,7 @@ import uuid
 import numpy as np
 from aiokafka import AIOKafkaConsumer
 
+from analytics.scene_change import SceneChangeDetector
 from analytics.worker import WorkerStats, build_app
 from dinostream.embedded_broker import EmbeddedBroker
 from dinostream.kafka_io import ensure_topics, make_producer
@@ -75,4 +76,34 @@ async def test_faust_worker_emits_scene_changes(broker: EmbeddedBroker, kafka_se
     finally:
         await producer.stop()
         await consumer.stop()
+        await app.stop()
+
+
+class _Broken(SceneChangeDetector):
+    def process(self, record: FrameEmbedding) -> list[Event]:
+        raise RuntimeError("processor bug")
+
+
+async def test_processor_crash_is_not_silent(broker: EmbeddedBroker, kafka_settings: KafkaSettings) -> None:
+    await ensure_topics(broker.bootstrap, kafka_settings)
+    stats = WorkerStats()
+    app = build_app(
+        broker.bootstrap,
+        kafka_settings,
+        AnalyticsSettings(app_id=f"test-{uuid.uuid4().hex[:8]}"),
+        processors=lambda s: [_Broken(s.scene_change)],
+        stats=stats,
+    )
+    producer = make_producer(broker.bootstrap, kafka_settings, embedded=True)
+    await app.start()
+    await producer.start()
+    try:
+        rec = _shots("cam-x", [1], 3)[0]
+        await producer.send_and_wait(kafka_settings.embeddings_topic, rec.encode(), key=rec.key)
+        async with asyncio.timeout(60):
+            while stats.failure is None:
+                await asyncio.sleep(0.1)
+        assert stats.failure == "stream cam-x frame 0: RuntimeError: processor bug"
+    finally:
+        await producer.stop()
         await app.stop()
