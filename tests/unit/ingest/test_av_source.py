@@ -3,6 +3,8 @@ import contextlib
 import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -172,13 +174,32 @@ async def test_missing_file_names_the_path(tmp_path):
         check_source(str(path))
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads everything")
 async def test_unreadable_file_says_permission_denied(video, tmp_path):
     path = tmp_path / "locked.mp4"
     path.write_bytes(video.read_bytes())
     path.chmod(0)
-    with pytest.raises(SourceError, match="cannot read .*locked.mp4: permission denied"):
-        await _collect(AvSource(str(path), "cam", _settings(), (32, 32)))
+    if os.geteuid() != 0:
+        with pytest.raises(SourceError, match="cannot read .*locked.mp4: permission denied"):
+            await _collect(AvSource(str(path), "cam", _settings(), (32, 32)))
+        return
+    # Root reads everything: check in a child without the capabilities that bypass file modes.
+    code = (
+        "import asyncio, sys\n"
+        "from dinostream.settings import IngestSettings\n"
+        "from ingest.av_source import AvSource\n"
+        "async def main():\n"
+        "    async for _ in AvSource(sys.argv[1], 'cam', IngestSettings(), (32, 32)).frames():\n"
+        "        pass\n"
+        "asyncio.run(main())\n"
+    )
+    cp = subprocess.run(
+        ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cp.returncode != 0
+    assert re.search(r"SourceError: cannot read .*locked.mp4: permission denied", cp.stderr), cp.stderr
 
 
 @pytest.mark.parametrize(
