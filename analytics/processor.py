@@ -3,29 +3,57 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from dinostream.records import Event, FrameEmbedding
 
+S = TypeVar("S", bound=BaseModel)
 
-class Processor(ABC):
+
+class Processor(ABC, Generic[S]):
     """Pure analytics: no sockets, no Kafka, no asyncio.
 
     Keeps per-stream state that can be saved (`snapshot`) and restored (`restore`), so a
     worker restart resumes where it left off. The Faust agents and `dinostream analyze` call
-    the same instances.
+    the same instances. Settings are a pydantic model; `configure` overrides them for one
+    stream at run time (thresholds, warm-up), validated like the defaults.
     """
 
     name: str
 
+    def __init__(self, settings: S) -> None:
+        self.settings = settings
+        self._overrides: dict[str, S] = {}
+
+    def settings_for(self, stream: str) -> S:
+        """The settings in force for `stream`: its overrides, else the defaults."""
+        return self._overrides.get(stream, self.settings)
+
+    def configure(self, stream: str, changes: dict[str, Any]) -> S:
+        """Override settings for one stream; raises ValueError naming a bad field. Returns the result."""
+        merged = {**self.settings_for(stream).model_dump(), **changes}
+        try:
+            new = type(self.settings).model_validate(merged)
+        except ValidationError as e:
+            problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+            raise ValueError(f"invalid {self.name} settings for stream {stream}: {problems}") from None
+        self._overrides[stream] = new
+        return new
+
     @abstractmethod
     def process(self, record: FrameEmbedding) -> list[Event]:
-        """Consume one frame (in stream order) and return the events it completes."""
+        """Consume one frame (in stream order) and return the events it opens, updates or closes."""
+
+    def flush(self, stream: str) -> list[Event]:
+        """The stream ended: close whatever is still open. Default: nothing is pending."""
+        return []
 
     @abstractmethod
     def snapshot(self, stream: str) -> dict[str, Any]:
-        """JSON-serialisable state of one stream."""
+        """JSON-serialisable state of one stream (settings overrides are saved by the caller)."""
 
     @abstractmethod
     def restore(self, stream: str, state: dict[str, Any]) -> None:
-        """Load state produced by `snapshot`."""
+        """Load state produced by `snapshot`; an empty dict resets the stream."""

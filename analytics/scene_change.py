@@ -49,18 +49,18 @@ class _StreamState:
     distances: deque[float] = field(default_factory=deque)
 
 
-class SceneChangeDetector(Processor):
+class SceneChangeDetector(Processor[SceneChangeSettings]):
     """Per-stream adaptive cut detector. Feed each stream's records in order."""
 
     name = "scene_change"
 
     def __init__(self, settings: SceneChangeSettings) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self._streams: dict[str, _StreamState] = {}
 
-    def threshold(self, distances: deque[float] | list[float]) -> float:
+    def threshold(self, distances: deque[float] | list[float], settings: SceneChangeSettings | None = None) -> float:
         """The distance above which the next frame is a cut, given the shot's recent distances."""
-        s = self.settings
+        s = settings or self.settings
         if len(distances) < 2:
             return max(s.min_distance, 2 * s.min_distance)
         d = np.fromiter(distances, dtype=np.float64)
@@ -70,14 +70,15 @@ class SceneChangeDetector(Processor):
 
     def process(self, record: FrameEmbedding) -> list[Event]:
         st = self._streams.setdefault(record.stream, _StreamState(distances=deque(maxlen=self.settings.window)))
+        s = self.settings_for(record.stream)
         v = global_vector(record)
         events: list[Event] = []
         if st.prev is None:
             st.shot_start = record.pts
         else:
             dist = float(1.0 - np.dot(v, st.prev))
-            thr = self.threshold(st.distances)
-            long_enough = st.shot_start is None or record.pts - st.shot_start >= self.settings.min_shot_s
+            thr = self.threshold(st.distances, s)
+            long_enough = st.shot_start is None or record.pts - st.shot_start >= s.min_shot_s
             if dist > thr and long_enough:
                 events.append(
                     Event(

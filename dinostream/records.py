@@ -10,6 +10,7 @@ An `Event` is small and read by people and browsers, so it is JSON.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -189,11 +190,74 @@ class FrameEmbedding:
 
 
 EVENT_TYPES = ("scene_change", "anomaly", "reid", "watchlist", "phase")
+EVENT_STATUSES = ("open", "update", "closed")
+
+
+@dataclass(frozen=True)
+class Box:
+    """A region of the frame in normalised coordinates (0..1, origin top-left)."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    score: float = 1.0
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("x0", "y0", "x1", "y1", "score"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise RecordError(f"box {name} must be a finite number, got {v!r}")
+        if not (0 <= self.x0 <= self.x1 <= 1 and 0 <= self.y0 <= self.y1 <= 1):
+            raise RecordError(f"box must satisfy 0 <= x0 <= x1 <= 1 and 0 <= y0 <= y1 <= 1, got {self}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"x0": self.x0, "y0": self.y0, "x1": self.x1, "y1": self.y1, "score": self.score, "label": self.label}
+
+
+@dataclass(frozen=True, eq=False)
+class Heatmap:
+    """A coarse per-patch score grid (e.g. anomaly localisation), values 0..1, quantised to uint8."""
+
+    values: np.ndarray  # (grid_h, grid_w) float in [0, 1]
+
+    def __post_init__(self) -> None:
+        v = np.asarray(self.values, dtype=np.float32)
+        if v.ndim != 2 or v.size == 0 or v.size > 128 * 128:
+            raise RecordError(f"heatmap must be a non-empty 2-D grid of at most 128x128, got shape {v.shape}")
+        if not np.isfinite(v).all():
+            raise RecordError("heatmap contains NaN or infinite values")
+        object.__setattr__(self, "values", np.clip(v, 0.0, 1.0))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Heatmap) and np.array_equal(self.quantised(), other.quantised())
+
+    def quantised(self) -> np.ndarray:
+        return np.round(self.values * 255).astype(np.uint8)
+
+    def to_dict(self) -> dict[str, Any]:
+        h, w = self.values.shape
+        return {"h": h, "w": w, "u8": base64.b64encode(self.quantised().tobytes()).decode()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Heatmap:
+        try:
+            raw = np.frombuffer(base64.b64decode(d["u8"], validate=True), dtype=np.uint8)
+            return cls(raw.reshape(int(d["h"]), int(d["w"])).astype(np.float32) / 255.0)
+        except (KeyError, TypeError, ValueError) as e:
+            raise RecordError(f"malformed heatmap: {e}") from None
 
 
 @dataclass(frozen=True)
 class Event:
-    """One occurrence an operator may act on. Updates of an ongoing occurrence reuse its `id`."""
+    """One occurrence an operator may act on.
+
+    An ongoing occurrence (an anomaly that lasts, a phase) is one event: it is sent with
+    status "open", re-sent with "update" as `t_end` and `score` grow, and "closed" at the end,
+    always under the same `id`. Instant occurrences (a cut) are sent once, "closed".
+    `frames` are seq numbers of the stream's frames (thumbnails at /api/v1/frames/{stream}/{seq}).
+    """
 
     id: str
     type: str
@@ -205,12 +269,17 @@ class Event:
     score: float
     frames: tuple[int, ...] = ()  # seq numbers of the frames it refers to (e.g. before, after)
     details: dict[str, Any] = field(default_factory=dict)
+    status: str = "closed"
+    boxes: tuple[Box, ...] = ()
+    heatmap: Heatmap | None = None
     version: int = WIRE_VERSION
 
     def __post_init__(self) -> None:
         check_stream_id(self.stream)
         if self.type not in EVENT_TYPES:
             raise RecordError(f"unknown event type {self.type!r}; known: {', '.join(EVENT_TYPES)}")
+        if self.status not in EVENT_STATUSES:
+            raise RecordError(f"unknown event status {self.status!r}; known: {', '.join(EVENT_STATUSES)}")
         for name in ("t", "t_start", "t_end", "ts", "score"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v):
@@ -220,6 +289,7 @@ class Event:
         if self.version != WIRE_VERSION:
             raise RecordError(f"unsupported wire version {self.version}")
         object.__setattr__(self, "frames", tuple(int(f) for f in self.frames))
+        object.__setattr__(self, "boxes", tuple(self.boxes))
 
     @property
     def key(self) -> bytes:
@@ -237,6 +307,9 @@ class Event:
             "score": self.score,
             "frames": list(self.frames),
             "details": self.details,
+            "status": self.status,
+            "boxes": [b.to_dict() for b in self.boxes],
+            "heatmap": None if self.heatmap is None else self.heatmap.to_dict(),
             "version": self.version,
         }
 
@@ -246,7 +319,9 @@ class Event:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Event:
         try:
-            return cls(**{**d, "frames": tuple(d.get("frames", ()))})
+            boxes = tuple(Box(**b) for b in d.get("boxes") or ())
+            heatmap = Heatmap.from_dict(d["heatmap"]) if d.get("heatmap") else None
+            return cls(**{**d, "frames": tuple(d.get("frames", ())), "boxes": boxes, "heatmap": heatmap})
         except TypeError as e:
             raise RecordError(f"malformed event: {e}") from None
 

@@ -107,3 +107,12 @@ def test_restore_empty_resets_stream() -> None:
     _run(det, _records([5]))
     det.restore("cam", {})
     assert det.snapshot("cam") == {}
+
+
+def test_per_stream_settings_at_run_time() -> None:
+    det = SceneChangeDetector(SceneChangeSettings())
+    det.configure("quiet", {"min_distance": 1.9})  # nothing in this stream can be a cut any more
+    assert _run(det, _records([6, 6], stream="quiet")) == []
+    assert _run(det, _records([6, 6], stream="loud")) == [3.0]
+    with pytest.raises(ValueError, match="min_distance"):
+        det.configure("quiet", {"min_distance": -1})

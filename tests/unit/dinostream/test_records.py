@@ -118,3 +118,31 @@ def test_ids_are_deterministic_and_distinct() -> None:
     assert frame_point_id("a", 1) == frame_point_id("a", 1)
     assert len({frame_point_id("a", 1), frame_point_id("a", 2), frame_point_id("b", 1)}) == 3
     assert event_id("a", "scene_change", 1) != frame_point_id("a", 1)
+
+
+def test_event_with_boxes_heatmap_and_status_round_trips() -> None:
+    from dinostream.records import Box, Heatmap
+
+    heat = Heatmap(np.linspace(0, 1, 14 * 14).reshape(14, 14))
+    ev = Event(
+        id="a",
+        type="anomaly",
+        stream="cam",
+        t=1.0,
+        t_start=1.0,
+        t_end=2.0,
+        ts=1.7e9,
+        score=0.9,
+        status="open",
+        boxes=(Box(0.1, 0.2, 0.3, 0.4, score=0.8, label="bag"),),
+        heatmap=heat,
+    )
+    back = Event.decode(ev.encode())
+    assert back == ev and back.status == "open" and back.boxes[0].label == "bag"
+    assert np.abs(back.heatmap.values - heat.values).max() <= 1 / 255  # type: ignore[union-attr]
+    with pytest.raises(RecordError, match="box must satisfy"):
+        Box(0.5, 0.0, 0.4, 1.0)
+    with pytest.raises(RecordError, match="status"):
+        Event.from_dict({**ev.to_dict(), "status": "maybe"})
+    with pytest.raises(RecordError, match="malformed heatmap"):
+        Event.from_dict({**ev.to_dict(), "heatmap": {"h": 2, "w": 2, "u8": "!!"}})
