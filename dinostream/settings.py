@@ -91,9 +91,24 @@ class SceneChangeSettings(_Strict):
     min_shot_s: float = Field(1.0, ge=0, description="Minimum media seconds between two cuts.")
 
 
+class AnomalySettings(_Strict):
+    """Per-stream model of normal: kNN distance to a coreset memory bank of global and patch features."""
+
+
+class ReidSettings(_Strict):
+    """Regions from patch features, tracks within a stream, identities across streams, watchlists."""
+
+
+class PhaseSettings(_Strict):
+    """Online segmentation of a long stream into phases (change points plus clustering)."""
+
+
 class AnalyticsSettings(_Strict):
     app_id: str = "dinostream-analytics"
     scene_change: SceneChangeSettings = SceneChangeSettings()
+    anomaly: AnomalySettings = AnomalySettings()
+    reid: ReidSettings = ReidSettings()
+    phase: PhaseSettings = PhaseSettings()
 
 
 class IndexSettings(_Strict):
