@@ -31,6 +31,10 @@ class Processor(ABC, Generic[S]):
         """The settings in force for `stream`: its overrides, else the defaults."""
         return self._overrides.get(stream, self.settings)
 
+    def overrides(self, stream: str) -> S | None:
+        """The stream's own settings, or None when it uses the defaults."""
+        return self._overrides.get(stream)
+
     def configure(self, stream: str, changes: dict[str, Any]) -> S:
         """Override settings for one stream; raises ValueError naming a bad field. Returns the result."""
         merged = {**self.settings_for(stream).model_dump(), **changes}

@@ -1,30 +1,39 @@
 """The Faust analytics app: embeddings topic in, events topic out.
 
-The agent only moves data: it decodes each record, hands it to the pure processors and sends
-what they return. Records are keyed by stream, so each stream's records arrive in order on one
-partition and its state lives on one worker.
+The agents only move data: records are decoded and handed to the pure processors, whatever
+they return is sent. Records are keyed by stream, so each stream's records arrive in order on
+one partition and its state lives on one worker. That state (and per-stream settings) is saved
+to a Faust table — a changelog topic — every `snapshot_every_s`, and restored the first time a
+worker sees the stream, so a restarted or rebalanced worker resumes where the last one stopped.
+
+Run-time settings arrive on the control topic, keyed by stream (so they reach the worker that
+owns the stream): `{"stream": ..., "processor": "scene_change", "changes": {...}}`.
 
     app = build_app(bootstrap, kafka_settings, analytics_settings)
-    await app.start()        # in-process (dinostream up), or `faust -A ... worker` style
+    await app.start()
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import faust
 
 from analytics.processor import Processor
+from analytics.processor_set import ProcessorSet
 from analytics.scene_change import SceneChangeDetector
-from dinostream.records import FrameEmbedding, RecordError
+from dinostream.records import Event, FrameEmbedding, RecordError, check_stream_id
 from dinostream.settings import AnalyticsSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
 
 
-def default_processors(settings: AnalyticsSettings) -> list[Processor]:
+def default_processors(settings: AnalyticsSettings) -> list[Processor[Any]]:
     """The processors every deployment runs, in the order they see each record."""
     return [SceneChangeDetector(settings.scene_change)]
 
@@ -34,7 +43,17 @@ class WorkerStats:
     records: int = 0
     events: int = 0
     malformed: int = 0
+    snapshots: int = 0
+    restored: int = 0
+    oversize_state: int = 0
+    control: int = 0
     failure: str | None = None  # set when a processor raised; the agent is dead from then on
+
+
+def control_message(stream: str, processor: str, changes: dict[str, Any]) -> bytes:
+    """The control-topic message that changes `processor`'s settings for `stream`."""
+    check_stream_id(stream)
+    return json.dumps({"stream": stream, "processor": processor, "changes": changes}).encode()
 
 
 def build_app(
@@ -42,10 +61,10 @@ def build_app(
     kafka: KafkaSettings,
     analytics: AnalyticsSettings,
     *,
-    processors: Callable[[AnalyticsSettings], list[Processor]] = default_processors,
+    processors: Callable[[AnalyticsSettings], list[Processor[Any]]] = default_processors,
     stats: WorkerStats | None = None,
 ) -> faust.App:
-    """A Faust app whose agent runs `processors` over the embeddings topic."""
+    """A Faust app whose agents run `processors` over the embeddings topic."""
     app = faust.App(
         analytics.app_id,
         broker=f"kafka://{bootstrap.replace(',', ';kafka://')}",
@@ -60,14 +79,51 @@ def build_app(
         broker_session_timeout=kafka.session_timeout_s,
         broker_heartbeat_interval=kafka.session_timeout_s / 5,
     )
-    embeddings = app.topic(
-        kafka.embeddings_topic, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw"
-    )
-    events_topic = app.topic(
-        kafka.events_topic, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw"
-    )
-    procs = processors(analytics)
+    raw = {"key_type": bytes, "value_type": bytes, "value_serializer": "raw", "key_serializer": "raw"}
+    embeddings = app.topic(kafka.embeddings_topic, **raw)
+    events_topic = app.topic(kafka.events_topic, **raw)
+    control = app.topic(kafka.control_topic, **raw)
+    # Key: "stream/processor" so one big processor state never shares a message with another.
+    state_table = app.Table("processor-state", default=dict, partitions=kafka.partitions)  # JSON values
+    procs = ProcessorSet(processors(analytics))
     counters = stats if stats is not None else WorkerStats()
+    seen: set[str] = set()  # streams whose saved state was checked since this worker started
+    last_save: dict[str, float] = {}
+    state_limit = int(kafka.max_message_bytes * 0.9)
+
+    def ensure_restored(stream: str) -> None:
+        if stream in seen:
+            return
+        seen.add(stream)
+        for name in procs.names:
+            saved = state_table.get(f"{stream}/{name}")
+            if saved:
+                procs.load(stream, name, saved)
+                counters.restored += 1
+                log.info("restored %s state of stream %s", name, stream)
+
+    def save(stream: str) -> None:
+        for name in procs.names:
+            saved = procs.state(stream, name)
+            size = len(json.dumps(saved))
+            if size > state_limit:
+                counters.oversize_state += 1
+                log.warning(
+                    "%s state of stream %s is %d bytes (limit %d): not saved; it is relearned after a restart",
+                    name,
+                    stream,
+                    size,
+                    state_limit,
+                )
+                continue
+            state_table[f"{stream}/{name}"] = saved
+        last_save[stream] = time.monotonic()
+        counters.snapshots += 1
+
+    async def send(events: list[Event]) -> None:
+        for ev in events:
+            await events_topic.send(key=ev.key, value=ev.encode())
+            counters.events += 1
 
     @app.agent(embeddings)
     async def analyse(stream: faust.StreamT[bytes]) -> None:
@@ -80,10 +136,10 @@ def build_app(
                 continue
             counters.records += 1
             try:
-                for proc in procs:
-                    for ev in proc.process(record):
-                        await events_topic.send(key=ev.key, value=ev.encode())
-                        counters.events += 1
+                ensure_restored(record.stream)
+                await send(procs.process(record))
+                if time.monotonic() - last_save.get(record.stream, 0.0) >= analytics.snapshot_every_s:
+                    save(record.stream)
             except Exception as exc:
                 # A processor bug must not leave a silently dead agent (faust #416): record it
                 # where the owner's supervisor looks (`stats.failure`) so it stops non-zero.
@@ -92,5 +148,21 @@ def build_app(
                 counters.failure = f"stream {record.stream} frame {record.seq}: {type(exc).__name__}: {exc}"
                 raise
 
+    @app.agent(control)
+    async def configure(stream: faust.StreamT[bytes]) -> None:
+        async for value in stream:
+            try:
+                msg = json.loads(value)
+                target = check_stream_id(msg["stream"])
+                ensure_restored(target)
+                applied = procs.configure(target, msg["processor"], msg["changes"])
+            except (ValueError, KeyError, TypeError, RecordError) as e:
+                log.error("ignoring control message %r: %s", value[:200], e)
+                continue
+            save(target)
+            counters.control += 1
+            log.info("stream %s: %s settings now %s", target, msg["processor"], applied)
+
     app.dinostream_stats = counters  # type: ignore[attr-defined]
+    app.dinostream_processors = procs  # type: ignore[attr-defined]
     return app

@@ -31,6 +31,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import Message
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
+from dashboard.analytics_control import AnalyticsControl, UnknownProcessor
 from dashboard.live_hub import LATEST_THUMBNAIL_PATH, LiveHub, Subscription
 from dinostream.records import RecordError, check_stream_id
 from dinostream.settings import HttpSettings
@@ -113,6 +114,7 @@ def create_app(
     index: VectorIndex | None,
     embed_images: EmbedImages | None,
     health: Callable[[], dict[str, Any]],
+    analytics: AnalyticsControl | None = None,
 ) -> FastAPI:
     """Build the dashboard app. `index` or `embed_images` may be None: search then answers 503.
 
@@ -200,6 +202,26 @@ def create_app(
             ],
             "untrained": _untrained(hub, health),
         }
+
+    @app.get("/api/v1/streams/{stream}/analytics")
+    async def get_analytics(stream: str) -> dict[str, Any]:
+        control = _require(analytics, "run-time analytics settings")
+        _check_stream(stream)
+        return {"stream": stream, "settings": control.settings(stream)}
+
+    @app.patch("/api/v1/streams/{stream}/analytics/{processor}", status_code=202)
+    async def change_analytics(stream: str, processor: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change one processor's settings for one stream (e.g. a threshold). Applied by the
+        worker that owns the stream, asynchronously: 202 Accepted."""
+        control = _require(analytics, "run-time analytics settings")
+        _check_stream(stream)
+        try:
+            applied = await control.change(stream, processor, changes)
+        except UnknownProcessor as e:
+            raise ApiError(404, "unknown_processor", str(e)) from None
+        except ValueError as e:
+            raise ApiError(422, "invalid_settings", str(e)) from None
+        return {"stream": stream, "processor": processor, "settings": applied}
 
     @app.websocket("/ws/events")
     async def ws_events(websocket: WebSocket) -> None:

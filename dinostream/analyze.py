@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from analytics.processor_set import ProcessorSet
 from analytics.worker import default_processors
 from dinostream.pipeline import EmbeddingStage, load_model_async, plan_sources
 from dinostream.records import Event, FrameEmbedding
@@ -15,16 +16,15 @@ async def analyze_file(path: str, settings: Settings, emit: Callable[[Event], No
     """Run every processor over `path`; returns the number of frames analysed."""
     (spec,) = await plan_sources([path], settings.ingest)
     loaded = await load_model_async(settings.model)
-    processors = default_processors(settings.analytics)
+    processors = ProcessorSet(default_processors(settings.analytics))
     frames = 0
 
     async def sink(batch: list[FrameEmbedding]) -> None:
         nonlocal frames
         for rec in batch:
             frames += 1
-            for proc in processors:
-                for event in proc.process(rec):
-                    emit(event)
+            for event in processors.process(rec):
+                emit(event)
 
     ingest = settings.ingest.model_copy(update={"realtime": False})  # every frame, as fast as possible
     stage = EmbeddingStage(loaded, settings.model, ingest, sink)
@@ -33,4 +33,6 @@ async def analyze_file(path: str, settings: Settings, emit: Callable[[Event], No
         await stage.pump(spec)
     finally:
         await stage.stop()
+    for event in processors.flush(spec.stream):  # close what is still open at the end of the file
+        emit(event)
     return frames

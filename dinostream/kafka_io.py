@@ -40,7 +40,7 @@ async def ensure_topics(bootstrap: str, settings: KafkaSettings) -> None:
         ) from None
     try:
         existing = set(await admin.list_topics())
-        wanted = [settings.embeddings_topic, settings.events_topic]
+        wanted = [settings.embeddings_topic, settings.events_topic, settings.control_topic]
         new = [NewTopic(t, settings.partitions, 1) for t in wanted if t not in existing]
         if new:
             resp = await admin.create_topics(new, timeout_ms=timeout_ms)

@@ -66,6 +66,7 @@ class KafkaSettings(_Strict):
     bootstrap: str | None = Field(None, description="host:port[,host:port]; None starts the embedded broker.")
     embeddings_topic: str = "dinostream.embeddings"
     events_topic: str = "dinostream.events"
+    control_topic: str = Field("dinostream.control", description="Run-time per-stream analytics settings.")
     partitions: int = Field(4, ge=1, description="Partitions of topics the embedded broker creates.")
     connect_timeout_s: float = Field(10.0, gt=0)
     session_timeout_s: float = Field(
@@ -105,6 +106,9 @@ class PhaseSettings(_Strict):
 
 class AnalyticsSettings(_Strict):
     app_id: str = "dinostream-analytics"
+    snapshot_every_s: float = Field(
+        10.0, gt=0, description="Each stream's processor state is saved to the Faust table this often."
+    )
     scene_change: SceneChangeSettings = SceneChangeSettings()
     anomaly: AnomalySettings = AnomalySettings()
     reid: ReidSettings = ReidSettings()

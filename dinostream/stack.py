@@ -19,7 +19,8 @@ from typing import Any
 
 import uvicorn
 
-from analytics.worker import WorkerStats, build_app
+from analytics.worker import WorkerStats, build_app, control_message
+from dashboard.analytics_control import AnalyticsControl
 from dashboard.app import create_app
 from dashboard.live_feed import LiveFeed
 from dashboard.live_hub import LiveHub
@@ -122,7 +123,15 @@ class Stack:
                     },
                 }
 
-            http_app = create_app(settings=s.http, hub=hub, index=index, embed_images=stage.embed_images, health=health)
+            async def send_control(stream: str, processor: str, changes: dict[str, Any]) -> None:
+                await producer.send_and_wait(
+                    s.kafka.control_topic, control_message(stream, processor, changes), key=stream.encode()
+                )
+
+            control = AnalyticsControl(s.analytics, send_control)
+            http_app = create_app(
+                settings=s.http, hub=hub, index=index, embed_images=stage.embed_images, health=health, analytics=control
+            )
             server = uvicorn.Server(
                 uvicorn.Config(
                     http_app, host=s.http.host, port=s.http.port, ws="auto", log_level="warning", lifespan="off"

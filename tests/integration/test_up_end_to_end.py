@@ -110,6 +110,19 @@ async def test_up_end_to_end(tmp_path: Path, tiny_model_dir: Path, cut_video: tu
                     assert cuts[1] <= top["t"] < cuts[2], f"top hit at {top['t']} s is outside the query's shot"
                     thumb = await http.get(top["thumbnail_url"])
                     assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"
+
+                    # Run-time settings per stream: validated, then sent to the owning worker.
+                    path = f"/api/v1/streams/{video.stem}/analytics"
+                    r = await http.patch(f"{path}/scene_change", json={"min_shot_s": 2.5})
+                    assert r.status_code == 202, r.text
+                    assert (await http.get(path)).json()["settings"]["scene_change"]["min_shot_s"] == 2.5
+                    r = await http.patch(f"{path}/scene_change", json={"min_shot_s": -1})
+                    assert r.status_code == 422 and "min_shot_s" in r.json()["error"]["message"]
+                    r = await http.patch(f"{path}/nope", json={})
+                    assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_processor"
+                    async with asyncio.timeout(30):
+                        while (await http.get("/api/v1/health")).json()["analytics"]["control"] < 1:
+                            await asyncio.sleep(0.2)
         finally:
             if proc.returncode is None:
                 proc.send_signal(signal.SIGINT)

@@ -9,7 +9,7 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer
 
 from analytics.scene_change import SceneChangeDetector
-from analytics.worker import WorkerStats, build_app
+from analytics.worker import WorkerStats, build_app, control_message
 from dinostream.embedded_broker import EmbeddedBroker
 from dinostream.kafka_io import ensure_topics, make_producer
 from dinostream.records import Event, FrameEmbedding
@@ -107,3 +107,74 @@ async def test_processor_crash_is_not_silent(broker: EmbeddedBroker, kafka_setti
     finally:
         await producer.stop()
         await app.stop()
+
+
+async def test_restarted_worker_resumes_state_and_applies_control(
+    broker: EmbeddedBroker, kafka_settings: KafkaSettings
+) -> None:
+    """Shot 1 goes to one worker, which is stopped; shot 2 goes to its replacement. The cut between
+    them is only found if the replacement restored the first worker's state from the table."""
+    await ensure_topics(broker.bootstrap, kafka_settings)
+    settings = AnalyticsSettings(app_id=f"test-{uuid.uuid4().hex[:8]}", snapshot_every_s=1e-6)
+    recs = _shots("cam-r", [6, 6, 6], 5)
+    producer = make_producer(broker.bootstrap, kafka_settings, embedded=True)
+    consumer = AIOKafkaConsumer(
+        kafka_settings.events_topic,
+        bootstrap_servers=broker.bootstrap,
+        group_id=f"g-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+    )
+    await producer.start()
+    await consumer.start()
+    try:
+        first_stats = WorkerStats()
+        first = build_app(broker.bootstrap, kafka_settings, settings, stats=first_stats)
+        await first.start()
+        try:
+            for r in recs[:6]:
+                await producer.send_and_wait(kafka_settings.embeddings_topic, r.encode(), key=r.key)
+            async with asyncio.timeout(60):
+                while first_stats.snapshots < 6:  # one per record at this snapshot interval
+                    await asyncio.sleep(0.1)
+        finally:
+            await first.stop()
+
+        stats = WorkerStats()
+        second = build_app(broker.bootstrap, kafka_settings, settings, stats=stats)
+        await second.start()
+        try:
+            for r in recs[6:12]:
+                await producer.send_and_wait(kafka_settings.embeddings_topic, r.encode(), key=r.key)
+            events: list[Event] = []
+            async with asyncio.timeout(60):
+                while not events:
+                    batch = await consumer.getmany(timeout_ms=500)
+                    events += [Event.decode(m.value) for msgs in batch.values() for m in msgs]
+            assert [(e.stream, e.t) for e in events] == [("cam-r", 3.0)]
+            assert stats.restored >= 1
+
+            # Run-time settings: after this, nothing in cam-r is a cut any more.
+            await producer.send_and_wait(
+                kafka_settings.control_topic,
+                control_message("cam-r", "scene_change", {"min_distance": 1.99}),
+                key=b"cam-r",
+            )
+            await producer.send_and_wait(
+                kafka_settings.control_topic, control_message("cam-r", "nope", {}), key=b"cam-r"
+            )
+            async with asyncio.timeout(60):
+                while stats.control < 1:
+                    await asyncio.sleep(0.1)
+            for r in recs[12:]:
+                await producer.send_and_wait(kafka_settings.embeddings_topic, r.encode(), key=r.key)
+            async with asyncio.timeout(60):
+                while stats.records < 12:
+                    await asyncio.sleep(0.1)
+            batch = await consumer.getmany(timeout_ms=2000)
+            assert not [m for msgs in batch.values() for m in msgs], "the control message must have applied"
+            assert stats.control == 1, "the message for an unknown processor is refused"
+        finally:
+            await second.stop()
+    finally:
+        await consumer.stop()
+        await producer.stop()
