@@ -99,9 +99,97 @@ class AnomalySettings(_Strict):
 class ReidSettings(_Strict):
     """Regions from patch features, tracks within a stream, identities across streams, watchlists."""
 
+    # Regions: foreground against a per-stream background model of patch features.
+    fg_threshold: float = Field(
+        0.7,
+        ge=-1,
+        le=1,
+        description="A patch is foreground when its cosine similarity to the background is below this.",
+    )
+    fg_mad_k: float = Field(
+        4.0, ge=0, description="... or below the frame's median similarity - k·MAD, when that is lower."
+    )
+    bg_warmup: int = Field(3, ge=1, description="Frames averaged into the background before regions are reported.")
+    bg_rate: float = Field(0.05, gt=0, le=1, description="Background adaptation rate of background patches.")
+    bg_fg_rate: float = Field(
+        0.005, ge=0, le=1, description="Adaptation rate of foreground patches: how fast a stopped object fades in."
+    )
+    max_fg_fraction: float = Field(
+        0.5, gt=0, le=1, description="More foreground than this means the view changed: relearn the background."
+    )
+    min_region_patches: int = Field(4, ge=1, description="Smallest region, in patches.")
+    feature_centering: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Fraction of the frame's mean patch vector removed before regions and exemplars are compared.",
+    )
+    max_regions: int = Field(16, ge=1, description="Largest regions kept per frame.")
+    # Tracks within a stream.
+    track_min_similarity: float = Field(
+        0.5, ge=-1, le=1, description="A region continues a track only if their embeddings are at least this similar."
+    )
+    track_min_iou: float = Field(
+        0.3, ge=0, le=1, description="... or their boxes overlap at least this much (IoU) and the track was just seen."
+    )
+    track_max_jump: float = Field(
+        0.25, gt=0, description="Either way their boxes overlap or their centres are at most this far (frame units)."
+    )
+    track_iou_weight: float = Field(1.0, ge=0, description="Weight of box IoU next to embedding similarity.")
+    track_ema: float = Field(0.3, gt=0, le=1, description="Weight of the newest region in a track's embedding.")
+    min_hits: int = Field(3, ge=1, description="Frames a track needs before it is confirmed.")
+    max_misses: int = Field(2, ge=0, description="Frames a track may go unseen before it ends.")
+    # Identities across streams.
+    link_threshold: float = Field(
+        0.7, ge=-1, le=1, description="Cosine similarity a track needs to a gallery track of another stream to link."
+    )
+    link_margin: float = Field(
+        0.05, ge=0, le=2, description="... and by which it must beat the best track of any other identity."
+    )
+    link_min_views: int = Field(
+        4,
+        ge=1,
+        description="Full views (not cut by the frame's edge) a track needs before it is searched in the gallery; "
+        "a track never seen whole is searched after three times as many frames.",
+    )
+    window_s: float = Field(
+        600.0, gt=0, description="Only gallery tracks seen this many wall-clock seconds ago or since."
+    )
+    update_every_s: float = Field(
+        1.0, ge=0, description="An open reid or watchlist occurrence is re-sent at most this often (media seconds)."
+    )
+    # Watchlists (query by example).
+    watch_threshold: float = Field(
+        0.7, ge=-1, le=1, description="Cosine similarity of a track's appearance to an exemplar that is a match."
+    )
+    watch_max_misses: int = Field(2, ge=0, description="Frames without a match before a watchlist occurrence closes.")
+    watch_cooldown_s: float = Field(
+        10.0, ge=0, description="No new occurrence of the same exemplar on a stream this soon after one closed."
+    )
+    click_threshold: float = Field(
+        0.6, ge=-1, le=1, description="Click to segment: patches at least this similar to the clicked patch."
+    )
+
 
 class PhaseSettings(_Strict):
     """Online segmentation of a long stream into phases (change points plus clustering)."""
+
+    window: int = Field(8, ge=2, description="Frames on each side of a candidate change point.")
+    min_distance: float = Field(
+        0.02, ge=0, le=2, description="Cosine distance between the two windows' means below which nothing changes."
+    )
+    sensitivity: float = Field(
+        6.0, gt=0, description="... and it must exceed the phase's usual distance by this many robust σ."
+    )
+    min_phase_s: float = Field(10.0, ge=0, description="Shortest phase, in media seconds.")
+    revisit_factor: float = Field(
+        1.0,
+        gt=0,
+        description="A new phase takes the label of an earlier one whose mean is closer than this times the "
+        "distance that counted as its change.",
+    )
+    max_clusters: int = Field(64, ge=1, description="Phase labels remembered per stream.")
+    update_every_s: float = Field(30.0, gt=0, description="An open phase is re-sent this often (media seconds).")
 
 
 class AnalyticsSettings(_Strict):

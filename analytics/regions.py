@@ -1,0 +1,234 @@
+"""Regions from patch features: foreground against a per-stream background model.
+
+A static camera sees the same patch features at each grid cell frame after frame. The
+background model keeps, per cell, a running mean of the unit patch vectors seen there while the
+cell looked like background; a patch whose cosine similarity to its cell's mean is low is
+foreground. Foreground cells are grouped into 4-connected components, and each component
+becomes a `Region`: a normalised box and an embedding (the mean patch vector of its interior,
+after removing part of what every patch of the frame shares: see `centred_patches`).
+
+    >>> bg = BackgroundModel.empty()
+    >>> for rec in records:                                  # one stream, in order
+    ...     regions, similarity = bg.observe(rec.patches, settings)
+    ...     [r.box for r in regions]
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from dinostream.records import Box
+from dinostream.settings import ReidSettings
+
+_MAD_TO_SIGMA = 1.4826
+_FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """`x` (..., D) as float32 with every vector scaled to unit length (zero vectors stay zero)."""
+    v = np.asarray(x, dtype=np.float32)
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.maximum(n, 1e-12)
+
+
+def foreground_mask(similarity: np.ndarray, threshold: float, mad_k: float) -> np.ndarray:
+    """Cells whose similarity to the background is below `threshold`, or below the frame's own
+    median - mad_k·σ (robust σ from the MAD) when that is lower: an absolute ceiling that also
+    holds when a lighting change lowers every cell's similarity at once."""
+    sim = np.asarray(similarity, dtype=np.float32)
+    med = float(np.median(sim))
+    sigma = _MAD_TO_SIGMA * float(np.median(np.abs(sim - med)))
+    return sim < min(threshold, med - mad_k * sigma)
+
+
+def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """4-connected components of a boolean grid: (labels with 0 = none, 1..n, n)."""
+    labels, n = ndimage.label(np.asarray(mask, dtype=bool), structure=_FOUR_CONNECTED)
+    return labels, int(n)
+
+
+def mask_box(mask: np.ndarray, score: float = 1.0, label: str = "") -> Box:
+    """The normalised box around the true cells of a (gh, gw) grid (cell edges, not centres)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        raise ValueError("mask_box of an empty mask")
+    gh, gw = mask.shape
+    return Box(
+        x0=float(cols[0] / gw),
+        y0=float(rows[0] / gh),
+        x1=float((cols[-1] + 1) / gw),
+        y1=float((rows[-1] + 1) / gh),
+        score=float(score),
+        label=label,
+    )
+
+
+def box_mask(box: Box, grid: tuple[int, int]) -> np.ndarray:
+    """The grid cells whose centres lie inside `box` (at least the cell nearest its centre)."""
+    gh, gw = grid
+    cy = (np.arange(gh) + 0.5) / gh
+    cx = (np.arange(gw) + 0.5) / gw
+    mask = ((cy >= box.y0) & (cy <= box.y1))[:, None] & ((cx >= box.x0) & (cx <= box.x1))[None, :]
+    if not mask.any():
+        mask[
+            min(int((box.y0 + box.y1) / 2 * gh), gh - 1),
+            min(int((box.x0 + box.x1) / 2 * gw), gw - 1),
+        ] = True
+    return mask
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two normalised boxes."""
+    iw = max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0))
+    ih = max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
+    inter = iw * ih
+    union = (a.x1 - a.x0) * (a.y1 - a.y0) + (b.x1 - b.x0) * (b.y1 - b.y0) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def centred_patches(patches: np.ndarray, centering: float) -> np.ndarray:
+    """Unit patch vectors minus `centering` times their mean over the frame, (gh, gw, D) float32.
+
+    A ViT mixes global context into every token, so all patches of a frame share a component that
+    says where the camera is, not what a region shows; removing part of it makes the same object
+    look alike on different cameras (and different objects less alike). Not re-normalised: a
+    region's embedding is the unit mean of its cells' centred vectors."""
+    unit = unit_rows(patches)
+    if centering == 0:
+        return unit
+    return unit - centering * unit.reshape(-1, unit.shape[-1]).mean(axis=0)
+
+
+def region_embedding(centred: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Unit mean of the centred vectors of the component's interior (cells whose four neighbours
+    are in it too), or of all its cells when it has no interior: border cells straddle the
+    object's outline and carry the background behind it."""
+    core = ndimage.binary_erosion(mask, structure=_FOUR_CONNECTED)
+    return unit_rows(centred[core if core.any() else mask].mean(axis=0))
+
+
+@dataclass(frozen=True, eq=False)
+class Region:
+    """A connected foreground component of one frame."""
+
+    box: Box  # normalised; score = mean dissimilarity to the background
+    embedding: np.ndarray  # (D,) float32, unit length
+    mask: np.ndarray  # (gh, gw) bool
+    area: int  # cells
+
+    @property
+    def at_border(self) -> bool:
+        """Touches the frame's edge: likely cut off, a partial view of the object."""
+        b = self.box
+        return b.x0 <= 0 or b.y0 <= 0 or b.x1 >= 1 or b.y1 >= 1
+
+
+def extract_regions(
+    centred: np.ndarray, similarity: np.ndarray, fg: np.ndarray, min_patches: int, max_regions: int
+) -> list[Region]:
+    """Components of `fg` with at least `min_patches` cells, largest first, at most `max_regions`."""
+    labels, n = components(fg)
+    if n == 0:
+        return []
+    areas = np.bincount(labels.ravel(), minlength=n + 1)
+    order = sorted((k for k in range(1, n + 1) if areas[k] >= min_patches), key=lambda k: (-areas[k], k))
+    out = []
+    for k in order[:max_regions]:
+        m = labels == k
+        out.append(
+            Region(
+                box=mask_box(m, score=float(np.clip(1.0 - similarity[m], 0.0, 2.0).mean())),
+                embedding=region_embedding(centred, m),
+                mask=m,
+                area=int(areas[k]),
+            )
+        )
+    return out
+
+
+def encode_array(a: np.ndarray, dtype: str = "f4") -> dict[str, Any]:
+    """A float array as JSON: its little-endian bytes ("f4" or "f2") in base64 and its shape, about
+    a fifth of the size of a JSON list of floats, and exact for an array already of that type."""
+    f = np.ascontiguousarray(a, dtype=f"<{dtype}")
+    return {"shape": list(f.shape), "dtype": dtype, "b64": base64.b64encode(f.tobytes()).decode("ascii")}
+
+
+def decode_array(d: dict[str, Any]) -> np.ndarray:
+    raw = np.frombuffer(base64.b64decode(d["b64"]), dtype=f"<{d['dtype']}")
+    return raw.reshape(d["shape"]).astype(np.float32)
+
+
+@dataclass
+class BackgroundModel:
+    """Per-stream background: the running mean of unit patch vectors per grid cell.
+
+    The first `bg_warmup` frames are averaged as they come (no regions are reported meanwhile);
+    afterwards background cells follow the scene at `bg_rate` and foreground cells at the much
+    slower `bg_fg_rate`, so an object that stops is absorbed after a while and so is the ghost a
+    departing object leaves. When more than `max_fg_fraction` of the frame is unlike the background
+    the view changed (a cut, a moved camera, the lights): the model is relearnt from that frame.
+    """
+
+    mean: np.ndarray | None = None  # (gh, gw, D) float16 (like the records), not normalised
+    frames: int = 0
+    resets: int = 0
+
+    @classmethod
+    def empty(cls) -> BackgroundModel:
+        return cls()
+
+    def similarity(self, unit: np.ndarray) -> np.ndarray:
+        """Cosine similarity of each unit patch vector to its cell's background."""
+        assert self.mean is not None
+        return np.einsum("hwd,hwd->hw", unit, unit_rows(self.mean))
+
+    def observe(self, patches: np.ndarray, s: ReidSettings) -> tuple[list[Region], np.ndarray]:
+        """Update the model with one frame's (gh, gw, D) patches; return its regions and the
+        per-cell similarity to the background (ones while warming up)."""
+        unit = unit_rows(patches)
+        if self.mean is None or self.mean.shape != unit.shape:
+            self._relearn(unit)
+            return [], np.ones(unit.shape[:2], dtype=np.float32)
+        mean = self.mean.astype(np.float32)
+        if self.frames < s.bg_warmup:
+            self.frames += 1
+            self.mean = (mean + (unit - mean) / self.frames).astype(np.float16)
+            return [], np.ones(unit.shape[:2], dtype=np.float32)
+        sim = self.similarity(unit)
+        if (sim < s.fg_threshold).mean() > s.max_fg_fraction:
+            self._relearn(unit)
+            self.resets += 1
+            return [], sim
+        self.frames += 1
+        fg = foreground_mask(sim, s.fg_threshold, s.fg_mad_k)
+        rate = np.where(fg, s.bg_fg_rate, s.bg_rate).astype(np.float32)[..., None]
+        centred = centred_patches(patches, s.feature_centering)
+        regions = extract_regions(centred, sim, fg, s.min_region_patches, s.max_regions)
+        # Kept as float16 (what the records carry): half the state to save, exact when restored.
+        self.mean = (mean + rate * (unit - mean)).astype(np.float16)
+        return regions, sim
+
+    def _relearn(self, unit: np.ndarray) -> None:
+        self.mean, self.frames = unit.astype(np.float16), 1
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "mean": None if self.mean is None else encode_array(self.mean, "f2"),
+            "frames": self.frames,
+            "resets": self.resets,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> BackgroundModel:
+        mean = state.get("mean")
+        return cls(
+            mean=None if mean is None else decode_array(mean).astype(np.float16),
+            frames=int(state.get("frames", 0)),
+            resets=int(state.get("resets", 0)),
+        )

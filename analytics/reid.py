@@ -1,0 +1,169 @@
+"""Re-identification: tracks within each stream, identities across streams through a gallery.
+
+Per stream, the background model turns each frame's patch grid into regions and the tracker
+follows them. A confirmed track is written to the shared `TrackGallery` (its appearance, i.e.
+the mean embedding of its full views, its last seen time and its identity) on every frame it is
+seen. Once it has been seen whole `link_min_views` times, and until it is linked, it is also
+searched there: the most similar track of another stream, seen within `window_s`, links it when
+the similarity reaches `link_threshold` and beats the best track of any other identity by
+`link_margin`. A linked track takes the identity of the track it matched, and writes that
+identity to the gallery, so links chain into one identity across any number of streams and
+workers (each worker only sees its streams; the gallery is what they share).
+
+A link is one `reid` event per (stream, track): "open" when it is made, "update" at most every
+`update_every_s` with the latest box while the track lasts, "closed" when the track ends.
+
+    >>> reid = ReidProcessor(ReidSettings(), MemoryTrackGallery())
+    >>> for rec in records:                     # every stream, each in its own order
+    ...     for event in reid.process(rec):
+    ...         print(event.stream, event.details["identity"], event.details["matched_stream"])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from analytics.gallery import GalleryHit, TrackEntry, TrackGallery
+from analytics.processor import Processor
+from analytics.regions import BackgroundModel
+from analytics.tracking import Track, Tracker
+from dinostream.records import Box, Event, FrameEmbedding, event_id
+from dinostream.settings import ReidSettings
+
+_PRUNE_EVERY = 100  # frames of a stream between two prunes of the gallery
+
+
+@dataclass
+class _Stream:
+    background: BackgroundModel = field(default_factory=BackgroundModel.empty)
+    tracker: Tracker = field(default_factory=Tracker)
+    frames: int = 0
+
+
+def identity_of(stream: str, track: Track) -> str:
+    """The identity a track belongs to: the one it was linked to, else its own."""
+    return str(track.extra.get("identity", f"{stream}/{track.track_id}"))
+
+
+def best_link(hits: list[GalleryHit], threshold: float, margin: float) -> GalleryHit | None:
+    """The hit to link to: the most similar, if it reaches `threshold` and beats the most similar
+    hit of any other identity by `margin`; None otherwise."""
+    if not hits:
+        return None
+    best = max(hits, key=lambda h: h.score)
+    if best.score < threshold:
+        return None
+    rivals = [h.score for h in hits if h.identity != best.identity]
+    if rivals and best.score - max(rivals) < margin:
+        return None
+    return best
+
+
+class ReidProcessor(Processor[ReidSettings]):
+    """Regions, tracks and cross-stream identities. The gallery is shared with other workers."""
+
+    name = "reid"
+
+    def __init__(self, settings: ReidSettings, gallery: TrackGallery, *, search_limit: int = 10) -> None:
+        super().__init__(settings)
+        self.gallery = gallery
+        self.search_limit = search_limit
+        self._streams: dict[str, _Stream] = {}
+
+    def tracks(self, stream: str) -> list[Track]:
+        """The stream's live tracks, confirmed or not (read-only: the processor owns them)."""
+        st = self._streams.get(stream)
+        return list(st.tracker.tracks) if st else []
+
+    def process(self, record: FrameEmbedding) -> list[Event]:
+        s = self.settings_for(record.stream)
+        st = self._streams.setdefault(record.stream, _Stream())
+        st.frames += 1
+        regions, _ = st.background.observe(record.patches, s)
+        update = st.tracker.update(regions, seq=record.seq, pts=record.pts, ts=record.ts, s=s)
+        events: list[Event] = []
+        for track in update.seen:
+            if not track.confirmed:
+                continue
+            link = track.extra.get("link")
+            if link is None and (track.full_views >= s.link_min_views or track.hits >= 3 * s.link_min_views):
+                hits = self.gallery.search(
+                    track.appearance,
+                    exclude_stream=record.stream,
+                    since_ts=record.ts - s.window_s,
+                    limit=self.search_limit,
+                )
+                hit = best_link(hits, s.link_threshold, s.link_margin)
+                if hit is not None:
+                    track.extra["identity"] = hit.identity
+                    track.extra["link"] = {
+                        "matched_stream": hit.stream,
+                        "matched_track": hit.track_id,
+                        "similarity": round(hit.score, 4),
+                    }
+                    track.extra["sent_pts"] = record.pts
+                    events.append(self._event(record.stream, track, record.ts, "open", record.model))
+            elif link is not None and record.pts - float(track.extra.get("sent_pts", 0.0)) >= s.update_every_s:
+                track.extra["sent_pts"] = record.pts
+                events.append(self._event(record.stream, track, record.ts, "update", record.model))
+            self.gallery.add(
+                TrackEntry(
+                    stream=record.stream,
+                    track_id=track.track_id,
+                    identity=identity_of(record.stream, track),
+                    embedding=track.appearance,
+                    t=record.pts,
+                    ts=record.ts,
+                )
+            )
+        for track in update.ended:
+            if "link" in track.extra:
+                events.append(self._event(record.stream, track, record.ts, "closed", record.model))
+        if st.frames % _PRUNE_EVERY == 0:
+            self.gallery.prune(record.ts - s.window_s)  # nobody searches that far back: keep the gallery small
+        return events
+
+    def flush(self, stream: str) -> list[Event]:
+        st = self._streams.get(stream)
+        if st is None:
+            return []
+        return [self._event(stream, t, t.last_ts, "closed", "") for t in st.tracker.end_all() if "link" in t.extra]
+
+    def _event(self, stream: str, track: Track, ts: float, status: str, model: str) -> Event:
+        link = track.extra["link"]
+        identity = identity_of(stream, track)
+        box = track.box
+        details: dict[str, Any] = {"identity": identity, "track": track.track_id, **link}
+        if model:
+            details["model"] = model
+        return Event(
+            id=event_id(stream, self.name, f"track-{track.track_id}"),
+            type="reid",
+            stream=stream,
+            t=track.last_pts,
+            t_start=track.first_pts,
+            t_end=track.last_pts,
+            ts=ts,
+            score=float(link["similarity"]),
+            frames=(track.first_seq, track.last_seq),
+            details=details,
+            status=status,
+            boxes=(Box(box.x0, box.y0, box.x1, box.y1, score=float(link["similarity"]), label=identity),),
+        )
+
+    def snapshot(self, stream: str) -> dict[str, Any]:
+        st = self._streams.get(stream)
+        if st is None:
+            return {}
+        return {"background": st.background.to_state(), "tracker": st.tracker.to_state(), "frames": st.frames}
+
+    def restore(self, stream: str, state: dict[str, Any]) -> None:
+        if not state:
+            self._streams.pop(stream, None)
+            return
+        self._streams[stream] = _Stream(
+            background=BackgroundModel.from_state(state["background"]),
+            tracker=Tracker.from_state(state["tracker"]),
+            frames=int(state.get("frames", 0)),
+        )

@@ -1,0 +1,210 @@
+"""Re-identification across streams on synthetic patch grids with known identities."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analytics.gallery import EdgeTrackGallery, GalleryHit, MemoryTrackGallery
+from analytics.reid import ReidProcessor, best_link
+from dinostream.records import Event, FrameEmbedding
+from dinostream.settings import ReidSettings
+
+DIM = 32
+GRID = (8, 10)
+T0 = 1_700_000_000.0
+FPS = 2.0
+
+
+def seed(name: str) -> int:
+    return zlib.crc32(name.encode())
+
+
+def look(obj: str) -> np.ndarray:
+    return np.random.default_rng(seed(obj)).normal(size=DIM).astype(np.float32)
+
+
+def grid(stream: str, seq: int, obj: str | None, col: int, row: int = 3, size: int = 3) -> np.ndarray:
+    """The stream's own background, sensor noise, and `obj` (if any) with its left edge at `col`."""
+    bg = np.random.default_rng(seed(stream)).normal(size=(*GRID, DIM))
+    rng = np.random.default_rng([seed(stream), seq])
+    x = bg + 0.05 * rng.normal(size=bg.shape)
+    if obj is not None:
+        c0, c1 = max(col, 0), min(col + size, GRID[1])
+        if c1 > c0:
+            x[row : row + size, c0:c1] = look(obj) + 0.2 * rng.normal(size=(size, c1 - c0, DIM))
+    return x
+
+
+def record(stream: str, seq: int, patches: np.ndarray) -> FrameEmbedding:
+    return FrameEmbedding(
+        stream=stream,
+        seq=seq,
+        pts=seq / FPS,
+        ts=T0 + seq / FPS,
+        model="test",
+        untrained=True,
+        cls=patches.mean(axis=(0, 1)),
+        pooled=patches.mean(axis=(0, 1)),
+        patches=patches,
+    )
+
+
+def stream(name: str, visits: list[tuple[str, int]], frames: int) -> list[FrameEmbedding]:
+    """Records of one camera; `visits` are (object, first frame): it walks across, one cell a frame."""
+    out = []
+    for seq in range(frames):
+        obj, col = None, 0
+        for o, start in visits:
+            if start <= seq < start + GRID[1] + 3:
+                obj, col = o, seq - start - 2  # enters cut by the left edge, leaves by the right
+        out.append(record(name, seq, grid(name, seq, obj, col)))
+    return out
+
+
+def interleave(*streams: list[FrameEmbedding]) -> list[FrameEmbedding]:
+    return [r for frame in zip(*streams, strict=True) for r in frame]
+
+
+def run(proc: ReidProcessor, records: list[FrameEmbedding], flush: bool = True) -> list[Event]:
+    events = [e for r in records for e in proc.process(r)]
+    if flush:
+        for name in dict.fromkeys(r.stream for r in records):
+            events += proc.flush(name)
+    return events
+
+
+def by_id(events: list[Event]) -> dict[str, list[Event]]:
+    out: dict[str, list[Event]] = {}
+    for e in events:
+        out.setdefault(e.id, []).append(e)
+    return out
+
+
+def test_an_object_leaving_a_and_entering_b_is_linked_once() -> None:
+    a = stream("cam-a", [("suitcase", 5)], 40)
+    b = stream("cam-b", [("suitcase", 22)], 40)
+    events = run(ReidProcessor(ReidSettings(), MemoryTrackGallery()), interleave(a, b))
+    (occurrence,) = by_id(events).values()
+    statuses = [e.status for e in occurrence]
+    assert statuses[0] == "open" and statuses[-1] == "closed" and set(statuses[1:-1]) <= {"update"}
+    first = occurrence[0]
+    assert first.type == "reid" and first.stream == "cam-b"
+    assert first.details["matched_stream"] == "cam-a"
+    assert first.details["identity"] == f"cam-a/{first.details['matched_track']}"
+    assert first.score >= ReidSettings().link_threshold
+    # The box is where the object is on cam-b at that frame (rows 3-5, three columns).
+    (box,) = first.boxes
+    col = first.frames[1] - 22 - 2
+    assert (box.y0, box.y1) == (3 / 8, 6 / 8)
+    assert (box.x0, box.x1) == pytest.approx((max(col, 0) / 10, min(col + 3, 10) / 10))
+    assert box.label == first.details["identity"]
+
+
+def test_distinct_objects_are_not_linked() -> None:
+    a = stream("cam-a", [("suitcase", 5)], 40)
+    b = stream("cam-b", [("stroller", 22)], 40)
+    assert run(ReidProcessor(ReidSettings(), MemoryTrackGallery()), interleave(a, b)) == []
+
+
+def test_links_chain_into_one_identity_across_three_streams() -> None:
+    a = stream("cam-a", [("cart", 3)], 60)
+    b = stream("cam-b", [("cart", 20)], 60)
+    c = stream("cam-c", [("cart", 38)], 60)
+    events = run(ReidProcessor(ReidSettings(), MemoryTrackGallery()), interleave(a, b, c))
+    opened = [e for e in events if e.status == "open"]
+    assert [e.stream for e in opened] == ["cam-b", "cam-c"]
+    assert len({e.details["identity"] for e in opened}) == 1
+
+
+def test_tracks_older_than_the_window_are_not_searched() -> None:
+    a = stream("cam-a", [("cart", 3)], 60)
+    b = stream("cam-b", [("cart", 40)], 60)  # about 15 s after cam-a last saw it
+    linked = run(ReidProcessor(ReidSettings(window_s=60), MemoryTrackGallery()), interleave(a, b))
+    assert linked
+    assert run(ReidProcessor(ReidSettings(window_s=5), MemoryTrackGallery()), interleave(a, b)) == []
+
+
+def test_per_stream_settings_apply_to_that_stream_only() -> None:
+    proc = ReidProcessor(ReidSettings(), MemoryTrackGallery())
+    proc.configure("cam-b", {"link_threshold": 0.999})
+    a = stream("cam-a", [("cart", 3), ("lamp", 30)], 50)
+    b = stream("cam-b", [("lamp", 4), ("cart", 20)], 50)
+    events = run(proc, interleave(a, b))
+    # cam-b's cart would match cam-a's, but not at 0.999; cam-a's lamp matches cam-b's at the default.
+    assert {(e.stream, e.details["matched_stream"]) for e in events} == {("cam-a", "cam-b")}
+    assert len(by_id(events)) == 1
+    with pytest.raises(ValueError, match="link_threshold"):
+        proc.configure("cam-b", {"link_threshold": 3})
+
+
+def test_workers_share_links_through_a_qdrant_edge_gallery(tmp_path: Path) -> None:
+    """Two processors (as on two Faust workers), each with one stream, one Edge gallery."""
+    gallery = EdgeTrackGallery(tmp_path / "tracks", DIM)
+    try:
+        one, two = ReidProcessor(ReidSettings(), gallery), ReidProcessor(ReidSettings(), gallery)
+        a = stream("cam-a", [("suitcase", 5)], 40)
+        b = stream("cam-b", [("suitcase", 22)], 40)
+        events = [e for ra, rb in zip(a, b, strict=True) for e in one.process(ra) + two.process(rb)]
+    finally:
+        gallery.close()
+    assert {(e.stream, e.details["matched_stream"]) for e in events} == {("cam-b", "cam-a")}
+
+
+def test_snapshot_and_restore_mid_stream_continue_identically() -> None:
+    records = interleave(stream("cam-a", [("suitcase", 5)], 40), stream("cam-b", [("suitcase", 22)], 40))
+    expected = run(ReidProcessor(ReidSettings(), MemoryTrackGallery()), records)
+    cut = 2 * 28  # cam-b's track is live and linked here
+    gallery = MemoryTrackGallery()
+    before = ReidProcessor(ReidSettings(), gallery)
+    events = run(before, records[:cut], flush=False)
+    states = {name: json.loads(json.dumps(before.snapshot(name))) for name in ("cam-a", "cam-b")}
+    after = ReidProcessor(ReidSettings(), gallery)  # the restarted worker; the gallery lives on
+    for name, state in states.items():
+        after.restore(name, state)
+    events += run(after, records[cut:])
+    assert [e.to_dict() for e in events] == [e.to_dict() for e in expected]
+    assert any(e.status == "update" for e in events[: len(events) - 1])
+
+
+def test_restoring_an_empty_state_resets_the_stream() -> None:
+    proc = ReidProcessor(ReidSettings(), MemoryTrackGallery())
+    run(proc, stream("cam-a", [("cart", 3)], 10), flush=False)
+    assert proc.tracks("cam-a")
+    proc.restore("cam-a", {})
+    assert proc.tracks("cam-a") == [] and proc.snapshot("cam-a") == {}
+
+
+def hit(identity: str, score: float) -> GalleryHit:
+    return GalleryHit("cam", identity, identity, 0.0, 0.0, score)
+
+
+@pytest.mark.parametrize(
+    ("hits", "expected"),
+    [
+        ([], None),
+        ([hit("x", 0.5)], None),
+        ([hit("x", 0.9)], "x"),
+        ([hit("x", 0.9), hit("x", 0.89)], "x"),
+        ([hit("x", 0.9), hit("y", 0.88)], None),
+        ([hit("x", 0.9), hit("y", 0.7)], "x"),
+    ],
+    ids=["empty", "below-threshold", "clear", "same-identity-twice", "ambiguous", "clear-margin"],
+)
+def test_best_link(hits: list[GalleryHit], expected: str | None) -> None:
+    got = best_link(hits, threshold=0.6, margin=0.05)
+    assert (got.identity if got else None) == expected
+
+
+def test_the_gallery_is_pruned_to_the_window() -> None:
+    gallery = MemoryTrackGallery()
+    proc = ReidProcessor(ReidSettings(window_s=5), gallery)
+    records = stream("cam-a", [("cart", 3)], 100)
+    run(proc, records[:30], flush=False)
+    assert len(gallery) == 1
+    run(proc, records[30:], flush=False)  # the 100th frame prunes what was last seen 40 s earlier
+    assert len(gallery) == 0
