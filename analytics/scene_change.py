@@ -1,20 +1,47 @@
-"""Scene-change detection: an adaptive threshold over consecutive cosine distances.
+"""Scene-change detection: hard cuts and gradual transitions (dissolves, fades) from embeddings.
 
-A cut is declared when the distance between a frame's global embedding and the previous one
-exceeds a robust, per-stream threshold (median + k·MAD of the recent distances within the
-shot, never below an absolute floor) and at least `min_shot_s` media seconds have passed
-since the last cut. Pure: no I/O; the Faust agent and `dinostream analyze` both call it.
+Each frame's global vector (unit CLS and unit mean-patch, concatenated) is compared with the
+previous frame and with the frame `gradual_s` before it. A jump beyond a robust per-stream level
+(median + k·MAD of the shot's recent frame-to-frame distances), or a slow change that adds up
+to more than the cut threshold over `gradual_s`, opens a *candidate* transition anchored at the
+last frame of the old picture. The candidate ends at the first frame whose look-ahead (the next
+`settle_s` of frames) stays close to it, and it is a shot change if
+
+- the new picture is far from the old one (from the nearest of its last frames), beyond the cut
+  threshold (median + sensitivity·MAD, at least `min_distance`), after discounting the frame
+  steps that look like the shot's ordinary motion: slow lighting drift and camera moves change
+  the picture a little every frame and never add up to a cut;
+- it is not the old picture back: a camera flash or an object crossing the view ends where it
+  started, so the change is small;
+- it is not the same scene moved: a fast pan or zoom, whose patch grids still agree at some
+  shift (`same_scene_similarity`);
+- and the shot before it lasted at least `min_shot_s`.
+
+Blank frames (all patches alike: black, white) never end a transition, so a fade out and in is
+one event. A candidate still moving after `max_transition_s` is motion, not a transition.
+Thresholds are per stream and per shot; a new shot borrows the previous shots' statistics until
+it has a few of its own. Times are in media seconds, so any sampling rate works.
+
+Events come `settle_s` after the new picture appears. `t` is the first frame at least half way
+from the old picture to the new one (for a cut: the first new frame); `t_start`, `t_end` and
+`frames` are the old picture's last frame and the new one's first settled frame;
+`details["kind"]` is "cut" (one frame step) or "gradual". Pure: no I/O; the Faust agent and
+`dinostream analyze` both call it, and per-stream state round-trips through JSON.
 
     >>> det = SceneChangeDetector(SceneChangeSettings())
     >>> for rec in records:            # FrameEmbedding, in stream order
     ...     for event in det.process(rec):
-    ...         print(event.t, event.score)
+    ...         print(event.t, event.details["kind"], event.score)
+    >>> det.flush(stream)              # end of stream: decide what the look-ahead still holds
 """
 
 from __future__ import annotations
 
+import base64
+import math
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 import numpy as np
@@ -25,6 +52,17 @@ from dinostream.settings import SceneChangeSettings
 
 _MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
 _MIN_SPREAD = 0.005  # floor on the spread so a perfectly static shot does not make noise a cut
+_START_RATIO = 0.5  # candidates open at median + sensitivity/2 * MAD (twin comparison's low threshold)
+_SETTLE_RATIO = 0.1  # the new picture has settled when it moves less than this share of the change
+_MIN_SAMPLES = 3  # a new shot uses its own statistics once it has this many distances
+_BLANK_DIVERSITY = 0.02  # patch diversity below this, and below _BLANK_RATIO of the old picture's: blank
+_BLANK_RATIO = 0.1
+_ORDINARY = 2.5  # a frame-to-frame step up to this many times the usual motion is ordinary motion
+_PATCH_DIMS = 64  # patch vectors kept for the same-scene check are projected to this many dims
+_MIN_OVERLAP = 0.25  # shifts that leave less of the grids overlapping are not considered
+_MAX_BUFFER = 128  # frames kept for look-back and look-ahead, whatever the sampling rate
+_DEFAULT_DT = 0.5  # frame interval assumed until two frames have been seen (the default 2 fps)
+_STATE_VERSION = 2
 
 
 def global_vector(record: FrameEmbedding) -> np.ndarray:
@@ -32,7 +70,37 @@ def global_vector(record: FrameEmbedding) -> np.ndarray:
     to unit length, so the cosine distance is the mean of the two distances."""
     cls = _unit(record.cls.astype(np.float32))
     pooled = _unit(record.pooled.astype(np.float32))
-    return np.concatenate([cls, pooled]) / np.sqrt(2.0)
+    return (np.concatenate([cls, pooled]) / np.sqrt(2.0)).astype(np.float32)
+
+
+def patch_diversity(patches: np.ndarray) -> float:
+    """0 when every patch vector points the same way (a blank frame), larger for real content."""
+    p = patches.reshape(-1, patches.shape[-1]).astype(np.float32)
+    n = np.linalg.norm(p, axis=1, keepdims=True)
+    if not np.any(n > 0):
+        return 1.0  # no patch information at all: never call it blank
+    u = p / np.maximum(n, 1e-12)
+    return float(1.0 - np.linalg.norm(u.mean(axis=0)))
+
+
+def scene_similarity(a: np.ndarray, b: np.ndarray, min_overlap: float = _MIN_OVERLAP) -> float:
+    """How well two patch grids (h, w, d) of unit vectors agree at the best relative shift: the mean
+    cosine of overlapping patches, maximised over shifts leaving at least `min_overlap` of the grid.
+    High for a pan or an object passing in front of the same scene; low across a cut."""
+    if a.shape != b.shape:
+        return -1.0
+    h, w, _ = a.shape
+    best = -1.0
+    for dy in range(-(h - 1), h):
+        hh = h - abs(dy)
+        for dx in range(-(w - 1), w):
+            ww = w - abs(dx)
+            if hh * ww < min_overlap * h * w:
+                continue
+            ya, yb, xa, xb = max(dy, 0), max(-dy, 0), max(dx, 0), max(-dx, 0)
+            s = float(np.einsum("ijk,ijk->", a[ya : ya + hh, xa : xa + ww], b[yb : yb + hh, xb : xb + ww]))
+            best = max(best, s / (hh * ww))
+    return best
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -40,87 +108,455 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / n if n > 0 else v
 
 
+def _chord(cos_distance: float) -> float:
+    """Euclidean distance between unit vectors with this cosine distance (a metric: it adds up)."""
+    return math.sqrt(max(2.0 * cos_distance, 0.0))
+
+
+def _cos(u: np.ndarray, v: np.ndarray) -> float:
+    return float(1.0 - np.dot(u, v))
+
+
+def _spread(d: np.ndarray, med: float) -> float:
+    return max(_MAD_TO_SIGMA * float(np.median(np.abs(d - med))), _MIN_SPREAD)
+
+
+@dataclass
+class _Frame:
+    seq: int
+    pts: float
+    ts: float
+    g: np.ndarray  # global vector, float32
+    d1: float = 0.0  # cosine distance to the previous frame
+    div: float = 1.0  # patch diversity (0: blank)
+
+
+@dataclass
+class _Step:
+    """A frame inside an open candidate transition."""
+
+    seq: int
+    pts: float
+    ts: float
+    chord: float  # chord distance to the anchor
+    d1: float  # cosine distance to the previous frame
+    div: float  # patch diversity (0: blank)
+
+
+@dataclass
+class _Candidate:
+    anchor: _Frame  # the last frame of the old picture
+    keys: list[int]  # seqs of the stream's patch grids of the old picture, for the same-scene check
+    steps: list[_Step] = field(default_factory=list)
+    checked: int = 0  # steps already tried as the end of the transition
+    old: list[np.ndarray] = field(default_factory=list)  # frames of the old picture before the anchor
+
+
 @dataclass
 class _StreamState:
-    prev: np.ndarray | None = None
-    prev_seq: int = -1
-    prev_pts: float = 0.0
-    shot_start: float | None = None  # media time of the current shot's first frame
-    distances: deque[float] = field(default_factory=deque)
+    buf: deque[_Frame] = field(default_factory=deque)  # the last frames, for look-back and look-ahead
+    near: deque[float] = field(default_factory=deque)  # within-shot distances to the previous frame
+    far: deque[float] = field(default_factory=deque)  # within-shot distances to the frame `lag` before
+    shot_near: int = 0  # how many of `near` belong to the current shot
+    shot_far: int = 0  # how many of `far` belong to the current shot
+    shot_start: float | None = None  # media time of the current shot's first settled frame
+    floor_seq: int = -1  # the current picture starts here: earlier frames are never compared with it
+    keys: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (seq, patch grid), at most 2
+    since_key: int = 0
+    cand: _Candidate | None = None
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class _Levels:
+    cut: float  # a change beyond this (cosine distance, motion discounted) is a shot change
+    start: float  # a step beyond this opens a candidate; the look-ahead must stay within it
+    rate: float  # the shot's usual motion per frame, as a chord length
+
+    def ordinary(self, d1: float) -> float:
+        """The chord length of a frame-to-frame step if it looks like the shot's usual motion (at
+        most _ORDINARY times it), else 0: only such steps are discounted from a change."""
+        c = _chord(d1)
+        return c if c <= _ORDINARY * self.rate else 0.0
+
+    def discount(self, steps: list[float]) -> list[float]:
+        """Running totals of `ordinary` over consecutive frame-to-frame distances."""
+        return list(accumulate(map(self.ordinary, steps)))
+
+    @staticmethod
+    def excess(chord: float, discount: float) -> float:
+        """Cosine distance of a change, less the part that ordinary motion explains. So a slow
+        drift never adds up to a shot change, while a jump, or a fade through a still black
+        frame, keeps its full size."""
+        c = max(chord - discount, 0.0)
+        return c * c / 2.0
 
 
 class SceneChangeDetector(Processor[SceneChangeSettings]):
-    """Per-stream adaptive cut detector. Feed each stream's records in order."""
+    """Per-stream adaptive shot-change detector. Feed each stream's records in order."""
 
     name = "scene_change"
 
     def __init__(self, settings: SceneChangeSettings) -> None:
         super().__init__(settings)
         self._streams: dict[str, _StreamState] = {}
+        self._projections: dict[int, np.ndarray | None] = {}
+
+    # --- thresholds ---------------------------------------------------------------------------
 
     def threshold(self, distances: deque[float] | list[float], settings: SceneChangeSettings | None = None) -> float:
-        """The distance above which the next frame is a cut, given the shot's recent distances."""
+        """The distance above which a change is a shot change, given the shot's recent distances."""
         s = settings or self.settings
         if len(distances) < 2:
             return max(s.min_distance, 2 * s.min_distance)
         d = np.fromiter(distances, dtype=np.float64)
         med = float(np.median(d))
-        spread = max(_MAD_TO_SIGMA * float(np.median(np.abs(d - med))), _MIN_SPREAD)
-        return max(s.min_distance, med + s.sensitivity * spread)
+        return max(s.min_distance, med + s.sensitivity * _spread(d, med))
+
+    def _levels(self, st: _StreamState, s: SceneChangeSettings, lag: int) -> _Levels:
+        """Thresholds for the current shot. Until a shot has _MIN_SAMPLES distances of its own, the
+        stricter of its own few and those of the shots before it apply."""
+        own = self._levels_of(
+            list(st.near)[len(st.near) - st.shot_near :], list(st.far)[len(st.far) - st.shot_far :], s, lag
+        )
+        if st.shot_near >= _MIN_SAMPLES:
+            return own
+        prior = self._levels_of(list(st.near), list(st.far), s, lag)
+        if st.shot_near == 0:
+            return prior
+        return _Levels(max(own.cut, prior.cut), max(own.start, prior.start), max(own.rate, prior.rate))
+
+    def _levels_of(self, near: list[float], far: list[float], s: SceneChangeSettings, lag: int) -> _Levels:
+        if not near:
+            thr = self.threshold(near, s)
+            return _Levels(thr, _START_RATIO * thr, 0.0)
+        d = np.asarray(near, dtype=np.float64)
+        med = float(np.median(d))
+        spread = _spread(d, med)
+        cut = max(s.min_distance, med + s.sensitivity * spread)
+        start = max(_START_RATIO * s.min_distance, med + _START_RATIO * s.sensitivity * spread)
+        # Motion per frame: measured over `lag` frames when possible (noise does not add up, drift does).
+        rate = _chord(float(np.median(far))) / lag if far else _chord(med)
+        return _Levels(cut, start, rate)
+
+    # --- processing ---------------------------------------------------------------------------
 
     def process(self, record: FrameEmbedding) -> list[Event]:
-        st = self._streams.setdefault(record.stream, _StreamState(distances=deque(maxlen=self.settings.window)))
         s = self.settings_for(record.stream)
-        v = global_vector(record)
-        events: list[Event] = []
-        if st.prev is None:
+        st = self._streams.get(record.stream)
+        if st is None:
+            st = self._streams[record.stream] = _StreamState(near=deque(maxlen=s.window), far=deque(maxlen=s.window))
+        elif st.near.maxlen != s.window:  # the window was reconfigured for this stream
+            st.near, st.far = deque(st.near, maxlen=s.window), deque(st.far, maxlen=s.window)
+        st.model = record.model
+        if st.shot_start is None:
             st.shot_start = record.pts
-        else:
-            dist = float(1.0 - np.dot(v, st.prev))
-            thr = self.threshold(st.distances, s)
-            long_enough = st.shot_start is None or record.pts - st.shot_start >= s.min_shot_s
-            if dist > thr and long_enough:
+        frame = _Frame(record.seq, record.pts, record.ts, global_vector(record), div=patch_diversity(record.patches))
+        lag, ahead = self._frames(st, s)
+        prev = st.buf[-1] if st.buf else None
+        d1 = frame.d1 = _cos(frame.g, prev.g) if prev is not None else 0.0
+        if st.cand is not None:
+            c = st.cand
+            c.steps.append(_Step(frame.seq, frame.pts, frame.ts, _chord(_cos(frame.g, c.anchor.g)), d1, frame.div))
+        elif prev is not None:
+            levels = self._levels(st, s, lag)
+            back = [f for f in list(st.buf)[-lag:] if f.seq >= st.floor_seq]  # this picture's last `lag` frames
+            if d1 > levels.start:
+                self._open(st, prev, [], frame, back[:-1])
+            elif (
+                len(back) >= 2
+                and levels.excess(
+                    _chord(_cos(frame.g, back[0].g)), levels.discount([f.d1 for f in back[1:]] + [d1])[-1]
+                )
+                > levels.cut
+            ):
+                self._open(st, back[0], back[1:], frame, [])  # a slow change: a dissolve or fade
+            else:
+                st.near.append(d1)
+                st.shot_near += 1
+                if len(back) == lag:
+                    st.far.append(_cos(frame.g, back[0].g))
+                    st.shot_far += 1
+        self._push(st, frame, lag, ahead)
+        if st.cand is None:
+            self._refresh_key(st, record, lag)
+            return []
+        return self._advance(record.stream, st, s, record, lag, ahead)
+
+    def flush(self, stream: str) -> list[Event]:
+        """End of stream: decide an open candidate with the look-ahead that exists (the same-scene
+        check needs a frame after the transition, so it is skipped here)."""
+        st = self._streams.get(stream)
+        if st is None or st.cand is None:
+            return []
+        s = self.settings_for(stream)
+        lag, ahead = self._frames(st, s)
+        return self._advance(stream, st, s, None, lag, ahead)
+
+    def _frames(self, st: _StreamState, s: SceneChangeSettings) -> tuple[int, int]:
+        """(`gradual_s`, `settle_s`) in frames at the stream's sampling rate, at least one each."""
+        pts = [f.pts for f in st.buf]
+        gaps = [b - a for a, b in zip(pts, pts[1:], strict=False) if b > a]
+        dt = float(np.median(gaps)) if gaps else _DEFAULT_DT
+        lag = min(max(round(s.gradual_s / dt), 1), _MAX_BUFFER - 1)
+        ahead = min(max(round(s.settle_s / dt), 1), _MAX_BUFFER - 1)
+        return lag, ahead
+
+    def _push(self, st: _StreamState, frame: _Frame, lag: int, ahead: int) -> None:
+        st.buf.append(frame)
+        keep = min(max(lag, ahead, 4) + 1, _MAX_BUFFER)
+        while len(st.buf) > keep:
+            st.buf.popleft()
+
+    def _open(self, st: _StreamState, anchor: _Frame, between: list[_Frame], frame: _Frame, old: list[_Frame]) -> None:
+        """Open a candidate transition after `anchor`; `between` are frames already seen since, `old`
+        frames of the same picture before the anchor."""
+        keys = [seq for seq, _ in st.keys if seq <= anchor.seq]  # keys are only renewed between candidates
+        c = _Candidate(anchor, keys, old=[f.g for f in old])
+        prev = anchor
+        for f in [*between, frame]:
+            c.steps.append(_Step(f.seq, f.pts, f.ts, _chord(_cos(f.g, anchor.g)), _cos(f.g, prev.g), f.div))
+            prev = f
+        st.cand = c
+
+    def _advance(
+        self,
+        stream: str,
+        st: _StreamState,
+        s: SceneChangeSettings,
+        record: FrameEmbedding | None,
+        lag: int,
+        ahead: int,
+    ) -> list[Event]:
+        """Close the candidate once its new picture has settled (or the stream ended: `record` is
+        None), with an event if it is a shot change."""
+        c = st.cand
+        assert c is not None
+        final = record is None
+        lv = self._levels(st, s, lag)
+        g_of = {f.seq: f.g for f in st.buf}
+        # Each step is tried once as the end of the transition, when its look-ahead is complete
+        # (at the end of the stream: with what there is).
+        last = len(c.steps) - 1 if final else len(c.steps) - 1 - ahead
+        disc = lv.discount([x.d1 for x in c.steps])  # disc[j]: ordinary motion from the anchor to step j
+        while c.checked <= last:
+            i = c.checked
+            c.checked += 1
+            e, after = c.steps[i], c.steps[i + 1 : i + 1 + ahead]
+            if all(lv.excess(x.chord, disc[j]) <= lv.cut for j, x in enumerate(c.steps)):
+                self._close_quiet(st)  # nothing beyond the shot's usual motion happened
+                return []
+            blank = min(_BLANK_DIVERSITY, _BLANK_RATIO * c.anchor.div)
+            if any(x.div < blank for x in (e, *after)) or e.seq not in g_of:
+                continue  # fading to, holding or leaving black (or white): not the new picture yet
+            # How far the new picture is from the old one: from the nearest of its last frames, so a
+            # shot that wobbles is not taken for a new one after a flash.
+            nearest = min([e.chord, *(_chord(_cos(o, g_of[e.seq])) for o in c.old)])
+            change = lv.excess(nearest, disc[i])
+            settle = max(lv.cut, _SETTLE_RATIO * change)
+            ge = g_of[e.seq]
+            moves = [lv.excess(_chord(_cos(ge, g_of[x.seq])), disc[i + 1 + j] - disc[i]) for j, x in enumerate(after)]
+            if all(m <= settle for m in moves):
+                return self._close(stream, st, s, record, i, change, lv.cut)
+        if final or c.steps[-1].pts - c.anchor.pts > s.max_transition_s + s.settle_s:
+            self._close(stream, st, s, record, None, 0.0, lv.cut)  # never settled: motion, no event
+        return []
+
+    def _close_quiet(self, st: _StreamState) -> None:
+        """The candidate was noise: its frames are ordinary frames of the shot."""
+        c = st.cand
+        assert c is not None
+        st.cand = None
+        for x in c.steps:
+            st.near.append(x.d1)
+        st.shot_near += len(c.steps)
+
+    def _close(
+        self,
+        stream: str,
+        st: _StreamState,
+        s: SceneChangeSettings,
+        record: FrameEmbedding | None,
+        end: int | None,
+        change: float,
+        cut: float,
+    ) -> list[Event]:
+        """Close a candidate whose picture changed: with an event if the change is a shot change."""
+        c = st.cand
+        assert c is not None
+        st.cand = None
+        st.floor_seq = c.steps[-1 if end is None else end].seq
+        events: list[Event] = []
+        if end is not None and change > cut:
+            e = c.steps[end]
+            # The first frame at least half way from the old picture to the new one.
+            mid = next(x for x in c.steps[: end + 1] if x.chord >= e.chord / 2)
+            similarity: float | None = None
+            keys = [p for seq, p in st.keys if seq in c.keys]
+            if keys and record is not None and s.same_scene_similarity <= 1:
+                grid = self._patch_grid(record)
+                similarity = max(scene_similarity(k, grid) for k in keys)
+            same_scene = similarity is not None and similarity >= s.same_scene_similarity
+            long_enough = st.shot_start is None or mid.pts - st.shot_start >= s.min_shot_s
+            if not same_scene and long_enough:
+                details: dict[str, Any] = {
+                    "kind": "cut" if end == 0 else "gradual",
+                    "distance": change,
+                    "threshold": cut,
+                    "model": st.model,
+                }
+                if similarity is not None:
+                    details["scene_similarity"] = similarity
                 events.append(
                     Event(
-                        id=event_id(record.stream, self.name, record.seq),
+                        id=event_id(stream, self.name, mid.seq),
                         type="scene_change",
-                        stream=record.stream,
-                        t=record.pts,
-                        t_start=st.prev_pts,
-                        t_end=record.pts,
-                        ts=record.ts,
-                        score=dist,
-                        frames=(st.prev_seq, record.seq),
-                        details={"distance": dist, "threshold": thr, "model": record.model},
+                        stream=stream,
+                        t=mid.pts,
+                        t_start=c.anchor.pts,
+                        t_end=e.pts,
+                        ts=mid.ts,
+                        score=change,
+                        frames=(c.anchor.seq, e.seq),
+                        details=details,
                     )
                 )
-                st.shot_start = record.pts
-                st.distances.clear()  # the new shot builds its own statistics
-            else:
-                st.distances.append(dist)
-        st.prev, st.prev_seq, st.prev_pts = v, record.seq, record.pts
+                st.shot_start = e.pts
+                if record is not None:  # a new scene: forget the old one's patch grids
+                    st.keys, st.since_key = [(record.seq, self._patch_grid(record))], 0
+                # The new shot builds its own statistics, from its settled frames on.
+                st.shot_near, st.shot_far = 0, 0
+                for x in c.steps[end + 1 :]:
+                    st.near.append(x.d1)
+                    st.shot_near += 1
+                return events
+        # Not a shot change (the old picture came back, the same scene moved, or too soon after the
+        # last one): the frames belong to the shot.
+        for x in c.steps:
+            st.near.append(x.d1)
+        st.shot_near += len(c.steps)
         return events
 
+    def _refresh_key(self, st: _StreamState, record: FrameEmbedding, lag: int) -> None:
+        """Keep two patch grids of the current picture, the older at least `lag` frames older, so an
+        anchor up to `lag` frames back always has one from before it."""
+        st.since_key += 1
+        if not st.keys or st.since_key >= lag:
+            st.keys = [*st.keys[-1:], (record.seq, self._patch_grid(record))]
+            st.since_key = 0
+
+    def _patch_grid(self, record: FrameEmbedding) -> np.ndarray:
+        """Unit patch vectors, projected to at most _PATCH_DIMS dims (seeded, so the same after a
+        restart) and rounded to fp16 (so a snapshot holds exactly what is used)."""
+        p: np.ndarray = record.patches.astype(np.float32)
+        d = p.shape[-1]
+        if d not in self._projections:
+            if d <= _PATCH_DIMS:
+                self._projections[d] = None
+            else:
+                rng = np.random.default_rng(d)
+                gauss = rng.standard_normal((d, _PATCH_DIMS)) / math.sqrt(_PATCH_DIMS)
+                self._projections[d] = gauss.astype(np.float32)
+        proj = self._projections[d]
+        if proj is not None:
+            p = p @ proj
+        p /= np.maximum(np.linalg.norm(p, axis=-1, keepdims=True), 1e-12)
+        return p.astype(np.float16).astype(np.float32)
+
+    # --- state --------------------------------------------------------------------------------
+
     def snapshot(self, stream: str) -> dict[str, Any]:
+        """The stream's state as JSON-ready values; vectors are base64 of their exact bytes (about
+        (gradual_s x fps + 1) x 3 KB of frames for ViT-S plus two 25 KB patch grids)."""
         st = self._streams.get(stream)
         if st is None:
             return {}
+        c = st.cand
         return {
-            "prev": None if st.prev is None else st.prev.tolist(),
-            "prev_seq": st.prev_seq,
-            "prev_pts": st.prev_pts,
+            "version": _STATE_VERSION,
+            "buf": [[f.seq, f.pts, f.ts, f.d1, f.div] for f in st.buf],
+            "buf_g": _pack([f.g for f in st.buf], np.float32),
+            "near": list(st.near),
+            "far": list(st.far),
+            "shot_near": st.shot_near,
+            "shot_far": st.shot_far,
             "shot_start": st.shot_start,
-            "distances": list(st.distances),
+            "floor_seq": st.floor_seq,
+            "keys": [[seq, list(p.shape), _pack([p], np.float16)] for seq, p in st.keys],
+            "since_key": st.since_key,
+            "model": st.model,
+            "cand": None
+            if c is None
+            else {
+                "anchor": [c.anchor.seq, c.anchor.pts, c.anchor.ts, c.anchor.d1, c.anchor.div],
+                "anchor_g": _pack([c.anchor.g], np.float32),
+                "keys": c.keys,
+                "steps": [[x.seq, x.pts, x.ts, x.chord, x.d1, x.div] for x in c.steps],
+                "checked": c.checked,
+                "old": [len(c.old), _pack(c.old, np.float32)],
+            },
         }
 
     def restore(self, stream: str, state: dict[str, Any]) -> None:
         if not state:
             self._streams.pop(stream, None)
             return
+        window = self.settings_for(stream).window
+        if state.get("version") != _STATE_VERSION:  # the one-frame state of the first release
+            buf: deque[_Frame] = deque()
+            if state.get("prev") is not None:
+                g = np.asarray(state["prev"], np.float32)
+                buf.append(_Frame(int(state["prev_seq"]), float(state["prev_pts"]), 0.0, g))
+            near = deque((float(x) for x in state.get("distances", [])), maxlen=window)
+            self._streams[stream] = _StreamState(
+                buf, near, deque(maxlen=window), shot_near=len(near), shot_start=state.get("shot_start")
+            )
+            return
+        gs = _unpack(state["buf_g"], np.float32, len(state["buf"]))
+        cand = None
+        if state["cand"] is not None:
+            cs = state["cand"]
+            q, p, t, d, v = cs["anchor"]
+            cand = _Candidate(
+                anchor=_Frame(
+                    int(q), float(p), float(t), _unpack(cs["anchor_g"], np.float32, 1)[0], float(d), float(v)
+                ),
+                keys=[int(k) for k in cs["keys"]],
+                steps=[_Step(int(x[0]), *map(float, x[1:])) for x in cs["steps"]],
+                checked=int(cs["checked"]),
+                old=_unpack(cs["old"][1], np.float32, int(cs["old"][0])),
+            )
         self._streams[stream] = _StreamState(
-            prev=None if state["prev"] is None else np.asarray(state["prev"], dtype=np.float32),
-            prev_seq=int(state["prev_seq"]),
-            prev_pts=float(state["prev_pts"]),
+            buf=deque(
+                _Frame(int(q), float(p), float(t), g, float(d), float(v))
+                for (q, p, t, d, v), g in zip(state["buf"], gs, strict=True)
+            ),
+            near=deque((float(x) for x in state["near"]), maxlen=window),
+            far=deque((float(x) for x in state["far"]), maxlen=window),
+            shot_near=int(state["shot_near"]),
+            shot_far=int(state["shot_far"]),
             shot_start=state["shot_start"],
-            distances=deque(state["distances"], maxlen=self.settings.window),
+            floor_seq=int(state["floor_seq"]),
+            keys=[(int(seq), _grid(shape, data)) for seq, shape, data in state["keys"]],
+            since_key=int(state["since_key"]),
+            cand=cand,
+            model=str(state["model"]),
         )
+
+
+def _pack(arrays: list[np.ndarray], dtype: type) -> str:
+    """Arrays of one length as base64 of their little-endian bytes: compact and exact in JSON."""
+    if not arrays:
+        return ""
+    return base64.b64encode(np.stack(arrays).astype(np.dtype(dtype).newbyteorder("<")).tobytes()).decode()
+
+
+def _grid(shape: list[int], data: str) -> np.ndarray:
+    return _unpack(data, np.float16, 1)[0].reshape(shape)
+
+
+def _unpack(data: str, dtype: type, n: int) -> list[np.ndarray]:
+    if n == 0:
+        return []
+    raw = np.frombuffer(base64.b64decode(data), dtype=np.dtype(dtype).newbyteorder("<")).astype(np.float32)
+    return list(raw.reshape(n, -1))

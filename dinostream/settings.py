@@ -84,12 +84,45 @@ class KafkaSettings(_Strict):
 
 
 class SceneChangeSettings(_Strict):
-    """Adaptive threshold over consecutive cosine distances."""
+    """Shot changes (hard cuts and gradual transitions) from global embeddings, with an adaptive
+    per-stream threshold and a short look-ahead that rejects flashes, occlusions and camera moves.
 
-    window: int = Field(20, ge=2, description="Recent distances the adaptive threshold is computed from.")
-    sensitivity: float = Field(4.0, gt=0, description="Cut when distance > median + sensitivity * MAD.")
-    min_distance: float = Field(0.05, ge=0, le=2, description="Absolute floor below which nothing is a cut.")
-    min_shot_s: float = Field(1.0, ge=0, description="Minimum media seconds between two cuts.")
+    Times are media seconds, so the same settings work at any sampling rate (2 fps or 25 fps).
+    """
+
+    window: int = Field(20, ge=2, description="Recent within-shot distances the adaptive threshold is computed from.")
+    sensitivity: float = Field(
+        4.0, gt=0, description="A change counts when its distance > median + sensitivity * MAD of those distances."
+    )
+    min_distance: float = Field(
+        0.05, ge=0, le=2, description="Absolute floor (cosine distance) below which nothing is a shot change."
+    )
+    min_shot_s: float = Field(1.0, ge=0, description="Minimum media seconds between two shot changes.")
+    gradual_s: float = Field(
+        1.0,
+        gt=0,
+        description="Each frame is also compared with the frame this long before it, so a dissolve or fade "
+        "whose every step is small is still caught.",
+    )
+    max_transition_s: float = Field(
+        4.0,
+        gt=0,
+        description="Longest gradual transition; a change still going on after this is camera motion, not a cut.",
+    )
+    settle_s: float = Field(
+        0.5,
+        ge=0,
+        description="Look-ahead: the new picture must hold this long (at least one frame) before the event is "
+        "sent, so a flash or an object passing by, which goes back to the old picture, is not reported.",
+    )
+    same_scene_similarity: float = Field(
+        0.9,
+        ge=-1,
+        le=1.01,
+        description="Before and after are the same scene (a fast pan, an object in front) when their patch "
+        "grids agree this well at the best shift (mean cosine); such changes are not shot changes. High, "
+        "because plain areas (walls, sky, paper) agree across different scenes too. Above 1 turns it off.",
+    )
 
 
 class AnomalySettings(_Strict):

@@ -1,12 +1,15 @@
-"""Scene-change detector on synthetic embedding sequences with known cuts."""
+"""Scene-change detector on synthetic embedding sequences with known transitions and distractors."""
 
 from __future__ import annotations
+
+import json
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
-from analytics.scene_change import SceneChangeDetector
-from dinostream.records import FrameEmbedding
+from analytics.scene_change import SceneChangeDetector, global_vector, patch_diversity, scene_similarity
+from dinostream.records import Event, FrameEmbedding
 from dinostream.settings import SceneChangeSettings
 
 DIM = 64
@@ -84,6 +87,7 @@ def test_event_fields() -> None:
     assert ev.frames == (5, 6)
     assert ev.t_start == 2.5 and ev.t_end == ev.t == 3.0
     assert ev.score > ev.details["threshold"]
+    assert ev.details["kind"] == "cut"
     # Deterministic id: the same input gives the same event id (redelivery dedupes).
     fresh = SceneChangeDetector(SceneChangeSettings())
     (again,) = [e for r in recs for e in fresh.process(r)]
@@ -116,3 +120,283 @@ def test_per_stream_settings_at_run_time() -> None:
     assert _run(det, _records([6, 6], stream="loud")) == [3.0]
     with pytest.raises(ValueError, match="min_distance"):
         det.configure("quiet", {"min_distance": -1})
+
+
+# --- Scripted scenes: transitions and distractors ------------------------------------------------
+#
+# A "scene" is a world of random patch vectors larger than the view; a frame looks at a 7x7
+# window of it, so a pan shows other patches of the same world, as a camera would. The global
+# vectors are derived from the window like the model's: pooled = mean patch, CLS = a fixed
+# linear map of it. Each case lists what happens over time and the events it must produce.
+
+GRID = 7
+PDIM = 32
+WORLD = (GRID + 8, GRID + 40)  # rows, columns of patch vectors a view pans over
+
+
+class _Scene:
+    def __init__(self, rng: np.random.Generator) -> None:
+        w = rng.normal(size=(*WORLD, PDIM))
+        # Regions: what neighbouring patches share changes along the world, so a long pan changes
+        # the global vectors as much as a cut does.
+        knots = rng.normal(size=(13, PDIM))
+        at = np.linspace(0, 12, WORLD[1])
+        lo = np.minimum(at.astype(int), 11)
+        regions = knots[lo] + (at - lo)[:, None] * (knots[lo + 1] - knots[lo])
+        self.world = w / np.linalg.norm(w, axis=-1, keepdims=True) + 0.8 * regions[None]
+        self.bias = rng.normal(size=PDIM) * 0.3  # what all its patches share (its colour, its light)
+
+    def view(self, x: float, y: float = 4.0) -> np.ndarray:
+        xi, yi = round(x), round(y)
+        return self.world[yi : yi + GRID, xi : xi + GRID] + self.bias
+
+
+class _Script:
+    """Builds frames at `fps` from per-second descriptions; `t` is media seconds."""
+
+    def __init__(self, fps: float, seed: int = 0) -> None:
+        self.fps = fps
+        self.rng = np.random.default_rng(seed)
+        self.proj = self.rng.normal(size=(PDIM, PDIM)) / np.sqrt(PDIM)
+        self.grids: list[np.ndarray] = []
+
+    def scene(self) -> _Scene:
+        return _Scene(self.rng)
+
+    def add(self, seconds: float, picture: Callable[[float], np.ndarray]) -> None:
+        """`picture(u)` gives the patch grid at u in (0, 1) of this segment (frame midpoints)."""
+        n = round(seconds * self.fps)
+        for i in range(n):
+            self.grids.append(picture((i + 0.5) / n))
+
+    def records(self, stream: str = "cam") -> list[FrameEmbedding]:
+        out = []
+        for seq, g in enumerate(self.grids):
+            noisy = g + 0.02 * self.rng.normal(size=g.shape)
+            pooled = noisy.mean(axis=(0, 1))
+            out.append(
+                FrameEmbedding(
+                    stream=stream,
+                    seq=seq,
+                    pts=seq / self.fps,
+                    ts=1e9 + seq / self.fps,
+                    model="test",
+                    untrained=True,
+                    cls=np.tanh(self.proj @ pooled),
+                    pooled=pooled,
+                    patches=noisy,
+                )
+            )
+        return out
+
+
+BLACK = np.full((GRID, GRID, PDIM), -1.0)  # every patch alike: no content
+
+
+def _pan(scene: _Scene, x0: float, x1: float) -> Callable[[float], np.ndarray]:
+    return lambda u: scene.view(x0 + u * (x1 - x0))
+
+
+def _cut(s: _Script) -> list[tuple[float, float, str]]:
+    a, b = s.scene(), s.scene()
+    s.add(4, _pan(a, 0, 2))
+    s.add(4, _pan(b, 10, 11))
+    return [(4.0, 4.0, "cut")]
+
+
+def _dissolve(s: _Script) -> list[tuple[float, float, str]]:
+    a, b = s.scene(), s.scene()
+    s.add(4, _pan(a, 0, 2))
+    s.add(1.5, lambda u: (1 - u) * a.view(2) + u * b.view(10))
+    s.add(4, _pan(b, 10, 11))
+    return [(4.0, 5.5, "gradual")]
+
+
+def _fade(s: _Script) -> list[tuple[float, float, str]]:
+    a, b = s.scene(), s.scene()
+    s.add(4, _pan(a, 0, 2))
+    s.add(0.6, lambda u: (1 - u) * a.view(2) + u * BLACK)
+    s.add(0.4, lambda u: BLACK)
+    s.add(0.6, lambda u: (1 - u) * BLACK + u * b.view(10))
+    s.add(4, _pan(b, 10, 11))
+    return [(4.0, 5.6, "gradual")]
+
+
+def _flash(s: _Script) -> list[tuple[float, float, str]]:
+    a = s.scene()
+    s.add(4, _pan(a, 0, 1))
+    s.add(1 / s.fps, lambda u: np.full((GRID, GRID, PDIM), 1.0))  # one overexposed frame
+    s.add(4, _pan(a, 1, 2))
+    return []
+
+
+def _fast_pan(s: _Script) -> list[tuple[float, float, str]]:
+    a = s.scene()
+    s.add(4, _pan(a, 0, 1))
+    s.add(0.5, lambda u: a.view(1 + 4 * u * u * (3 - 2 * u)))  # whip by 4 of the view's 7 patches
+    s.add(4, _pan(a, 5, 6))
+    return []
+
+
+def _occluder(s: _Script) -> list[tuple[float, float, str]]:
+    a = s.scene()
+    thing = s.rng.normal(size=PDIM) * 2
+
+    def crossing(u: float) -> np.ndarray:
+        g = a.view(1).copy()
+        x = round(-3 + u * (GRID + 3))  # a 3x4 block moves across the view
+        g[1:5, max(x, 0) : max(x + 3, 0)] = thing
+        return g
+
+    s.add(4, _pan(a, 0, 1))
+    s.add(1.2, crossing)
+    s.add(4, _pan(a, 1, 2))
+    return []
+
+
+def _drift(s: _Script) -> list[tuple[float, float, str]]:
+    a = s.scene()
+    light = s.rng.normal(size=PDIM) * 1.5  # the light changes colour and level, slowly
+    s.add(10, lambda u: a.view(u) + u * light)
+    return []
+
+
+def _short_shot(s: _Script) -> list[tuple[float, float, str]]:
+    a, b, c = s.scene(), s.scene(), s.scene()
+    s.add(4, _pan(a, 0, 1))
+    s.add(0.5, _pan(b, 5, 5))  # shorter than min_shot_s: one shot change A -> C, not two
+    s.add(4, _pan(c, 8, 9))
+    return [(4.0, 4.5, "")]
+
+
+SCRIPTS = {
+    "cut": _cut,
+    "dissolve": _dissolve,
+    "fade-through-black": _fade,
+    "flash": _flash,
+    "fast-pan": _fast_pan,
+    "occluder-crossing": _occluder,
+    "lighting-drift": _drift,
+    "shot-under-min-length": _short_shot,
+}
+RATES = {"2fps": 2.0, "5fps": 5.0, "10fps": 10.0}
+TOLERANCE_S = 0.5
+
+
+def _events(det: SceneChangeDetector, recs: list[FrameEmbedding]) -> list[Event]:
+    return [e for r in recs for e in det.process(r)] + det.flush(recs[0].stream)
+
+
+@pytest.mark.parametrize("fps", RATES.values(), ids=RATES.keys())
+@pytest.mark.parametrize("script", SCRIPTS.values(), ids=SCRIPTS.keys())
+def test_scripted_transitions_and_distractors(
+    script: Callable[[_Script], list[tuple[float, float, str]]], fps: float
+) -> None:
+    s = _Script(fps)
+    expected = script(s)
+    events = _events(SceneChangeDetector(SceneChangeSettings()), s.records())
+    got = [(round(e.t, 2), e.details["kind"]) for e in events]
+    assert len(events) == len(expected), f"expected {expected}, got {got}"
+    for ev, (start, end, kind) in zip(events, expected, strict=True):
+        assert start - TOLERANCE_S <= ev.t <= end + TOLERANCE_S, got
+        assert not kind or ev.details["kind"] == kind, got
+        assert ev.t_start <= ev.t <= ev.t_end
+        assert ev.frames[0] < ev.frames[1]
+
+
+def test_gradual_event_spans_the_transition() -> None:
+    s = _Script(10.0)
+    _dissolve(s)
+    (ev,) = _events(SceneChangeDetector(SceneChangeSettings()), s.records())
+    assert ev.details["kind"] == "gradual"
+    assert 3.5 <= ev.t_start < 4.5 and 5.0 <= ev.t_end <= 6.0, (ev.t_start, ev.t_end)
+    assert ev.frames == (round(ev.t_start * 10), round(ev.t_end * 10))
+    assert ev.score > ev.details["threshold"]
+
+
+def test_same_scene_check_can_be_turned_off() -> None:
+    s = _Script(5.0)
+    _fast_pan(s)
+    det = SceneChangeDetector(SceneChangeSettings(same_scene_similarity=1.01))
+    assert len(_events(det, s.records())) == 1  # without it, the whip pan is taken for a cut
+
+
+def test_scene_similarity_and_blank_frames() -> None:
+    rng = np.random.default_rng(0)
+    scene, other = _Scene(rng), _Scene(rng)
+    unit = lambda g: g / np.linalg.norm(g, axis=-1, keepdims=True)  # noqa: E731
+    assert scene_similarity(unit(scene.view(0)), unit(scene.view(3))) > 0.95  # shifted by 3 patches
+    assert scene_similarity(unit(scene.view(0)), unit(other.view(0))) < 0.5
+    assert patch_diversity(BLACK) < 0.01 < 0.03 < patch_diversity(scene.view(0))
+    assert patch_diversity(np.zeros((1, 1, 8))) == 1.0  # no patch information: never blank
+
+
+# --- State: snapshot/restore in the middle of a transition, and flush -----------------------------
+
+
+def _dump(events: list[Event]) -> list[dict]:
+    return [e.to_dict() for e in events]
+
+
+@pytest.mark.parametrize("script", [_dissolve, _fade, _flash], ids=["dissolve", "fade", "flash"])
+def test_snapshot_restore_at_every_frame_resumes_identically(
+    script: Callable[[_Script], list[tuple[float, float, str]]],
+) -> None:
+    s = _Script(5.0)
+    script(s)
+    recs = s.records()
+    full = _dump(_events(SceneChangeDetector(SceneChangeSettings()), recs))
+    saw_open_candidate = False
+    for cut_at in range(1, len(recs)):
+        first = SceneChangeDetector(SceneChangeSettings())
+        before = [e for r in recs[:cut_at] for e in first.process(r)]
+        state = json.loads(json.dumps(first.snapshot("cam")))  # what the worker's table stores
+        saw_open_candidate |= state["cand"] is not None
+        resumed = SceneChangeDetector(SceneChangeSettings())
+        resumed.restore("cam", state)
+        after = _events(resumed, recs[cut_at:])
+        assert _dump(before + after) == full, f"resumed after frame {cut_at}"
+    assert saw_open_candidate or not full, "some snapshot must fall inside a transition's look-ahead"
+
+
+def test_flush_decides_what_the_look_ahead_holds() -> None:
+    s = _Script(5.0)
+    a, b = s.scene(), s.scene()
+    s.add(4, _pan(a, 0, 1))
+    s.add(0.2, _pan(b, 5, 5))  # the stream ends one frame after the cut
+    det = SceneChangeDetector(SceneChangeSettings())
+    recs = s.records()
+    assert [e for r in recs for e in det.process(r)] == []  # still waiting for the look-ahead
+    (ev,) = det.flush("cam")
+    assert ev.t == pytest.approx(4.0) and ev.details["kind"] == "cut"
+    assert det.flush("cam") == []
+    assert det.flush("never-seen") == []
+
+
+def test_snapshot_is_json_and_small() -> None:
+    # ViT-S: 384-dim CLS, 14x14 patch grid; 10 fps. The worker saves state to a Kafka-backed table.
+    rng = np.random.default_rng(0)
+    shots = [rng.normal(size=(14, 14, 384)) for _ in range(2)]
+    det = SceneChangeDetector(SceneChangeSettings())
+    for seq in range(60):
+        patches = shots[seq == 59] + 0.05 * rng.normal(size=(14, 14, 384))  # a cut at the last frame
+        pooled = patches.mean(axis=(0, 1))
+        rec = FrameEmbedding("cam", seq, seq / 10, 0.0, "m", True, pooled, pooled, patches)
+        assert det.process(rec) == []
+    state = det.snapshot("cam")
+    assert state["cand"] is not None  # the cut waits for its look-ahead: the largest state there is
+    assert len(json.dumps(state)) < 200_000
+
+
+def test_restores_first_release_state() -> None:
+    recs = _records([6, 6])
+    old = {
+        "prev": global_vector(recs[1]).tolist(),
+        "prev_seq": 1,
+        "prev_pts": 0.5,
+        "shot_start": 0.0,
+        "distances": [0.01, 0.012, 0.011],
+    }
+    det = SceneChangeDetector(SceneChangeSettings())
+    det.restore("cam", old)
+    assert _run(det, recs[2:]) == [3.0]
