@@ -1,25 +1,34 @@
-"""Micro-batching across all streams in front of the blocking embedder.
+"""Fair micro-batching across all streams in front of one or more blocking embedders.
 
-Frames from every stream share one bounded queue. A batch closes when it holds `max_batch`
-frames or `max_wait_s` after its first frame was enqueued, whichever comes first; it is then
-embedded on the batcher's own single-thread executor (never on the event loop) and the results
-go, in enqueue order, to the sink. `embed()` takes the same path but hands its frame's result
-back to the caller, for one-off queries.
+Each stream has its own bounded queue: `put()` waits while its stream's queue is full
+(backpressure reaches that stream's decoder, and only that one). A batch is made of frames of
+one shape (the embedder stacks them into one tensor; different input sizes form separate
+batches), taken round-robin across the streams whose next frame has that shape, so a busy
+camera cannot starve a quiet one. It closes when it holds `max_batch` frames or `max_wait_s`
+after its oldest frame was enqueued, whichever comes first. The batch led by the stream with
+the oldest waiting frame goes next, so no frame waits behind other shapes for long.
 
-    >>> batcher = MicroBatcher(embedder.embed, max_batch=16, max_wait_s=0.05, queue_size=64, sink=publish)
+Each embedder (one per device) runs on its own single-thread executor, never on the event loop;
+a batch goes to an idle embedder, the least used first. Results reach the sink in dispatch
+order, so every stream's records stay in order even when devices finish out of order.
+`embed()` takes the same path but hands its frame's result back to the caller, for one-off
+queries. Latency per frame (enqueue -> embedding) is kept for `stats()`.
+
+    >>> batcher = MicroBatcher([gpu0.embed, gpu1.embed], max_batch=16, max_wait_s=0.05, queue_size=16,
+    ...                        sink=publish)
     >>> batcher.start()
-    >>> await batcher.put(frame)      # waits while the queue is full: backpressure
+    >>> await batcher.put(frame)      # waits while frame.stream's queue is full: backpressure
     >>> await batcher.stop()          # embeds everything accepted, then returns
 
-Errors: when `embed_fn` (or the sink) raises, nothing is dropped silently. Callers of `embed()`
-whose frames were in the failed batch get the exception. If the batch also held frames from
-`put()`, those frames cannot be delivered: the failure is logged with their stream ids, every
-frame still queued fails the same way (their `embed()` callers get the exception, blocked
-`put()` calls raise `BatcherClosedError`), and the run task ends with the original exception,
-which `stop()` re-raises and `task` exposes, so the owner restarts the stage or exits non-zero.
-A model failure (CUDA out of memory, a driver error) is rarely specific to one frame, so
-carrying on would only drop frame after frame. A batch made only of `embed()` frames fails
-only those callers and the batcher carries on.
+Errors: when an embedder (or the sink) raises, nothing is dropped silently. Callers of
+`embed()` whose frames were in the failed batch get the exception. If the batch also held
+frames from `put()`, those frames cannot be delivered: the failure is logged with their stream
+ids, every frame still queued or in flight fails the same way (their `embed()` callers get the
+exception, blocked `put()` calls raise `BatcherClosedError`), and the run task ends with the
+original exception, which `stop()` re-raises and `task` exposes, so the owner restarts the
+stage or exits non-zero. A model failure (a driver error, out of memory even for one frame) is
+rarely specific to one frame, so carrying on would only drop frame after frame. A batch made
+only of `embed()` frames fails only those callers and the batcher carries on.
 """
 
 from __future__ import annotations
@@ -28,9 +37,9 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -49,30 +58,52 @@ class BatcherClosedError(RuntimeError):
 
 @dataclass(frozen=True)
 class BatcherStats:
-    """Counters since start; latencies (enqueue -> result) over the most recent frames."""
+    """Counters since start; latencies (enqueue -> embedding) over the most recent frames."""
 
     batches: int
     frames: int
     mean_batch_size: float
     latency_p50_s: float | None  # None until a frame has been embedded
     latency_p99_s: float | None
-    queued: int  # frames waiting now
+    queued: int  # frames waiting now, all streams
     last_batch_at: float | None  # time.monotonic() when the last batch finished: a liveness signal
+    worker_frames: tuple[int, ...] = ()  # frames embedded by each embedder (device)
 
 
 @dataclass(eq=False)
 class _Item:
     frame: Frame
-    enqueued: float  # time.monotonic() when accepted into the queue
+    enqueued: float  # time.monotonic() when accepted into its stream's queue
     future: asyncio.Future[FrameEmbedding] | None  # set for embed(), None for put()
 
 
+@dataclass(eq=False)
+class _Worker:
+    index: int
+    fn: EmbedFn
+    executor: ThreadPoolExecutor | None = None
+    busy: bool = False
+    frames: int = 0
+
+
+@dataclass(eq=False)
+class _Flight:
+    """A dispatched batch until its results are delivered."""
+
+    items: list[_Item]
+    delivered: asyncio.Future[None] = field(repr=False)
+
+
+def _shape(frame: Frame) -> Hashable:
+    return getattr(frame.image, "shape", None)
+
+
 class MicroBatcher:
-    """Async micro-batcher; see the module docstring for batching and error semantics."""
+    """Async fair micro-batcher; see the module docstring for batching and error semantics."""
 
     def __init__(
         self,
-        embed_fn: EmbedFn,
+        embed_fn: EmbedFn | Sequence[EmbedFn],
         *,
         max_batch: int,
         max_wait_s: float,
@@ -80,20 +111,24 @@ class MicroBatcher:
         sink: Sink,
         latency_window: int = 1024,
     ) -> None:
+        fns = [embed_fn] if callable(embed_fn) else list(embed_fn)
+        if not fns:
+            raise ValueError("at least one embed function is needed")
         if max_batch < 1 or queue_size < 1 or max_wait_s < 0 or latency_window < 1:
             raise ValueError("max_batch, queue_size and latency_window must be >= 1 and max_wait_s >= 0")
-        self._embed_fn = embed_fn
+        self._workers = [_Worker(i, fn) for i, fn in enumerate(fns)]
         self._sink = sink
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
-        self.queue_size = queue_size
-        self._items: collections.deque[_Item] = collections.deque()
+        self.queue_size = queue_size  # per stream
+        self._queues: dict[str, collections.deque[_Item]] = {}  # streams with waiting frames, first come first
         self._cond = asyncio.Condition()
         self._closing = False
-        self._failure: BaseException | None = None
-        self._current: list[_Item] = []  # the batch being gathered or embedded
+        self._failure: BaseException | None = None  # what ended (or is ending) the run task
+        self._current: list[_Item] = []  # the batch being gathered
+        self._flights: list[_Flight] = []  # dispatched, not yet delivered, in dispatch order
+        self._tasks: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
-        self._executor: ThreadPoolExecutor | None = None
         self._latencies: collections.deque[float] = collections.deque(maxlen=latency_window)
         self._batches = 0
         self._frames = 0
@@ -102,10 +137,11 @@ class MicroBatcher:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the run task on the running event loop and the model's executor thread."""
+        """Start the run task on the running event loop and one executor thread per embedder."""
         if self._task is not None:
             raise RuntimeError("MicroBatcher.start() called twice")
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dinostream-embed")
+        for w in self._workers:
+            w.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dinostream-embed-{w.index}")
         self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
 
     async def stop(self) -> None:
@@ -121,8 +157,9 @@ class MicroBatcher:
         try:
             await self._task
         finally:
-            if self._executor is not None:
-                self._executor.shutdown(wait=False)
+            for w in self._workers:
+                if w.executor is not None:
+                    w.executor.shutdown(wait=False)
 
     @property
     def task(self) -> asyncio.Task[None] | None:
@@ -136,7 +173,7 @@ class MicroBatcher:
     # --- producers -----------------------------------------------------------------------------
 
     async def put(self, frame: Frame) -> None:
-        """Enqueue a frame whose result goes to the sink; waits while the queue is full."""
+        """Enqueue a frame whose result goes to the sink; waits while its stream's queue is full."""
         await self._enqueue(_Item(frame, 0.0, None))
 
     async def embed(self, frame: Frame) -> FrameEmbedding:
@@ -146,13 +183,20 @@ class MicroBatcher:
         return await fut
 
     async def _enqueue(self, item: _Item) -> None:
+        stream = item.frame.stream
         async with self._cond:
             self._check_open()
-            await self._cond.wait_for(lambda: len(self._items) < self.queue_size or self._closing)
+            await self._cond.wait_for(
+                lambda: len(self._queues.get(stream, ())) < self.queue_size or self._closing or self._failed
+            )
             self._check_open()  # stop() or a failure while waiting: the frame was not accepted
             item.enqueued = time.monotonic()  # latency counts from acceptance, not from waiting
-            self._items.append(item)
+            self._queues.setdefault(stream, collections.deque()).append(item)
             self._cond.notify_all()
+
+    @property
+    def _failed(self) -> bool:
+        return self._failure is not None
 
     def _check_open(self) -> None:
         if self._task is None:
@@ -169,92 +213,186 @@ class MicroBatcher:
     async def _run(self) -> None:
         try:
             while True:
+                worker = await self._free_worker()
                 batch = await self._next_batch()
                 if not batch:
-                    return  # closing and nothing left
-                await self._process(batch)
-                self._current = []
+                    break  # closing and nothing left
+                self._dispatch(worker, batch)
+            while self._tasks:  # let every dispatched batch finish and be delivered
+                await asyncio.wait(set(self._tasks))
+            if self._failure is not None:
+                raise self._failure
         except BaseException as exc:
-            self._failure = exc
-            await self._fail_queued(exc)
+            if self._failure is None:
+                self._failure = exc
+            for t in self._tasks:
+                t.cancel()
+            await self._fail_pending(self._failure)
             raise
 
+    async def _free_worker(self) -> _Worker:
+        """An idle embedder (the least used), once fewer than workers + 1 batches await delivery."""
+        limit = len(self._workers) + 1
+        async with self._cond:
+            await self._cond.wait_for(
+                lambda: self._failed or (len(self._flights) < limit and any(not w.busy for w in self._workers))
+            )
+            self._raise_failure()
+            return min((w for w in self._workers if not w.busy), key=lambda w: w.frames)
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
     async def _next_batch(self) -> list[_Item]:
-        """Wait for a first frame, then gather more until max_batch or its max_wait_s deadline."""
+        """Wait for a frame, then gather frames of its shape round-robin until max_batch or the deadline."""
         loop = asyncio.get_running_loop()
         async with self._cond:
-            await self._cond.wait_for(lambda: bool(self._items) or self._closing)
-            if not self._items:
+            await self._cond.wait_for(lambda: bool(self._queues) or self._closing or self._failed)
+            self._raise_failure()
+            if not self._queues:
                 return []
-            batch = self._current = [self._items.popleft()]
-            deadline = loop.time() + self.max_wait_s - (time.monotonic() - batch[0].enqueued)
-            while len(batch) < self.max_batch:
-                if self._items:
-                    batch.append(self._items.popleft())
-                    continue
+            # The stream with the oldest waiting frame leads: its frame's shape is the batch's shape.
+            leader = min(self._queues, key=lambda s: self._queues[s][0].enqueued)
+            first = self._queues[leader][0]
+            shape = _shape(first.frame)
+            deadline = loop.time() + self.max_wait_s - (time.monotonic() - first.enqueued)
+            batch = self._current = []
+            while True:
+                self._gather(batch, leader, shape)
                 remaining = deadline - loop.time()
-                if self._closing or remaining <= 0:
-                    break  # stopping: flush now rather than wait for frames that cannot come
+                if len(batch) >= self.max_batch or self._closing or remaining <= 0:
+                    break  # full, stopping (flush now rather than wait for frames that cannot come), or due
                 self._cond.notify_all()  # room was made: wake producers before waiting
                 try:
                     async with asyncio.timeout(remaining):
-                        await self._cond.wait_for(lambda: bool(self._items) or self._closing)
+                        await self._cond.wait_for(lambda: self._has_frames_of(shape) or self._closing or self._failed)
                 except TimeoutError:
+                    self._gather(batch, leader, shape)
                     break
+                self._raise_failure()
+            self._current = []
             self._cond.notify_all()
             return batch
 
-    async def _process(self, batch: list[_Item]) -> None:
-        frames = [it.frame for it in batch]
-        loop = asyncio.get_running_loop()
-        try:
-            results = await loop.run_in_executor(self._executor, self._embed_fn, frames)
-            if len(results) != len(frames):
-                raise RuntimeError(f"embed_fn returned {len(results)} results for {len(frames)} frames")
-        except Exception as exc:
-            for it in batch:
-                if it.future is not None and not it.future.done():
-                    it.future.set_exception(exc)
-            lost = [it.frame for it in batch if it.future is None]
-            if lost:
-                log.error(
-                    "embedding failed for a batch of %d frames; streams %s lose frames %s; stopping the batcher",
-                    len(batch),
-                    sorted({f.stream for f in lost}),
-                    [f"{f.stream}#{f.seq}" for f in lost],
-                    exc_info=exc,
-                )
-                raise
-            log.warning("embedding failed for %d one-off frames: %r", len(batch), exc)
-            return
-        now = time.monotonic()
-        self._latencies.extend(now - it.enqueued for it in batch)
-        self._batches += 1
-        self._frames += len(batch)
-        self._last_batch_at = now
-        to_sink = []
-        for it, res in zip(batch, results, strict=True):
-            if it.future is None:
-                to_sink.append(res)
-            elif not it.future.done():  # the caller may have been cancelled meanwhile
-                it.future.set_result(res)
-        if to_sink:
-            try:
-                await self._sink(to_sink)
-            except Exception:
-                log.exception(
-                    "the sink failed for streams %s; stopping the batcher", sorted({r.stream for r in to_sink})
-                )
-                raise
+    def _gather(self, batch: list[_Item], leader: str, shape: Hashable) -> None:
+        """Take frames of `shape` in rounds, one per stream per round, starting with `leader`."""
+        streams = list(self._queues)
+        start = streams.index(leader) if leader in streams else 0
+        order = streams[start:] + streams[:start]
+        while len(batch) < self.max_batch:
+            took = False
+            for stream in order:
+                queue = self._queues.get(stream)
+                if queue and _shape(queue[0].frame) == shape:
+                    batch.append(queue.popleft())
+                    took = True
+                    if not queue:
+                        del self._queues[stream]
+                    if len(batch) >= self.max_batch:
+                        break
+            if not took:
+                break
 
-    async def _fail_queued(self, exc: BaseException) -> None:
+    def _has_frames_of(self, shape: Hashable) -> bool:
+        return any(_shape(q[0].frame) == shape for q in self._queues.values())
+
+    def _dispatch(self, worker: _Worker, batch: list[_Item]) -> None:
+        loop = asyncio.get_running_loop()
+        previous = self._flights[-1].delivered if self._flights else None
+        flight = _Flight(batch, loop.create_future())
+        self._flights.append(flight)
+        worker.busy = True
+        task = loop.create_task(self._process(worker, flight, previous), name=f"embed-batch-{worker.index}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _process(self, worker: _Worker, flight: _Flight, previous: asyncio.Future[None] | None) -> None:
+        batch = flight.items
+        frames = [it.frame for it in batch]
+        try:
+            try:
+                results = await asyncio.get_running_loop().run_in_executor(worker.executor, worker.fn, frames)
+                if len(results) != len(frames):
+                    raise RuntimeError(f"embed_fn returned {len(results)} results for {len(frames)} frames")
+            except Exception as exc:
+                self._embedding_failed(batch, exc)  # before the worker is free: no batch may start after it
+                await self._release(worker)
+                return
+            now = time.monotonic()
+            self._latencies.extend(now - it.enqueued for it in batch)
+            self._batches += 1
+            self._frames += len(batch)
+            worker.frames += len(batch)
+            self._last_batch_at = now
+            await self._release(worker)
+            to_sink = []
+            for it, res in zip(batch, results, strict=True):
+                if it.future is None:
+                    to_sink.append(res)
+                elif not it.future.done():  # the caller may have been cancelled meanwhile
+                    it.future.set_result(res)
+            if previous is not None:
+                await previous  # deliver in dispatch order: each stream stays in order
+            if self._failure is not None:
+                return  # the batcher is failing: its frames are reported with the others not delivered
+            if to_sink:
+                try:
+                    await self._sink(to_sink)
+                except Exception as exc:
+                    log.exception(
+                        "the sink failed for streams %s; stopping the batcher", sorted({r.stream for r in to_sink})
+                    )
+                    await self._fail(exc)
+                    return
+            if flight in self._flights:
+                self._flights.remove(flight)
+        finally:
+            if not flight.delivered.done():
+                flight.delivered.set_result(None)
+            async with self._cond:
+                self._cond.notify_all()
+
+    async def _release(self, worker: _Worker) -> None:
+        worker.busy = False
+        async with self._cond:
+            self._cond.notify_all()
+
+    def _embedding_failed(self, batch: list[_Item], exc: Exception) -> None:
+        for it in batch:
+            if it.future is not None and not it.future.done():
+                it.future.set_exception(exc)
+        lost = [it.frame for it in batch if it.future is None]
+        if not lost:
+            log.warning("embedding failed for %d one-off frames: %r", len(batch), exc)
+            self._flights = [f for f in self._flights if f.items is not batch]  # nothing to deliver
+            return
+        log.error(
+            "embedding failed for a batch of %d frames; streams %s lose frames %s; stopping the batcher",
+            len(batch),
+            sorted({f.stream for f in lost}),
+            [f"{f.stream}#{f.seq}" for f in lost],
+            exc_info=exc,
+        )
+        if self._failure is None:
+            self._failure = exc
+
+    async def _fail(self, exc: BaseException) -> None:
+        async with self._cond:
+            if self._failure is None:
+                self._failure = exc
+            self._cond.notify_all()
+
+    async def _fail_pending(self, exc: BaseException) -> None:
         """After a failure or cancellation: fail every pending embed() future, log the put() frames lost."""
         err = exc if isinstance(exc, Exception) else BatcherClosedError("the micro-batcher was cancelled")
         async with self._cond:
-            lost = []
-            pending = [*self._current, *self._items]
+            pending = [*self._current, *(it for f in self._flights for it in f.items)]
+            pending += [it for q in self._queues.values() for it in q]
             self._current = []
-            self._items.clear()
+            self._flights = []
+            self._queues.clear()
+            lost = []
             for it in pending:
                 if it.future is None:
                     lost.append(it.frame)
@@ -264,9 +402,11 @@ class MicroBatcher:
             self._cond.notify_all()  # blocked put() calls raise BatcherClosedError
         if lost:
             log.error(
-                "micro-batcher stopped with %d accepted frames not delivered (streams %s)",
+                "micro-batcher stopped with %d accepted frames not delivered (streams %s): %s%s",
                 len(lost),
                 sorted({f.stream for f in lost}),
+                [f"{f.stream}#{f.seq}" for f in lost[:50]],
+                " ..." if len(lost) > 50 else "",
             )
 
     # --- observability -------------------------------------------------------------------------
@@ -280,6 +420,7 @@ class MicroBatcher:
             mean_batch_size=self._frames / self._batches if self._batches else 0.0,
             latency_p50_s=p50,
             latency_p99_s=p99,
-            queued=len(self._items),
+            queued=sum(len(q) for q in self._queues.values()),
             last_batch_at=self._last_batch_at,
+            worker_frames=tuple(w.frames for w in self._workers),
         )

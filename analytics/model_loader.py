@@ -10,6 +10,8 @@ becomes a one-line `ModelLoadError` that names the spec, the reason and what to 
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import logging
 import os
@@ -95,8 +97,11 @@ class LoadedModel:
     image_std: RGB
 
 
-def load_model(spec: str, *, device: str = "auto", seed: int = 0) -> LoadedModel:
-    """Load the model named by `spec`: a checkpoint directory, a Hub id, or `random:SIZE`.
+def load_model(spec: str, *, device: str = "auto", seed: int = 0, precision: str = "auto") -> LoadedModel:
+    """Load the model named by `spec`: a checkpoint directory, a Meta `.pth` file, a Hub id, or `random:SIZE`.
+
+    `precision` is the autocast dtype on CUDA ("auto": bf16 where supported, else fp16; "bf16",
+    "fp16", "fp32"); the CPU always computes in fp32.
 
     Raises `ModelLoadError` (one line: the spec, the reason, the fix) for anything a user can
     correct; never a traceback for a bad spec, a missing checkpoint or an unreachable Hub.
@@ -140,7 +145,7 @@ def load_model(spec: str, *, device: str = "auto", seed: int = 0) -> LoadedModel
         model_id=model_id,
         untrained=untrained,
         device=dev,
-        dtype=compute_dtype(dev),
+        dtype=compute_dtype(dev, precision),
         patch_size=patch,
         num_register_tokens=int(cfg.num_register_tokens),
         hidden_size=int(cfg.hidden_size),
@@ -173,12 +178,32 @@ def resolve_device(device: str, spec: str = "") -> torch.device:
     return dev
 
 
-def compute_dtype(dev: torch.device) -> torch.dtype:
-    """The dtype to autocast to: bf16 on CUDA when supported, else fp16; fp32 on the CPU."""
-    if dev.type == "cuda":
-        with torch.cuda.device(dev):
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
+def compute_dtype(dev: torch.device, precision: str = "auto") -> torch.dtype:
+    """The dtype to autocast to on CUDA: `precision`, where "auto" is bf16 when supported, else fp16.
+    The CPU computes in fp32 whatever is asked (CPU half precision is slower, not faster, without AMX)."""
+    if precision not in ("auto", "bf16", "fp16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16, fp16 or fp32, got {precision!r}")
+    if dev.type != "cuda" or precision == "fp32":
+        return torch.float32
+    if precision == "fp16":
+        return torch.float16
+    with torch.cuda.device(dev):
+        bf16 = torch.cuda.is_bf16_supported()
+    if precision == "bf16" and not bf16:
+        raise ModelLoadError(f"precision bf16 requested but {dev} does not support bfloat16; use fp16 or auto")
+    return torch.bfloat16 if bf16 else torch.float16
+
+
+def replicate(loaded: LoadedModel, device: str, precision: str = "auto") -> LoadedModel:
+    """The same weights on another device (one replica per device of a multi-GPU stage)."""
+    dev = resolve_device(device, loaded.model_id)
+    if dev == loaded.device:
+        return loaded
+    try:
+        model = copy.deepcopy(loaded.model).to(dev).eval().requires_grad_(False)  # type: ignore[arg-type]
+    except RuntimeError as e:  # CUDA out of memory, driver errors
+        raise _error(loaded.model_id, f"cannot copy it to {dev}: {_first_line(e)}", "use fewer devices") from None
+    return dataclasses.replace(loaded, model=model, device=dev, dtype=compute_dtype(dev, precision))
 
 
 # --- one function per kind of source ---------------------------------------------------------
@@ -202,11 +227,12 @@ def _load_local_dir(spec: str, path: Path) -> _Loaded:
     """A directory written by `save_pretrained` (config.json + safetensors/bin weights)."""
     config_file = path / "config.json"
     if not config_file.is_file():
-        if any(path.glob("*.pth")):
+        pth = sorted(path.glob("*.pth"))
+        if pth:
             raise _error(
                 spec,
-                "the directory holds Meta .pth weights, which cannot be loaded yet",
-                "convert them with transformers' convert_dinov3_vit_to_hf.py and pass the output directory",
+                "the directory holds Meta .pth weights but no config.json",
+                f"pass the .pth file itself, e.g. --model {pth[0]}",
             )
         raise _error(spec, "the directory is not a transformers checkpoint (no config.json)", _FIX)
     _check_config(spec, _read_json(spec, config_file))
@@ -261,12 +287,17 @@ def _load_hub(spec: str) -> _Loaded:
 
 
 def _load_meta_pth(spec: str, path: Path) -> _Loaded:
-    """Meta's original `dinov3_*.pth` checkpoints: reserved for the converter (not implemented yet)."""
-    raise _error(
-        spec,
-        "Meta .pth checkpoints cannot be loaded yet",
-        "convert it with transformers' convert_dinov3_vit_to_hf.py and pass the output directory",
-    )
+    """Meta's original `dinov3_*.pth` backbone, its keys mapped to DINOv3ViTModel's in-process."""
+    from analytics.checkpoint_convert import CheckpointError, load_meta_checkpoint
+
+    try:
+        model, arch = load_meta_checkpoint(path)
+    except CheckpointError as e:
+        raise _error(
+            spec, f"Meta checkpoint: {e}", "pass one of Meta's dinov3_vit*_pretrain_*.pth backbone files"
+        ) from None
+    log.info("converted Meta checkpoint %s (%s)", path.name, arch)
+    return model, str(path.resolve()), IMAGENET_MEAN, IMAGENET_STD
 
 
 # --- helpers -----------------------------------------------------------------------------------

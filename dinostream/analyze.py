@@ -27,7 +27,7 @@ async def analyze_file(path: str, settings: Settings, emit: Callable[[Event], No
                 emit(event)
 
     ingest = settings.ingest.model_copy(update={"realtime": False})  # every frame, as fast as possible
-    stage = EmbeddingStage(loaded, settings.model, ingest, sink)
+    stage = EmbeddingStage(loaded, settings.model, ingest, sink, data_dir=settings.data_dir)
     stage.start()
     try:
         await stage.pump(spec)

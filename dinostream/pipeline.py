@@ -11,15 +11,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from analytics.batcher import MicroBatcher
 from analytics.embedder import Embedder
-from analytics.model_loader import LoadedModel, load_model
+from analytics.model_loader import LoadedModel, load_model, replicate
+from analytics.patch_pca import PatchPCA
 from dinostream.errors import DinostreamError, SourceError
 from dinostream.records import FrameEmbedding
-from dinostream.settings import IngestSettings, ModelSettings
+from dinostream.settings import IngestSettings, ModelSettings, Settings
 from ingest.av_source import check_source, make_source, stream_id_for
 from ingest.resize import resize_rgb
 from ingest.source import Frame, Source
@@ -51,10 +53,13 @@ async def plan_sources(urls: Sequence[str], settings: IngestSettings) -> list[So
 
 
 async def load_model_async(settings: ModelSettings) -> LoadedModel:
+    """The model on the stage's first device (EmbeddingStage replicates it to the others)."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # progress bars on stderr would garble our one-line errors
-    loaded = await asyncio.to_thread(load_model, settings.model, device=settings.device, seed=settings.seed)
+    loaded = await asyncio.to_thread(
+        load_model, settings.model, device=settings.devices[0], seed=settings.seed, precision=settings.precision
+    )
     if loaded.untrained:
         log.warning(
             "model %s has RANDOM weights: features are untrained and events carry no meaning; "
@@ -66,8 +71,32 @@ async def load_model_async(settings: ModelSettings) -> LoadedModel:
     return loaded
 
 
+def probe_video_size(url: str, settings: IngestSettings) -> tuple[tuple[int, int], float] | None:
+    """((width, height), sample aspect ratio) of a source's video stream, read from its header;
+    None when the header does not say (some live streams only tell by decoding)."""
+    from ingest.av_source import _locate, _open  # the same open path, timeouts and errors as decoding
+
+    container, video = _open(_locate(url), settings)
+    try:
+        ctx = video.codec_context
+        width, height = int(video.width or ctx.width or 0), int(video.height or ctx.height or 0)
+        sar = video.sample_aspect_ratio or ctx.sample_aspect_ratio
+    finally:
+        container.close()
+    if width < 1 or height < 1:
+        return None
+    return (width, height), float(sar) if sar else 1.0
+
+
 class EmbeddingStage:
-    """Sources → bounded micro-batcher → model, results to `sink` in order per stream."""
+    """Sources → fair micro-batcher → one model replica per device, results to `sink` in order per stream.
+
+    Each source is decoded straight to its own model input size by the decoder's scaler: the
+    square preset, or the source's aspect ratio within the preset's patch budget
+    (`ModelSettings.aspect`). With `max_message_bytes`, a configuration whose records could
+    exceed it is refused here, at start-up. With `patch_pca_dims`, the PCA is read from
+    `patch_pca_file` (relative to `data_dir`) unless `patch_pca` is given.
+    """
 
     def __init__(
         self,
@@ -75,25 +104,51 @@ class EmbeddingStage:
         model: ModelSettings,
         ingest: IngestSettings,
         sink: Callable[[list[FrameEmbedding]], Awaitable[None]],
+        *,
+        max_message_bytes: int | None = None,
+        data_dir: Path | None = None,
+        patch_pca: PatchPCA | None = None,
     ) -> None:
         self.model_settings = model
         self.ingest = ingest
         self.loaded = loaded
-        self.embedder = Embedder(loaded, model)
+        if patch_pca is None and model.patch_pca_dims is not None:
+            path = model.patch_pca_file
+            if not path.is_absolute():
+                path = (data_dir if data_dir is not None else Settings.model_fields["data_dir"].default) / path
+            patch_pca = PatchPCA.load(path)
+            log.info("patch PCA %s: %d -> %d dims", path, patch_pca.in_dim, model.patch_pca_dims)
+        replicas = [loaded] + [replicate(loaded, d, model.precision) for d in model.devices[1:]]
+        self.embedders = [
+            Embedder(r, model, patch_pca=patch_pca, max_message_bytes=max_message_bytes) for r in replicas
+        ]
+        self.embedder = self.embedders[0]
         self.batcher = MicroBatcher(
-            self.embedder.embed,
+            [e.embed for e in self.embedders],
             max_batch=model.max_batch,
             max_wait_s=model.max_wait_ms / 1000.0,
             queue_size=model.queue_size,
             sink=sink,
         )
         self.sources: dict[str, Source] = {}
+        self.input_sizes: dict[str, tuple[int, int]] = {}  # per stream: the decoder's resize target
         self.failures: dict[str, str] = {}
 
     @property
     def input_size(self) -> tuple[int, int]:
+        """The square preset's input size (with aspect "preserve", sources get their own: `input_sizes`)."""
         s = self.model_settings.image_size
         return (s, s)
+
+    async def resize_target(self, spec: SourceSpec) -> tuple[int, int]:
+        """(width, height) the source's frames are resized to by the decoder: see `analytics.input_size`."""
+        if self.model_settings.aspect == "square":
+            return self.input_size
+        probed = await asyncio.to_thread(probe_video_size, spec.url, self.ingest)
+        if probed is None:
+            log.warning("stream %s does not declare its frame size; it gets the square input", spec.stream)
+            return self.input_size
+        return self.embedder.input_size(*probed)
 
     def start(self) -> None:
         self.batcher.start()
@@ -106,25 +161,31 @@ class EmbeddingStage:
 
     async def pump(self, spec: SourceSpec) -> None:
         """Feed one source until it ends. A source's failure is logged and recorded; others go on."""
-        source = make_source(spec.url, spec.stream, self.ingest, self.input_size)
-        self.sources[spec.stream] = source
+        source: Source | None = None
         try:
+            size = self.input_sizes[spec.stream] = await self.resize_target(spec)
+            log.info("stream %s: model input %dx%d", spec.stream, *size)
+            source = make_source(spec.url, spec.stream, self.ingest, size)
+            self.sources[spec.stream] = source
             async for frame in source.frames():
                 await self.batcher.put(frame)
             log.info("stream %s ended after %d sampled frames", spec.stream, source.stats.sampled)
         except SourceError as e:
             self.failures[spec.stream] = str(e)
-            source.stats.error = str(e)
+            if source is not None:
+                source.stats.error = str(e)
             log.error("stream %s failed: %s", spec.stream, e)
             raise
         finally:
-            await source.close()
+            if source is not None:
+                await source.close()
 
     async def embed_images(self, images: list[np.ndarray]) -> np.ndarray:
         """Unit-length CLS vectors for query images, through the same scaler and batcher as video."""
         out = []
         for img in images:
-            frame = Frame(stream="query", seq=0, pts=0.0, ts=time.time(), image=resize_rgb(img, self.input_size))
+            size = self.embedder.input_size((int(img.shape[1]), int(img.shape[0])))
+            frame = Frame(stream="query", seq=0, pts=0.0, ts=time.time(), image=resize_rgb(img, size))
             rec = await self.batcher.embed(frame)
             v = rec.cls.astype(np.float32)
             out.append(v / max(float(np.linalg.norm(v)), 1e-12))

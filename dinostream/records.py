@@ -89,7 +89,8 @@ class FrameEmbedding:
         pooled = _f16("pooled", self.pooled, 1)
         patches = _f16("patches", self.patches, 3)
         dim = cls.shape[0]
-        if pooled.shape != (dim,) or patches.shape[2] != dim:
+        # The patch grid may be narrower than the CLS when it was reduced by PCA (header "pdim").
+        if pooled.shape != (dim,) or not 1 <= patches.shape[2] <= dim:
             raise RecordError(f"dims disagree: cls {cls.shape}, pooled {pooled.shape}, patches {patches.shape}")
         if self.thumbnail and not self.thumbnail.startswith(b"\xff\xd8"):
             raise RecordError("thumbnail must be a JPEG")
@@ -104,6 +105,11 @@ class FrameEmbedding:
         return int(self.cls.shape[0])
 
     @property
+    def patch_dim(self) -> int:
+        """Dimension of each patch vector: `dim`, or fewer when the stage reduces patches by PCA."""
+        return int(self.patches.shape[2])
+
+    @property
     def point_id(self) -> str:
         return frame_point_id(self.stream, self.seq)
 
@@ -113,8 +119,9 @@ class FrameEmbedding:
         return self.stream.encode()
 
     def encode(self) -> bytes:
-        gh, gw, dim = self.patches.shape
-        header = {
+        gh, gw, pdim = self.patches.shape
+        dim = self.dim
+        header: dict[str, Any] = {
             "stream": self.stream,
             "seq": self.seq,
             "pts": self.pts,
@@ -125,6 +132,8 @@ class FrameEmbedding:
             "grid": [gh, gw],
             "thumb": len(self.thumbnail),
         }
+        if pdim != dim:  # only then, so records without PCA stay byte-identical to older writers'
+            header["pdim"] = pdim
         hb = json.dumps(header, separators=(",", ":")).encode()
         le = "<f2"
         return b"".join(
@@ -143,9 +152,9 @@ class FrameEmbedding:
     @classmethod
     def decode(cls, data: bytes) -> FrameEmbedding:
         h = cls.decode_header(data)
-        dim, (gh, gw) = h["dim"], h["grid"]
+        dim, pdim, (gh, gw) = h["dim"], h["pdim"], h["grid"]
         off = h["_offset"]
-        sizes = (dim, dim, gh * gw * dim)
+        sizes = (dim, dim, gh * gw * pdim)
         arrays = []
         for n in sizes:
             arrays.append(np.frombuffer(data, dtype="<f2", count=n, offset=off).astype(np.float16, copy=False))
@@ -162,14 +171,15 @@ class FrameEmbedding:
             untrained=h["untrained"],
             cls=arrays[0],
             pooled=arrays[1],
-            patches=arrays[2].reshape(gh, gw, dim),
+            patches=arrays[2].reshape(gh, gw, pdim),
             thumbnail=thumb,
             version=data[3],
         )
 
     @staticmethod
     def decode_header(data: bytes) -> dict[str, Any]:
-        """Only the JSON header (cheap: no arrays are touched). Adds `_offset` of the first array."""
+        """Only the JSON header (cheap: no arrays are touched). Adds `_offset` of the first array, and
+        `pdim` (the patch vector dimension) when the header leaves it out because it equals `dim`."""
         if len(data) < 8 or data[:3] != _MAGIC:
             raise RecordError("not a dinostream frame embedding record")
         if data[3] != WIRE_VERSION:
@@ -182,7 +192,10 @@ class FrameEmbedding:
         need = {"stream", "seq", "pts", "ts", "model", "untrained", "dim", "grid", "thumb"}
         if not isinstance(h, dict) or not need <= h.keys():
             raise RecordError(f"frame embedding header lacks {sorted(need - set(h))}")
-        expected = 8 + n + 2 * (2 * h["dim"] + h["grid"][0] * h["grid"][1] * h["dim"]) + h["thumb"]
+        pdim = h.setdefault("pdim", h["dim"])
+        if not isinstance(pdim, int) or not isinstance(h["dim"], int) or not 1 <= pdim <= h["dim"]:
+            raise RecordError(f"frame embedding header has invalid dims: dim {h['dim']!r}, pdim {pdim!r}")
+        expected = 8 + n + 2 * (2 * h["dim"] + h["grid"][0] * h["grid"][1] * pdim) + h["thumb"]
         if expected != len(data):
             raise RecordError(f"frame embedding record is {len(data)} bytes, header says {expected}")
         h["_offset"] = 8 + n

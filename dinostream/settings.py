@@ -41,13 +41,43 @@ class ModelSettings(_Strict):
 
     model: str = Field(
         DEFAULT_MODEL,
-        description="Local directory, Hugging Face Hub id, or 'random:vits16' for seeded random weights.",
+        description="Local directory, Hugging Face Hub id, Meta .pth file, or 'random:vits16' for seeded random "
+        "weights.",
     )
-    image_size: int = Field(224, ge=16, description="Square model input side in pixels; a multiple of 16.")
-    device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', or 'cuda:N'.")
+    image_size: int = Field(
+        224,
+        ge=16,
+        description="Resolution preset (224, 448 or 512; any multiple of 16): the side of the square input, or with "
+        "aspect 'preserve' the budget of (image_size/16)^2 patches the source's shape is fitted into.",
+    )
+    aspect: Literal["square", "preserve"] = Field(
+        "preserve",
+        description="'preserve': each source keeps its aspect ratio (16:9 at 448 is 592x336), neither squashed nor "
+        "padded; 'square': every source is resized to image_size x image_size.",
+    )
+    device: str = Field(
+        "auto",
+        description="'auto' (CUDA when present), 'cpu', 'cuda:N', or several CUDA devices 'cuda:0,cuda:1' (one model "
+        "replica per device; each batch goes to the least busy one).",
+    )
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="Autocast dtype on CUDA ('auto': bf16 where supported, else fp16). The CPU computes fp32."
+    )
+    compile: bool = Field(
+        False, description="torch.compile the device step: one compilation per input size, seconds to minutes each."
+    )
     max_batch: int = Field(16, ge=1, description="A micro-batch closes at this many frames ...")
     max_wait_ms: float = Field(50.0, ge=0, description="... or this long after its first frame.")
-    queue_size: int = Field(64, ge=1, description="Bound of the queue in front of the model.")
+    queue_size: int = Field(
+        16, ge=1, description="Bound of each stream's queue in front of the model; a full queue holds back its source."
+    )
+    patch_pool: int = Field(1, ge=1, le=16, description="Average-pool the patch grid by this factor (2: 14x14 -> 7x7).")
+    patch_pca_dims: int | None = Field(
+        None, ge=1, description="Reduce patch vectors to this many PCA dimensions (a PCA fitted on sample frames)."
+    )
+    patch_pca_file: Path = Field(
+        Path("patch_pca.npz"), description="The fitted patch PCA; a relative path is under the data dir."
+    )
     thumbnail_size: int = Field(160, ge=16, description="Longest side of the JPEG thumbnail.")
     thumbnail_quality: int = Field(75, ge=10, le=95)
     seed: int = Field(0, description="Seed for 'random:' models.")
@@ -58,6 +88,32 @@ class ModelSettings(_Strict):
         if v % 16:
             raise ValueError(f"image_size must be a multiple of 16 (DINOv3 patch size), got {v}")
         return v
+
+    @field_validator("patch_pool")
+    @classmethod
+    def _pool_fits(cls, v: int, info) -> int:  # info: pydantic's ValidationInfo (image_size is validated first)
+        size = info.data.get("image_size")
+        if size is not None and 16 * v > size:
+            raise ValueError(f"patch_pool {v} pools more than the whole {size // 16}-patch side of image_size {size}")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device_list(cls, v: str) -> str:
+        parts = [p.strip() for p in v.split(",")]
+        if not all(parts):
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda:N' or a comma-separated list of them, got {v!r}")
+        if len(parts) > 1:
+            if any(not p.startswith("cuda") for p in parts):
+                raise ValueError(f"a device list holds only CUDA devices ('cuda:0,cuda:1'), got {v!r}")
+            if len(set(parts)) != len(parts):
+                raise ValueError(f"device list names a device twice: {v!r}")
+        return ",".join(parts)
+
+    @property
+    def devices(self) -> list[str]:
+        """The devices of `device`, one model replica each."""
+        return self.device.split(",")
 
 
 class KafkaSettings(_Strict):

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import uvicorn
+from aiokafka import AIOKafkaProducer
 
 from analytics.worker import WorkerStats, build_app, control_message
 from dashboard.analytics_control import AnalyticsControl
@@ -47,6 +48,7 @@ class Stack:
         self.started = time.time()
         self.oversize = 0
         self.produced = 0
+        self._producer: AIOKafkaProducer | None = None
 
     async def run(self, stop: asyncio.Event, on_ready: Callable[[str], None] | None = None) -> None:
         s = self.settings
@@ -55,6 +57,32 @@ class Stack:
         loaded = await load_model_async(s.model)
         if s.kafka.bootstrap:
             await ensure_topics(s.kafka.bootstrap, s.kafka)
+
+        async def produce(batch: list[FrameEmbedding]) -> None:
+            producer = self._producer
+            assert producer is not None, "the stage starts after the producer"
+            futures = []
+            for rec in batch:
+                data = rec.encode()
+                if len(data) > s.kafka.max_message_bytes:
+                    self.oversize += 1
+                    log.error(
+                        "stream %s frame %d: record of %d bytes exceeds max_message_bytes %d; not sent",
+                        rec.stream,
+                        rec.seq,
+                        len(data),
+                        s.kafka.max_message_bytes,
+                    )
+                    continue
+                futures.append(await producer.send(s.kafka.embeddings_topic, data, key=rec.key))
+            await asyncio.gather(*futures)
+            self.produced += len(futures)
+
+        # Refuses a configuration whose records would exceed the Kafka message limit, and loads
+        # a fitted patch PCA: still before anything is written.
+        stage = EmbeddingStage(
+            loaded, s.model, s.ingest, produce, max_message_bytes=s.kafka.max_message_bytes, data_dir=s.data_dir
+        )
 
         async with contextlib.AsyncExitStack() as stack:
             s.data_dir.mkdir(parents=True, exist_ok=True)
@@ -69,7 +97,7 @@ class Stack:
             index = await asyncio.to_thread(open_index, s.index, s.data_dir, loaded.hidden_size)
             stack.callback(index.close)
 
-            producer = make_producer(bootstrap, s.kafka, embedded=embedded)
+            producer = self._producer = make_producer(bootstrap, s.kafka, embedded=embedded)
             await producer.start()
             stack.push_async_callback(producer.stop)
 
@@ -83,25 +111,6 @@ class Stack:
             feed = LiveFeed(hub, bootstrap, s.kafka)
             await feed.start()
 
-            async def produce(batch: list[FrameEmbedding]) -> None:
-                futures = []
-                for rec in batch:
-                    data = rec.encode()
-                    if len(data) > s.kafka.max_message_bytes:
-                        self.oversize += 1
-                        log.error(
-                            "stream %s frame %d: record of %d bytes exceeds max_message_bytes %d; not sent",
-                            rec.stream,
-                            rec.seq,
-                            len(data),
-                            s.kafka.max_message_bytes,
-                        )
-                        continue
-                    futures.append(await producer.send(s.kafka.embeddings_topic, data, key=rec.key))
-                await asyncio.gather(*futures)
-                self.produced += len(futures)
-
-            stage = EmbeddingStage(loaded, s.model, s.ingest, produce)
             stage.start()
 
             def health() -> dict[str, Any]:

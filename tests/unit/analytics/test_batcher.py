@@ -276,3 +276,145 @@ async def test_put_before_start_is_refused() -> None:
     b = _batcher(FakeEmbedder(), Collector())
     with pytest.raises(BatcherClosedError, match="not started"):
         await b.put(_frame("cam-1", 0))
+
+
+# --- fairness, shapes, several devices ------------------------------------------------------------
+
+
+def _shaped(stream: str, seq: int, h: int, w: int) -> Frame:
+    return Frame(stream=stream, seq=seq, pts=seq / 10, ts=0.0, image=np.zeros((h, w, 3), np.uint8))
+
+
+async def _until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.005)
+
+
+async def test_a_busy_stream_does_not_starve_a_quiet_one() -> None:
+    fake, sink = FakeEmbedder(), Collector()
+    fake.gate.clear()
+    b = _batcher(fake, sink, max_batch=4, max_wait_s=0.0, queue_size=16)
+    b.start()
+    await b.put(_frame("busy", 0))
+    await _until(lambda: bool(fake.batches))  # the model is stuck on busy#0
+    for seq in range(1, 13):
+        await b.put(_frame("busy", seq))  # a backlog of 12 frames ...
+    await b.put(_frame("quiet", 0))  # ... then the quiet camera's frames arrive
+    await b.put(_frame("quiet", 1))
+    fake.gate.set()
+    await sink.wait_for(15)
+    await b.stop()
+
+    # FIFO would embed all 12 busy frames first; round-robin serves quiet in the very next batch.
+    assert fake.batches[1] == [("busy", 1), ("quiet", 0), ("busy", 2), ("quiet", 1)]
+    assert [s for _, s in sink.keys if _ == "busy"] == list(range(13))
+
+
+async def test_each_streams_queue_is_bounded_on_its_own() -> None:
+    fake, sink = FakeEmbedder(), Collector()
+    fake.gate.clear()
+    b = _batcher(fake, sink, max_batch=1, max_wait_s=0.0, queue_size=2)
+    b.start()
+    await b.put(_frame("busy", 0))
+    await _until(lambda: bool(fake.batches))
+    await b.put(_frame("busy", 1))
+    await b.put(_frame("busy", 2))
+    blocked = asyncio.create_task(b.put(_frame("busy", 3)))  # busy's queue is full: its decoder waits
+    async with asyncio.timeout(1):
+        await b.put(_frame("quiet", 0))  # ... but another camera is not held back
+        await b.put(_frame("quiet", 1))
+    await asyncio.sleep(0.05)
+    assert not blocked.done()
+    assert b.stats().queued == 4
+
+    fake.gate.set()
+    async with asyncio.timeout(5):
+        await blocked
+    await b.stop()
+    assert len(sink.records) == 6
+
+
+async def test_frames_of_different_sizes_are_batched_apart_and_all_delivered_in_order() -> None:
+    fake, sink = FakeEmbedder(), Collector()
+    shapes: list[set[tuple[int, ...]]] = []
+
+    def embed(frames: list[Frame]) -> list[FrameEmbedding]:
+        shapes.append({f.image.shape for f in frames})
+        return fake(frames)
+
+    b = MicroBatcher(embed, max_batch=4, max_wait_s=0.02, queue_size=8, sink=sink)
+    b.start()
+
+    async def produce(stream: str, h: int, w: int) -> None:
+        for seq in range(10):
+            await b.put(_shaped(stream, seq, h, w))
+            await asyncio.sleep(0.001)
+
+    await asyncio.gather(produce("wide", 16, 32), produce("square", 16, 16), produce("tall", 32, 16))
+    query = await asyncio.wait_for(b.embed(_shaped("query", 0, 48, 48)), 5)
+    await b.stop()
+
+    assert query.seq == 0
+    assert all(len(s) == 1 for s in shapes)  # never two sizes in one batch
+    assert max(fake.sizes) > 1
+    for stream in ("wide", "square", "tall"):
+        assert [seq for s, seq in sink.keys if s == stream] == list(range(10))
+
+
+async def test_batches_go_to_idle_devices_and_results_stay_in_order() -> None:
+    slow, fast, sink = FakeEmbedder(delay_s=0.3), FakeEmbedder(delay_s=0.01), Collector()
+    b = MicroBatcher([slow, fast], max_batch=2, max_wait_s=0.0, queue_size=8, sink=sink)
+    b.start()
+    for seq in range(8):
+        await b.put(_frame("cam-1", seq))
+        await b.put(_frame("cam-2", seq))
+    await b.stop()
+
+    assert slow.batches and fast.batches  # both devices worked
+    assert len(fast.batches) > len(slow.batches)  # the idle one gets the next batch
+    assert slow.threads.isdisjoint(fast.threads) and threading.get_ident() not in slow.threads | fast.threads
+    # the fast device finished later batches first, yet the sink saw each stream in order
+    for stream in ("cam-1", "cam-2"):
+        assert [seq for s, seq in sink.keys if s == stream] == list(range(8))
+    stats = b.stats()
+    assert sum(stats.worker_frames) == stats.frames == 16 and min(stats.worker_frames) > 0
+
+
+async def test_latency_is_measured_from_enqueue_to_embedding() -> None:
+    fake, sink = FakeEmbedder(delay_s=0.1), Collector()
+    b = _batcher(fake, sink, max_batch=1, max_wait_s=0.0)
+    b.start()
+    for seq in range(3):
+        await b.put(_frame("cam-1", seq))
+    await b.stop()
+
+    stats = b.stats()
+    assert stats.latency_p50_s is not None and stats.latency_p99_s is not None
+    # frame 2 waited for frames 0 and 1 to be embedded: its latency includes that queueing
+    assert 0.1 <= stats.latency_p50_s <= stats.latency_p99_s
+    assert stats.latency_p99_s >= 0.25
+
+
+async def test_a_failing_device_ends_the_batcher_and_names_every_frame_it_could_not_deliver(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    good, bad, sink = FakeEmbedder(delay_s=0.2), FakeEmbedder(fail=RuntimeError("device lost")), Collector()
+    b = MicroBatcher([good, bad], max_batch=1, max_wait_s=0.0, queue_size=8, sink=sink)
+    b.start()
+    accepted = []
+    with caplog.at_level(logging.ERROR, logger="analytics.batcher"):
+        for seq in range(6):
+            try:
+                await b.put(_frame("cam-1", seq))
+            except BatcherClosedError:
+                break
+            accepted.append(seq)
+            await asyncio.sleep(0.02)
+        with pytest.raises(RuntimeError, match="device lost"):
+            await asyncio.wait_for(b.stop(), 5)
+
+    assert bad.batches and accepted
+    delivered = {seq for _, seq in sink.keys}
+    for seq in accepted:
+        assert seq in delivered or f"cam-1#{seq}" in caplog.text, seq

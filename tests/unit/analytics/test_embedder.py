@@ -15,7 +15,9 @@ from transformers import DINOv3ViTConfig, DINOv3ViTModel
 
 from analytics.embedder import Embedder
 from analytics.model_loader import LoadedModel, load_model
+from dinostream.records import FrameEmbedding
 from dinostream.settings import ModelSettings
+from ingest.resize import resize_rgb
 from ingest.source import Frame
 
 DIM = 48
@@ -204,3 +206,248 @@ def test_embed_images_returns_normalised_cls_vectors_for_any_size(embedder: Embe
 def test_embed_images_rejects_non_rgb_input(embedder: Embedder) -> None:
     with pytest.raises(ValueError, match="uint8"):
         embedder.embed_images([np.zeros((50, 50, 3), np.float64)])
+
+
+# --- aspect-preserving inputs, pooled and PCA-reduced patch grids ---------------------------------
+
+
+def _reference_outputs(loaded: LoadedModel, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CLS, mean patch and the (grid_h, grid_w, D) patch grid through transformers' own preprocessing."""
+    pixels = _reference_pixels(image)
+    with torch.inference_mode():
+        out = loaded.model(pixel_values=pixels)
+    h, w = image.shape[:2]
+    patches = out.last_hidden_state[0, 1 + REGISTERS :].numpy()
+    return out.pooler_output[0].numpy(), patches.mean(axis=0), patches.reshape(h // 16, w // 16, -1)
+
+
+def _avg_pool(grid: np.ndarray, f: int) -> np.ndarray:
+    """Average pooling by f with partial windows at the far edges (mean of the cells they hold)."""
+    gh, gw, d = grid.shape
+    out = np.zeros((-(-gh // f), -(-gw // f), d))
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = grid[i * f : (i + 1) * f, j * f : (j + 1) * f].reshape(-1, d).mean(axis=0)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("source", "expected_input"),
+    [((640, 360), (288, 160)), ((360, 640), (160, 288)), ((400, 300), (256, 192))],
+    ids=["16:9", "9:16-portrait", "4:3"],
+)
+def test_aspect_preserving_input_matches_the_reference_after_the_scaler(
+    loaded: LoadedModel, source: tuple[int, int], expected_input: tuple[int, int]
+) -> None:
+    embedder = Embedder(loaded, ModelSettings(image_size=224, aspect="preserve"))
+    assert embedder.input_size(source) == expected_input
+    w, h = source
+    # The source frame goes through the decoder's scaler; transformers gets the same resized pixels.
+    image = resize_rgb(_image(h, w, 50), expected_input)
+    [rec] = embedder.embed([Frame("cam-1", 0, 0.0, 0.0, image)])
+    ref_cls, ref_pooled, ref_grid = _reference_outputs(loaded, image)
+
+    assert rec.patches.shape == (expected_input[1] // 16, expected_input[0] // 16, DIM)
+    assert _cos(rec.cls, ref_cls) >= 0.995
+    assert _cos(rec.pooled, ref_pooled) >= 0.995
+    assert _cos(rec.patches, ref_grid) >= 0.995
+
+
+def test_aspect_preserving_sizing_agrees_with_transformers_resizing_the_source_itself(loaded: LoadedModel) -> None:
+    """Reference resized by transformers (PIL), ours by swscale: the same picture at 288x160."""
+    from transformers.image_processing_backends import PilBackend
+    from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
+
+    embedder = Embedder(loaded, ModelSettings(image_size=224, aspect="preserve"))
+    source = _image(360, 640, 51)
+    w, h = embedder.input_size((640, 360))
+    proc: Any = PilBackend(
+        do_resize=True,
+        size={"height": h, "width": w},
+        resample=PILImageResampling.BILINEAR,
+        do_rescale=True,
+        rescale_factor=1 / 255,
+        do_normalize=True,
+        image_mean=IMAGENET_DEFAULT_MEAN,
+        image_std=IMAGENET_DEFAULT_STD,
+    )
+    with torch.inference_mode():
+        ref = loaded.model(pixel_values=proc(source, return_tensors="pt")["pixel_values"]).pooler_output[0]
+    [rec] = embedder.embed([Frame("cam-1", 0, 0.0, 0.0, resize_rgb(source, (w, h)))])
+    assert _cos(rec.cls, ref.numpy()) >= 0.995
+
+
+@pytest.mark.parametrize(
+    ("h", "w", "pool", "grid"),
+    [(224, 224, 2, (7, 7)), (256, 448, 2, (8, 14)), (256, 448, 3, (6, 10))],
+    ids=["224-pool2", "448x256-pool2", "448x256-pool3-partial-edges"],
+)
+def test_pooled_patch_grid_matches_the_reference(
+    loaded: LoadedModel, h: int, w: int, pool: int, grid: tuple[int, int]
+) -> None:
+    embedder = Embedder(loaded, ModelSettings(patch_pool=pool))
+    frame = _frame(h, w, 60)
+    [rec] = embedder.embed([frame])
+    ref_cls, ref_pooled, ref_grid = _reference_outputs(loaded, frame.image)
+    expected = _avg_pool(ref_grid, pool)
+
+    assert rec.patches.shape == (*grid, DIM)
+    assert _cos(rec.patches, expected) >= 0.995
+    np.testing.assert_allclose(rec.patches.astype(np.float32), expected, atol=1e-2, rtol=1e-2)
+    assert _cos(rec.cls, ref_cls) >= 0.995 and _cos(rec.pooled, ref_pooled) >= 0.995  # global outputs unpooled
+
+
+def test_pca_reduced_patches_match_the_reference_and_say_so_on_the_wire(loaded: LoadedModel) -> None:
+    from analytics.patch_pca import fit_patch_pca
+
+    plain = Embedder(loaded, ModelSettings(patch_pool=2))
+    pca = fit_patch_pca([_frame(224, 224, s) for s in range(70, 76)], 8, embedder=plain)
+    embedder = Embedder(loaded, ModelSettings(patch_pool=2, patch_pca_dims=6), patch_pca=pca)
+    frame = _frame(224, 224, 80)
+    [rec] = embedder.embed([frame])
+    ref_cls, _, ref_grid = _reference_outputs(loaded, frame.image)
+    expected = pca.truncated(6).transform(_avg_pool(ref_grid, 2))
+
+    assert (rec.dim, rec.patch_dim, rec.patches.shape) == (DIM, 6, (7, 7, 6))
+    assert _cos(rec.patches, expected) >= 0.995
+    assert _cos(rec.cls, ref_cls) >= 0.995
+    data = rec.encode()
+    assert FrameEmbedding.decode_header(data)["pdim"] == 6
+    assert np.array_equal(FrameEmbedding.decode(data).patches, rec.patches)
+
+
+def test_pca_setting_without_a_pca_or_for_another_width_is_refused(loaded: LoadedModel) -> None:
+    from analytics.patch_pca import PatchPCA, PatchPCAError
+
+    with pytest.raises(PatchPCAError, match="no patch PCA was given"):
+        Embedder(loaded, ModelSettings(patch_pca_dims=8))
+    wrong = PatchPCA(np.zeros(16), np.eye(16)[:4], np.ones(4), 4.0, model="other")
+    with pytest.raises(PatchPCAError, match="16-dim patches"):
+        Embedder(loaded, ModelSettings(patch_pca_dims=4), patch_pca=wrong)
+
+
+# --- record size against the message limit --------------------------------------------------------
+
+
+def test_record_size_bound_covers_real_records(embedder: Embedder, loaded: LoadedModel) -> None:
+    from analytics.embedder import record_size_bound
+
+    noisy = Frame("a" * 64, 10**12, 1e9, 1.7e9, np.random.default_rng(0).integers(0, 256, (224, 224, 3), np.uint8))
+    [rec] = embedder.embed([noisy])
+    assert len(rec.encode()) <= record_size_bound(embedder.settings, DIM, loaded.model_id)
+
+
+@pytest.mark.parametrize(
+    ("hidden", "settings", "fits"),
+    [
+        (384, ModelSettings(image_size=224), True),  # ViT-S/16 at 224: ~160 KB
+        (1024, ModelSettings(image_size=224), True),  # ViT-L at 224: ~400 KB
+        (1024, ModelSettings(image_size=448), False),  # ViT-L at 448: 28x28x1024 fp16 = 1.6 MB
+        (1024, ModelSettings(image_size=448, patch_pool=2), True),
+        (1024, ModelSettings(image_size=448, patch_pca_dims=128), True),
+        (384, ModelSettings(image_size=512), True),  # 32x32x384 fp16 = 786 KB + the rest: just fits
+        (768, ModelSettings(image_size=512), False),  # ViT-B at 512: 1.6 MB
+    ],
+    ids=["S-224", "L-224", "L-448", "L-448-pool2", "L-448-pca128", "S-512", "B-512"],
+)
+def test_configurations_over_the_kafka_limit_are_refused_with_a_way_out(
+    hidden: int, settings: ModelSettings, fits: bool
+) -> None:
+    from analytics.embedder import RecordTooLargeError, check_record_size
+
+    if fits:
+        check_record_size(settings, hidden, "facebook/dinov3-vitl16-pretrain-lvd1689m", 1_000_000)
+        return
+    with pytest.raises(RecordTooLargeError) as err:
+        check_record_size(settings, hidden, "facebook/dinov3-vitl16-pretrain-lvd1689m", 1_000_000)
+    msg = str(err.value)
+    assert "1,000,000-byte message limit" in msg and "patch_pool=2" in msg and "patch_pca_dims<=" in msg
+    # and the suggested fixes do fit
+    k = int(msg.split("patch_pca_dims<=")[1].split()[0])
+    check_record_size(settings.model_copy(update={"patch_pool": 2}), hidden, "m", 1_000_000)
+    check_record_size(settings.model_copy(update={"patch_pca_dims": k}), hidden, "m", 1_000_000)
+
+
+def test_embedder_refuses_at_start_up_what_would_not_fit(loaded: LoadedModel) -> None:
+    from analytics.embedder import RecordTooLargeError
+
+    with pytest.raises(RecordTooLargeError, match="message limit"):
+        Embedder(loaded, ModelSettings(image_size=512), max_message_bytes=150_000)
+    Embedder(loaded, ModelSettings(image_size=512, patch_pool=4), max_message_bytes=150_000)
+
+
+# --- out of memory --------------------------------------------------------------------------------
+
+
+class _OOMAbove(torch.nn.Module):
+    """The real model, except that batches larger than `limit` raise CUDA's out-of-memory error."""
+
+    def __init__(self, model: torch.nn.Module, limit: int) -> None:
+        super().__init__()
+        self.inner = model
+        self.limit = limit
+        self.sizes: list[int] = []
+
+    def forward(self, pixel_values: torch.Tensor) -> Any:
+        self.sizes.append(len(pixel_values))
+        if len(pixel_values) > self.limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.inner(pixel_values=pixel_values)
+
+
+def test_out_of_memory_halves_the_batch_and_loses_no_frame(embedder: Embedder, loaded: LoadedModel) -> None:
+    import dataclasses
+
+    oom = _OOMAbove(loaded.model, limit=2)
+    small = Embedder(dataclasses.replace(loaded, model=oom), embedder.settings)
+    frames = [_frame(224, 224, s, stream=f"cam-{s % 3}") for s in range(90, 97)]
+
+    recs = small.embed(frames)
+    expected = embedder.embed(frames)
+
+    assert [(r.stream, r.seq) for r in recs] == [(f.stream, f.seq) for f in frames]
+    for got, want in zip(recs, expected, strict=True):
+        assert _cos(got.cls, want.cls) > 0.999 and _cos(got.patches, want.patches) > 0.999
+        assert got.thumbnail == want.thumbnail
+    assert oom.sizes == [7, 4, 2, 2, 2, 1]  # 7 -> 4 + 3 -> (2 + 2) + 3 split at the learned cap (2 + 1)
+    assert small.oom_cap == 2
+    oom.sizes.clear()
+    small.embed(frames[:5])  # later batches go straight to the size that fits
+    assert oom.sizes == [2, 2, 1]
+
+
+def test_a_single_frame_that_does_not_fit_raises_a_clear_error(loaded: LoadedModel) -> None:
+    import dataclasses
+
+    from analytics.embedder import EmbeddingOOMError
+
+    small = Embedder(dataclasses.replace(loaded, model=_OOMAbove(loaded.model, limit=0)), ModelSettings())
+    with pytest.raises(EmbeddingOOMError, match=r"single 224x224 frame.*smaller image_size"):
+        small.embed([_frame(224, 224, 1), _frame(224, 224, 2)])
+
+
+# --- torch.compile --------------------------------------------------------------------------------
+
+
+def test_compiled_embedder_matches_eager(embedder: Embedder, loaded: LoadedModel) -> None:
+    compiled = Embedder(loaded, ModelSettings(compile=True))
+    for n in (2, 3, 1):  # other batch sizes, a lone frame included: the graph is generalised, not wrong
+        frames = [_frame(224, 224, 100 + i) for i in range(n)]
+        for got, want in zip(compiled.embed(frames), embedder.embed(frames), strict=True):
+            assert _cos(got.cls, want.cls) > 0.999
+            assert _cos(got.patches, want.patches) > 0.999
+
+
+def test_stage_refuses_records_over_the_kafka_limit_at_start_up(loaded: LoadedModel) -> None:
+    from analytics.embedder import RecordTooLargeError
+    from dinostream.errors import DinostreamError
+    from dinostream.pipeline import EmbeddingStage
+    from dinostream.settings import IngestSettings
+
+    async def sink(batch: list[FrameEmbedding]) -> None:
+        return None
+
+    with pytest.raises(RecordTooLargeError) as err:
+        EmbeddingStage(loaded, ModelSettings(image_size=512), IngestSettings(), sink, max_message_bytes=150_000)
+    assert isinstance(err.value, DinostreamError)  # the CLI prints it as one line and exits non-zero
+    assert "patch_pool=" in str(err.value)

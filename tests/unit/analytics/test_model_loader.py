@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import DINOv3ViTConfig, DINOv3ViTModel
 
-from analytics.model_loader import IMAGENET_MEAN, IMAGENET_STD, load_model
+from analytics.model_loader import IMAGENET_MEAN, IMAGENET_STD, compute_dtype, load_model, replicate
 from dinostream.errors import ModelLoadError
 
 
@@ -177,12 +177,13 @@ def test_weights_that_do_not_match_the_config(saved: tuple[Path, DINOv3ViTModel]
     _assert_one_line_naming(err, str(path), "do not match its config.json", "gate_proj")
 
 
-def test_meta_pth_file_is_not_supported_yet(tmp_path: Path) -> None:
+def test_unreadable_meta_pth_file(tmp_path: Path) -> None:
+    # Loading Meta checkpoints is covered in test_checkpoint_convert.py; this is the loader's one line.
     pth = tmp_path / "dinov3_vits16_pretrain_lvd1689m-08c60483.pth"
     pth.write_bytes(b"\x80")
     with pytest.raises(ModelLoadError) as err:
         load_model(str(pth), device="cpu")
-    _assert_one_line_naming(err, str(pth), ".pth", "convert")
+    _assert_one_line_naming(err, str(pth), "Meta checkpoint", "cannot read it as a PyTorch checkpoint", ".pth")
 
 
 def test_unknown_random_size() -> None:
@@ -216,3 +217,40 @@ def test_bad_device(device: str) -> None:
     with pytest.raises(ModelLoadError) as err:
         load_model("random:tiny", device=device)
     _assert_one_line_naming(err, "random:tiny", repr(device))
+
+
+# --- precision and replicas ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("precision", ["auto", "bf16", "fp16", "fp32"])
+def test_the_cpu_computes_in_fp32_whatever_precision_is_asked(precision: str) -> None:
+    assert compute_dtype(torch.device("cpu"), precision) == torch.float32
+    assert load_model("random:tiny", device="cpu", precision=precision).dtype == torch.float32
+
+
+def test_unknown_precision_is_refused() -> None:
+    with pytest.raises(ValueError, match="precision"):
+        compute_dtype(torch.device("cpu"), "int4")
+
+
+def test_replicate_on_the_same_device_is_the_same_model() -> None:
+    loaded = load_model("random:tiny", device="cpu")
+    assert replicate(loaded, "cpu") is loaded
+
+
+def test_a_device_list_names_one_replica_per_device() -> None:
+    from dinostream.settings import ModelSettings
+
+    assert ModelSettings(device="cuda:0, cuda:1").devices == ["cuda:0", "cuda:1"]
+    assert ModelSettings().devices == ["auto"]
+    for bad in ("cpu,cuda:0", "cuda:0,cuda:0", "cuda:0,"):
+        with pytest.raises(ValueError, match="device"):
+            ModelSettings(device=bad)
+
+
+def test_replicating_to_a_missing_cuda_device_fails_in_one_line() -> None:
+    loaded = load_model("random:tiny", device="cpu")
+    missing = f"cuda:{torch.cuda.device_count()}"  # one past the last device (cuda:0 without CUDA)
+    with pytest.raises(ModelLoadError) as err:
+        replicate(loaded, missing)
+    _assert_one_line_naming(err, "random:tiny", repr(missing), "requested but")

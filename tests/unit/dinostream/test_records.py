@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import struct
 
 import numpy as np
 import pytest
@@ -146,3 +148,70 @@ def test_event_with_boxes_heatmap_and_status_round_trips() -> None:
         Event.from_dict({**ev.to_dict(), "status": "maybe"})
     with pytest.raises(RecordError, match="malformed heatmap"):
         Event.from_dict({**ev.to_dict(), "heatmap": {"h": 2, "w": 2, "u8": "!!"}})
+
+
+def test_pca_reduced_patch_grid_round_trips_with_its_own_dim() -> None:
+    rng = np.random.default_rng(1)
+    rec = _rec(patches=rng.normal(size=(7, 7, 64)))
+    data = rec.encode()
+    header = FrameEmbedding.decode_header(data)
+    back = FrameEmbedding.decode(data)
+
+    assert (header["dim"], header["pdim"], header["grid"]) == (384, 64, [7, 7])
+    assert (back.dim, back.patch_dim, back.patches.shape) == (384, 64, (7, 7, 64))
+    assert np.array_equal(back.patches, rec.patches) and np.array_equal(back.cls, rec.cls)
+    assert len(data) < len(_rec().encode()) // 5  # the point of reducing it
+
+
+def test_records_without_reduction_are_written_as_before() -> None:
+    """No "pdim" in the header when patches have the CLS dim: older readers read new records."""
+    data = _rec().encode()
+    (n,) = struct.unpack_from("<I", data, 4)
+    assert "pdim" not in json.loads(data[8 : 8 + n])
+    assert FrameEmbedding.decode_header(data)["pdim"] == 384  # filled in for readers
+
+
+def test_old_records_without_pdim_still_decode() -> None:
+    """A record as the first wire version wrote it (built here byte by byte) decodes unchanged."""
+    rng = np.random.default_rng(2)
+    cls, pooled, patches = (rng.normal(size=s).astype("<f2") for s in ((8,), (8,), (2, 3, 8)))
+    header = json.dumps(
+        {
+            "stream": "cam",
+            "seq": 1,
+            "pts": 0.5,
+            "ts": 1.0,
+            "model": "m",
+            "untrained": True,
+            "dim": 8,
+            "grid": [2, 3],
+            "thumb": 0,
+        },
+        separators=(",", ":"),
+    ).encode()
+    data = b"DSE\x01" + struct.pack("<I", len(header)) + header + cls.tobytes() + pooled.tobytes() + patches.tobytes()
+
+    back = FrameEmbedding.decode(data)
+    assert back.patch_dim == back.dim == 8 and np.array_equal(back.patches, patches)
+    assert back.encode() == data
+
+
+@pytest.mark.parametrize(
+    ("patches", "needle"),
+    [(np.zeros((2, 2, 385)), "dims disagree"), (np.zeros((2, 2, 0)), "dims disagree")],
+    ids=["patch-dim-above-cls-dim", "empty-patch-vectors"],
+)
+def test_patch_dim_must_be_between_one_and_the_cls_dim(patches: np.ndarray, needle: str) -> None:
+    with pytest.raises(RecordError, match=needle):
+        _rec(patches=patches)
+
+
+def test_header_with_a_bad_pdim_is_refused() -> None:
+    data = _rec(patches=np.zeros((2, 2, 64))).encode()
+    (n,) = struct.unpack_from("<I", data, 4)
+    header = json.loads(data[8 : 8 + n])
+    header["pdim"] = 500
+    hb = json.dumps(header, separators=(",", ":")).encode()
+    forged = data[:4] + struct.pack("<I", len(hb)) + hb + data[8 + n :]
+    with pytest.raises(RecordError, match="invalid dims"):
+        FrameEmbedding.decode(forged)
