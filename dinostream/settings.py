@@ -182,7 +182,107 @@ class SceneChangeSettings(_Strict):
 
 
 class AnomalySettings(_Strict):
-    """Per-stream model of normal: kNN distance to a coreset memory bank of global and patch features."""
+    """Per-stream model of normal: kNN distance to a coreset memory bank of global and patch features.
+
+    Scores are in units of the calibrated normal level: 1.0 is the `quantile` of the scores of
+    held-out warm-up frames, so `threshold` and `adapt_below` mean the same on every stream.
+    """
+
+    # Warm-up and calibration
+    warmup_frames: int = Field(
+        40,
+        ge=0,
+        description="Frames a stream's model of normal is learned from before anything is scored; 0 waits for "
+        "learn() (a user-marked normal period). Fixed when a warm-up starts; a change applies after reset().",
+    )
+    holdout_fraction: float = Field(
+        0.25,
+        gt=0,
+        lt=1,
+        description="Part of the warm-up (short blocks spread over it) scored against a bank built from the rest: "
+        "those leave-out scores calibrate the threshold.",
+    )
+    quantile: float = Field(0.98, gt=0, le=1, description="Quantile of held-out warm-up scores that defines score 1.0.")
+    min_distance: float = Field(
+        0.02,
+        gt=0,
+        le=2,
+        description="Floor on the calibrated normal distance, so a perfectly static warm-up does not turn "
+        "encoding noise into anomalies.",
+    )
+    # Model of normal
+    bank_size: int = Field(
+        1024,
+        ge=16,
+        le=16384,
+        description="Patch vectors kept in the memory bank after greedy coreset selection (bounds the per-frame "
+        "cost and the saved state: about bank_size x dim bytes).",
+    )
+    global_bank_size: int = Field(128, ge=4, le=4096, description="Global (CLS + mean-patch) vectors kept.")
+    k: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="A patch's score is the mean distance to its k nearest bank vectors. 1 suits a coreset bank: "
+        "a compact, rare normal pattern may be covered by a single vector, and k > 1 would score it as unusual.",
+    )
+    neighbourhood: int = Field(
+        1,
+        ge=1,
+        le=7,
+        description="Average each unit patch vector with its n x n neighbours first (PatchCore's local context); "
+        "1 keeps single patches, which localises objects of one or two patches best.",
+    )
+    pool: int = Field(
+        1, ge=1, le=8, description="Average-pool the patch grid by this factor (bounds the cost of big grids)."
+    )
+    use_global: bool = Field(
+        True,
+        description="Also score the global vector against its own bank (whole-frame unusual content that no single "
+        "patch shows); the frame score is the larger of the two calibrated scores.",
+    )
+    projection_dim: int = Field(
+        128, ge=0, description="Coreset selection runs on a random projection to this many dims; 0 uses full vectors."
+    )
+    seed: int = Field(0, description="Seed for the projection and patch subsampling (results are reproducible).")
+    # Alarm and lifecycle
+    threshold: float = Field(1.3, gt=0, description="A frame is anomalous when its score exceeds this.")
+    open_after: int = Field(2, ge=1, description="Consecutive anomalous frames before an event opens.")
+    close_after: int = Field(3, ge=1, description="Consecutive normal frames before an open event closes.")
+    cooldown_s: float = Field(5.0, ge=0, description="Media seconds after an event closes before a new one may open.")
+    box_fraction: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="The box is the connected region around the heatmap's peak of patches scoring at least this "
+        "fraction of the peak (and above the normal level).",
+    )
+    # Slow adaptation
+    adapt: bool = Field(
+        True, description="Slowly learn clearly normal frames (slow drift); a sudden lasting change needs learn()."
+    )
+    adapt_below: float = Field(
+        1.0,
+        gt=0,
+        description="Only frames scoring below this (and below threshold) count as clearly normal: 1.0 is the "
+        "calibrated normal level, so only frames as usual as the warm-up's are learned.",
+    )
+    adapt_every: int = Field(10, ge=1, description="Every n-th clearly normal frame gives patches to the reservoir.")
+    adapt_patches: int = Field(16, ge=1, description="Patches (chosen at random) a contributing frame gives.")
+    reservoir_size: int = Field(256, ge=1, le=16384, description="Bound of the reservoir of candidate normal patches.")
+    adapt_interval: int = Field(200, ge=1, description="Frames between merges of the reservoir into the bank.")
+    adapt_guard: int = Field(
+        10,
+        ge=0,
+        description="Frames within this many of an anomalous frame (before or after) are never learned.",
+    )
+
+    @field_validator("warmup_frames")
+    @classmethod
+    def _warmup_holds_out(cls, v: int) -> int:
+        if v == 1:
+            raise ValueError("warmup_frames must be 0 (learn() only) or at least 2 (one to fit, one to calibrate)")
+        return v
 
 
 class ReidSettings(_Strict):

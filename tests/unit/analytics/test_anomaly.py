@@ -1,0 +1,429 @@
+"""Anomaly detector on synthetic patch-feature sequences with known anomalies.
+
+A scene is a grid of patch vectors drawn from a few "texture" clusters, with per-frame jitter;
+a foreign object is a block of patches from a cluster the scene never shows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from analytics.anomaly import AnomalyDetector, greedy_coreset, patch_features
+from dinostream.records import Event, FrameEmbedding
+from dinostream.settings import AnomalySettings
+
+DIM = 32
+GRID = 8
+FPS = 2.0
+WARMUP = 20
+
+# Fast defaults for tests: a short warm-up and a small bank; everything else as shipped.
+BASE = {"warmup_frames": WARMUP, "bank_size": 256, "global_bank_size": 32}
+
+
+@dataclass(frozen=True)
+class Region:
+    """Patch rows r0..r1-1 and columns c0..c1-1 of the grid."""
+
+    r0: int
+    r1: int
+    c0: int
+    c1: int
+
+    def contains(self, x: float, y: float) -> bool:
+        return self.c0 / GRID <= x <= self.c1 / GRID and self.r0 / GRID <= y <= self.r1 / GRID
+
+
+class Scene:
+    """Deterministic synthetic stream: `frame(seq, ...)` builds one FrameEmbedding."""
+
+    def __init__(self, seed: int = 0, jitter: float = 0.15, stream: str = "cam") -> None:
+        rng = np.random.default_rng(seed)
+        centres = rng.normal(size=(5, DIM))
+        labels = rng.integers(0, len(centres), size=(GRID, GRID))
+        self.base = centres[labels] + 0.3 * rng.normal(size=(GRID, GRID, DIM))
+        self.foreign = rng.normal(size=(3, DIM)) * 1.5  # clusters the scene never shows
+        self.light = rng.normal(size=DIM)
+        self.jitter = jitter
+        self.stream = stream
+        self.seed = seed
+
+    def frame(
+        self,
+        seq: int,
+        *,
+        region: Region | None = None,
+        foreign: int = 0,
+        light: float = 0.0,
+        drift: np.ndarray | None = None,
+        stream: str | None = None,
+    ) -> FrameEmbedding:
+        rng = np.random.default_rng([self.seed, seq])
+        patches = self.base + self.jitter * rng.normal(size=self.base.shape) + light * self.light
+        if drift is not None:
+            patches = patches + drift
+        if region is not None:
+            block = patches[region.r0 : region.r1, region.c0 : region.c1]
+            block[:] = self.foreign[foreign] + self.jitter * rng.normal(size=block.shape)
+        pooled = patches.reshape(-1, DIM).mean(axis=0)
+        return FrameEmbedding(
+            stream=stream or self.stream,
+            seq=seq,
+            pts=seq / FPS,
+            ts=1e9 + seq / FPS,
+            model="test",
+            untrained=True,
+            cls=pooled + 0.1 * rng.normal(size=DIM),
+            pooled=pooled,
+            patches=patches,
+        )
+
+    def sequence(self, n: int, anomalies: dict[range, Region] | None = None, **kw: object) -> list[FrameEmbedding]:
+        out = []
+        for seq in range(n):
+            region = next((r for span, r in (anomalies or {}).items() if seq in span), None)
+            out.append(self.frame(seq, region=region, **kw))  # type: ignore[arg-type]
+        return out
+
+
+def run(det: AnomalyDetector, records: list[FrameEmbedding]) -> list[Event]:
+    return [e for r in records for e in det.process(r)]
+
+
+def detector(**changes: object) -> AnomalyDetector:
+    return AnomalyDetector(AnomalySettings.model_validate({**BASE, **changes}))
+
+
+TOP_RIGHT = Region(1, 3, 5, 8)
+BOTTOM_LEFT = Region(4, 6, 0, 2)
+CENTRE_BIG = Region(2, 6, 2, 6)
+
+GT_CASES = {
+    "foreign-block-top-right": TOP_RIGHT,
+    "foreign-block-bottom-left-2x2": BOTTOM_LEFT,
+    "foreign-block-centre-4x4": CENTRE_BIG,
+}
+CONFIGS = {
+    "defaults": {},
+    "neighbourhood-3": {"neighbourhood": 3},
+    "pool-2": {"pool": 2},
+    "patches-only": {"use_global": False},
+    "k-1-no-projection": {"k": 1, "projection_dim": 0},
+}
+
+
+@pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
+@pytest.mark.parametrize("region", GT_CASES.values(), ids=GT_CASES.keys())
+def test_foreign_block_opens_one_event_with_box_and_peak_on_it(region: Region, config: dict[str, int]) -> None:
+    scene = Scene(seed=1)
+    span = range(40, 48)
+    events = run(detector(**config), scene.sequence(60, {span: region}))
+    assert events, "the foreign block must be reported"
+    assert {e.id for e in events} == {events[0].id}
+    assert [e.status for e in events] == ["open"] + ["update"] * (len(events) - 2) + ["closed"]
+    opened, closed = events[0], events[-1]
+    assert opened.t_start == span.start / FPS
+    assert closed.t_end == (span.stop - 1) / FPS
+    for ev in events:
+        assert ev.type == "anomaly" and ev.score > ev.details["threshold"]
+        (box,) = ev.boxes
+        # The box covers the block (up to one pooled cell of slack) and not much more.
+        cell = config.get("pool", 1) / GRID
+        assert box.x0 <= region.c0 / GRID + 1e-9 and box.x1 >= region.c1 / GRID - cell
+        assert box.y0 <= region.r0 / GRID + 1e-9 and box.y1 >= region.r1 / GRID - cell
+        block_area = (region.r1 - region.r0) * (region.c1 - region.c0) / GRID**2
+        assert (box.x1 - box.x0) * (box.y1 - box.y0) <= 4 * block_area + 2 * cell
+        peak = ev.details["peak"]
+        assert region.contains(peak["x"], peak["y"])
+        assert ev.heatmap is not None
+        assert ev.heatmap.values.shape == (GRID // config.get("pool", 1),) * 2
+
+
+# Every scene flickers a little (lighting varies by up to +-0.1 per frame during the warm-up too).
+NORMAL_CASES = {
+    "normal-jitter": {},
+    "strong-jitter-calibrates-itself": {"jitter": 0.4},
+    "lighting-shift-at-the-edge-of-warm-up-range": {"light": 0.1},
+    "lighting-shift-a-little-beyond-it": {"light": 0.12},
+    "lighting-shift-the-other-way": {"light": -0.12},
+}
+
+
+def flicker(seq: int) -> float:
+    return float(np.random.default_rng([123, seq]).uniform(-0.1, 0.1))
+
+
+@pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
+@pytest.mark.parametrize("case", NORMAL_CASES.values(), ids=NORMAL_CASES.keys())
+def test_normal_variation_raises_nothing(case: dict[str, float], config: dict[str, object]) -> None:
+    scene = Scene(seed=2, jitter=case.get("jitter", 0.15))
+    warm = [scene.frame(seq, light=flicker(seq)) for seq in range(WARMUP)]
+    later = [scene.frame(seq, light=case.get("light", flicker(seq))) for seq in range(WARMUP, 80)]
+    det = detector(**config)
+    assert run(det, warm + later) == []
+    fs = det.last_score("cam")
+    assert fs is not None and fs.score < det.settings.threshold
+
+
+def test_a_big_lighting_change_is_unusual_content() -> None:
+    scene = Scene(seed=2)
+    det = detector()
+    run(det, [scene.frame(seq, light=flicker(seq)) for seq in range(WARMUP)])
+    events = run(det, [scene.frame(seq, light=1.0) for seq in range(WARMUP, WARMUP + 4)])
+    assert [e.status for e in events] == ["open", "update", "update"]
+    assert events[0].details["source"] == "global"
+
+
+def test_heatmap_peaks_on_the_block_and_is_low_elsewhere() -> None:
+    scene = Scene(seed=3)
+    det = detector()
+    run(det, scene.sequence(WARMUP + 5))
+    det.process(scene.frame(WARMUP + 5, region=TOP_RIGHT))
+    fs = det.last_score("cam")
+    assert fs is not None
+    assert fs.heatmap.shape == (GRID, GRID) and fs.heatmap.min() >= 0 and fs.heatmap.max() <= 1
+    inside = np.zeros((GRID, GRID), dtype=bool)
+    inside[TOP_RIGHT.r0 : TOP_RIGHT.r1, TOP_RIGHT.c0 : TOP_RIGHT.c1] = True
+    assert fs.heatmap[inside].min() == 1.0  # every foreign patch alone exceeds the threshold
+    assert fs.heatmap[~inside].max() < 1.0
+    assert inside[np.unravel_index(int(np.argmax(fs.patch_distances)), inside.shape)]
+
+
+def test_lifecycle_one_id_while_it_lasts_then_cooldown_then_a_new_id() -> None:
+    # open_after 2, close_after 3, cooldown 5 s = 10 frames at 2 fps.
+    det = detector(open_after=2, close_after=3, cooldown_s=5.0)
+    scene = Scene(seed=4)
+    spans = {
+        range(30, 36): TOP_RIGHT,
+        range(38, 42): TOP_RIGHT,  # a 2-frame gap is shorter than close_after: the same occurrence
+        range(47, 52): TOP_RIGHT,  # closed at 44 (3 normal frames), cooldown until frame 54: ignored
+        range(60, 64): BOTTOM_LEFT,  # after the cooldown: a new occurrence
+    }
+    events = run(det, scene.sequence(80, spans))
+    ids = list(dict.fromkeys(e.id for e in events))
+    assert len(ids) == 2
+    first = [e for e in events if e.id == ids[0]]
+    second = [e for e in events if e.id == ids[1]]
+    assert [e.status for e in first] == ["open"] + ["update"] * 8 + ["closed"]
+    assert first[0].t_start == 30 / FPS and first[-1].t_end == 41 / FPS
+    assert [e.t_end for e in first[:-1]] == sorted(e.t_end for e in first[:-1])
+    assert all(b.score >= a.score for a, b in zip(first, first[1:], strict=False))  # score = max so far
+    assert first[-1].details["anomalous_frames"] == 10
+    assert second[0].status == "open" and second[0].t_start == 60 / FPS
+    assert second[-1].status == "closed" and second[-1].t_end == 63 / FPS
+    # Deterministic ids: a replay gives the same ids.
+    assert [e.id for e in run(detector(open_after=2, close_after=3), scene.sequence(80, spans))][:1] == ids[:1]
+
+
+def test_a_single_anomalous_frame_opens_nothing_with_open_after_2() -> None:
+    scene = Scene(seed=5)
+    assert run(detector(open_after=2), scene.sequence(50, {range(30, 31): TOP_RIGHT})) == []
+    assert len(run(detector(open_after=1), scene.sequence(50, {range(30, 31): TOP_RIGHT}))) == 2  # open, closed
+
+
+def test_flush_closes_an_open_event() -> None:
+    det = detector()
+    events = run(det, Scene(seed=6).sequence(40, {range(30, 40): CENTRE_BIG}))
+    assert events[-1].status == "update"
+    (closed,) = det.flush("cam")
+    assert closed.status == "closed" and closed.id == events[0].id and closed.t_end == 39 / FPS
+    assert det.flush("cam") == []
+
+
+AGGRESSIVE_ADAPTATION = {"adapt_every": 1, "adapt_patches": 64, "adapt_interval": 5, "adapt_guard": 3}
+
+
+def test_a_long_anomaly_is_never_learned_and_stays_one_event() -> None:
+    # Adaptation at its most eager: every clearly normal frame feeds the bank, merged every 5
+    # frames. A foreign object that stays for 200 frames still scores above threshold on every
+    # one of them (documented limit: only what scores below adapt_below is ever learned).
+    det = detector(**AGGRESSIVE_ADAPTATION)
+    scene = Scene(seed=7)
+    span = range(60, 260)
+    records = scene.sequence(280, {span: TOP_RIGHT})
+    events, hot = [], []
+    for r in records:
+        events += det.process(r)
+        fs = det.last_score("cam")
+        if r.seq in span:
+            hot.append(fs is not None and fs.score > det.settings.threshold)
+    assert all(hot)
+    assert len({e.id for e in events}) == 1
+    assert events[0].status == "open" and events[-1].status == "closed"
+    assert events[-1].t_start == 60 / FPS and events[-1].t_end == 259 / FPS
+
+
+def test_adaptation_follows_a_slow_drift_that_would_otherwise_alarm() -> None:
+    scene = Scene(seed=8)
+    direction = np.random.default_rng(99).normal(size=DIM)
+    n = 300
+
+    def records() -> list[FrameEmbedding]:
+        # The whole scene slowly changes appearance (dust, daylight, a repainted wall).
+        drift = [direction * max(0, seq - WARMUP) / (n - WARMUP) for seq in range(n)]
+        return [scene.frame(seq, light=flicker(seq), drift=drift[seq]) for seq in range(n)]
+
+    roomy = {"bank_size": 2048, "global_bank_size": 256}  # room to learn without forgetting
+    eager = {"adapt_below": 1.2, "reservoir_size": 2048, **AGGRESSIVE_ADAPTATION}
+    fixed = detector(adapt=False, **roomy)
+    adaptive = detector(**roomy, **eager)
+    assert run(fixed, records()), "without adaptation the drift ends up reported"
+    assert run(adaptive, records()) == []
+    # And the adapted model still sees a foreign object in the drifted scene.
+    adaptive.process(scene.frame(n, drift=direction, region=CENTRE_BIG))
+    fs = adaptive.last_score("cam")
+    assert fs is not None and fs.score > adaptive.settings.threshold
+
+
+def test_warm_up_length_is_respected_per_stream() -> None:
+    det = detector()
+    det.configure("short", {"warmup_frames": 10})
+    det.configure("long", {"warmup_frames": 30})
+    for name, n in (("short", 10), ("long", 30), ("cam", WARMUP)):
+        scene = Scene(seed=9, stream=name)
+        for seq in range(n):
+            # An anomaly inside the warm-up is learned as normal, never reported.
+            assert det.process(scene.frame(seq, region=TOP_RIGHT if seq == n - 2 else None)) == []
+            assert det.last_score(name) is None
+        assert det.ready(name)
+        det.process(scene.frame(n))
+        assert det.last_score(name) is not None
+
+
+def test_warmup_zero_waits_for_learn_then_detects() -> None:
+    det = detector(warmup_frames=0)
+    scene = Scene(seed=10)
+    assert run(det, scene.sequence(30, {range(20, 30): TOP_RIGHT})) == []
+    assert not det.ready("cam")
+    det.learn("cam", scene.sequence(20))
+    assert det.ready("cam")
+    events = run(det, [scene.frame(s, region=TOP_RIGHT) for s in range(40, 45)])
+    assert [e.status for e in events] == ["open", "update", "update", "update"]
+
+
+def test_learn_marks_new_content_normal_and_keeps_detecting_other_anomalies() -> None:
+    det = detector()
+    scene = Scene(seed=11)
+    run(det, scene.sequence(WARMUP))
+    moved_in = [scene.frame(s, region=BOTTOM_LEFT, foreign=1) for s in range(WARMUP, WARMUP + 10)]
+    assert run(det, moved_in[:4]), "new furniture is reported at first"
+    det.flush("cam")
+    det.learn("cam", moved_in)  # the operator: "this is normal now"
+    later = [scene.frame(s, region=BOTTOM_LEFT, foreign=1) for s in range(100, 120)]
+    assert run(det, later) == []
+    assert run(det, [scene.frame(s, region=TOP_RIGHT, foreign=2) for s in range(120, 124)])
+
+
+def test_learn_rejects_foreign_records_and_too_few_frames() -> None:
+    det = detector()
+    with pytest.raises(ValueError, match="stream"):
+        det.learn("cam", [Scene(stream="other").frame(0)])
+    with pytest.raises(ValueError, match="at least 2"):
+        det.learn("cam", [Scene().frame(0)])
+
+
+def test_reset_closes_the_open_event_and_starts_a_new_warm_up() -> None:
+    det = detector()
+    scene = Scene(seed=12)
+    events = run(det, scene.sequence(30, {range(25, 30): TOP_RIGHT}))
+    assert events[-1].status == "update"
+    (closed,) = det.reset("cam")
+    assert closed.status == "closed" and closed.id == events[0].id
+    assert not det.ready("cam") and det.snapshot("cam") == {}
+    assert run(det, scene.sequence(WARMUP)) == [] and det.ready("cam")
+
+
+def test_configure_changes_the_threshold_of_one_stream_at_run_time() -> None:
+    det = detector()
+    for name in ("strict", "lax"):
+        run(det, Scene(seed=13, stream=name).sequence(WARMUP))
+    det.configure("lax", {"threshold": 1000.0})
+    strict = [Scene(seed=13, stream="strict").frame(s, region=TOP_RIGHT) for s in range(WARMUP, WARMUP + 4)]
+    lax = [Scene(seed=13, stream="lax").frame(s, region=TOP_RIGHT) for s in range(WARMUP, WARMUP + 4)]
+    assert run(det, strict)
+    assert run(det, lax) == []
+    with pytest.raises(ValueError, match="threshold"):
+        det.configure("lax", {"threshold": -1})
+    with pytest.raises(ValueError, match="warmup_frames"):
+        det.configure("lax", {"warmup_frames": 1})
+
+
+def test_streams_are_independent() -> None:
+    det = detector()
+    a = Scene(seed=14, stream="a").sequence(40, {range(30, 36): TOP_RIGHT})
+    b = Scene(seed=15, stream="b").sequence(40)
+    events = [e for pair in zip(a, b, strict=True) for r in pair for e in det.process(r)]
+    assert events and {e.stream for e in events} == {"a"}
+
+
+SNAPSHOT_CUTS = {
+    "mid-warm-up": 7,
+    "mid-holdout": WARMUP - 2,
+    "right-after-warm-up": WARMUP,
+    "event-candidate": 41,
+    "event-open": 44,
+    "event-closing": 50,
+    "in-cooldown": 55,
+    "reservoir-filling": 90,
+}
+
+
+@pytest.mark.parametrize("cut", SNAPSHOT_CUTS.values(), ids=SNAPSHOT_CUTS.keys())
+def test_snapshot_restore_mid_stream_gives_identical_events(cut: int) -> None:
+    settings = {**AGGRESSIVE_ADAPTATION, "adapt_interval": 13}
+    scene = Scene(seed=16)
+    records = scene.sequence(160, {range(40, 48): TOP_RIGHT, range(120, 126): BOTTOM_LEFT})
+    whole = detector(**settings)
+    full = run(whole, records)
+    first = detector(**settings)
+    got = run(first, records[:cut])
+    saved = json.loads(json.dumps(first.snapshot("cam")))  # through JSON, as the worker stores it
+    resumed = detector(**settings)
+    resumed.restore("cam", saved)
+    got += run(resumed, records[cut:])
+    assert len(full) > 4
+    assert got == full
+    assert resumed.snapshot("cam") == whole.snapshot("cam")  # banks, reservoir, calibration: all of it
+
+
+def test_snapshot_is_compact_enough_for_a_kafka_message() -> None:
+    # ViT-S/16 at 224 (384 dims, 14 x 14 patches) with the default bank: well under 1 MB of JSON.
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(14, 14, 384))
+    det = AnomalyDetector(AnomalySettings(warmup_frames=10))
+    for seq in range(60):
+        p = base + 0.3 * rng.normal(size=base.shape)
+        det.process(FrameEmbedding("cam", seq, seq / FPS, 0.0, "t", True, p.mean((0, 1)), p.mean((0, 1)), p))
+    size = len(json.dumps(det.snapshot("cam")))
+    assert 100_000 < size < 900_000
+
+
+def test_restore_empty_resets_and_bad_dims_are_refused() -> None:
+    det = detector()
+    run(det, Scene().sequence(WARMUP))
+    other = FrameEmbedding("cam", 99, 50.0, 0.0, "t", True, np.ones(8), np.ones(8), np.ones((GRID, GRID, 8)))
+    with pytest.raises(ValueError, match="reset"):
+        det.process(other)
+    det.restore("cam", {})
+    assert det.snapshot("cam") == {} and not det.ready("cam")
+
+
+def test_coreset_covers_rare_patterns() -> None:
+    # 1000 points in a tight cluster and 5 far outliers: a bank of 20 keeps every outlier.
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(size=(1000, 16)) * 0.01, rng.normal(size=(5, 16)) * 5])
+    chosen = set(greedy_coreset(x.astype(np.float32), 20).tolist())
+    assert set(range(1000, 1005)) <= chosen
+    assert len(chosen) == 20
+
+
+def test_patch_features_pool_and_neighbourhood_shapes() -> None:
+    p = np.random.default_rng(0).normal(size=(7, 9, 4))
+    assert patch_features(p, pool=2).shape == (4, 5, 4)
+    out = patch_features(p, neighbourhood=3)
+    assert out.shape == (7, 9, 4)
+    assert np.allclose(np.linalg.norm(out, axis=-1), 1.0, atol=1e-5)
