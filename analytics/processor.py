@@ -5,9 +5,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from dinostream.records import Event, FrameEmbedding
+from dinostream.settings import merge_settings
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -37,12 +38,10 @@ class Processor(ABC, Generic[S]):
 
     def configure(self, stream: str, changes: dict[str, Any]) -> S:
         """Override settings for one stream; raises ValueError naming a bad field. Returns the result."""
-        merged = {**self.settings_for(stream).model_dump(), **changes}
         try:
-            new = type(self.settings).model_validate(merged)
-        except ValidationError as e:
-            problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
-            raise ValueError(f"invalid {self.name} settings for stream {stream}: {problems}") from None
+            new = merge_settings(self.settings_for(stream), changes)
+        except ValueError as e:
+            raise ValueError(f"invalid {self.name} settings for stream {stream}: {e}") from None
         self._overrides[stream] = new
         return new
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from dinostream.records import check_stream_id
-from dinostream.settings import AnalyticsSettings
+from dinostream.settings import AnalyticsSettings, merge_settings
 
 SendControl = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
@@ -47,10 +47,9 @@ class AnalyticsControl:
         check_stream_id(stream)
         current = self._current(stream, processor)
         try:
-            new = type(current).model_validate({**current.model_dump(), **changes})
-        except ValidationError as e:
-            problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
-            raise ValueError(f"invalid {processor} settings: {problems}") from None
+            new = merge_settings(current, changes)
+        except ValueError as e:
+            raise ValueError(f"invalid {processor} settings: {e}") from None
         await self._send(stream, processor, changes)
         self._accepted[(stream, processor)] = new
         return new.model_dump(mode="json")

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dinostream.errors import DinostreamError
-from dinostream.settings import DEFAULT_MODEL, Settings
+from dinostream.settings import DEFAULT_MODEL, Settings, describe_validation_error
 
 log = logging.getLogger("dinostream")
 
@@ -162,8 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dinostream: error: {e}", file=sys.stderr)
         return e.exit_code
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
-        print(f"dinostream: error: invalid settings: {problems}", file=sys.stderr)
+        print(f"dinostream: error: invalid settings: {describe_validation_error(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

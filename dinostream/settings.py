@@ -11,11 +11,27 @@ receive the sub-model they need through their constructor and never read globals
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_MODEL = "facebook/dinov3-vits16-pretrain-lvd1689m"
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def describe_validation_error(e: ValidationError) -> str:
+    """One line naming every bad field: `ingest.sample_fps: Input should be greater than 0; ...`."""
+    return "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+
+
+def merge_settings(current: M, changes: dict[str, Any]) -> M:
+    """`current` with `changes` applied, validated like the defaults; ValueError names bad fields."""
+    try:
+        return type(current).model_validate({**current.model_dump(), **changes})
+    except ValidationError as e:
+        raise ValueError(describe_validation_error(e)) from None
 
 
 class _Strict(BaseModel):
