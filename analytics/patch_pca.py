@@ -245,9 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from analytics.embedder import Embedder
     from analytics.model_loader import load_model
-    from dinostream.pipeline import probe_video_size
     from dinostream.settings import IngestSettings, ModelSettings
-    from ingest.av_source import make_source, stream_id_for
+    from ingest.av_source import make_source, probe_source, stream_id_for
 
     defaults = ModelSettings()
     p = argparse.ArgumentParser(prog="python -m analytics.patch_pca", description=main.__doc__)
@@ -276,8 +275,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         ingest = IngestSettings(sample_fps=args.fps)
 
         async def sample(url: str) -> list[Frame]:
-            probed = probe_video_size(url, ingest)  # resized as the stage would decode it
-            size = embedder.input_size(*probed) if probed else (settings.image_size, settings.image_size)
+            info = probe_source(url, ingest)  # resized as the stage would decode it
+            size = (
+                embedder.input_size(info.size, info.sample_aspect_ratio)
+                if info.size
+                else (settings.image_size, settings.image_size)
+            )
             out: list[Frame] = []
             async for frame in make_source(url, stream_id_for(url), ingest, size).frames():
                 out.append(frame)

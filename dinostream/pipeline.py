@@ -22,7 +22,7 @@ from analytics.patch_pca import PatchPCA
 from dinostream.errors import DinostreamError, SourceError
 from dinostream.records import FrameEmbedding
 from dinostream.settings import IngestSettings, ModelSettings, Settings
-from ingest.av_source import check_source, make_source, stream_id_for
+from ingest.av_source import VideoInfo, check_source, make_source, probe_source, stream_id_for
 from ingest.resize import resize_rgb
 from ingest.source import Frame, Source
 
@@ -33,22 +33,23 @@ log = logging.getLogger(__name__)
 class SourceSpec:
     stream: str
     url: str
+    info: VideoInfo | None = None  # the header read when the source was checked, if it was opened
 
 
 async def plan_sources(urls: Sequence[str], settings: IngestSettings) -> list[SourceSpec]:
     """Stream ids for the given URLs, after opening every source (in parallel, within the open
     timeout) so a broken URL stops start-up with its reason instead of failing later."""
-    await asyncio.gather(*(asyncio.to_thread(check_source, url, settings, connect=True) for url in urls))
+    infos = await asyncio.gather(*(asyncio.to_thread(check_source, url, settings, connect=True) for url in urls))
     specs: list[SourceSpec] = []
     seen: set[str] = set()
-    for url in urls:
+    for url, info in zip(urls, infos, strict=True):
         stream = base = stream_id_for(url)
         n = 2
         while stream in seen:
             stream = f"{base}-{n}"[:64]
             n += 1
         seen.add(stream)
-        specs.append(SourceSpec(stream, url))
+        specs.append(SourceSpec(stream, url, info))
     return specs
 
 
@@ -69,23 +70,6 @@ async def load_model_async(settings: ModelSettings) -> LoadedModel:
     else:
         log.info("model %s loaded on %s", loaded.model_id, loaded.device)
     return loaded
-
-
-def probe_video_size(url: str, settings: IngestSettings) -> tuple[tuple[int, int], float] | None:
-    """((width, height), sample aspect ratio) of a source's video stream, read from its header;
-    None when the header does not say (some live streams only tell by decoding)."""
-    from ingest.av_source import _locate, _open  # the same open path, timeouts and errors as decoding
-
-    container, video = _open(_locate(url), settings)
-    try:
-        ctx = video.codec_context
-        width, height = int(video.width or ctx.width or 0), int(video.height or ctx.height or 0)
-        sar = video.sample_aspect_ratio or ctx.sample_aspect_ratio
-    finally:
-        container.close()
-    if width < 1 or height < 1:
-        return None
-    return (width, height), float(sar) if sar else 1.0
 
 
 class EmbeddingStage:
@@ -144,11 +128,11 @@ class EmbeddingStage:
         """(width, height) the source's frames are resized to by the decoder: see `analytics.input_size`."""
         if self.model_settings.aspect == "square":
             return self.input_size
-        probed = await asyncio.to_thread(probe_video_size, spec.url, self.ingest)
-        if probed is None:
+        info = spec.info or await asyncio.to_thread(probe_source, spec.url, self.ingest)
+        if info.size is None:
             log.warning("stream %s does not declare its frame size; it gets the square input", spec.stream)
             return self.input_size
-        return self.embedder.input_size(*probed)
+        return self.embedder.input_size(info.size, info.sample_aspect_ratio)
 
     def start(self) -> None:
         self.batcher.start()

@@ -147,18 +147,42 @@ def _open_error(loc: _Location, exc: BaseException, elapsed: float, timeout: flo
     return SourceError(f"cannot decode {loc.display}: {_reason(exc)}")
 
 
-def check_source(url: str, settings: IngestSettings | None = None, *, connect: bool = False) -> None:
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a source's header says about its video; `size` is None when it does not say
+    (some live streams only tell by decoding)."""
+
+    size: tuple[int, int] | None  # (width, height)
+    sample_aspect_ratio: float = 1.0
+
+
+def probe_source(url: str, settings: IngestSettings | None = None) -> VideoInfo:
+    """Open a source the way decoding does (same timeouts and errors), read its video header, close.
+
+    Raises SourceError naming the problem. Nothing is decoded.
+    """
+    container, video = _open(_locate(url), settings or IngestSettings())
+    try:
+        ctx = video.codec_context
+        width, height = int(video.width or ctx.width or 0), int(video.height or ctx.height or 0)
+        sar = video.sample_aspect_ratio or ctx.sample_aspect_ratio
+    finally:
+        container.close()
+    size = (width, height) if width > 0 and height > 0 else None
+    return VideoInfo(size, float(sar) if sar else 1.0)
+
+
+def check_source(url: str, settings: IngestSettings | None = None, *, connect: bool = False) -> VideoInfo | None:
     """Validate a source before anything starts; raise SourceError naming the problem.
 
     Files must exist, be readable and hold a video stream (the header is probed, nothing is
     decoded); URLs must use a supported scheme and name a host. With `connect`, a network
-    source is also opened (within the open timeout) and must offer a video stream.
+    source is also opened (within the open timeout) and must offer a video stream. Returns what
+    the probe found, or None when nothing was opened.
     """
-    loc = _locate(url)
-    if loc.is_network and not connect:
-        return
-    container, _ = _open(loc, settings or IngestSettings())
-    container.close()
+    if _locate(url).is_network and not connect:
+        return None
+    return probe_source(url, settings)
 
 
 def make_source(url: str, stream: str, settings: IngestSettings, size: tuple[int, int]) -> Source:

@@ -11,9 +11,10 @@ import pytest
 
 from analytics.input_size import PRESETS, grid_size, model_input_size
 from analytics.model_loader import load_model
-from dinostream.pipeline import EmbeddingStage, SourceSpec, probe_video_size
+from dinostream.pipeline import EmbeddingStage, SourceSpec
 from dinostream.records import FrameEmbedding
 from dinostream.settings import IngestSettings, ModelSettings
+from ingest.av_source import VideoInfo, probe_source
 
 
 @pytest.mark.parametrize(
@@ -103,7 +104,7 @@ async def test_stage_decodes_a_wide_source_to_its_aspect_preserving_size(tmp_pat
 
     video = tmp_path / "wide.mp4"
     make_video(video, shots=1, shot_s=1.0, fps=4, size=(320, 180))
-    assert probe_video_size(str(video), IngestSettings()) == ((320, 180), 1.0)
+    assert probe_source(str(video), IngestSettings()) == VideoInfo((320, 180), 1.0)
     records: list[FrameEmbedding] = []
 
     async def sink(batch: list[FrameEmbedding]) -> None:
