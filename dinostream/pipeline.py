@@ -19,7 +19,7 @@ from analytics.batcher import MicroBatcher
 from analytics.embedder import Embedder
 from analytics.model_loader import LoadedModel, load_model, replicate
 from analytics.patch_pca import PatchPCA
-from dinostream.errors import DinostreamError, SourceError
+from dinostream.errors import SourceError
 from dinostream.records import FrameEmbedding
 from dinostream.settings import IngestSettings, ModelSettings, Settings
 from ingest.av_source import VideoInfo, check_source, make_source, probe_source, stream_id_for
@@ -174,10 +174,3 @@ class EmbeddingStage:
             v = rec.cls.astype(np.float32)
             out.append(v / max(float(np.linalg.norm(v)), 1e-12))
         return np.stack(out)
-
-
-def describe_error(e: BaseException) -> str:
-    """One line for the user."""
-    if isinstance(e, DinostreamError):
-        return str(e)
-    return f"{type(e).__name__}: {e}"
