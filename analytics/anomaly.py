@@ -35,10 +35,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from analytics.processor import Processor
 from dinostream.records import Box, Event, FrameEmbedding, Heatmap, event_id
 from dinostream.settings import AnomalySettings
+
+_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 KIND = "anomaly"
 STATE_VERSION = 1
@@ -819,19 +822,8 @@ def _cell_edges(n_patches: int, pool: int, n_cells: int) -> list[float]:
 
 def _component_bounds(mask: np.ndarray, i: int, j: int) -> tuple[int, int, int, int]:
     """Row and column bounds (inclusive) of the 8-connected region of `mask` holding (i, j)."""
-    h, w = mask.shape
-    seen = np.zeros_like(mask, dtype=bool)
-    seen[i, j] = True
-    stack = [(i, j)]
-    i0 = i1 = i
-    j0 = j1 = j
-    while stack:
-        a, b = stack.pop()
-        i0, i1, j0, j1 = min(i0, a), max(i1, a), min(j0, b), max(j1, b)
-        for da in (-1, 0, 1):
-            for db in (-1, 0, 1):
-                y, x = a + da, b + db
-                if 0 <= y < h and 0 <= x < w and mask[y, x] and not seen[y, x]:
-                    seen[y, x] = True
-                    stack.append((y, x))
-    return i0, i1, j0, j1
+    seeded = np.array(mask, dtype=bool)
+    seeded[i, j] = True  # the seed belongs to its region even where the mask is off
+    labels, _ = ndimage.label(seeded, structure=_EIGHT_CONNECTED)
+    rows, cols = ndimage.find_objects(labels)[labels[i, j] - 1]
+    return rows.start, rows.stop - 1, cols.start, cols.stop - 1
