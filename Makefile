@@ -6,8 +6,10 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.dinostream-installed
-# Debian packages the tests need (none yet beyond what PyPI wheels carry: PyAV bundles FFmpeg).
-APT_PACKAGES ?=
+# Debian packages the tests need: the real peers (an RTSP server through gst-rtsp-server and
+# python3-gi, headless Chromium for WebRTC and the dashboard, mosquitto for MQTT).
+APT_PACKAGES ?= chromium mosquitto python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0 \
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad
 
 .PHONY: install demo test lint apt bench clean
 
