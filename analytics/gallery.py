@@ -16,6 +16,7 @@ asking stream and entries last seen before `since_ts`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -347,3 +348,47 @@ class QdrantTrackGallery:
 
     def close(self) -> None:
         self.client.close()
+
+
+class LazyTrackGallery:
+    """A gallery opened on first use, when the first embedding tells its dimension: a worker
+    learns the region embedding size (the model's, or the patch PCA's) from the records.
+
+    >>> gallery = LazyTrackGallery(lambda dim: EdgeTrackGallery(data_dir / "tracks", dim))
+    """
+
+    def __init__(self, open_with_dim: Callable[[int], TrackGallery]) -> None:
+        self._open = open_with_dim
+        self._gallery: TrackGallery | None = None
+
+    def _get(self, embedding: np.ndarray) -> TrackGallery:
+        if self._gallery is None:
+            self._gallery = self._open(int(np.asarray(embedding).size))
+        return self._gallery
+
+    def add(self, entry: TrackEntry) -> None:
+        self._get(entry.embedding).add(entry)
+
+    def search(self, embedding: np.ndarray, *, exclude_stream: str, since_ts: float, limit: int) -> list[GalleryHit]:
+        return self._get(embedding).search(embedding, exclude_stream=exclude_stream, since_ts=since_ts, limit=limit)
+
+    def prune(self, before_ts: float) -> int:
+        return 0 if self._gallery is None else self._gallery.prune(before_ts)
+
+    def __len__(self) -> int:
+        return 0 if self._gallery is None else len(self._gallery)
+
+    def close(self) -> None:
+        if self._gallery is not None:
+            self._gallery.close()
+
+
+def open_gallery(qdrant_url: str | None, api_key: str | None, prefix: str, data_dir: Path) -> TrackGallery:
+    """The gallery a deployment shares: a Qdrant server's collection when `qdrant_url` is set
+    (workers in several processes), else an embedded Edge shard under `data_dir / "tracks"`
+    (the workers of one process). Opened on first use."""
+    if qdrant_url is not None:
+        url, key = qdrant_url, api_key
+        return LazyTrackGallery(lambda dim: QdrantTrackGallery(QdrantClient(url=url, api_key=key), dim, prefix))
+    path = Path(data_dir) / "tracks"
+    return LazyTrackGallery(lambda dim: EdgeTrackGallery(path, dim))

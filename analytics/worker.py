@@ -15,6 +15,7 @@ owns the stream): `{"stream": ..., "processor": "scene_change", "changes": {...}
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -24,18 +25,38 @@ from typing import Any
 
 import faust
 
+from analytics.anomaly import AnomalyDetector
+from analytics.gallery import MemoryTrackGallery, TrackGallery
+from analytics.phases import PhaseSegmenter
 from analytics.processor import Processor
 from analytics.processor_set import ProcessorSet
+from analytics.reid import ReidProcessor
 from analytics.scene_change import SceneChangeDetector
+from analytics.state_chunks import chunk_count, join_chunks, split_chunks
+from analytics.watchlist import Watchlist, WatchlistProcessor
+from analytics.watchlist_feed import WatchlistFeed
 from dinostream.records import Event, FrameEmbedding, RecordError, check_stream_id
 from dinostream.settings import AnalyticsSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
 
 
-def default_processors(settings: AnalyticsSettings) -> list[Processor[Any]]:
-    """The processors every deployment runs, in the order they see each record."""
-    return [SceneChangeDetector(settings.scene_change)]
+def default_processors(
+    settings: AnalyticsSettings, *, gallery: TrackGallery | None = None, watchlist: Watchlist | None = None
+) -> list[Processor[Any]]:
+    """The processors every deployment runs, in the order they see each record.
+
+    `gallery` is where re-identification meets the tracks of other streams: shared by every
+    worker (see `analytics.gallery.open_gallery`); an in-process one by default. `watchlist` is
+    the list of exemplars the watchlist processor looks for (kept current by a WatchlistFeed).
+    """
+    return [
+        SceneChangeDetector(settings.scene_change),
+        AnomalyDetector(settings.anomaly),
+        PhaseSegmenter(settings.phase),
+        ReidProcessor(settings.reid, gallery if gallery is not None else MemoryTrackGallery()),
+        WatchlistProcessor(settings.reid, watchlist if watchlist is not None else Watchlist()),
+    ]
 
 
 @dataclass
@@ -61,10 +82,15 @@ def build_app(
     kafka: KafkaSettings,
     analytics: AnalyticsSettings,
     *,
-    processors: Callable[[AnalyticsSettings], list[Processor[Any]]] = default_processors,
+    processors: Callable[[AnalyticsSettings], list[Processor[Any]]] | None = None,
+    gallery: TrackGallery | None = None,
     stats: WorkerStats | None = None,
 ) -> faust.App:
-    """A Faust app whose agents run `processors` over the embeddings topic."""
+    """A Faust app whose agents run `processors` (default: `default_processors` with `gallery`
+    and the watchlist topic's exemplars) over the embeddings topic.
+
+    With the default processors the app also follows the watchlist topic (every worker reads all
+    of it), before its agents start."""
     app = faust.App(
         analytics.app_id,
         broker=f"kafka://{bootstrap.replace(',', ';kafka://')}",
@@ -85,18 +111,39 @@ def build_app(
     control = app.topic(kafka.control_topic, **raw)
     # Key: "stream/processor" so one big processor state never shares a message with another.
     state_table = app.Table("processor-state", default=dict, partitions=kafka.partitions)  # JSON values
-    procs = ProcessorSet(processors(analytics))
     counters = stats if stats is not None else WorkerStats()
+    watchlist = Watchlist()
+    if processors is None:
+        procs = ProcessorSet(default_processors(analytics, gallery=gallery, watchlist=watchlist))
+        feed = WatchlistFeed(watchlist, bootstrap, kafka)
+
+        @app.task(on_leader=False)
+        async def follow_watchlist() -> None:
+            try:
+                await feed.start()
+                await feed.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # not silent: the owner's supervisor watches stats.failure
+                log.exception("the watchlist feed failed")
+                counters.failure = f"watchlist feed: {type(exc).__name__}: {exc}"
+
+    else:
+        procs = ProcessorSet(processors(analytics))
     seen: set[str] = set()  # streams whose saved state was checked since this worker started
     last_save: dict[str, float] = {}
-    state_limit = int(kafka.max_message_bytes * 0.9)
+    # A state bigger than a Kafka message (an anomaly warm-up holds megabytes) is saved in chunks
+    # under "<key>#<i>"; the table's value under "<key>" says how many.
+    chunk_chars = int(kafka.max_message_bytes * 0.45)  # JSON-escaped in the changelog: room to spare
+    max_chunks = 64
 
     def ensure_restored(stream: str) -> None:
         if stream in seen:
             return
         seen.add(stream)
         for name in procs.names:
-            saved = state_table.get(f"{stream}/{name}")
+            key = f"{stream}/{name}"
+            saved = join_chunks(state_table.get(key), lambda i, key=key: state_table.get(f"{key}#{i}"))
             if saved:
                 procs.load(stream, name, saved)
                 counters.restored += 1
@@ -104,19 +151,27 @@ def build_app(
 
     def save(stream: str) -> None:
         for name in procs.names:
+            key = f"{stream}/{name}"
             saved = procs.state(stream, name)
-            size = len(json.dumps(saved))
-            if size > state_limit:
+            head, chunks = split_chunks(saved, chunk_chars)
+            if len(chunks) > max_chunks:
                 counters.oversize_state += 1
                 log.warning(
-                    "%s state of stream %s is %d bytes (limit %d): not saved; it is relearned after a restart",
+                    "%s state of stream %s needs %d chunks (limit %d): not saved; it is relearned after a restart",
                     name,
                     stream,
-                    size,
-                    state_limit,
+                    len(chunks),
+                    max_chunks,
                 )
                 continue
-            state_table[f"{stream}/{name}"] = saved
+            # Chunks first, then the head that names them, so a crash between the two leaves the
+            # previous head pointing at chunks that fail its digest, never at a mix that passes.
+            before = chunk_count(state_table.get(key))
+            for i, chunk in enumerate(chunks):
+                state_table[f"{key}#{i}"] = chunk
+            state_table[key] = head
+            for i in range(len(chunks), before):
+                del state_table[f"{key}#{i}"]
         last_save[stream] = time.monotonic()
         counters.snapshots += 1
 

@@ -42,6 +42,9 @@ async def ensure_topics(bootstrap: str, settings: KafkaSettings) -> None:
         existing = set(await admin.list_topics())
         wanted = [settings.embeddings_topic, settings.events_topic, settings.control_topic]
         new = [NewTopic(t, settings.partitions, 1) for t in wanted if t not in existing]
+        if settings.watchlist_topic not in existing:
+            # Small and read whole by every worker: one partition, only the latest value per exemplar.
+            new.append(NewTopic(settings.watchlist_topic, 1, 1, topic_configs={"cleanup.policy": "compact"}))
         if new:
             resp = await admin.create_topics(new, timeout_ms=timeout_ms)
             for topic, code, message in _topic_errors(resp):

@@ -139,6 +139,11 @@ class KafkaSettings(_Strict):
     embeddings_topic: str = "dinostream.embeddings"
     events_topic: str = "dinostream.events"
     control_topic: str = Field("dinostream.control", description="Run-time per-stream analytics settings.")
+    watchlist_topic: str = Field(
+        "dinostream.watchlist",
+        description="Watchlist exemplars, keyed by exemplar id (compacted; an empty value removes one). Every "
+        "analytics worker reads all of it.",
+    )
     partitions: int = Field(4, ge=1, description="Partitions of topics the embedded broker creates.")
     connect_timeout_s: float = Field(10.0, gt=0)
     session_timeout_s: float = Field(

@@ -31,7 +31,13 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 def kafka_settings() -> KafkaSettings:
     """Unique topic names per test."""
     tag = uuid.uuid4().hex[:8]
-    return KafkaSettings(embeddings_topic=f"emb-{tag}", events_topic=f"ev-{tag}", partitions=2)
+    return KafkaSettings(
+        embeddings_topic=f"emb-{tag}",
+        events_topic=f"ev-{tag}",
+        control_topic=f"ctl-{tag}",
+        watchlist_topic=f"wl-{tag}",
+        partitions=2,
+    )
 
 
 @pytest.fixture(scope="session")
