@@ -10,6 +10,8 @@ receive the sub-model they need through their constructor and never read globals
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -32,6 +34,45 @@ def merge_settings(current: M, changes: dict[str, Any]) -> M:
         return type(current).model_validate({**current.model_dump(), **changes})
     except ValidationError as e:
         raise ValueError(describe_validation_error(e)) from None
+
+
+ENV_PREFIX = "DINOSTREAM_"
+
+
+def settings_from_env(environ: Mapping[str, str], prefix: str = ENV_PREFIX) -> dict[str, Any]:
+    """Nested settings from environment variables, for containers and Kubernetes: section and
+    field joined by a double underscore. Values are text that the models convert ("4", "true");
+    a value starting with [ or { is JSON (lists, objects), and "null" is None. Validate the result
+    with `Settings.model_validate`, which names a bad field.
+
+    >>> settings_from_env({"DINOSTREAM_KAFKA__BOOTSTRAP": "kafka:9092", "DINOSTREAM_SOURCES": '["a.mp4"]'})
+    {'kafka': {'bootstrap': 'kafka:9092'}, 'sources': ['a.mp4']}
+    """
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(prefix) or len(name) == len(prefix):
+            continue
+        path = [p.lower() for p in name[len(prefix) :].split("__")]
+        if not all(path):
+            raise ValueError(f"environment variable {name}: empty name part (use one '__' between section and field)")
+        value: Any = raw
+        if raw.strip()[:1] in ("[", "{"):
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                raise ValueError(f"environment variable {name}: not valid JSON: {raw[:80]!r}") from None
+        elif raw == "null":
+            value = None
+        node = out
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ValueError(f"environment variable {name}: {part} is set both as a value and as a section")
+            node = child
+        if isinstance(node.get(path[-1]), dict):
+            raise ValueError(f"environment variable {name}: {path[-1]} is set both as a value and as a section")
+        node[path[-1]] = value
+    return out
 
 
 class _Strict(BaseModel):
