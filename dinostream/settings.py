@@ -91,6 +91,28 @@ class IngestSettings(_Strict):
         False,
         description="Play files at their native rate (live-like, drops when behind) instead of as fast as possible.",
     )
+    # Supervision (ingest/stream_supervisor.py): how a broken live stream comes back by itself.
+    stall_timeout_s: float = Field(
+        15.0, gt=0, description="A live stream that sends no frame for this long is closed and reopened (stalled)."
+    )
+    backoff_initial_s: float = Field(1.0, gt=0, description="First wait before reconnecting a failed live stream.")
+    backoff_max_s: float = Field(30.0, gt=0, description="Longest wait between reconnects.")
+    backoff_multiplier: float = Field(2.0, ge=1, description="Growth of the wait after each failed reconnect.")
+    backoff_jitter: Literal["full", "decorrelated"] = Field(
+        "full",
+        description="Randomised waits so cameras that dropped together do not reconnect together: 'full' waits "
+        "uniform(0, min(max, initial * multiplier^n)); 'decorrelated' uniform(initial, last * multiplier), capped "
+        "(it grows exponentially only with a multiplier above 2, e.g. 3).",
+    )
+    backoff_reset_s: float = Field(
+        60.0, ge=0, description="A stream live this long again starts its next backoff from backoff_initial_s."
+    )
+    max_reconnects: int | None = Field(
+        None,
+        ge=0,
+        description="Reconnects in a row (without a backoff_reset_s live period) before a live stream is failed; "
+        "None retries forever.",
+    )
 
 
 class ModelSettings(_Strict):
