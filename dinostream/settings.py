@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 DEFAULT_MODEL = "facebook/dinov3-vits16-pretrain-lvd1689m"
 
@@ -112,6 +112,23 @@ class IngestSettings(_Strict):
         ge=0,
         description="Reconnects in a row (without a backoff_reset_s live period) before a live stream is failed; "
         "None retries forever.",
+    )
+    media_roots: list[Path] = Field(
+        default_factory=list,
+        description="Directories that files added through the HTTP API must lie under (symlinks resolved); empty: "
+        "the API accepts no files.",
+    )
+    allow_loopback: bool = Field(
+        False, description="Let the HTTP API add sources on loopback hosts (127.0.0.0/8, ::1, 0.0.0.0)."
+    )
+    allow_private_networks: bool = Field(
+        False,
+        description="Let the HTTP API add sources on private hosts (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7).",
+    )
+    decode: Literal["auto", "all", "keyframes"] = Field(
+        "auto",
+        description="'keyframes': decode only keyframes; 'all': every frame; 'auto': keyframes when the stream's "
+        "keyframe interval is no longer than the sampling interval, else all.",
     )
 
 
@@ -482,6 +499,44 @@ class IndexSettings(_Strict):
     collection_prefix: str = "dinostream"
     batch_size: int = Field(64, ge=1, description="Upserts are batched up to this many points.")
     search_limit: int = Field(10, ge=1, le=1000)
+    retention_days: float | None = Field(
+        None, gt=0, description="Delete indexed frames and events older than this (wall clock); None keeps all."
+    )
+    retention_per_stream: dict[str, float | None] = Field(
+        default_factory=dict, description="Per-stream retention in days, overriding retention_days; None keeps all."
+    )
+    maintenance_every_s: float = Field(
+        600.0, gt=0, description="How often the index sink applies retention and builds the search graph."
+    )
+    region_grid: int = Field(
+        4, ge=1, le=8, description="Point search: each frame's patch grid is average-pooled to at most N x N cells."
+    )
+    search_candidates: int = Field(
+        400, ge=10, le=10_000, description="A search merges this many nearest frames into moments, then pages them."
+    )
+    moment_gap_s: float = Field(
+        2.0, ge=0, description="Search hits of one stream at most this many wall-clock seconds apart are one moment."
+    )
+    match_margin: float = Field(
+        0.2, ge=0, le=2, description="A search keeps the frames scoring at least the best score minus this."
+    )
+    same_subject_threshold: float = Field(
+        0.6, ge=-1, le=1, description="/api/v1/images/compare: cosine at or above which two images show one subject."
+    )
+    summary_max_frames: int = Field(
+        20_000, ge=10, description="A stream summary reads at most this many frames of its window (evenly spread)."
+    )
+
+    @field_validator("retention_per_stream")
+    @classmethod
+    def _stream_ids(cls, v: dict[str, float | None]) -> dict[str, float | None]:
+        from dinostream.records import check_stream_id
+
+        for stream, days in v.items():
+            check_stream_id(stream)
+            if days is not None and not days > 0:
+                raise ValueError(f"retention for stream {stream!r} must be > 0 days or null, got {days}")
+        return v
 
 
 class HttpSettings(_Strict):
@@ -489,6 +544,164 @@ class HttpSettings(_Strict):
     port: int = Field(8000, ge=0, le=65535, description="0 picks a free port.")
     max_upload_bytes: int = Field(10_000_000, ge=1024)
     ws_queue_size: int = Field(256, ge=1, description="Events buffered per websocket client before it is closed.")
+    api_token: str | None = Field(
+        None,
+        min_length=8,
+        description="Token websocket clients must present (first message or subprotocol); None: no auth.",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser Origins allowed on /ws/events besides same-origin ('*' allows any).",
+    )
+    ws_first_message_timeout_s: float = Field(
+        1.0, gt=0, le=60, description="How long /ws/events waits for the client's subscribe message."
+    )
+    ws_resume_memory: int = Field(10_000, ge=0, description="Recent events kept in memory for fast resume.")
+    ws_replay_limit: int = Field(10_000, ge=1, description="Most events replayed from Kafka to one resuming client.")
+
+
+class IceServerSettings(_Strict):
+    """One STUN or TURN server handed to the WebRTC peer connection."""
+
+    urls: list[str] = Field(..., min_length=1, description="stun:host:port, turn:host:port?transport=udp, turns:...")
+    username: str | None = None
+    credential: str | None = None
+
+
+class WhipSettings(_Strict):
+    """WebRTC publishing over WHIP (RFC 9725): cameras and browsers POST an SDP offer per stream."""
+
+    max_sessions: int = Field(8, ge=0, description="Concurrent WHIP publishers; more are refused with 503.")
+    ice_servers: list[IceServerSettings] = Field(
+        default_factory=list, description="STUN/TURN servers; empty: host candidates only (same host or LAN)."
+    )
+    max_offer_bytes: int = Field(64_000, ge=1024, description="Largest SDP offer accepted.")
+    connect_timeout_s: float = Field(
+        15.0, gt=0, description="A session whose video has not started this long after the offer is closed."
+    )
+    disconnect_grace_s: float = Field(
+        5.0, ge=0, description="A 'disconnected' peer connection is closed if it does not recover within this."
+    )
+
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class _AlertTarget(_Strict):
+    name: str = Field(..., pattern=_NAME, description="Referred to by rules' `targets`.")
+    queue_size: int = Field(
+        1000, ge=1, description="Alerts waiting for this target; when full the oldest is dropped (and counted)."
+    )
+
+
+class HttpTargetSettings(_AlertTarget):
+    url: str = Field(..., pattern=r"^https?://[^\s]+$", description="http:// or https:// URL alerts are POSTed to.")
+    timeout_s: float = Field(5.0, gt=0, description="Per attempt: connect, send and read the answer.")
+    max_retries: int = Field(
+        5, ge=0, description="Retries after the first attempt on connection errors, timeouts, 5xx and 429."
+    )
+    backoff_s: float = Field(0.5, gt=0, description="Wait before the first retry; doubled after each.")
+    backoff_max_s: float = Field(30.0, gt=0, description="Longest wait between retries (also caps Retry-After).")
+
+
+class WebhookTargetSettings(HttpTargetSettings):
+    """A JSON POST signed with HMAC-SHA256 (header X-Dinostream-Signature); see sinks/webhook_alert.py."""
+
+    kind: Literal["webhook"] = "webhook"
+    secret: SecretStr = Field(..., min_length=16, description="Shared HMAC key (at least 16 characters).")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers (e.g. Authorization).")
+
+
+class SlackTargetSettings(HttpTargetSettings):
+    """A Slack-compatible incoming webhook: `{"text", "blocks"}` with one readable line."""
+
+    kind: Literal["slack"] = "slack"
+
+
+class MqttTargetSettings(_AlertTarget):
+    """Publishes each alert (JSON) to `<topic_prefix>/<stream>/<type>`."""
+
+    kind: Literal["mqtt"] = "mqtt"
+    host: str = Field(..., min_length=1)
+    port: int = Field(1883, ge=1, le=65535)
+    topic_prefix: str = Field("dinostream/events", pattern=r"^[^#+\s]+$", description="No MQTT wildcards.")
+    qos: Literal[0, 1, 2] = 1
+    username: str | None = None
+    password: SecretStr | None = None
+    client_id: str | None = Field(None, description="None: the broker assigns one.")
+    keepalive_s: int = Field(60, ge=1)
+    timeout_s: float = Field(10.0, gt=0, description="Connect, and wait for the broker's acknowledgement (QoS >= 1).")
+    backoff_s: float = Field(0.5, gt=0, description="Wait before the first reconnect; doubled after each.")
+    backoff_max_s: float = Field(30.0, gt=0, description="Longest wait between reconnects.")
+
+
+AlertTargetSettings = Annotated[
+    WebhookTargetSettings | SlackTargetSettings | MqttTargetSettings, Field(discriminator="kind")
+]
+
+
+class AlertRuleSettings(_Strict):
+    """Which events alert which targets. Empty `types` or `streams` match all."""
+
+    name: str = Field(..., pattern=_NAME)
+    types: list[str] = Field(default_factory=list, description="Event types (scene_change, anomaly, ...); empty: all.")
+    streams: list[str] = Field(default_factory=list, description="Stream ids; empty: all.")
+    min_score: float = Field(0.0, description="Only events scoring at least this.")
+    statuses: list[Literal["open", "update", "closed"]] = Field(
+        ["open"],
+        min_length=1,
+        description="Which messages of an occurrence alert ('open' once per occurrence; instant events are 'closed').",
+    )
+    cooldown_s: float = Field(
+        0.0,
+        ge=0,
+        description="After an occurrence alerted, another occurrence of the same type on the same stream alerts only "
+        "this many seconds later, by the events' capture wall-clock time `ts` (not media time, not arrival time).",
+    )
+    targets: list[str] = Field(..., min_length=1, description="Names of configured targets.")
+
+    @field_validator("types")
+    @classmethod
+    def _known_types(cls, v: list[str]) -> list[str]:
+        from dinostream.records import EVENT_TYPES
+
+        bad = [t for t in v if t not in EVENT_TYPES]
+        if bad:
+            raise ValueError(f"unknown event types {bad}; known: {', '.join(EVENT_TYPES)}")
+        return v
+
+
+class AlertSettings(_Strict):
+    """Alert integrations (webhooks, Slack, MQTT) driven by rules; see sinks/alert_service.py."""
+
+    group_id: str = Field("dinostream-alerts", description="Kafka consumer group of the alert service.")
+    dead_letter_topic: str = Field(
+        "dinostream.alerts.dead-letter", description="Alerts that could not be delivered, as JSON with the error."
+    )
+    dashboard_url: str | None = Field(
+        None, pattern=r"^https?://[^\s]+$", description="Base URL of the dashboard, for links in alerts."
+    )
+    dedup_size: int = Field(100_000, ge=1, description="Deliveries remembered to drop redelivered messages.")
+    dedup_ttl_s: float = Field(86_400.0, gt=0, description="... for at most this long (wall-clock seconds).")
+    drain_timeout_s: float = Field(10.0, ge=0, description="On stop, wait this long for queued alerts to go out.")
+    targets: list[AlertTargetSettings] = Field(default_factory=list)
+    rules: list[AlertRuleSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _names_resolve(self) -> AlertSettings:
+        names = [t.name for t in self.targets]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"alert target names must be unique, repeated: {dup}")
+        rules = [r.name for r in self.rules]
+        dup = sorted({n for n in rules if rules.count(n) > 1})
+        if dup:
+            raise ValueError(f"alert rule names must be unique, repeated: {dup}")
+        for r in self.rules:
+            missing = [t for t in r.targets if t not in names]
+            if missing:
+                raise ValueError(f"alert rule {r.name!r} names unknown targets {missing}; configured: {names}")
+        return self
 
 
 class Settings(_Strict):
@@ -502,3 +715,5 @@ class Settings(_Strict):
     analytics: AnalyticsSettings = AnalyticsSettings()
     index: IndexSettings = IndexSettings()
     http: HttpSettings = HttpSettings()
+    whip: WhipSettings = WhipSettings()
+    alerts: AlertSettings = AlertSettings()
