@@ -1,7 +1,13 @@
-"""PyAV source for video files and rtsp://, rtsps://, http(s):// streams.
+"""PyAV source for video files, rtsp(s)://, http(s):// (progressive, HLS, MJPEG) and V4L2 cameras.
+
+Every source passes `ingest.url_policy.check_url` first. The public functions default to
+`trusted=True` (sources the operator gives on the command line); the HTTP API must pass
+`trusted=False` so its sources are held to the media roots and public hosts.
 
 Decoding runs in a worker thread; frames are sampled by presentation time, resized and
 converted to RGB by FFmpeg's scaler, and handed to the event loop through a `FrameQueue`.
+When sampling is far below the stream's rate only keyframes are decoded
+(`IngestSettings.decode`).
 
     source = make_source("cam.mp4", stream_id_for("cam.mp4"), IngestSettings(), (224, 224))
     async for frame in source.frames():
@@ -17,15 +23,18 @@ import logging
 import math
 import os
 import re
+import ssl
 import threading
 import time
 import unicodedata
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 import av
 import av.container
@@ -36,59 +45,16 @@ from dinostream.errors import SourceError
 from dinostream.settings import IngestSettings
 from ingest.frame_queue import FrameQueue
 from ingest.source import Frame, Source
+from ingest.url_policy import CheckedUrl, UrlRefused, check_playlist, check_url
 
 log = logging.getLogger(__name__)
 
-NETWORK_SCHEMES = ("rtsp", "rtsps", "http", "https")
 _CLOSE_GRACE_S = 2.0  # close() waits this long for a decode thread stuck in network I/O
 _MAX_BAD_PACKETS = 25  # consecutive undecodable packets a live stream may have before it fails
 _STREAM_ID_MAX = 64
-
-
-@dataclass(frozen=True)
-class _Location:
-    """Where a source is: what `av.open` gets, and how to name it in messages."""
-
-    target: str  # a local path or a URL
-    display: str  # for messages: the path, or the URL without its password
-    scheme: str  # "file" or one of NETWORK_SCHEMES
-
-    @property
-    def is_network(self) -> bool:
-        return self.scheme != "file"
-
-
-def _locate(url: str) -> _Location:
-    """Parse a file path, file:// URL or network URL; raise SourceError for anything else."""
-    if not url or not url.strip():
-        raise SourceError("empty source: give a video file path or an rtsp://, rtsps://, http(s):// URL")
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme in ("", "file") or len(scheme) == 1:  # len 1: a Windows drive letter
-        if scheme == "file":
-            if parts.netloc not in ("", "localhost"):
-                raise SourceError(f"unsupported file URL {url}: only local files (file:///path) can be read")
-            path = unquote(parts.path)
-        else:
-            path = url
-        return _Location(target=path, display=path, scheme="file")
-    display = _redact(url)
-    if scheme not in NETWORK_SCHEMES:
-        raise SourceError(
-            f"unsupported source {display}: use a video file path or an rtsp://, rtsps://, http:// or https:// URL"
-        )
-    if not parts.hostname:
-        raise SourceError(f"invalid source URL {display}: it names no host")
-    return _Location(target=url, display=display, scheme=scheme)
-
-
-def _redact(url: str) -> str:
-    """The URL with its password replaced, fit for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+_PLAYLIST_MAX_BYTES = 1 << 20
+_MAX_PLAYLISTS = 8  # a master playlist and its variants read before opening an HLS stream
+_MAX_CLOCK_SKEW_S = 60.0  # a camera clock further than this from ours is wrong; receive time is used
 
 
 def _reason(exc: BaseException) -> str:
@@ -102,27 +68,38 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _check_file(path: str) -> None:
-    """Raise SourceError when `path` is missing, a directory, or unreadable."""
+def _check_file(loc: CheckedUrl) -> None:
+    """Raise SourceError when a file is missing, a directory, or unreadable, or a camera is missing."""
+    path = loc.target
+    if loc.kind == "v4l2":
+        if not os.path.exists(path):
+            raise SourceError(f"no such camera device {loc.display}")
+        return
     if not os.path.exists(path):
-        raise SourceError(f"video file not found: {path}")
+        raise SourceError(f"video file not found: {loc.display}")
     if os.path.isdir(path):
-        raise SourceError(f"cannot decode {path}: it is a directory, not a video file")
+        raise SourceError(f"cannot decode {loc.display}: it is a directory, not a video file")
     if not os.access(path, os.R_OK):
-        raise SourceError(f"cannot read {path}: permission denied")
+        raise SourceError(f"cannot read {loc.display}: permission denied")
 
 
-def _open(loc: _Location, settings: IngestSettings) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
-    """Open a container and find its video stream, with the open/read timeouts; raise SourceError."""
+def _open(loc: CheckedUrl, settings: IngestSettings) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    """Open a container the policy checked and find its video stream, with the open/read timeouts.
+
+    The demuxer and options (protocol whitelist, RTSP transport, socket timeouts) come from the
+    policy; raise SourceError.
+    """
     if not loc.is_network:
-        _check_file(loc.target)
-    options: dict[str, str] = {"rtsp_transport": settings.rtsp_transport} if loc.scheme in ("rtsp", "rtsps") else {}
+        _check_file(loc)
+    if loc.kind == "hls":
+        _check_hls(loc, settings)
     started = time.monotonic()
     try:
         container = av.open(
             loc.target,
+            format=loc.av_format,
             timeout=(settings.open_timeout_s, settings.read_timeout_s),
-            options=options,
+            options=dict(loc.options),
             metadata_errors="replace",
         )
     except Exception as exc:  # FFmpegError mostly; anything else still becomes one clear line
@@ -133,13 +110,81 @@ def _open(loc: _Location, settings: IngestSettings) -> tuple[av.container.InputC
     return container, container.streams.video[0]
 
 
-def _open_error(loc: _Location, exc: BaseException, elapsed: float, timeout: float) -> SourceError:
+def _check_hls(loc: CheckedUrl, settings: IngestSettings) -> None:
+    """Read an HLS playlist (and a master playlist's variants) and check every URI it names.
+
+    FFmpeg's protocol whitelist already stops a playlist from reading local files; this names
+    the offending URI in the error and applies the host rules to every segment host.
+    """
+    pending, read = [loc], 0
+    while pending and read < _MAX_PLAYLISTS:
+        playlist = pending.pop(0)
+        read += 1
+        for url in check_playlist(_fetch_text(playlist, settings), playlist, settings):
+            if urlsplit(url).path.lower().endswith((".m3u8", ".m3u")):
+                pending.append(check_url(url, settings, trusted=playlist.trusted))
+
+
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only where the policy allows the target (never for untrusted sources)."""
+
+    def __init__(self, loc: CheckedUrl, settings: IngestSettings) -> None:
+        self.loc, self.settings = loc, settings
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        if not self.loc.trusted:
+            raise UrlRefused(
+                f"refused source {self.loc.display}: it redirects (HTTP {code}), and redirects are not followed "
+                "for sources added through the API"
+            )
+        check_url(newurl, self.settings, trusted=True)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _fetch_text(loc: CheckedUrl, settings: IngestSettings) -> str:
+    """GET a playlist within the open timeout; raise SourceError naming what went wrong."""
+    # No proxies: the policy checked the host we connect to. No certificate check, like FFmpeg's tls default.
+    context = ssl._create_unverified_context()
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context), _CheckedRedirects(loc, settings)
+    )
+    try:
+        with opener.open(loc.target, timeout=settings.open_timeout_s) as response:
+            data = response.read(_PLAYLIST_MAX_BYTES + 1)
+    except urllib.error.HTTPError as exc:
+        raise SourceError(f"cannot open HLS stream {loc.display}: HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, TimeoutError):
+            reason = f"no response within {settings.open_timeout_s:g} s (open timeout)"
+        raise SourceError(f"cannot connect to {loc.display}: {reason}") from None
+    except TimeoutError:
+        raise SourceError(
+            f"cannot connect to {loc.display}: no response within {settings.open_timeout_s:g} s (open timeout)"
+        ) from None
+    except OSError as exc:
+        raise SourceError(f"cannot connect to {loc.display}: {exc.strerror or exc}") from None
+    if len(data) > _PLAYLIST_MAX_BYTES:
+        raise SourceError(f"cannot open HLS stream {loc.display}: the playlist is over {_PLAYLIST_MAX_BYTES} bytes")
+    return data.decode("utf-8", "replace")
+
+
+def _open_error(loc: CheckedUrl, exc: BaseException, elapsed: float, timeout: float) -> SourceError:
+    if loc.kind == "v4l2":
+        if isinstance(exc, FileNotFoundError):
+            return SourceError(f"no such camera device {loc.display}")
+        return SourceError(f"cannot open camera {loc.display}: {_reason(exc)}")
     if loc.is_network:
         # FFmpeg reports an expired timeout as ExitError, InvalidDataError or OSError depending
         # on the protocol, so the clock is the reliable witness.
         if isinstance(exc, av.error.ExitError) or elapsed >= timeout:
             return SourceError(f"cannot connect to {loc.display}: no response within {timeout:g} s (open timeout)")
-        return SourceError(f"cannot connect to {loc.display}: {_reason(exc)}")
+        if loc.kind == "hls":
+            return SourceError(f"cannot open HLS stream {loc.display}: {_reason(exc)} (no segment could be read)")
+        hint = ""
+        if loc.options.get("max_redirects") == "0" and isinstance(exc, OSError):
+            hint = " (if it redirects: redirects are not followed for sources added through the API)"
+        return SourceError(f"cannot connect to {loc.display}: {_reason(exc)}{hint}")
     if isinstance(exc, FileNotFoundError):
         return SourceError(f"video file not found: {loc.display}")
     if isinstance(exc, PermissionError):
@@ -156,12 +201,13 @@ class VideoInfo:
     sample_aspect_ratio: float = 1.0
 
 
-def probe_source(url: str, settings: IngestSettings | None = None) -> VideoInfo:
-    """Open a source the way decoding does (same timeouts and errors), read its video header, close.
+def probe_source(url: str, settings: IngestSettings | None = None, *, trusted: bool = True) -> VideoInfo:
+    """Open a source the way decoding does (same policy, timeouts and errors), read its video header, close.
 
-    Raises SourceError naming the problem. Nothing is decoded.
+    Raises SourceError naming the problem. Nothing is decoded. The HTTP API passes `trusted=False`.
     """
-    container, video = _open(_locate(url), settings or IngestSettings())
+    settings = settings or IngestSettings()
+    container, video = _open(check_url(url, settings, trusted=trusted), settings)
     try:
         ctx = video.codec_context
         width, height = int(video.width or ctx.width or 0), int(video.height or ctx.height or 0)
@@ -172,22 +218,34 @@ def probe_source(url: str, settings: IngestSettings | None = None) -> VideoInfo:
     return VideoInfo(size, float(sar) if sar else 1.0)
 
 
-def check_source(url: str, settings: IngestSettings | None = None, *, connect: bool = False) -> VideoInfo | None:
+def check_source(
+    url: str, settings: IngestSettings | None = None, *, connect: bool = False, trusted: bool = True
+) -> VideoInfo | None:
     """Validate a source before anything starts; raise SourceError naming the problem.
 
-    Files must exist, be readable and hold a video stream (the header is probed, nothing is
-    decoded); URLs must use a supported scheme and name a host. With `connect`, a network
-    source is also opened (within the open timeout) and must offer a video stream. Returns what
+    Every source must pass the URL policy (`ingest.url_policy.check_url`; the HTTP API passes
+    `trusted=False`). Files must exist, be readable and hold a video stream (the header is
+    probed, nothing is decoded); a camera device must exist. With `connect`, a network source or
+    camera is also opened (within the open timeout) and must offer a video stream. Returns what
     the probe found, or None when nothing was opened.
     """
-    if _locate(url).is_network and not connect:
+    settings = settings or IngestSettings()
+    loc = check_url(url, settings, trusted=trusted)
+    if loc.kind != "file" and not connect:
+        if loc.kind == "v4l2":
+            _check_file(loc)
         return None
-    return probe_source(url, settings)
+    return probe_source(url, settings, trusted=trusted)
 
 
-def make_source(url: str, stream: str, settings: IngestSettings, size: tuple[int, int]) -> Source:
-    """The source for `url` (a file path, file://, rtsp://, rtsps://, http:// or https:// URL)."""
-    return AvSource(url, stream, settings, size)
+def make_source(
+    url: str, stream: str, settings: IngestSettings, size: tuple[int, int], *, trusted: bool = True
+) -> Source:
+    """The source for `url`: a file path, file://, rtsp(s)://, http(s):// (HLS, MJPEG) URL, or /dev/videoN.
+
+    Raises SourceError when the URL policy refuses it; the HTTP API passes `trusted=False`.
+    """
+    return AvSource(url, stream, settings, size, trusted=trusted)
 
 
 def stream_id_for(url: str) -> str:
@@ -247,6 +305,71 @@ class PtsSampler:
         return True
 
 
+class KeyframePlan:
+    """Whether only keyframes need decoding: the decode cost of sampling far below the stream rate.
+
+    "keyframes": always; "all": never; "auto": once the keyframe interval (learnt from the
+    media times of keyframe packets, as the demuxer sees them) is no longer than the sampling
+    step, so every sampling interval still holds a keyframe; if the GOP grows longer, every frame
+    is decoded again. The caller applies a change only at a keyframe packet.
+    Pure logic, so the rule can be tested without video.
+    """
+
+    _SLACK = 1.02  # a 30000/1001 fps stream with a 30-frame GOP still counts as 1 s
+
+    def __init__(self, mode: Literal["auto", "all", "keyframes"], step: float) -> None:
+        self.mode = mode
+        self.step = step
+        self.last_key: float | None = None
+        self.interval: float | None = None  # between the two latest keyframes, seconds
+
+    @property
+    def keyframes_only(self) -> bool:
+        if self.mode != "auto":
+            return self.mode == "keyframes"
+        return self.interval is not None and self.interval <= self.step * self._SLACK + 1e-6
+
+    def keyframe(self, t: float) -> None:
+        """A keyframe at media time `t` (seconds) is next."""
+        if self.last_key is not None:
+            # Backwards (a restarted stream) or the same time: unknown until the next keyframe.
+            self.interval = t - self.last_key if t > self.last_key else None
+        self.last_key = t
+
+
+class CaptureClock:
+    """Each frame's capture wall-clock time, never decreasing.
+
+    The sender's clock when an RTSP camera has sent an RTCP sender report, else receive time.
+    FFmpeg turns the first report into `start_time_realtime`, documented as the wall-clock time
+    at which pts 0 was captured, so a frame at media time t was captured at that plus t. (Its
+    RTP demuxer makes that exact when the report comes before the first media packet, as it
+    does from GStreamer; a report that comes later is off by how much later.) A sender clock
+    more than a minute off ours is ignored: cameras with unsynchronised clocks are common.
+    """
+
+    def __init__(self) -> None:
+        self.origin: float | None = None  # sender wall-clock time of media time 0
+        self.last = -math.inf
+        self._skew_warned = False
+
+    def sender_report(self, start_time_realtime: int | None) -> None:
+        if self.origin is None and start_time_realtime is not None:
+            self.origin = start_time_realtime / 1e6
+
+    def stamp(self, t: float, received: float) -> float:
+        ts = received
+        if self.origin is not None:
+            sender = self.origin + t
+            if abs(sender - received) <= _MAX_CLOCK_SKEW_S:
+                ts = sender
+            elif not self._skew_warned:
+                self._skew_warned = True
+                log.warning("sender clock is %.0f s off ours; frames keep their receive time", sender - received)
+        self.last = max(self.last, ts)
+        return self.last
+
+
 class AvSource(Source):
     """Decode a file or network stream with PyAV in a worker thread.
 
@@ -255,16 +378,19 @@ class AvSource(Source):
     files drop the oldest queued frame when the consumer falls behind (`stats.dropped`).
     """
 
-    def __init__(self, url: str, stream: str, settings: IngestSettings, size: tuple[int, int]) -> None:
+    def __init__(
+        self, url: str, stream: str, settings: IngestSettings, size: tuple[int, int], *, trusted: bool = True
+    ) -> None:
         super().__init__(stream)
         width, height = size
         if width < 1 or height < 1:
             raise ValueError(f"size must be a positive (width, height), got {size}")
         self.url = url
-        self._loc = _locate(url)
+        self._loc = check_url(url, settings, trusted=trusted)  # raises UrlRefused (a SourceError)
         self._settings = settings
         self._size = (int(width), int(height))
-        self.live = self._loc.is_network or settings.realtime  # drop-oldest rather than block
+        self.live = self._loc.is_live or settings.realtime  # drop-oldest rather than block
+        self.clock = CaptureClock()  # times frames: the camera's clock where RTSP tells it
         self._stop = threading.Event()
         self._queue: FrameQueue[Frame] | None = None
         self._done: asyncio.Future[None] | None = None  # resolved when the decode thread has exited
@@ -341,31 +467,57 @@ class AvSource(Source):
         self, container: av.container.InputContainer, video: av.video.stream.VideoStream, queue: FrameQueue[Frame]
     ) -> None:
         video.thread_type = "AUTO"  # frame and slice threads; must be set before the codec opens
+        codec = video.codec_context
         width, height = self._size
         sampler = PtsSampler(self._settings.sample_fps)
+        plan = KeyframePlan(self._settings.decode, sampler.step)
+        if plan.keyframes_only:
+            codec.skip_frame = "NONKEY"
         rate = video.average_rate or video.guessed_rate
         frame_dt = 1.0 / float(rate) if rate else sampler.step  # to time frames that have no pts
-        pacer = _Pacer(sampler.step) if self._settings.realtime and not self._loc.is_network else None
+        pacer = _Pacer(sampler.step) if self._settings.realtime and not self._loc.is_live else None
+        clock = self.clock
+        sender_clock = self._loc.kind == "rtsp"  # RTCP sender reports give the camera's wall clock
+        started = time.monotonic()
+        # Live frames without timestamps are timed by arrival; MJPEG over HTTP has none (FFmpeg
+        # makes some up at a guessed 25 fps).
+        arrival_timed = self._loc.is_live and container.format.name == "mpjpeg"
         t: float | None = None
+        packet_end: float | None = None  # media time where the last demuxed packet ends
         bad_packets = 0
         for packet in self._packets(container, video):
+            packet_t = _packet_time(packet, video.time_base)
+            if packet_t is not None:
+                packet_end = packet_t + frame_dt
+            if sender_clock and clock.origin is None:
+                clock.sender_report(container.start_time_realtime)
+            if packet.is_keyframe and self._settings.decode == "auto":
+                if packet_t is not None:  # learn from the demuxer: known before anything is decoded
+                    plan.keyframe(packet_t)
+                # Switch only at a keyframe: the frames after it never reference a skipped one.
+                codec.skip_frame = "NONKEY" if plan.keyframes_only else "DEFAULT"
             try:
                 decoded = packet.decode()
                 bad_packets = 0
             except av.error.FFmpegError as exc:
                 bad_packets += 1
-                if not self._loc.is_network or bad_packets > _MAX_BAD_PACKETS:
+                if not self._loc.is_live or bad_packets > _MAX_BAD_PACKETS:
                     at = f" at {t:.2f} s" if t is not None else ""
                     raise SourceError(f"cannot decode {self._loc.display}{at}: {_reason(exc)}") from exc
                 continue  # live streams lose packets now and then; the decoder recovers at the next keyframe
             for frame in decoded:
                 self.stats.decoded += 1
-                t = _frame_time(frame, video.time_base, t, frame_dt)
+                if arrival_timed or (self._loc.is_live and frame.pts is None and frame.dts is None):
+                    t = time.monotonic() - started
+                else:
+                    t = _frame_time(frame, video.time_base, t, frame_dt)
+                if frame.key_frame and frame.pts is None and frame.dts is None:
+                    plan.keyframe(t)  # untimed packets (raw H.264): learn from the frames' estimated times
                 if not sampler.take(t):
                     continue
                 if pacer is not None and pacer.wait(t, self._stop):
                     return
-                ts = time.time()
+                ts = clock.stamp(t, time.time())
                 image = frame.reformat(width=width, height=height, format="rgb24", interpolation="BILINEAR")
                 item = Frame(self.stream, self.stats.sampled, t, ts, image.to_ndarray())
                 if not queue.put(item):
@@ -379,7 +531,9 @@ class AvSource(Source):
         if self.stats.decoded == 0:
             raise SourceError(f"cannot decode {self._loc.display}: no decodable video frames")
         end = _declared_end(container, video)
-        if not self._loc.is_network and end is not None and t is not None and t + frame_dt < end - max(1.0, 0.05 * end):
+        if t is not None and packet_end is not None:
+            t = max(t, packet_end - frame_dt)  # keyframe decoding stops before the last packet
+        if self._loc.kind == "file" and end is not None and t is not None and t + frame_dt < end - max(1.0, 0.05 * end):
             # FFmpeg decodes a cut-off file up to the cut and reports a clean end (frame
             # threading even swallows the error of the last, partial packet); the header knows
             # better.
@@ -403,6 +557,8 @@ class AvSource(Source):
             yield packet
 
     def _read_error(self, exc: BaseException, elapsed: float) -> SourceError:
+        if self._loc.kind == "v4l2":
+            return SourceError(f"lost camera {self._loc.display}: {_reason(exc)}")
         if not self._loc.is_network:
             return SourceError(f"cannot read {self._loc.display}: {_reason(exc)}")
         timeout = self._settings.read_timeout_s
@@ -438,6 +594,12 @@ def _frame_time(frame: av.VideoFrame, stream_time_base: Fraction | None, last: f
     if stamp is not None and time_base:
         return float(stamp * time_base)
     return 0.0 if last is None else last + frame_dt
+
+
+def _packet_time(packet: av.Packet, stream_time_base: Fraction | None) -> float | None:
+    stamp = packet.pts if packet.pts is not None else packet.dts
+    time_base = packet.time_base or stream_time_base
+    return float(stamp * time_base) if stamp is not None and time_base else None
 
 
 def _declared_end(container: av.container.InputContainer, video: av.video.stream.VideoStream) -> float | None:

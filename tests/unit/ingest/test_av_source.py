@@ -16,7 +16,16 @@ import pytest
 from dinostream.demo_video import make_video
 from dinostream.errors import SourceError
 from dinostream.settings import IngestSettings
-from ingest.av_source import AvSource, PtsSampler, check_source, make_source, stream_id_for
+from ingest.av_source import (
+    AvSource,
+    CaptureClock,
+    KeyframePlan,
+    PtsSampler,
+    check_source,
+    make_source,
+    probe_source,
+    stream_id_for,
+)
 from ingest.resize import resize_rgb
 
 pytestmark = pytest.mark.timeout(30)
@@ -460,3 +469,117 @@ def test_stream_id_for(url, expected):
 def test_long_stream_ids_stay_distinct():
     a, b = stream_id_for("/v/" + "x" * 100 + "a.mp4"), stream_id_for("/v/" + "x" * 100 + "b.mp4")
     assert a != b and len(a) <= 64 and len(b) <= 64
+
+
+# -- decode cost: keyframes only when sampling is sparse --------------------------------------
+
+GOP = 25  # 1 s at 25 fps
+
+
+@pytest.fixture(scope="module")
+def gop_video(tmp_path_factory) -> Path:
+    """10 s of moving content, H.264 with a keyframe exactly every second (no scene-cut keyframes)."""
+    path = tmp_path_factory.mktemp("gop") / "gop25.mp4"
+    rng = np.random.default_rng(3)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        stream.options = {"g": str(GOP), "keyint_min": str(GOP), "sc_threshold": "0", "preset": "ultrafast"}
+        for i in range(10 * FPS):
+            img = rng.integers(0, 40, (120, 160, 3), dtype=np.uint8)
+            img[:, (i * 4) % 140 : (i * 4) % 140 + 20] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("decode", ["keyframes", "auto"])
+async def test_sparse_sampling_decodes_keyframes_only(gop_video, decode):
+    every = AvSource(str(gop_video), "all", _settings(sample_fps=1.0, decode="all"), (32, 32))
+    sparse = AvSource(str(gop_video), "sparse", _settings(sample_fps=1.0, decode=decode), (32, 32))
+    all_frames, sparse_frames = await _collect(every), await _collect(sparse)
+
+    assert every.stats.decoded == 10 * FPS
+    # "auto" decodes the first GOP, until the second keyframe packet tells the interval.
+    assert sparse.stats.decoded <= (10 if decode == "keyframes" else GOP + 10)
+    assert len(sparse_frames) == len(all_frames) == 10
+    assert np.diff([f.pts for f in sparse_frames]) == pytest.approx(np.ones(9), abs=1 / FPS)
+    assert [f.pts for f in sparse_frames] == pytest.approx([f.pts for f in all_frames], abs=1e-6)
+    # The same pictures: a keyframe decoded alone equals the frame decoded in sequence.
+    for a, b in zip(all_frames, sparse_frames, strict=True):
+        assert np.array_equal(a.image, b.image)
+
+
+async def test_auto_decodes_every_frame_when_keyframes_are_further_apart_than_samples(gop_video):
+    source = AvSource(str(gop_video), "cam", _settings(sample_fps=2.0, decode="auto"), (32, 32))
+    frames = await _collect(source)
+    assert source.stats.decoded == 10 * FPS
+    assert len(frames) == 20
+
+
+async def test_keyframes_only_does_not_mistake_the_last_gop_for_truncation(gop_video):
+    source = AvSource(str(gop_video), "cam", _settings(sample_fps=0.25, decode="keyframes"), (32, 32))
+    frames = await _collect(source)  # the last keyframe is at 9 s of 10 s: not a truncated file
+    assert [round(f.pts) for f in frames] == [0, 4, 8]
+
+
+def test_keyframe_plan_learns_the_interval_per_keyframe():
+    plan = KeyframePlan("auto", step=1.0)
+    assert not plan.keyframes_only  # nothing known yet: decode everything
+    plan.keyframe(0.0)
+    assert not plan.keyframes_only
+    plan.keyframe(1.001)  # 30000/1001 fps, 30-frame GOP
+    assert plan.keyframes_only
+    plan.keyframe(3.5)  # the GOP grew past the sampling step: back to every frame
+    assert not plan.keyframes_only
+    plan.keyframe(4.0)
+    assert plan.keyframes_only
+    plan.keyframe(0.0)  # restarted stream: unknown again
+    assert not plan.keyframes_only
+    assert KeyframePlan("keyframes", 10.0).keyframes_only and not KeyframePlan("all", 0.01).keyframes_only
+
+
+def test_capture_clock_uses_the_sender_clock_and_never_goes_back():
+    clock = CaptureClock()
+    assert clock.stamp(0.0, received=1000.0) == 1000.0  # no sender report yet: receive time
+    clock.sender_report(1000.2e6)  # pts 0 was captured at 1000.2
+    assert clock.stamp(0.5, received=1001.0) == pytest.approx(1000.7)
+    assert clock.stamp(0.6, received=1001.0) == pytest.approx(1000.8)
+    assert clock.stamp(0.55, received=1001.1) == pytest.approx(1000.8)  # never decreasing
+    skewed = CaptureClock()
+    skewed.sender_report(0)  # a camera that thinks it is 1970
+    assert skewed.stamp(1.0, received=1e9) == 1e9
+
+
+# -- the URL policy at the source ---------------------------------------------------------------
+
+
+async def test_untrusted_files_must_lie_under_a_media_root(video, tmp_path):
+    with pytest.raises(SourceError, match="outside the media roots"):
+        make_source(str(video), "cam", _settings(media_roots=[tmp_path]), (32, 32), trusted=False)
+    with pytest.raises(SourceError, match="outside the media roots"):
+        check_source(str(video), _settings(media_roots=[tmp_path]), trusted=False)
+    settings = _settings(media_roots=[video.parent])
+    assert check_source(str(video), settings, trusted=False) is not None
+    assert probe_source(str(video), settings, trusted=False).size == (320, 240)
+    frames = await _collect(make_source(str(video), "cam", settings, (32, 32), trusted=False))
+    assert len(frames) == DURATION_S * 2
+
+
+def test_untrusted_loopback_urls_are_refused_unless_allowed():
+    url = f"rtsp://127.0.0.1:{_free_port()}/live"
+    with pytest.raises(SourceError, match="loopback"):
+        check_source(url, _settings(), trusted=False)
+    assert check_source(url, _settings(allow_loopback=True), trusted=False) is None  # accepted, not connected
+
+
+async def test_missing_camera_device_is_named():
+    device = "/dev/video7"
+    if os.path.exists(device):
+        pytest.skip(f"{device} exists here")
+    with pytest.raises(SourceError, match=f"^no such camera device {device}$"):
+        check_source(device)
+    with pytest.raises(SourceError, match=f"^no such camera device {device}$"):
+        await _collect(make_source(f"v4l2://{device}", "cam", _settings(), (32, 32), trusted=False))
