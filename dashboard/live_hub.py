@@ -1,15 +1,19 @@
 """In-process fan-out of live data (events, frame notices) to dashboard clients.
 
 Publishers call `publish_event` / `publish_frame` synchronously from the event loop; each
-message is encoded to JSON once and put on every subscriber's bounded queue. A subscriber
-whose queue is full is dropped on the spot (its `dropped` event is set and the drop counted):
-a stalled browser never slows the pipeline or the other clients. No sockets here; the
-websocket handler in `dashboard.app` only moves the queued text out.
+message is encoded to JSON once and put on the bounded queue of every subscriber whose
+`Filter` accepts it. A subscriber whose queue is full is dropped on the spot (its `dropped`
+event is set and the drop counted): a stalled browser never slows the pipeline or the other
+clients. No sockets here; the websocket handler in `dashboard.ws_api` only moves the text out.
+
+Every event message carries a `cursor` (see `dashboard.event_log.Cursor`): the events-topic
+offsets after it. A client that resumes from a cursor gets what it missed from the hub's
+memory when it still holds it, or else (`Subscription.replay_plan`) from the events topic.
 
     >>> hub = LiveHub(queue_size=256)
     >>> with hub.subscribe("127.0.0.1:50000") as sub:
-    ...     hub.publish_event(event)
-    ...     text = await sub.get()        # '{"kind":"event","event":{...}}'
+    ...     hub.publish_event(event, partition=0, offset=41)
+    ...     text = await sub.get()        # '{"kind":"event","cursor":"0:42","event":{...}}'
 
 Not thread-safe: call it from the event loop's thread (use `loop.call_soon_threadsafe`
 from elsewhere).
@@ -20,12 +24,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import OrderedDict
+import math
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
-from dinostream.records import Event, RecordError, check_stream_id
+from dashboard.event_log import Cursor, format_positions
+from dinostream.records import EVENT_TYPES, Event, RecordError, check_stream_id
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,94 @@ def _dumps(obj: Any) -> str:
         return json.dumps(obj, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as e:
         raise RecordError(f"cannot send to the dashboard, not plain JSON: {e}") from None
+
+
+def event_message(event: Event, cursor: str) -> str:
+    """The JSON text a client gets for `event` at `cursor` (raises RecordError if not plain JSON)."""
+    return _dumps({"kind": "event", "cursor": cursor, "event": event.to_dict()})
+
+
+def resume_gap_message(reason: str, message: str, missed: int | None) -> str:
+    """Tells a resuming client that events are missing (`missed`: how many, None if unknown)."""
+    return _dumps({"kind": "resume_gap", "reason": reason, "missed": missed, "message": message})
+
+
+@dataclass(frozen=True)
+class Filter:
+    """What one client wants: events of these streams and types with at least `min_score`, and
+    frame notices of these streams. None means no restriction.
+
+    >>> Filter.from_request({"streams": ["cam1"], "types": ["anomaly"], "min_score": 0.5})
+    """
+
+    streams: frozenset[str] | None = None
+    types: frozenset[str] | None = None
+    min_score: float | None = None
+
+    @classmethod
+    def from_request(cls, req: Mapping[str, Any]) -> Filter:
+        """Validate the `streams`, `types` and `min_score` fields of a subscribe message."""
+        streams = req.get("streams")
+        types = req.get("types")
+        min_score = req.get("min_score")
+        if streams is not None:
+            if not isinstance(streams, list) or len(streams) > 1000:
+                raise RecordError("streams must be a list of at most 1000 stream ids")
+            streams = frozenset(check_stream_id(x) for x in streams)
+        if types is not None:
+            if not isinstance(types, list) or not all(isinstance(x, str) for x in types):
+                raise RecordError(f"types must be a list of event types ({', '.join(EVENT_TYPES)})")
+            unknown = sorted(set(types) - set(EVENT_TYPES))
+            if unknown:
+                raise RecordError(f"unknown event type {unknown[0]!r}; known: {', '.join(EVENT_TYPES)}")
+            types = frozenset(types)
+        if min_score is not None and (
+            isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not math.isfinite(min_score)
+        ):
+            raise RecordError(f"min_score must be a finite number, got {min_score!r}")
+        return cls(streams, types, None if min_score is None else float(min_score))
+
+    @property
+    def everything(self) -> bool:
+        return self.streams is None and self.types is None and self.min_score is None
+
+    def accepts(self, stream: str, type_: str | None, score: float | None) -> bool:
+        """For an event pass its type and score; for a frame notice pass None for both."""
+        if self.streams is not None and stream not in self.streams:
+            return False
+        if type_ is None:
+            return True
+        if self.types is not None and type_ not in self.types:
+            return False
+        return self.min_score is None or (score is not None and score >= self.min_score)
+
+
+EVERYTHING = Filter()
+
+
+class _Item(NamedTuple):
+    """A queued message: its text, and for events the topic position it came from (else -1, -1)."""
+
+    text: str
+    partition: int
+    offset: int
+
+
+class _Logged(NamedTuple):
+    partition: int
+    offset: int
+    text: str
+    stream: str
+    type: str
+    score: float
+
+
+@dataclass(frozen=True)
+class ReplayPlan:
+    """Events to fetch from the event log for a resuming client: after `start`, before `until`."""
+
+    start: Cursor
+    until: dict[int, int]
 
 
 @dataclass
@@ -79,16 +174,23 @@ class StreamInfo:
 class Subscription:
     """One client's bounded view of the hub; use as a context manager to unsubscribe on exit.
 
-    `initial` holds the messages to send first (hello, then recent events, oldest first),
-    snapshotted atomically with the subscription so nothing is missed or sent twice.
+    `initial` holds the messages to send first (hello, then recent or missed events, oldest
+    first), snapshotted atomically with the subscription so nothing is missed or sent twice.
+    When the hub no longer holds what a resuming client missed, `replay_plan` says what to
+    read from the event log; send that, then call `replayed(end)` before taking live messages.
     """
 
-    def __init__(self, hub: LiveHub, name: str, queue_size: int, initial: list[str]) -> None:
+    def __init__(
+        self, hub: LiveHub, name: str, queue_size: int, initial: list[str], filter: Filter = EVERYTHING
+    ) -> None:
         self.name = name
         self.initial = initial
+        self.filter = filter
+        self.replay_plan: ReplayPlan | None = None
         self._hub = hub
-        self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=queue_size)
         self._dropped = asyncio.Event()
+        self._skip_before: dict[int, int] = {}
 
     @property
     def queue_size(self) -> int:
@@ -105,8 +207,23 @@ class Subscription:
         return self._dropped.is_set()
 
     async def get(self) -> str:
-        """Next live message (JSON text). Keeps returning what was queued before a drop."""
-        return await self._queue.get()
+        """Next live message (JSON text). Keeps returning what was queued before a drop.
+        Skips events the client already got from a replay (see `replayed`)."""
+        while True:
+            item = await self._queue.get()
+            if item.partition < 0 or item.offset >= self._skip_before.get(item.partition, 0):
+                return item.text
+
+    def replayed(self, end: Mapping[int, int]) -> None:
+        """The client got every event before `end` (next offset per partition) from the event log:
+        live messages before it are duplicates and are skipped."""
+        for p, o in end.items():
+            self._skip_before[p] = max(o, self._skip_before.get(p, 0))
+        self.replay_plan = None
+
+    def sent(self, n: int = 1) -> None:
+        """Count `n` messages written to the client (for `LiveHub.stats`)."""
+        self._hub._sent += n
 
     async def wait_dropped(self) -> None:
         """Return when the hub drops this client (its queue overflowed)."""
@@ -116,9 +233,9 @@ class Subscription:
         """Stop receiving; idempotent."""
         self._hub.unsubscribe(self)
 
-    def _offer(self, text: str) -> bool:
+    def _offer(self, item: _Item) -> bool:
         try:
-            self._queue.put_nowait(text)
+            self._queue.put_nowait(item)
         except asyncio.QueueFull:
             return False
         return True
@@ -139,43 +256,91 @@ class LiveHub:
     """Latest state per stream, a ring of recent events, and bounded fan-out to subscribers.
 
     `queue_size` bounds each subscriber's queue; `recent` bounds the ring of recent events
-    replayed to a client on connect (an update of an event with the same id replaces it).
+    sent to a new client on connect (an update of an event with the same id replaces it);
+    `resume_memory` bounds the log of event messages (updates included) a resuming client is
+    served from without reading the events topic.
     """
 
-    def __init__(self, queue_size: int, recent: int = 200) -> None:
+    def __init__(self, queue_size: int, recent: int = 200, resume_memory: int = 10_000) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
         if recent < 0:
             raise ValueError(f"recent must be >= 0, got {recent}")
+        if resume_memory < 0:
+            raise ValueError(f"resume_memory must be >= 0, got {resume_memory}")
         self.queue_size = queue_size
         self.recent_limit = recent
+        self.resume_memory = resume_memory
         self._subs: set[Subscription] = set()
-        self._recent: OrderedDict[str, str] = OrderedDict()  # event id -> encoded message
+        self._recent: OrderedDict[str, _Logged] = OrderedDict()  # event id -> its latest message
+        self._log: deque[_Logged] = deque()  # every event message, oldest first, bounded
+        self._positions: dict[int, int] = {}  # events-topic partition -> next offset
+        self._covered: dict[int, int] = {}  # partition -> first offset still in `_log` (or its start)
+        self._last_cursor: OrderedDict[str, str] = OrderedDict()  # event id -> cursor after its last message
         self._streams: dict[str, StreamInfo] = {}
         self._thumbnails: dict[str, bytes] = {}
         self._events = 0
         self._frames = 0
         self._dropped_clients = 0
+        self._sent = 0
+        self._resumes = 0
+        self._resume_gaps = 0
 
     # -- publishing -------------------------------------------------------------------------
 
-    def publish_event(self, event: Event) -> None:
+    def start_positions(self, positions: Mapping[int, int]) -> None:
+        """Where the feed starts reading each events-topic partition (call before publishing):
+        cursors then name every partition, and resuming from before them reads the topic."""
+        for p, o in positions.items():
+            if p not in self._positions:
+                self._positions[p] = o
+                self._covered[p] = o
+
+    def skip(self, partition: int, offset: int) -> None:
+        """The record at `offset` was not an event (malformed): move past it."""
+        self._advance(partition, offset)
+
+    def publish_event(self, event: Event, *, partition: int = 0, offset: int | None = None) -> None:
         """Record `event` in the recent ring and the stream's info, and send it to every client.
 
-        Raises RecordError (before changing anything) when `event.details` is not plain JSON
-        (NaN, infinities, objects), so a feed can skip the record like any malformed one.
+        `partition`/`offset` locate the Kafka record it came from; without an offset the hub
+        numbers events itself (a hub fed without Kafka). Raises RecordError (before changing
+        anything) when `event.details` is not plain JSON, so a feed can skip the record.
         """
-        text = _dumps({"kind": "event", "event": event.to_dict()})
+        if offset is None:
+            offset = self._positions.get(partition, 0)
+        positions = {**self._positions, partition: max(offset + 1, self._positions.get(partition, 0))}
+        cursor = format_positions(positions)
+        text = event_message(event, cursor)
+        self._advance(partition, offset)
         info = self._info(event.stream)
         info.last_event_t = event.t
         info.last_event_ts = event.ts
         self._events += 1
+        logged = _Logged(partition, offset, text, event.stream, event.type, event.score)
         if self.recent_limit:
             self._recent.pop(event.id, None)
-            self._recent[event.id] = text
+            self._recent[event.id] = logged
             while len(self._recent) > self.recent_limit:
                 self._recent.popitem(last=False)
-        self._broadcast(text)
+        if self.resume_memory:
+            self._log.append(logged)
+            while len(self._log) > self.resume_memory:
+                old = self._log.popleft()
+                self._covered[old.partition] = old.offset + 1
+            self._last_cursor.pop(event.id, None)
+            self._last_cursor[event.id] = cursor
+            while len(self._last_cursor) > self.resume_memory:
+                self._last_cursor.popitem(last=False)
+        else:
+            self._covered[partition] = offset + 1
+        item = _Item(text, partition, offset)
+        self._broadcast(item, event.stream, event.type, event.score)
+
+    def _advance(self, partition: int, offset: int) -> None:
+        if partition not in self._positions:
+            self._covered[partition] = offset
+        self._positions[partition] = max(offset + 1, self._positions.get(partition, 0))
 
     def publish_frame(self, stream: str, seq: int, t: float, thumbnail: bytes, *, model: str, untrained: bool) -> None:
         """Keep `thumbnail` (JPEG) as the stream's latest and notify clients without the bytes.
@@ -194,7 +359,7 @@ class LiveHub:
             self._thumbnails[stream] = thumbnail
             info.has_thumbnail = True
         self._frames += 1
-        msg = {
+        frame_msg = {
             "kind": "frame",
             "stream": stream,
             "seq": seq,
@@ -203,23 +368,71 @@ class LiveHub:
             "model": model,
             "untrained": untrained,
         }
-        self._broadcast(_dumps(msg))
+        self._broadcast(_Item(_dumps(frame_msg), -1, -1), stream, None, None)
 
     # -- subscribing ------------------------------------------------------------------------
 
-    def subscribe(self, name: str = "") -> Subscription:
-        """A new client: its `initial` messages (hello + recent events) and a bounded live queue."""
-        initial = [self.hello(), *self._recent.values()]
-        sub = Subscription(self, name, self.queue_size, initial)
+    def subscribe(self, name: str = "", filter: Filter = EVERYTHING, resume_from: str | None = None) -> Subscription:
+        """A new client: its `initial` messages and a bounded live queue, from this moment.
+
+        Without `resume_from`: hello + recent events. With a cursor (or an event id, meaning
+        after that event's last message): hello + every event after it, from memory when the
+        hub still holds them all, else `replay_plan` says what to read from the event log. An
+        unknown event id yields a `resume_gap` message, then the recent events.
+        """
+        initial = [self.hello(filter)]
+        sub = Subscription(self, name, self.queue_size, initial, filter)
+        if resume_from is None:
+            initial += self._matching(self._recent.values(), filter)
+        else:
+            self._resumes += 1
+            cursor = Cursor.parse(resume_from)
+            if cursor is None and resume_from in self._last_cursor:
+                cursor = Cursor.parse(self._last_cursor[resume_from])
+            if cursor is None:
+                self._resume_gaps += 1
+                initial.append(
+                    resume_gap_message(
+                        "unknown_event",
+                        f"cannot resume after {resume_from[:80]!r}: not a cursor and not an event this gateway "
+                        "remembers; sending recent events instead",
+                        None,
+                    )
+                )
+                initial += self._matching(self._recent.values(), filter)
+            elif self._in_memory(cursor):
+                start = cursor.positions
+                initial += self._matching((m for m in self._log if m.offset >= start.get(m.partition, 0)), filter)
+            else:
+                sub.replay_plan = ReplayPlan(cursor, dict(self._positions))
         self._subs.add(sub)
         return sub
+
+    def _in_memory(self, cursor: Cursor) -> bool:
+        # Everything after the cursor is in `_log` iff, in every partition the hub has seen, the
+        # cursor lies between the first offset the log still holds and the hub's position (a
+        # cursor past it comes from elsewhere: the event log decides).
+        return all(
+            first <= cursor.positions.get(p, 0) <= self._positions[p] for p, first in self._covered.items()
+        ) and all(p in self._positions for p in cursor.positions)
+
+    @staticmethod
+    def _matching(messages: Iterable[_Logged], filter: Filter) -> list[str]:
+        if filter.everything:
+            return [m.text for m in messages]
+        return [m.text for m in messages if filter.accepts(m.stream, m.type, m.score)]
+
+    def note_resume_gap(self) -> None:
+        self._resume_gaps += 1
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.discard(sub)
 
-    def _broadcast(self, text: str) -> None:
+    def _broadcast(self, item: _Item, stream: str, type_: str | None, score: float | None) -> None:
         for sub in list(self._subs):
-            if not sub._offer(text):
+            if not sub.filter.everything and not sub.filter.accepts(stream, type_, score):
+                continue
+            if not sub._offer(item):
                 self._subs.discard(sub)
                 self._dropped_clients += 1
                 sub._drop()
@@ -229,9 +442,12 @@ class LiveHub:
 
     # -- state ------------------------------------------------------------------------------
 
-    def hello(self) -> str:
-        """The first message a client gets: every stream's info."""
-        return _dumps({"kind": "hello", "streams": self.streams()})
+    def hello(self, filter: Filter = EVERYTHING) -> str:
+        """The first message a client gets: the info of every stream it asked for."""
+        streams = self.streams()
+        if filter.streams is not None:
+            streams = {k: v for k, v in streams.items() if k in filter.streams}
+        return _dumps({"kind": "hello", "streams": streams})
 
     def streams(self) -> dict[str, dict[str, Any]]:
         """Per-stream info, keyed by stream id (a snapshot; safe to serialize)."""
@@ -255,14 +471,23 @@ class LiveHub:
         """Clients disconnected so far because their queue overflowed."""
         return self._dropped_clients
 
+    @property
+    def positions(self) -> dict[int, int]:
+        """Next events-topic offset per partition (what a cursor made now would say)."""
+        return dict(self._positions)
+
     def stats(self) -> dict[str, int]:
+        """Counters for /metrics: clients now, clients dropped for falling behind, messages sent."""
         return {
             "clients": len(self._subs),
             "dropped_clients": self._dropped_clients,
+            "messages_sent": self._sent,
             "events": self._events,
             "frames": self._frames,
             "streams": len(self._streams),
             "queue_size": self.queue_size,
+            "resumes": self._resumes,
+            "resume_gaps": self._resume_gaps,
         }
 
     def _info(self, stream: str) -> StreamInfo:

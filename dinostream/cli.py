@@ -1,4 +1,4 @@
-"""The `dinostream` command: `up`, `analyze`, `demo`.
+"""The `dinostream` command: `up`, `analyze`, `demo`, and `streams` (add/list/rm on a running `up`).
 
 Flags override fields of `dinostream.settings.Settings`; a flag left out keeps the default
 defined there. Errors a user can fix print one line (`dinostream: error: ...`) and exit 2.
@@ -10,20 +10,33 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
+import tomllib
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from dinostream.errors import DinostreamError
-from dinostream.settings import DEFAULT_MODEL, Settings, describe_validation_error
+from dinostream.settings import DEFAULT_MODEL, Settings, describe_validation_error, settings_from_env
 
 log = logging.getLogger("dinostream")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="settings file (.toml or .json) shaped like dinostream.settings.Settings; environment variables "
+        "DINOSTREAM_<SECTION>__<FIELD> override it, flags override both",
+    )
     p.add_argument("--model", help=f"local DINOv3 directory, Hub id, or random:vits16 (default {DEFAULT_MODEL})")
     p.add_argument("--fps", type=float, help="frames sampled per second of video (default 2)")
     p.add_argument("--device", help="auto, cpu or cuda:N (default auto)")
@@ -38,6 +51,17 @@ def _add_up(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, help="where the index and logs live (default ./dinostream-data)")
     p.add_argument("--http", metavar="HOST:PORT", help="dashboard address (default 127.0.0.1:8000; port 0 = any)")
     p.add_argument("--fast", action="store_true", help="read files as fast as possible instead of at native rate")
+    p.add_argument(
+        "--media-root",
+        action="append",
+        type=Path,
+        metavar="DIR",
+        help="directory files added through the API may come from; repeat (default: none, the API adds no files)",
+    )
+    p.add_argument("--allow-loopback", action="store_true", help="let the API add sources on loopback hosts")
+    p.add_argument(
+        "--allow-private-networks", action="store_true", help="let the API add cameras on private networks (LAN)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,11 +76,107 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="make a short demo video locally and run `up` on it")
     _add_common(demo)
     _add_up(demo)
+    _add_streams(sub.add_parser("streams", help="add, list or remove the streams of a running `dinostream up`"))
     return parser
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Overlay the given flags on the defaults of `Settings`."""
+DEFAULT_API = "http://127.0.0.1:8000"
+
+
+def _add_streams(p: argparse.ArgumentParser) -> None:
+    ssub = p.add_subparsers(dest="streams_command", required=True)
+    add = ssub.add_parser("add", help="add a stream; it is kept across restarts")
+    add.add_argument("url", help="video file (under the service's media roots) or rtsp://, http(s):// URL")
+    add.add_argument("--id", help="stream id (default: derived from the URL)")
+    add.add_argument("--sample-fps", type=float, help="frames sampled per second (default: the service's)")
+    add.add_argument("--resolution", type=int, help="model resolution preset: 224, 448, 512 (multiple of 16)")
+    add.add_argument("--decode", choices=["auto", "all", "keyframes"], help="which frames are decoded")
+    add.add_argument(
+        "--realtime", action=argparse.BooleanOptionalAction, help="play a file at its native rate (or not)"
+    )
+    ssub.add_parser("list", help="every stream with its configuration and health")
+    rm = ssub.add_parser("rm", help="stop a stream and forget it")
+    rm.add_argument("id")
+    for q in ssub.choices.values():
+        q.add_argument(
+            "--api", default=DEFAULT_API, metavar="URL", help=f"the service's address (default {DEFAULT_API})"
+        )
+
+
+def _api_call(api: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """One request to the service's HTTP API; its JSON answer, or DinostreamError with its message."""
+    url = api.rstrip("/") + path
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Accept": "application/json"})
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            message = json.loads(raw)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = raw.decode(errors="replace").strip()[:300] or e.reason
+        raise DinostreamError(f"{method} {url}: {e.code}: {message}") from None
+    except urllib.error.URLError as e:
+        raise DinostreamError(
+            f"cannot reach the dinostream API at {api}: {e.reason}; is `dinostream up` running there? (--api URL)"
+        ) from None
+    except (OSError, ValueError) as e:  # a timeout, a reset, a non-JSON answer
+        raise DinostreamError(f"{method} {url} failed: {e}") from None
+
+
+def _run_streams(args: argparse.Namespace) -> None:
+    if args.streams_command == "add":
+        fields = {
+            "url": args.url,
+            "id": args.id,
+            "sample_fps": args.sample_fps,
+            "resolution": args.resolution,
+            "decode": args.decode,
+            "realtime": args.realtime,
+        }
+        out = _api_call(args.api, "POST", "/api/v1/streams", {k: v for k, v in fields.items() if v is not None})
+    elif args.streams_command == "list":
+        out = _api_call(args.api, "GET", "/api/v1/streams")
+    else:
+        out = _api_call(args.api, "DELETE", f"/api/v1/streams/{urllib.parse.quote(args.id, safe='')}")
+    print(json.dumps(out, indent=2))
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _config_file(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise DinostreamError(f"cannot read settings file {path}: {e.strerror or e}") from None
+    try:
+        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, ValueError) as e:
+        kind = "TOML" if path.suffix.lower() == ".toml" else "JSON"
+        raise DinostreamError(f"settings file {path} is not valid {kind}: {e}") from None
+    if not isinstance(data, dict):
+        raise DinostreamError(f"settings file {path} must hold an object of settings sections")
+    return data
+
+
+def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    """The defaults of `Settings`, overlaid by the --config file, then DINOSTREAM_* environment
+    variables, then the flags given."""
+    try:
+        base = _deep_merge(_config_file(getattr(args, "config", None)), settings_from_env(environ or os.environ))
+    except ValueError as e:
+        raise DinostreamError(str(e)) from None
     model: dict[str, Any] = {}
     ingest: dict[str, Any] = {}
     top: dict[str, Any] = {}
@@ -65,9 +185,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             model[key] = getattr(args, flag)
     if args.fps is not None:
         ingest["sample_fps"] = args.fps
-    if getattr(args, "source", None) is not None:
+    if getattr(args, "source", None):
         top["sources"] = args.source
-        ingest["realtime"] = not args.fast
+    if getattr(args, "fast", False):
+        ingest["realtime"] = False
+    elif hasattr(args, "fast") and "realtime" not in base.get("ingest", {}):
+        ingest["realtime"] = True  # `up` plays files like live cameras unless told otherwise
     if getattr(args, "data_dir", None) is not None:
         top["data_dir"] = args.data_dir
     if getattr(args, "kafka", None):
@@ -79,7 +202,13 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         if not sep or not port.isdigit():
             raise DinostreamError(f"--http must be HOST:PORT, got {args.http!r}")
         top["http"] = {"host": host or "127.0.0.1", "port": int(port)}
-    return Settings.model_validate({**top, "model": model, "ingest": ingest})
+    if getattr(args, "media_root", None):
+        ingest["media_roots"] = [str(p) for p in args.media_root]
+    for flag in ("allow_loopback", "allow_private_networks"):
+        if getattr(args, flag, False):
+            ingest[flag] = True
+    flags = {**top, "model": model, "ingest": ingest}
+    return Settings.model_validate(_deep_merge(base, flags))
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -141,8 +270,11 @@ def _default_model_cached() -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _configure_logging(args.verbose)
+    _configure_logging(getattr(args, "verbose", False))
     try:
+        if args.command == "streams":
+            _run_streams(args)
+            return 0
         if args.command == "demo":
             if args.model is None and not _default_model_cached():
                 log.warning(

@@ -45,6 +45,11 @@ async def ensure_topics(bootstrap: str, settings: KafkaSettings) -> None:
         if settings.watchlist_topic not in existing:
             # Small and read whole by every worker: one partition, only the latest value per exemplar.
             new.append(NewTopic(settings.watchlist_topic, 1, 1, topic_configs={"cleanup.policy": "compact"}))
+        # The registry of the separate roles and its owners' health reports: compacted, keyed by stream. The
+        # streams topic's partitions are what the ingest nodes' consumer group shares out.
+        for topic in (settings.streams_topic, settings.stream_health_topic):
+            if topic not in existing:
+                new.append(NewTopic(topic, settings.partitions, 1, topic_configs={"cleanup.policy": "compact"}))
         if new:
             resp = await admin.create_topics(new, timeout_ms=timeout_ms)
             for topic, code, message in _topic_errors(resp):

@@ -1,7 +1,9 @@
 """The stages every mode shares: checked sources feeding one micro-batched model stage.
 
 `dinostream up` sends the stage's output to Kafka; `dinostream analyze` hands it straight to
-the same processors. Neither has its own copy of ingest or embedding.
+the same processors. Neither has its own copy of ingest or embedding. In `up`, sources are run
+by `ingest.stream_manager.StreamManager` (one supervisor per stream, added and removed at run
+time) and feed the stage through `put`; `analyze` reads its one file with `pump`.
 """
 
 from __future__ import annotations
@@ -14,19 +16,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 
 from analytics.batcher import MicroBatcher
-from analytics.embedder import Embedder
+from analytics.embedder import Embedder, check_record_size
+from analytics.input_size import model_input_size
 from analytics.model_loader import LoadedModel, load_model, replicate
 from analytics.patch_pca import PatchPCA
-from dinostream.errors import SourceError
+from dinostream.errors import DinostreamError, SourceError
 from dinostream.records import FrameEmbedding
-from dinostream.settings import IngestSettings, ModelSettings, Settings
+from dinostream.settings import IngestSettings, ModelSettings, Settings, describe_validation_error
 from ingest.av_source import VideoInfo, check_source, make_source, probe_source, stream_id_for
 from ingest.resize import resize_rgb
 from ingest.source import Frame, Source
+from ingest.url_policy import check_url
 
 log = logging.getLogger(__name__)
+
+
+class InvalidStreamConfig(DinostreamError):
+    """A stream's settings cannot work with the loaded model (e.g. its resolution)."""
 
 
 @dataclass(frozen=True)
@@ -37,8 +46,11 @@ class SourceSpec:
 
 
 async def plan_sources(urls: Sequence[str], settings: IngestSettings) -> list[SourceSpec]:
-    """Stream ids for the given URLs, after opening every source (in parallel, within the open
-    timeout) so a broken URL stops start-up with its reason instead of failing later."""
+    """Stream ids for the given URLs, after checking them against the URL policy (as trusted,
+    operator-given sources) and opening every source (in parallel, within the open timeout) so a
+    broken URL stops start-up with its reason instead of failing later."""
+    for url in urls:
+        await asyncio.to_thread(check_url, url, settings, trusted=True)
     infos = await asyncio.gather(*(asyncio.to_thread(check_source, url, settings, connect=True) for url in urls))
     specs: list[SourceSpec] = []
     seen: set[str] = set()
@@ -96,6 +108,7 @@ class EmbeddingStage:
         self.model_settings = model
         self.ingest = ingest
         self.loaded = loaded
+        self.max_message_bytes = max_message_bytes
         if patch_pca is None and model.patch_pca_dims is not None:
             path = model.patch_pca_file
             if not path.is_absolute():
@@ -114,9 +127,9 @@ class EmbeddingStage:
             queue_size=model.queue_size,
             sink=sink,
         )
-        self.sources: dict[str, Source] = {}
+        self.sources: dict[str, Source] = {}  # those fed by `pump`
         self.input_sizes: dict[str, tuple[int, int]] = {}  # per stream: the decoder's resize target
-        self.failures: dict[str, str] = {}
+        self.failures: dict[str, str] = {}  # `pump` sources that failed
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -124,15 +137,48 @@ class EmbeddingStage:
         s = self.model_settings.image_size
         return (s, s)
 
-    async def resize_target(self, spec: SourceSpec) -> tuple[int, int]:
-        """(width, height) the source's frames are resized to by the decoder: see `analytics.input_size`."""
+    async def resize_target(self, spec: SourceSpec, resolution: int | None = None) -> tuple[int, int]:
+        """(width, height) the source's frames are resized to by the decoder: see `analytics.input_size`.
+
+        `resolution` overrides the `image_size` preset for this stream (check it first with
+        `check_resolution`). The source is probed (off the event loop) when `spec.info` is None
+        and the aspect is preserved.
+        """
+        image_size = resolution or self.model_settings.image_size
         if self.model_settings.aspect == "square":
-            return self.input_size
-        info = spec.info or await asyncio.to_thread(probe_source, spec.url, self.ingest)
+            return (image_size, image_size)
+        info = spec.info
+        if info is None:
+            info = await asyncio.to_thread(probe_source, spec.url, self.ingest)
         if info.size is None:
             log.warning("stream %s does not declare its frame size; it gets the square input", spec.stream)
-            return self.input_size
-        return self.embedder.input_size(info.size, info.sample_aspect_ratio)
+            return (image_size, image_size)
+        return model_input_size(
+            info.size,
+            image_size=image_size,
+            aspect=self.model_settings.aspect,
+            unit=self.loaded.patch_size * self.model_settings.patch_pool,
+            sample_aspect_ratio=info.sample_aspect_ratio,
+        )
+
+    def check_resolution(self, resolution: int | None) -> None:
+        """Raise DinostreamError (ValueError-like, one line) when a per-stream `resolution` cannot be
+        used: pooling wider than the input, or records over the Kafka message limit."""
+        if resolution is None or resolution == self.model_settings.image_size:
+            return
+        try:
+            trial = ModelSettings.model_validate({**self.model_settings.model_dump(), "image_size": resolution})
+        except ValidationError as e:
+            raise InvalidStreamConfig(f"resolution {resolution}: {describe_validation_error(e)}") from None
+        if self.max_message_bytes is not None:
+            try:
+                check_record_size(trial, self.loaded.hidden_size, self.loaded.model_id, self.max_message_bytes)
+            except DinostreamError as e:
+                raise InvalidStreamConfig(f"resolution {resolution}: {e}") from None
+
+    async def put(self, frame: Frame) -> None:
+        """Hand one frame of a running stream to the model (waits while its stream's queue is full)."""
+        await self.batcher.put(frame)
 
     def start(self) -> None:
         self.batcher.start()
@@ -144,7 +190,8 @@ class EmbeddingStage:
         await self.batcher.stop()
 
     async def pump(self, spec: SourceSpec) -> None:
-        """Feed one source until it ends. A source's failure is logged and recorded; others go on."""
+        """Feed one source until it ends, without supervision (no reconnects): the simple path for
+        one file (`analyze`). A source's failure is logged, recorded and raised."""
         source: Source | None = None
         try:
             size = self.input_sizes[spec.stream] = await self.resize_target(spec)
@@ -164,13 +211,17 @@ class EmbeddingStage:
             if source is not None:
                 await source.close()
 
+    async def embed_image_record(self, image: np.ndarray) -> FrameEmbedding:
+        """A whole record (global vectors and patch grid) for an uploaded picture, through the same
+        scaler and batcher as video: what a watchlist crop or a patch-level query needs."""
+        size = self.embedder.input_size((int(image.shape[1]), int(image.shape[0])))
+        frame = Frame(stream="query", seq=0, pts=0.0, ts=time.time(), image=resize_rgb(image, size))
+        return await self.batcher.embed(frame)
+
     async def embed_images(self, images: list[np.ndarray]) -> np.ndarray:
         """Unit-length CLS vectors for query images, through the same scaler and batcher as video."""
         out = []
         for img in images:
-            size = self.embedder.input_size((int(img.shape[1]), int(img.shape[0])))
-            frame = Frame(stream="query", seq=0, pts=0.0, ts=time.time(), image=resize_rgb(img, size))
-            rec = await self.batcher.embed(frame)
-            v = rec.cls.astype(np.float32)
+            v = (await self.embed_image_record(img)).cls.astype(np.float32)
             out.append(v / max(float(np.linalg.norm(v)), 1e-12))
         return np.stack(out)

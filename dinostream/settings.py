@@ -224,7 +224,22 @@ class KafkaSettings(_Strict):
         description="Watchlist exemplars, keyed by exemplar id (compacted; an empty value removes one). Every "
         "analytics worker reads all of it.",
     )
-    partitions: int = Field(4, ge=1, description="Partitions of topics the embedded broker creates.")
+    streams_topic: str = Field(
+        "dinostream.streams",
+        description="The stream registry of the separate roles: key stream id, value its StreamConfig JSON, an "
+        "empty value removes it (compacted). Its partitions are shared out among the ingest nodes.",
+    )
+    stream_health_topic: str = Field(
+        "dinostream.stream-health",
+        description="Each stream's health, published every few seconds by the ingest node that runs it, keyed by "
+        "stream id (compacted; an empty value: no node runs it now).",
+    )
+    partitions: int = Field(
+        4,
+        ge=1,
+        description="Partitions of the topics dinostream creates: the most workers, index sinks and ingest nodes "
+        "that get work.",
+    )
     connect_timeout_s: float = Field(10.0, gt=0)
     session_timeout_s: float = Field(
         10.0,

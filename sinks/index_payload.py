@@ -2,10 +2,16 @@
 
 A frame is a point with two named vectors, "cls" (searched) and "pooled", and a payload of
 stream, seq, t (media seconds), ts (wall clock), model, untrained and thumb (base64 JPEG).
+Its region point (same id, in the regions collection) holds the multivector "cells": the patch
+grid average-pooled to at most `grid` x `grid` cells (`region_cells`), stored as float16 and
+compared with MaxSim, and a payload of stream, seq, t, ts and the pooled grid's shape. Per frame
+that is at most grid² x patch_dim x 2 bytes: 12 KiB for 4 x 4 cells of 384 dims (plus the
+graph), next to 1.5 KiB for "cls" and "pooled" and the thumbnail.
 An event is a vectorless point whose payload is `Event.to_dict()`.
 
     >>> payload = frame_payload(rec)     # what Qdrant stores next to rec's vectors
     >>> hit = frame_hit(point_id, score, payload)
+    >>> vectors, payload = region_vectors(rec, patch_dim=384, grid=4)
 """
 
 from __future__ import annotations
@@ -18,13 +24,19 @@ from typing import Any, Literal
 import numpy as np
 
 from dinostream.errors import IndexStoreError
-from dinostream.records import ID_NAMESPACE, Event, FrameEmbedding
-from sinks.vector_index import FrameHit
+from dinostream.records import ID_NAMESPACE, Event, FrameEmbedding, RecordError
+from sinks.vector_index import FrameHit, StoredFrame
 
 SEARCH_VECTOR = "cls"
 VECTOR_NAMES = ("cls", "pooled")
+REGION_VECTOR = "cells"
+# Part of the frame's mean unit patch removed from every cell (as analytics.regions.centred_patches
+# does with ReidSettings.feature_centering): the component all patches of a frame share says
+# where the camera is, not what a cell shows, and would make every cell of a frame look alike.
+CELL_CENTERING = 0.5
 # Payload fields a search hit needs; the thumbnail stays on disk until asked for.
 HIT_FIELDS = ["stream", "seq", "t", "ts"]
+GRID_FIELD = "grid"
 THUMB_FIELD = "thumb"
 
 FieldKind = Literal["keyword", "float"]
@@ -35,6 +47,7 @@ EVENT_INDEXES: tuple[tuple[str, FieldKind], ...] = (
     ("t", "float"),
     ("ts", "float"),
 )
+REGION_INDEXES = FRAME_INDEXES
 
 
 def frame_vectors(rec: FrameEmbedding, dim: int) -> dict[str, Any]:
@@ -45,6 +58,70 @@ def frame_vectors(rec: FrameEmbedding, dim: int) -> dict[str, Any]:
             f"but the index holds {dim}-dim ones; one index cannot mix models"
         )
     return {"cls": rec.cls.astype(np.float32).tolist(), "pooled": rec.pooled.astype(np.float32).tolist()}
+
+
+def region_cells(patches: np.ndarray, grid: int, centering: float = CELL_CENTERING) -> np.ndarray:
+    """A (gh, gw, D) patch grid as at most `grid` x `grid` cells (gh', gw', D) float32: unit patch
+    vectors minus `centering` times their frame mean, average-pooled over even spans of the grid."""
+    p = np.asarray(patches, dtype=np.float32)
+    if p.ndim != 3 or 0 in p.shape:
+        raise ValueError(f"patches must be a non-empty (h, w, d) grid, got shape {p.shape}")
+    if grid < 1:
+        raise ValueError(f"grid must be at least 1, got {grid}")
+    unit = p / np.maximum(np.linalg.norm(p, axis=-1, keepdims=True), 1e-12)
+    centred = unit - centering * unit.reshape(-1, unit.shape[-1]).mean(axis=0)
+    gh, gw = centred.shape[:2]
+    oh, ow = min(gh, grid), min(gw, grid)
+    rows = [(i * gh // oh, -(-(i + 1) * gh // oh)) for i in range(oh)]
+    cols = [(j * gw // ow, -(-(j + 1) * gw // ow)) for j in range(ow)]
+    return np.stack([np.stack([centred[r0:r1, c0:c1].mean(axis=(0, 1)) for c0, c1 in cols]) for r0, r1 in rows]).astype(
+        np.float32
+    )
+
+
+def region_vectors(rec: FrameEmbedding, patch_dim: int, grid: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The region point's vectors and payload; a record of another patch dim is refused."""
+    if rec.patch_dim != patch_dim:
+        raise IndexStoreError(
+            f"frame {rec.stream}/{rec.seq} has {rec.patch_dim}-dim patch vectors but the index holds "
+            f"{patch_dim}-dim ones (patch PCA switched on or off?); one index cannot mix them"
+        )
+    cells = region_cells(rec.patches, grid)
+    h, w, d = cells.shape
+    vectors = {REGION_VECTOR: cells.astype(np.float16).astype(np.float32).reshape(h * w, d).tolist()}
+    payload = {"stream": rec.stream, "seq": rec.seq, "t": float(rec.pts), "ts": float(rec.ts), GRID_FIELD: [h, w]}
+    return vectors, payload
+
+
+def stored_frame(
+    payload: Mapping[str, Any] | None,
+    vectors: Mapping[str, Any] | None,
+    region: tuple[Mapping[str, Any] | None, Mapping[str, Any] | None] | None = None,
+) -> StoredFrame:
+    """A `StoredFrame` from what a backend returned for a frame point (and its region point)."""
+    p = payload or {}
+    v = vectors or {}
+    cells = None
+    if region is not None and region[0] and region[1] and REGION_VECTOR in (region[1] or {}):
+        h, w = (int(n) for n in region[0][GRID_FIELD])
+        cells = np.asarray(region[1][REGION_VECTOR], dtype=np.float32).reshape(h, w, -1)
+    return StoredFrame(
+        stream=str(p.get("stream", "")),
+        seq=int(p.get("seq", -1)),
+        t=float(p.get("t", 0.0)),
+        ts=float(p.get("ts", 0.0)),
+        cls=np.asarray(v.get("cls", ()), dtype=np.float32),
+        pooled=np.asarray(v.get("pooled", ()), dtype=np.float32),
+        cells=cells,
+    )
+
+
+def event_from(payload: Mapping[str, Any] | None) -> Event | None:
+    """The `Event` a stored payload holds; None when it is not one (a foreign point)."""
+    try:
+        return Event.from_dict(dict(payload or {}))
+    except (RecordError, KeyError, TypeError, ValueError):
+        return None
 
 
 def frame_payload(rec: FrameEmbedding) -> dict[str, Any]:
@@ -59,23 +136,24 @@ def frame_payload(rec: FrameEmbedding) -> dict[str, Any]:
     }
 
 
-def event_point_id(event: Event) -> str:
-    """`event.id` when it is a UUID (as `event_id()` makes them), else a UUID derived from it."""
+def event_point_id(event: Event | str) -> str:
+    """The event's id when it is a UUID (as `event_id()` makes them), else a UUID derived from it."""
+    eid = event if isinstance(event, str) else event.id
     try:
-        return str(uuid.UUID(event.id))
+        return str(uuid.UUID(eid))
     except ValueError:
-        return str(uuid.uuid5(ID_NAMESPACE, f"event-id/{event.id}"))
+        return str(uuid.uuid5(ID_NAMESPACE, f"event-id/{eid}"))
 
 
 def event_payload(event: Event) -> dict[str, Any]:
     return event.to_dict()
 
 
-def query_vector(vector: np.ndarray, dim: int) -> list[float]:
+def query_vector(vector: np.ndarray, dim: int, what: str = "query vector") -> list[float]:
     """A search vector as a float list; raises ValueError when its shape or values are unusable."""
     v = np.asarray(vector, dtype=np.float32)
     if v.shape != (dim,):
-        raise ValueError(f"query vector must have shape ({dim},), got {v.shape}")
+        raise ValueError(f"{what} must have shape ({dim},), got {v.shape}")
     if not np.isfinite(v).all():
         raise ValueError("query vector contains NaN or infinite values")
     return v.tolist()

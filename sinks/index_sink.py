@@ -2,12 +2,19 @@
 
 At-least-once: a crash between the write and the commit re-delivers the batch, and the
 deterministic point ids turn the second write into an overwrite.
+
+Every `IndexSettings.maintenance_every_s` (and once at start) the sink also maintains the index,
+between batches: it deletes what is older than the retention (`retention_cutoffs`) and lets the
+index build its search graph (`VectorIndex.optimize`). Consumption pauses meanwhile; Kafka keeps
+the backlog.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
@@ -25,6 +32,27 @@ class IndexSinkStats:
     events: int = 0
     malformed: int = 0
     batches: int = 0
+    maintenance_runs: int = 0
+    last_maintenance_s: float = 0.0  # how long the last run took
+
+
+_DAY_S = 86_400.0
+
+
+def retention_cutoffs(settings: IndexSettings, streams: Iterable[str], now: float) -> dict[str | None, float]:
+    """What to delete: stream (None: every stream) -> wall-clock ts below which its points go.
+
+    Without per-stream overrides one cutoff covers every stream; with them each indexed stream
+    gets its own (its override, else `retention_days`), and a stream kept forever gets none."""
+    overrides = settings.retention_per_stream
+    if not overrides:
+        return {} if settings.retention_days is None else {None: now - settings.retention_days * _DAY_S}
+    cutoffs: dict[str | None, float] = {}
+    for stream in streams:
+        days = overrides[stream] if stream in overrides else settings.retention_days
+        if days is not None:
+            cutoffs[stream] = now - days * _DAY_S
+    return cutoffs
 
 
 class IndexSink:
@@ -38,11 +66,14 @@ class IndexSink:
         settings: IndexSettings,
         *,
         group: str = "dinostream-index",
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.index = index
         self.kafka = kafka
         self.settings = settings
         self.stats = IndexSinkStats()
+        self._clock = clock
+        self._next_maintenance = time.monotonic()  # once at start
         self._consumer = AIOKafkaConsumer(
             kafka.embeddings_topic,
             kafka.events_topic,
@@ -62,6 +93,9 @@ class IndexSink:
         await self._consumer.start()
         try:
             while True:
+                if time.monotonic() >= self._next_maintenance:
+                    await asyncio.to_thread(self.maintain)
+                    self._next_maintenance = time.monotonic() + self.settings.maintenance_every_s
                 batches = await self._consumer.getmany(timeout_ms=500, max_records=self.settings.batch_size)
                 if not batches:
                     continue
@@ -87,3 +121,21 @@ class IndexSink:
                 self.stats.batches += 1
         finally:
             await self._consumer.stop()
+
+    def maintain(self) -> None:
+        """Apply retention and build search graphs now (blocking). Index errors propagate."""
+        started = time.monotonic()
+        cutoffs = retention_cutoffs(self.settings, self._indexed_streams(), self._clock())
+        for stream, ts in cutoffs.items():
+            self.index.delete_older_than(stream, ts)
+        self.index.optimize()
+        self.stats.maintenance_runs += 1
+        self.stats.last_maintenance_s = time.monotonic() - started
+        log.info(
+            "index: maintenance took %.1f s (retention cutoffs: %s)",
+            self.stats.last_maintenance_s,
+            {k or "*": round(v) for k, v in cutoffs.items()} or "none",
+        )
+
+    def _indexed_streams(self) -> list[str]:
+        return self.index.streams() if self.settings.retention_per_stream else []

@@ -236,7 +236,7 @@ async def test_health_reports_status(world: World, health: Callable[[], dict[str
     world.health = health
     async with serve(world.app()) as base, httpx.AsyncClient(base_url=base) as http:
         resp = await http.get("/api/v1/health")
-    assert resp.status_code == 200
+    assert resp.status_code == (200 if status == "ok" else 503)  # probes and load balancers read the code
     body = resp.json()
     assert body["status"] == status
     assert body["dashboard"]["clients"] == 0
@@ -273,7 +273,7 @@ async def test_websocket_sends_hello_then_recent_then_live(world: World, ws_impl
 
         hub.publish_event(make_event("cam2", 9, 4.5))
         live = await recv_json(ws)
-        assert live == {"kind": "event", "event": make_event("cam2", 9, 4.5).to_dict()}
+        assert live["kind"] == "event" and live["event"] == make_event("cam2", 9, 4.5).to_dict()
 
         hub.publish_frame("cam2", 5, 2.5, picture(BLUE), model="dinov3", untrained=False)
         notice = await recv_json(ws)
@@ -331,38 +331,8 @@ async def test_slow_client_is_dropped_while_a_normal_client_gets_everything(ws_i
 # ---------- search ----------
 
 
-async def test_search_returns_the_nearest_frames_first(world: World) -> None:
-    async with serve(world.app()) as base, httpx.AsyncClient(base_url=base) as http:
-        query = picture(RED, size=(120, 90), fmt="PNG", mode="RGBA")  # alpha channel: must become RGB
-        resp = await http.post("/api/v1/search", files={"image": ("q.png", query, "image/png")}, data={"limit": "2"})
-        assert resp.status_code == 200, resp.text
-        body = resp.json()
-        assert body["untrained"] is False
-        assert [(r["stream"], r["seq"]) for r in body["results"]] == [("cam1", 0), ("cam2", 1)]  # red, then orange
-        top = body["results"][0]
-        assert top["score"] > body["results"][1]["score"] and top["t"] == 0.0 and top["ts"] == 1_700_000_000.0
-        assert top["thumbnail_url"] == "/api/v1/frames/cam1/0/thumbnail.jpg"
-        thumb = await http.get(top["thumbnail_url"])
-        assert thumb.status_code == 200 and thumb.content == picture(RED)
-        assert world.embed is not None and world.embed.seen == [((90, 120, 3), "uint8")]
-
-        only_cam2 = await http.post(
-            "/api/v1/search", files={"image": ("q.png", query, "image/png")}, data={"streams": " cam2 ,"}
-        )
-        assert [(r["stream"], r["seq"]) for r in only_cam2.json()["results"]] == [("cam2", 1), ("cam2", 0)]
-
-
-@pytest.mark.parametrize("source", ["stream", "health"])
-async def test_search_reports_untrained_features(world: World, source: str) -> None:
-    if source == "stream":
-        world.hub.publish_frame("cam1", 0, 0.0, picture(RED), model="random:vits16", untrained=True)
-    else:  # no frame seen yet, but the process knows its model has random weights
-        world.health = lambda: {"model": {"id": "random:vits16", "untrained": True}}
-    async with serve(world.app()) as base, httpx.AsyncClient(base_url=base) as http:
-        resp = await http.post("/api/v1/search", files={"image": ("q.jpg", picture(GREEN), "image/jpeg")})
-    assert resp.json()["untrained"] is True
-    results = resp.json()["results"]
-    assert len(results) == 4 and (results[0]["stream"], results[0]["seq"]) == ("cam1", 1)  # default limit; green
+# Image search results are moments now: tests/unit/dashboard/test_search_api.py covers the nearest
+# results, their thumbnails and the untrained flag over a real index.
 
 
 async def test_search_rejects_what_is_not_an_image(world: World) -> None:

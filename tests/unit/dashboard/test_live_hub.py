@@ -1,4 +1,5 @@
-"""LiveHub: bounded per-client queues, dropping slow clients, recent events, latest per stream."""
+"""LiveHub: bounded per-client queues, dropping slow clients, recent events, latest per stream,
+filters, cursors and resume."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 
 import pytest
 
-from dashboard.live_hub import LiveHub
+from dashboard.live_hub import Filter, LiveHub
 from dinostream.records import Event, RecordError, event_id
 
 
@@ -172,3 +173,93 @@ def test_invalid_stream_id_is_rejected() -> None:
     with pytest.raises(RecordError):
         hub.publish_frame("../etc", 0, 0.0, b"\xff\xd8", model="m", untrained=False)
     assert hub.streams() == {}
+
+
+# ---------- cursors, filters, resume ----------
+
+
+def test_every_event_message_carries_the_cursor_after_it() -> None:
+    hub = LiveHub(queue_size=8)
+    hub.start_positions({0: 40, 1: 7})
+    hub.publish_event(make_event("cam1", 1), partition=1, offset=7)
+    hub.skip(0, 40)  # a malformed record still moves the position
+    hub.publish_event(make_event("cam2", 2), partition=0, offset=41)
+    cursors = [json.loads(t)["cursor"] for t in hub.subscribe().initial[1:]]
+    assert cursors == ["0:40,1:8", "0:42,1:8"]
+    assert hub.positions == {0: 42, 1: 8}
+
+
+def test_filter_selects_events_by_stream_type_and_score_and_frames_by_stream() -> None:
+    f = Filter.from_request({"streams": ["cam1"], "types": ["anomaly"], "min_score": 0.5})
+    assert f.accepts("cam1", "anomaly", 0.5)
+    assert not f.accepts("cam1", "anomaly", 0.49)
+    assert not f.accepts("cam1", "scene_change", 0.9)
+    assert not f.accepts("cam2", "anomaly", 0.9)
+    assert f.accepts("cam1", None, None) and not f.accepts("cam2", None, None)  # frame notices
+    assert Filter.from_request({}).everything
+
+
+@pytest.mark.parametrize(
+    ("req", "problem"),
+    [
+        ({"streams": "cam1"}, "streams must be a list"),
+        ({"types": ["nope"]}, "unknown event type 'nope'"),
+        ({"min_score": float("nan")}, "finite number"),
+        ({"min_score": True}, "finite number"),
+    ],
+    ids=["streams-not-list", "unknown-type", "nan-score", "bool-score"],
+)
+def test_bad_filters_are_rejected(req: dict, problem: str) -> None:
+    with pytest.raises(RecordError, match=problem):
+        Filter.from_request(req)
+
+
+async def test_resume_from_memory_sends_only_what_came_after_the_cursor_filtered() -> None:
+    hub = LiveHub(queue_size=8, recent=1)
+    events = [make_event(f"cam{k % 2}", k) for k in range(6)]
+    for e in events[:3]:
+        hub.publish_event(e)
+    cursor = json.loads(hub.subscribe().initial[-1])["cursor"]  # after events[2]
+    for e in events[3:]:
+        hub.publish_event(e)
+    sub = hub.subscribe("r", Filter(streams=frozenset({"cam1"})), resume_from=cursor)
+    assert sub.replay_plan is None
+    assert [json.loads(t)["event"]["frames"][0] for t in sub.initial[1:]] == [3, 5]  # cam1 only, in order
+    hub.publish_event(make_event("cam0", 6))  # filtered out of the live queue too
+    hub.publish_event(make_event("cam1", 7))
+    assert sub.pending == 1 and [m["event"]["frames"][0] for m in await take(sub, 1)] == [7]
+
+
+def test_resume_from_before_memory_asks_for_a_replay_up_to_the_live_position() -> None:
+    hub = LiveHub(queue_size=8, resume_memory=2)
+    hub.start_positions({0: 100, 1: 50})
+    hub.publish_event(make_event(key=1), partition=0, offset=100)
+    hub.publish_event(make_event(key=2), partition=1, offset=50)
+    hub.publish_event(make_event(key=3), partition=0, offset=101)  # evicts offset 100 of partition 0
+    in_memory = hub.subscribe(resume_from="0:101,1:50")
+    assert in_memory.replay_plan is None and len(in_memory.initial) == 3
+    older = hub.subscribe(resume_from="0:100,1:50")
+    assert older.replay_plan is not None and older.initial == [hub.hello()]
+    assert dict(older.replay_plan.start.positions) == {0: 100, 1: 50}
+    assert older.replay_plan.until == {0: 102, 1: 51}
+
+
+async def test_live_duplicates_of_replayed_events_are_skipped() -> None:
+    hub = LiveHub(queue_size=8)
+    hub.start_positions({0: 10})
+    sub = hub.subscribe(resume_from="0:3")  # before the hub started: replay from the log
+    assert sub.replay_plan is not None
+    for off in (10, 11, 12):
+        hub.publish_event(make_event(key=off), partition=0, offset=off)
+    sub.replayed({0: 12})  # the log replay already went up to offset 11
+    assert [m["event"]["frames"][0] for m in await take(sub, 1)] == [12]
+    assert sub.pending == 0
+
+
+def test_unknown_event_id_gives_a_resume_gap_then_recent() -> None:
+    hub = LiveHub(queue_size=8, recent=5)
+    hub.publish_event(e := make_event(key=1))
+    kinds = [json.loads(t)["kind"] for t in hub.subscribe(resume_from="not-an-event").initial]
+    assert kinds == ["hello", "resume_gap", "event"]
+    assert len(hub.subscribe(resume_from=e.id).initial) == 1  # known id, nothing after it
+    assert hub.stats()["resume_gaps"] == 1 and hub.stats()["resumes"] == 2

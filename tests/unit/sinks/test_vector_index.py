@@ -22,7 +22,7 @@ from dinostream.settings import IndexSettings
 from sinks.index_factory import open_index
 from sinks.qdrant_edge_index import QdrantEdgeIndex
 from sinks.qdrant_server_index import QdrantServerIndex
-from sinks.vector_index import VectorIndex
+from sinks.vector_index import EventFilter, FrameFilter, VectorIndex
 
 # qdrant-client's local mode keeps no payload indexes and says so on each create_payload_index.
 pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning")
@@ -299,3 +299,159 @@ def test_factory_goes_to_the_server_when_a_url_is_set() -> None:
         port = s.getsockname()[1]
     with pytest.raises(IndexStoreError, match=f"127.0.0.1:{port}"):
         open_index(IndexSettings(qdrant_url=f"http://127.0.0.1:{port}"), Path("unused"), DIM)
+
+
+# -- retrospective search: filters, regions, stored frames, events, retention ---------------------
+
+BASE_TS = 1_700_000_000.0
+RED_CELL = np.eye(DIM, dtype=np.float32)[0] * 3 + 0.2  # what an "object" patch looks like
+
+
+def scene(stream: str, seq: int, rng: np.random.Generator, obj_at: tuple[int, int] | None = None) -> FrameEmbedding:
+    """A frame with an 8x8 patch grid of noise; with `obj_at` (row, col of a 2x2 block) an object in it."""
+    patches = rng.standard_normal((8, 8, DIM)).astype(np.float32) * 0.3
+    patches[..., 1] += 2.0  # a shared background direction
+    if obj_at is not None:
+        r, c = obj_at
+        patches[r : r + 2, c : c + 2] = RED_CELL
+    rec = frame(stream, seq, rng)
+    return FrameEmbedding(
+        rec.stream, rec.seq, rec.pts, rec.ts, rec.model, rec.untrained, rec.cls, rec.pooled, patches, rec.thumbnail
+    )
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    v = v.astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_region_cells_pool_any_grid_to_at_most_n_cells() -> None:
+    from sinks.index_payload import region_cells
+
+    patches = np.arange(14 * 10 * 3, dtype=np.float32).reshape(14, 10, 3) + 1
+    assert region_cells(patches, 4).shape == (4, 4, 3)
+    assert region_cells(patches[:2, :3], 4).shape == (2, 3, 3)  # never upsampled
+    one = region_cells(patches, 1, centering=0.0)[0, 0]
+    unit = patches / np.linalg.norm(patches, axis=-1, keepdims=True)
+    np.testing.assert_allclose(one, unit.reshape(-1, 3).mean(axis=0), rtol=1e-5)
+
+
+def test_time_and_id_filters_restrict_a_search(opener: Opener, rng: np.random.Generator) -> None:
+    index = opener(DIM)
+    records = [frame("cam-a", seq, rng) for seq in range(10)]
+    index.upsert_frames(records)
+    q = records[0].cls
+
+    window = index.query_frames(q, 20, FrameFilter(since=BASE_TS + 3, until=BASE_TS + 6))
+    only = index.query_frames(q, 20, FrameFilter(point_ids=[records[8].point_id, records[9].point_id]))
+
+    assert sorted(h.seq for h in window) == [3, 4, 5, 6]
+    assert sorted(h.seq for h in only) == [8, 9]
+    assert index.query_frames(q, 5, FrameFilter(point_ids=[])) == []
+    assert index.count_frames_where(FrameFilter(streams=["cam-a"], since=BASE_TS + 8)) == 2
+
+
+def test_a_point_query_finds_the_frames_where_the_object_appears(opener: Opener, rng: np.random.Generator) -> None:
+    index = opener(DIM)
+    with_obj = {2: (0, 0), 3: (0, 2), 7: (6, 6)}  # seq -> where the object is
+    index.upsert_frames([scene("cam-a", seq, rng, with_obj.get(seq)) for seq in range(10)])
+
+    query = index.frame_at("cam-a", 1.5, with_cells=True)  # seq 3
+    assert query is not None and query.seq == 3 and query.cells is not None
+    assert query.cells.shape == (4, 4, DIM)  # 8x8 patches pooled to the index's 4x4 cells
+    hits = index.query_regions(query.cells[0, 1], 10)  # the cell the object covers in frame 3
+
+    assert sorted(h.seq for h in hits[:3]) == [2, 3, 7]
+    assert hits[2].score > hits[3].score + 0.3  # the object anywhere in the frame beats no object
+    assert index.query_regions(query.cells[0, 1], 10, FrameFilter(until=BASE_TS + 5))[0].seq in (2, 3)
+
+
+def test_frame_at_picks_the_nearest_media_time_and_frame_reads_vectors(
+    opener: Opener, rng: np.random.Generator
+) -> None:
+    index = opener(DIM)
+    records = [frame("cam-a", seq, rng) for seq in range(0, 10, 3)]  # t = 0, 1.5, 3, 4.5
+    index.upsert_frames(records + [frame("cam-b", 1, rng)])
+
+    assert index.frame_at("cam-a", 2.0).seq == 3  # type: ignore[union-attr]
+    assert index.frame_at("cam-a", 2.5).seq == 6  # type: ignore[union-attr]
+    assert index.frame_at("cam-a", 99.0).seq == 9  # type: ignore[union-attr]
+    assert index.frame_at("cam-c", 1.0) is None
+    stored = index.frame("cam-a", 6)
+    assert stored is not None and stored.cells is None and (stored.t, stored.ts) == (3.0, BASE_TS + 6)
+    np.testing.assert_allclose(stored.cls, unit(records[2].cls), atol=2e-3)  # cosine storage: unit length
+    assert index.frame("cam-a", 7) is None
+
+
+def test_frames_between_reads_a_window_in_time_order(opener: Opener, rng: np.random.Generator) -> None:
+    index = opener(DIM)
+    records = [frame("cam-a", seq, rng) for seq in range(30)]
+    index.upsert_frames(records[::-1] + [frame("cam-b", 5, rng)])
+
+    window = index.frames_between("cam-a", BASE_TS + 4, BASE_TS + 20, 1000)
+    first = index.frames_between("cam-a", None, None, 3)
+
+    assert [f.seq for f in window] == list(range(4, 21))
+    assert [f.seq for f in first] == [0, 1, 2]
+    np.testing.assert_allclose(window[0].pooled, unit(records[4].pooled), atol=2e-3)
+
+
+def test_events_are_read_by_id_and_listed_by_type_newest_first(opener: Opener) -> None:
+    index = opener(DIM)
+    cut = event("cam-a", 3)
+    anomaly = Event(event_id("cam-b", "anomaly", 5), "anomaly", "cam-b", 2.5, 2.5, 3.0, BASE_TS + 5, 0.9, (5,))
+    index.upsert_events([cut, anomaly, event("cam-a", 8)])
+
+    assert index.event(cut.id) == cut
+    assert index.event(event_id("cam-a", "scene_change", 99)) is None
+    assert index.event("not-a-uuid") is None
+    assert [e.id for e in index.events(EventFilter(types=["scene_change"]), 10)] == [
+        event_id("cam-a", "scene_change", 8),
+        cut.id,
+    ]
+    assert index.events(EventFilter(streams=["cam-b"], since=BASE_TS + 4), 10) == [anomaly]
+
+
+def test_delete_older_than_applies_to_one_stream_or_all(opener: Opener, rng: np.random.Generator) -> None:
+    index = opener(DIM)
+    index.upsert_frames([frame(s, seq, rng) for s in ("cam-a", "cam-b") for seq in range(6)])
+    index.upsert_events([event("cam-a", 1), event("cam-a", 5), event("cam-b", 1)])
+    assert index.streams() == ["cam-a", "cam-b"]
+
+    index.delete_older_than("cam-a", BASE_TS + 4)  # cam-a seq 0..3 go
+
+    assert index.count_frames() == 8 and index.count_events() == 2
+    assert [f.seq for f in index.frames_between("cam-a", None, None, 100)] == [4, 5]
+    assert {h.seq for h in index.query_regions(np.ones(DIM), 20, FrameFilter(streams=["cam-a"]))} == {4, 5}
+    index.delete_older_than(None, BASE_TS + 5)
+    assert index.count_frames() == 2 and index.count_events() == 1
+    index.delete_older_than(None, BASE_TS + 100)
+    assert index.streams() == []
+    assert index.optimize() in (True, False)  # nothing to do must not fail either
+
+
+def test_a_record_with_another_patch_dim_is_refused(opener: Opener, rng: np.random.Generator) -> None:
+    index = opener(DIM)
+    rec = frame("cam-a", 0, rng)
+    narrow = FrameEmbedding(
+        rec.stream, 1, 0.5, rec.ts, rec.model, rec.untrained, rec.cls, rec.pooled, rec.patches[..., :8], rec.thumbnail
+    )
+    with pytest.raises(IndexStoreError, match="8-dim patch vectors"):
+        index.upsert_frames([rec, narrow])
+    assert index.count_frames() == 0
+
+
+def test_edge_index_with_pca_patches_searches_regions_in_patch_space(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    index = QdrantEdgeIndex(tmp_path, DIM, patch_dim=4, region_grid=2)
+    try:
+        rec = frame("cam-a", 0, rng)
+        small = FrameEmbedding(
+            rec.stream, 0, 0.0, rec.ts, rec.model, rec.untrained, rec.cls, rec.pooled, rec.patches[..., :4], b""
+        )
+        index.upsert_frames([small])
+        stored = index.frame("cam-a", 0, with_cells=True)
+        assert stored is not None and stored.cells is not None and stored.cells.shape == (2, 2, 4)
+        assert index.query_regions(stored.cells[1, 1], 1)[0].score == pytest.approx(1.0, abs=1e-2)
+    finally:
+        index.close()

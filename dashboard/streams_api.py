@@ -1,0 +1,86 @@
+"""`/api/v1/streams`: add, list, inspect and remove the streams of the running service.
+
+A thin shell over `ingest.stream_manager.StreamManager`. Errors use the app's one JSON shape
+(raised as `dashboard.app.ApiError`):
+
+- POST, a URL the policy refuses: 422 `{"error": {"code": "url_refused", "message": <reason>}}`
+- POST, an id already in use: 409 `duplicate_stream`; invalid fields: 422 `invalid_request`
+- GET/DELETE of an unknown id: 404 `stream_not_found`
+
+    >>> app.include_router(streams_router(manager, hub))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from dashboard.app import ApiError
+from dashboard.live_hub import LiveHub
+from dinostream.errors import DinostreamError
+from dinostream.records import RecordError, check_stream_id
+from ingest.stream_manager import StreamManager, StreamStatus
+from ingest.stream_registry import DuplicateStreamError, RegistryError, StreamConfig, UnknownStreamError
+from ingest.url_policy import UrlRefused
+
+PREFIX = "/api/v1/streams"
+
+
+def streams_router(manager: StreamManager, hub: LiveHub | None = None) -> APIRouter:
+    """The stream endpoints. With `hub`, each stream also carries what the dashboard shows live
+    (latest frame, thumbnail URL, last event: the fields of the hub-only `GET /api/v1/streams`)."""
+    router = APIRouter(prefix=PREFIX, tags=["streams"])
+
+    def render(status: StreamStatus) -> dict[str, Any]:
+        live = hub.streams().get(status.config.id) if hub is not None else None
+        base: dict[str, Any] = dict(live) if live else {"stream": status.config.id}
+        return {**base, **status.to_dict()}
+
+    def known(stream: str) -> StreamStatus:
+        try:
+            check_stream_id(stream)
+        except RecordError as e:
+            raise ApiError(422, "invalid_stream", str(e)) from None
+        status = manager.get(stream)
+        if status is None:
+            raise ApiError(404, "stream_not_found", f"no stream {stream!r}")
+        return status
+
+    @router.post("", status_code=201)
+    async def add_stream(config: StreamConfig) -> dict[str, Any]:
+        """Add a stream; it connects in the background (see its `health.state`)."""
+        try:
+            status = await manager.add(config, trusted=False, persist=True)
+        except UrlRefused as e:
+            raise ApiError(422, "url_refused", str(e)) from None
+        except DuplicateStreamError as e:
+            raise ApiError(409, "duplicate_stream", str(e)) from None
+        except RegistryError as e:
+            raise ApiError(500, "registry_error", str(e)) from None
+        except DinostreamError as e:  # a resolution the model cannot use, a source error
+            raise ApiError(422, "invalid_stream_config", str(e)) from None
+        return render(status)
+
+    @router.get("")
+    async def list_streams() -> dict[str, Any]:
+        """Every stream with its configuration and health, keyed by id."""
+        return {"streams": {s.config.id: render(s) for s in manager.list()}}
+
+    @router.get("/{stream}")
+    async def get_stream(stream: str) -> dict[str, Any]:
+        return render(known(stream))
+
+    @router.delete("/{stream}")
+    async def remove_stream(stream: str) -> dict[str, Any]:
+        """Stop the stream and delete it from the registry."""
+        known(stream)
+        try:
+            config = await manager.remove(stream)
+        except UnknownStreamError as e:  # removed meanwhile by another request
+            raise ApiError(404, "stream_not_found", str(e)) from None
+        except RegistryError as e:
+            raise ApiError(500, "registry_error", str(e)) from None
+        return {"id": config.id, "removed": True, "config": config.model_dump(mode="json")}
+
+    return router

@@ -1,0 +1,216 @@
+"""Watchlist management over HTTP: register what to look for, list it, remove it, and preview a
+click-to-segment on a live frame.
+
+An exemplar is made from an uploaded crop (multipart: `image`, `label`, optional `id`), from a
+click on a recent frame of a stream (JSON `{"label", "frame": {"stream", "seq"}, "point": {"x",
+"y"}}`: the patches similar to the clicked one, as in zero-shot click-to-segment), or from a box
+drawn on it (`"box": {"x0", "y0", "x1", "y1"}`). Registering writes it to the watchlist topic,
+which every analytics worker follows; this router applies it to its own copy at once so a
+listing shows it immediately.
+
+    app.include_router(watchlist_router(watchlist, publish, recent, embed_record, reid_settings, max_upload))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from analytics.watchlist import (
+    Exemplar,
+    Watchlist,
+    click_to_segment,
+    exemplar_from_image_embedding,
+    exemplar_from_patches,
+)
+from dashboard.app import ApiError, _check_stream
+from dashboard.recent_frames import RecentFrames
+from dashboard.search_api import _decode_rgb, _limited_form, _limited_receive
+from dinostream.records import Box, FrameEmbedding
+from dinostream.settings import ReidSettings
+
+# Publishes one exemplar (None removes `exemplar_id`) to the watchlist topic.
+Publish = Callable[[str, Exemplar | None], Awaitable[None]]
+EmbedRecord = Callable[[np.ndarray], Awaitable[FrameEmbedding]]
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FrameRef(_Strict):
+    stream: str
+    seq: int = Field(ge=0)
+
+
+class PointRef(_Strict):
+    x: float = Field(ge=0, le=1)
+    y: float = Field(ge=0, le=1)
+
+
+class BoxRef(_Strict):
+    x0: float = Field(ge=0, le=1)
+    y0: float = Field(ge=0, le=1)
+    x1: float = Field(ge=0, le=1)
+    y1: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BoxRef:
+        if not (self.x0 < self.x1 and self.y0 < self.y1):
+            raise ValueError("box needs x0 < x1 and y0 < y1")
+        return self
+
+
+class FromFrame(_Strict):
+    """An exemplar from a recent frame: a click (`point`) or a drawn `box`, not both."""
+
+    id: str | None = None
+    label: str = Field("", max_length=200)
+    frame: FrameRef
+    point: PointRef | None = None
+    box: BoxRef | None = None
+    threshold: float | None = Field(None, ge=-1, le=1, description="click-to-segment similarity; default: settings")
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> FromFrame:
+        if (self.point is None) == (self.box is None):
+            raise ValueError("give either point (a click) or box (a drawn rectangle)")
+        return self
+
+
+class SegmentRequest(_Strict):
+    frame: FrameRef
+    point: PointRef
+    threshold: float | None = Field(None, ge=-1, le=1)
+
+
+def watchlist_router(
+    watchlist: Watchlist,
+    publish: Publish,
+    recent: RecentFrames,
+    embed_record: EmbedRecord | None,
+    reid: ReidSettings,
+    max_upload_bytes: int,
+) -> APIRouter:
+    router = APIRouter(tags=["watchlist"])
+
+    @router.get("/api/v1/watchlist")
+    async def list_exemplars() -> dict[str, Any]:
+        return {"exemplars": [{"id": e.id, "label": e.label, "dim": int(e.vector.shape[0])} for e in watchlist]}
+
+    @router.post("/api/v1/watchlist", status_code=201)
+    async def add_exemplar(request: Request) -> dict[str, Any]:
+        content_type = request.headers.get("content-type", "").lower()
+        if content_type.startswith("multipart/form-data"):
+            ex_id, label, vector, extra = await _from_upload(request)
+        elif content_type.startswith("application/json"):
+            ex_id, label, vector, extra = await _from_frame(request)
+        else:
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                "send multipart/form-data with an image crop as 'image', or JSON naming a frame and a point or box",
+            )
+        try:
+            exemplar = Exemplar(ex_id or f"ex-{uuid.uuid4().hex[:12]}", label, vector)
+            watchlist.add(exemplar)
+        except ValueError as e:  # a degenerate vector, or another model's dimension
+            raise ApiError(422, "invalid_exemplar", str(e)) from None
+        await publish(exemplar.id, exemplar)
+        return {"id": exemplar.id, "label": exemplar.label, **extra}
+
+    @router.delete("/api/v1/watchlist/{exemplar_id}")
+    async def remove_exemplar(exemplar_id: str) -> dict[str, Any]:
+        if not watchlist.remove(exemplar_id):
+            raise ApiError(404, "exemplar_not_found", f"no exemplar {exemplar_id!r} on the watchlist")
+        await publish(exemplar_id, None)
+        return {"id": exemplar_id, "removed": True}
+
+    @router.post("/api/v1/segment")
+    async def segment(request: Request) -> dict[str, Any]:
+        """Click-to-segment preview on a recent frame: every patch's similarity to the clicked one,
+        the selected mask and its box (nothing is registered)."""
+        body = await _json(request, SegmentRequest)
+        rec = _recent(body.frame)
+        threshold = reid.click_threshold if body.threshold is None else body.threshold
+        seg = click_to_segment(rec.patches, (body.point.x, body.point.y), threshold, centering=reid.feature_centering)
+        return {
+            "grid": list(seg.similarity.shape),
+            "similarity": np.round(seg.similarity, 4).tolist(),
+            "mask": seg.mask.astype(int).tolist(),
+            "box": seg.box.to_dict(),
+            "threshold": threshold,
+        }
+
+    async def _from_upload(request: Request) -> tuple[str | None, str, np.ndarray, dict[str, Any]]:
+        if embed_record is None:
+            raise ApiError(503, "embedding_unavailable", "no model in this process to embed an uploaded crop")
+        async with _limited_form(request, max_upload_bytes, max_files=1) as form:
+            upload = form.get("image")
+            if upload is None or isinstance(upload, str):
+                raise ApiError(422, "missing_image", "form field 'image' must be an uploaded image file")
+            data = await upload.read()
+            label = str(form.get("label") or "")
+            ex_id = form.get("id")
+        rgb = await asyncio.to_thread(_decode_rgb, data)
+        rec = await embed_record(rgb)
+        return _check_id(ex_id), label[:200], exemplar_from_image_embedding(rec), {"source": "image"}
+
+    async def _from_frame(request: Request) -> tuple[str | None, str, np.ndarray, dict[str, Any]]:
+        body = await _json(request, FromFrame)
+        rec = _recent(body.frame)
+        extra: dict[str, Any] = {"source": "frame", "frame": body.frame.model_dump()}
+        if body.point is not None:
+            threshold = reid.click_threshold if body.threshold is None else body.threshold
+            seg = click_to_segment(
+                rec.patches, (body.point.x, body.point.y), threshold, centering=reid.feature_centering
+            )
+            vector, extra["box"] = seg.vector, seg.box.to_dict()
+        else:
+            assert body.box is not None
+            box = Box(body.box.x0, body.box.y0, body.box.x1, body.box.y1)
+            vector = exemplar_from_patches(rec.patches, box, centering=reid.feature_centering)
+            extra["box"] = box.to_dict()
+            if not np.isfinite(vector).all():
+                raise ApiError(422, "invalid_box", "the box covers no patch centre; draw it larger")
+        return _check_id(body.id), body.label, vector, extra
+
+    async def _json(request: Request, model: type[_Strict]) -> Any:
+        raw = await Request(request.scope, _limited_receive(request, 65536)).body()
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+            raise ApiError(422, "invalid_request", f"{where}: {first.get('msg', 'invalid value')}") from None
+
+    def _recent(ref: FrameRef) -> FrameEmbedding:
+        _check_stream(ref.stream)
+        rec = recent.get(ref.stream, ref.seq)
+        if rec is None:
+            kept = recent.seqs(ref.stream)
+            span = f"frames {kept[0]}-{kept[-1]} are" if kept else "no frame is"
+            raise ApiError(
+                404,
+                "frame_not_found",
+                f"frame {ref.seq} of stream {ref.stream!r} is not among the recent frames kept for clicks ({span})",
+            )
+        return rec
+
+    return router
+
+
+def _check_id(raw: Any) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str) or not _ID.match(raw):
+        raise ApiError(422, "invalid_id", f"exemplar id must be 1-128 of A-Z a-z 0-9 _ . : -, got {raw!r}")
+    return raw

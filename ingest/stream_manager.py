@@ -1,0 +1,307 @@
+"""The streams a running service ingests: added and removed at run time, each kept alive by its
+own `StreamSupervisor` task, persisted in a `StreamRegistry`.
+
+`add` checks the URL against the policy (`ingest.url_policy.check_url`) before anything
+connects, then returns: the supervisor connects in the background, so a camera that is down
+shows up as connecting/backoff in `list()`, not as an error of the call that added it.
+
+    manager = StreamManager(stage, settings.ingest, StreamRegistry(data_dir / "streams.json"))
+    await manager.start()                                    # the registry's streams
+    await manager.add(StreamConfig(url=url), trusted=True, persist=False)   # a command-line source
+    status = await manager.add(StreamConfig(url="rtsp://cam.example.com/live"))   # from the API
+    manager.list()                                           # [StreamStatus(config, health, ...)]
+    await manager.remove("cam.example.com-live")
+    await manager.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from dinostream.errors import DinostreamError, SourceError
+from dinostream.settings import IngestSettings
+from ingest.av_source import VideoInfo, make_source
+from ingest.source import Frame, Source
+from ingest.stream_registry import DuplicateStreamError, StreamConfig, StreamRegistry, UnknownStreamError
+from ingest.stream_supervisor import StreamSupervisor
+from ingest.url_policy import CheckedUrl, check_url
+
+log = logging.getLogger(__name__)
+
+_STOP_GRACE_S = 10.0  # how long stop()/remove() wait for a supervisor to finish after stop()
+
+
+class ModelStage(Protocol):
+    """What the manager needs from the model stage (`dinostream.pipeline.EmbeddingStage`)."""
+
+    input_sizes: dict[str, tuple[int, int]]
+
+    def check_resolution(self, resolution: int | None) -> None: ...
+
+    async def resize_target(self, spec: Any, resolution: int | None = None) -> tuple[int, int]: ...
+
+    async def put(self, frame: Frame) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """The shape `ModelStage.resize_target` reads (see `dinostream.pipeline.SourceSpec`)."""
+
+    stream: str
+    url: str
+    info: VideoInfo | None = None
+
+
+@dataclass(frozen=True)
+class StreamStatus:
+    """One stream as the API shows it: its configuration and its health now."""
+
+    config: StreamConfig
+    health: dict[str, Any]
+    persistent: bool  # in the registry (added through the API); False for command-line sources
+    input_size: tuple[int, int] | None  # the model input (width, height), once known
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.config.id,
+            "config": self.config.model_dump(mode="json"),
+            "health": self.health,
+            "persistent": self.persistent,
+            "input_size": list(self.input_size) if self.input_size else None,
+        }
+
+
+class _SizedSource(Source):
+    """A source whose decoder target size is found when it is first iterated (the probe opens the
+    source, which may block for the open timeout: off the event loop, and not in `open_source`)."""
+
+    def __init__(
+        self,
+        stream: str,
+        target: str,
+        settings: IngestSettings,
+        size: Callable[[], Awaitable[tuple[int, int]]],
+        *,
+        trusted: bool,
+    ):
+        super().__init__(stream)
+        self._target = target
+        self._trusted = trusted  # every reopen is checked as strictly as the add was
+        self._settings = settings
+        self._size = size
+        self._inner: Source | None = None
+        self._closed = False
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        size = await self._size()
+        if self._closed:
+            return
+        inner = self._inner = make_source(self._target, self.stream, self._settings, size, trusted=self._trusted)
+        inner.stats = self.stats  # one set of counters: the supervisor holds ours
+        async for frame in inner.frames():
+            yield frame
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._inner is not None:
+            await self._inner.close()
+
+
+@dataclass(eq=False)
+class _Entry:
+    config: StreamConfig
+    persistent: bool
+    supervisor: StreamSupervisor | None = None
+    task: asyncio.Task[None] | None = None
+    checked: CheckedUrl | None = None
+    info: VideoInfo | None = None  # the header read when a command-line source was checked
+    size: tuple[int, int] | None = None
+    refused: str | None = None  # a persisted stream whose URL the policy refuses now: not started
+    refused_since: float = 0.0
+
+
+class StreamManager:
+    """Registry plus one supervisor task per stream, feeding `stage.put`."""
+
+    def __init__(self, stage: ModelStage, settings: IngestSettings, registry: StreamRegistry | None = None) -> None:
+        self.stage = stage
+        self.settings = settings
+        self.registry = registry
+        self._entries: dict[str, _Entry] = {}
+        self._reserved: set[str] = set()  # ids being added (the URL check awaits)
+        self._started = False
+        self._stopped = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start every stream in the registry. A persisted stream the URL policy refuses now (the
+        media roots changed, say) is listed as failed with the reason, and kept in the registry."""
+        self._started = True
+        if self.registry is None:
+            return
+        for config in self.registry.list():
+            if config.id in self._entries:
+                log.error(
+                    "stream %s of the registry %s is not started: a command-line source has the same id",
+                    config.id,
+                    self.registry.path,
+                )
+                continue
+            try:
+                await self._add(config, trusted=False, write=False, persistent=True, info=None)
+            except DinostreamError as e:
+                log.error("stream %s of the registry %s is not started: %s", config.id, self.registry.path, e)
+                self._entries[config.id] = _Entry(config, True, refused=str(e), refused_since=time.time())
+
+    async def stop(self) -> None:
+        """Stop every supervisor (the registry is kept: the streams come back at the next start)."""
+        self._stopped = True
+        entries = list(self._entries.values())
+        await asyncio.gather(*(self._stop_entry(e) for e in entries))
+
+    # -- changes ------------------------------------------------------------------------------
+
+    async def add(
+        self,
+        config: StreamConfig,
+        *,
+        trusted: bool = False,
+        persist: bool = True,
+        info: VideoInfo | None = None,
+    ) -> StreamStatus:
+        """Check `config.url` against the policy, persist it (with `persist`), start its supervisor.
+
+        Raises `UrlRefused` (a SourceError) naming the reason, `DuplicateStreamError` when the id
+        is taken, `InvalidStreamConfig` (a DinostreamError) for a resolution the model cannot use,
+        `RegistryError` when the registry cannot be written. Nothing connects before the checks.
+        `info`: the source's header if the caller already read it (command-line sources).
+        """
+        persist = persist and self.registry is not None
+        return await self._add(config, trusted=trusted, write=persist, persistent=persist, info=info)
+
+    async def _add(
+        self, config: StreamConfig, *, trusted: bool, write: bool, persistent: bool, info: VideoInfo | None
+    ) -> StreamStatus:
+        if self._stopped:
+            raise RuntimeError("the stream manager is stopped")
+        sid = config.id
+        if sid in self._entries or sid in self._reserved:
+            raise DuplicateStreamError(f"stream {sid!r} already exists; remove it first or choose another id")
+        self._reserved.add(sid)
+        try:
+            checked = await asyncio.to_thread(check_url, config.url, self.settings, trusted=trusted)
+            self.stage.check_resolution(config.resolution)
+            settings = config.ingest_settings(self.settings)
+            if write and self.registry is not None:
+                self.registry.add(config)
+            entry = _Entry(config, persistent)
+            entry.checked, entry.info = checked, info
+            # A file path is opened as the policy resolved it (absolute, symlinks followed).
+            target = checked.target if checked.kind == "file" else config.url
+
+            async def size() -> tuple[int, int]:
+                if entry.size is None:
+                    spec = _Spec(sid, target, entry.info)
+                    try:
+                        entry.size = await self.stage.resize_target(spec, config.resolution)
+                    except ValueError as e:  # a source size the model cannot fit
+                        raise SourceError(f"stream {sid}: {e}") from e
+                    self.stage.input_sizes[sid] = entry.size
+                    log.info("stream %s: model input %dx%d", sid, *entry.size)
+                return entry.size
+
+            entry.supervisor = StreamSupervisor(
+                sid,
+                lambda: _SizedSource(sid, target, settings, size, trusted=trusted),
+                self.stage.put,
+                settings,
+                live=checked.is_live,
+            )
+            entry.task = asyncio.create_task(entry.supervisor.run(), name=f"stream:{sid}")
+            entry.task.add_done_callback(lambda t: _log_end(sid, t))
+            self._entries[sid] = entry
+        finally:
+            self._reserved.discard(sid)
+        log.info("stream %s added: %s", sid, checked.display)
+        return self._status(entry)
+
+    async def remove(self, stream_id: str) -> StreamConfig:
+        """Stop the stream, free what it held, and delete it from the registry.
+
+        Raises `UnknownStreamError` when there is no such stream."""
+        entry = self._entries.get(stream_id)
+        if entry is None:
+            raise UnknownStreamError(f"no stream {stream_id!r}")
+        if entry.persistent and self.registry is not None and stream_id in self.registry:
+            self.registry.remove(stream_id)  # first: if the write fails, the stream keeps running
+        self._entries.pop(stream_id, None)
+        await self._stop_entry(entry)
+        self.stage.input_sizes.pop(stream_id, None)
+        log.info("stream %s removed", stream_id)
+        return entry.config
+
+    async def _stop_entry(self, entry: _Entry) -> None:
+        if entry.supervisor is None or entry.task is None:
+            return
+        await entry.supervisor.stop()
+        done, _ = await asyncio.wait({entry.task}, timeout=_STOP_GRACE_S)
+        if not done:
+            log.warning("stream %s: supervisor did not stop within %g s; cancelling it", entry.config.id, _STOP_GRACE_S)
+            entry.task.cancel()
+            with contextlib.suppress(BaseException):
+                await entry.task
+
+    # -- reporting ----------------------------------------------------------------------------
+
+    def get(self, stream_id: str) -> StreamStatus | None:
+        entry = self._entries.get(stream_id)
+        return self._status(entry) if entry is not None else None
+
+    def list(self) -> list[StreamStatus]:
+        return [self._status(e) for e in self._entries.values()]
+
+    def healths(self) -> dict[str, dict[str, Any]]:
+        """Health per stream id; `"failed": true` marks a stream that gave up (the service is degraded)."""
+        return {sid: self._health(e) for sid, e in self._entries.items()}
+
+    def tasks(self) -> dict[str, asyncio.Task[None]]:
+        """The supervisor tasks by stream id (a task ends with an exception only when the model stage failed)."""
+        return {sid: e.task for sid, e in self._entries.items() if e.task is not None}
+
+    def _status(self, entry: _Entry) -> StreamStatus:
+        return StreamStatus(entry.config, self._health(entry), entry.persistent, entry.size)
+
+    def _health(self, entry: _Entry) -> dict[str, Any]:
+        if entry.supervisor is None:
+            return {
+                "stream": entry.config.id,
+                "state": "failed",
+                "last_error": entry.refused,
+                "frames_in": 0,
+                "frames_out": 0,
+                "drops": 0,
+                "reconnects": 0,
+                "since": entry.refused_since,
+                "last_frame_ts": None,
+                "failed": True,
+            }
+        h = dataclasses.asdict(entry.supervisor.health())
+        h["state"] = str(h["state"])
+        h["failed"] = h["state"] == "failed"
+        return h
+
+
+def _log_end(stream: str, task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.error("stream %s: supervisor ended with an error: %s", stream, exc, exc_info=exc)
