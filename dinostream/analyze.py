@@ -1,30 +1,75 @@
-"""`dinostream analyze VIDEO`: the live pipeline's ingest, model and processors on one file,
-with no broker or servers. Events go to `emit` (the CLI prints one JSON object per line)."""
+"""`dinostream analyze VIDEO...`: the live pipeline's ingest, model and processors on files, with
+no broker or servers. Events go to `emit` (the CLI prints one JSON object per line).
+
+Several files are analysed one after the other with one set of processors, as cameras of one
+site: re-identification links an object seen in a later file to the same object in an earlier
+one, and watchlist exemplars (`watch`: label and picture of what to look for) are looked for
+in all of them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
+import av
+import numpy as np
+from PIL import Image
+
+from analytics.model_loader import LoadedModel
 from analytics.processor_set import ProcessorSet
+from analytics.watchlist import Exemplar, Watchlist, exemplar_from_image_embedding
 from analytics.worker import default_processors
+from dinostream.errors import DinostreamError
 from dinostream.pipeline import EmbeddingStage, load_model_async, plan_sources
+from dinostream.progress import Progress
 from dinostream.records import Event, FrameEmbedding
 from dinostream.settings import Settings
 
+log = logging.getLogger(__name__)
 
-async def analyze_file(path: str, settings: Settings, emit: Callable[[Event], None]) -> int:
-    """Run every processor over `path`; returns the number of frames analysed."""
+
+def video_duration(path: str) -> float | None:
+    """The file's declared duration in seconds, if its header says (for the progress line)."""
+    try:
+        with av.open(path, metadata_errors="replace") as container:
+            if container.duration:
+                return float(container.duration / av.time_base)
+            video = container.streams.video[0] if container.streams.video else None
+            if video is not None and video.duration and video.time_base:
+                return float(video.duration * video.time_base)
+    except (av.error.FFmpegError, OSError):
+        return None
+    return None
+
+
+def read_picture(path: str | Path) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB; DinostreamError naming the file otherwise."""
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError) as e:
+        raise DinostreamError(f"cannot read picture {path}: {e}") from None
+
+
+async def embed_file(
+    path: str,
+    settings: Settings,
+    loaded: LoadedModel,
+    on_record: Callable[[FrameEmbedding], None],
+    *,
+    progress: Progress | None = None,
+) -> str:
+    """Decode and embed every sampled frame of `path` as fast as possible, in order; returns the
+    stream id the records carry."""
     (spec,) = await plan_sources([path], settings.ingest)
-    loaded = await load_model_async(settings.model)
-    processors = ProcessorSet(default_processors(settings.analytics))
-    frames = 0
 
     async def sink(batch: list[FrameEmbedding]) -> None:
-        nonlocal frames
         for rec in batch:
-            frames += 1
-            for event in processors.process(rec):
-                emit(event)
+            on_record(rec)
+            if progress is not None:
+                progress.update(rec.pts)
 
     ingest = settings.ingest.model_copy(update={"realtime": False})  # every frame, as fast as possible
     stage = EmbeddingStage(loaded, settings.model, ingest, sink, data_dir=settings.data_dir)
@@ -33,6 +78,60 @@ async def analyze_file(path: str, settings: Settings, emit: Callable[[Event], No
         await stage.pump(spec)
     finally:
         await stage.stop()
-    for event in processors.flush(spec.stream):  # close what is still open at the end of the file
-        emit(event)
+    return spec.stream
+
+
+async def analyze_files(
+    paths: Sequence[str],
+    settings: Settings,
+    emit: Callable[[Event], None],
+    *,
+    watch: Sequence[tuple[str, str]] = (),
+    show_progress: bool = True,
+) -> int:
+    """Run every processor over `paths` in turn; returns the number of frames analysed.
+
+    `watch`: (label, picture path) pairs registered as watchlist exemplars first."""
+    pictures = [(label, read_picture(p)) for label, p in watch]  # a bad picture fails before the model loads
+    loaded = await load_model_async(settings.model)
+    watchlist = Watchlist()
+    if pictures:
+        await _register(watchlist, pictures, settings, loaded)
+    processors = ProcessorSet(default_processors(settings.analytics, watchlist=watchlist))
+    frames = 0
+
+    def process(rec: FrameEmbedding) -> None:
+        nonlocal frames
+        frames += 1
+        for event in processors.process(rec):
+            emit(event)
+
+    for path in paths:
+        bar = Progress(video_duration(path), f"analyze {Path(path).name}") if show_progress else None
+        stream = await embed_file(path, settings, loaded, process, progress=bar)
+        if bar is not None:
+            bar.close()
+        for event in processors.flush(stream):  # close what is still open at the end of the file
+            emit(event)
     return frames
+
+
+async def analyze_file(path: str, settings: Settings, emit: Callable[[Event], None]) -> int:
+    """Run every processor over one file; returns the number of frames analysed."""
+    return await analyze_files([path], settings, emit, show_progress=False)
+
+
+async def _register(
+    watchlist: Watchlist, pictures: list[tuple[str, np.ndarray]], settings: Settings, loaded: LoadedModel
+) -> None:
+    async def ignore(batch: list[FrameEmbedding]) -> None:
+        return None
+
+    stage = EmbeddingStage(loaded, settings.model, settings.ingest, ignore, data_dir=settings.data_dir)
+    stage.start()
+    try:
+        for i, (label, rgb) in enumerate(pictures):
+            rec = await stage.embed_image_record(rgb)
+            watchlist.add(Exemplar(f"watch-{i + 1}", label, exemplar_from_image_embedding(rec)))
+    finally:
+        await stage.stop()

@@ -70,8 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="run the whole stack on this machine and print the dashboard URL")
     _add_common(up)
     _add_up(up)
-    an = sub.add_parser("analyze", help="analyse a video file; one JSON event per line on stdout")
-    an.add_argument("video")
+    an = sub.add_parser(
+        "analyze", help="analyse video files (as cameras of one site); one JSON event per line on stdout"
+    )
+    an.add_argument("video", nargs="+", help="video files, analysed one after the other")
+    an.add_argument(
+        "--watch",
+        action="append",
+        default=[],
+        metavar="LABEL=PICTURE",
+        help="look for what PICTURE shows (a crop) and report it as LABEL; repeat",
+    )
+    an.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     _add_common(an)
     demo = sub.add_parser("demo", help="make a short demo video locally and run `up` on it")
     _add_common(demo)
@@ -238,15 +248,26 @@ async def _run_up(settings: Settings) -> None:
     log.info("stopped cleanly")
 
 
-async def _run_analyze(path: str, settings: Settings) -> None:
-    from dinostream.analyze import analyze_file
+def _parse_watch(items: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        label, sep, picture = item.partition("=")
+        if not sep or not label.strip() or not picture:
+            raise DinostreamError(f"--watch must be LABEL=PICTURE, got {item!r}")
+        out.append((label.strip(), picture))
+    return out
+
+
+async def _run_analyze(args: argparse.Namespace, settings: Settings) -> None:
+    from dinostream.analyze import analyze_files
 
     def emit(event: Any) -> None:
         sys.stdout.write(json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
         sys.stdout.flush()
 
-    frames = await analyze_file(path, settings, emit)
-    log.info("analysed %d frames of %s", frames, path)
+    watch = _parse_watch(args.watch)
+    frames = await analyze_files(args.video, settings, emit, watch=watch, show_progress=not args.no_progress)
+    log.info("analysed %d frames of %s", frames, ", ".join(args.video))
 
 
 def _demo_video(data_dir: Path) -> str:
@@ -286,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
             args.source = [*args.source, _demo_video(args.data_dir or Path("dinostream-data"))]
         settings = settings_from_args(args)
         if args.command == "analyze":
-            asyncio.run(_run_analyze(args.video, settings))
+            asyncio.run(_run_analyze(args, settings))
         else:
             asyncio.run(_run_up(settings))
         return 0
