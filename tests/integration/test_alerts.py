@@ -313,7 +313,7 @@ async def test_failing_receiver_is_retried_then_dead_lettered(
 def mosquitto(tmp_path: Path, port: int | None = None, *, persistent: bool = False) -> Any:
     """Debian's mosquitto on a free loopback port; `persistent` keeps sessions across restarts."""
     if not MOSQUITTO.exists():
-        pytest.skip("Debian's mosquitto is not installed (/usr/sbin/mosquitto)")
+        pytest.fail("Debian's mosquitto is not installed (/usr/sbin/mosquitto): run `make apt` (part of `make test`)")
     port = port or free_port()
     conf = tmp_path / "mosquitto.conf"
     lines = [f"listener {port} 127.0.0.1", "allow_anonymous true"]

@@ -229,7 +229,7 @@ async def test_v4l2_device_is_accepted_and_a_missing_one_is_named():
 @pytest.fixture(scope="module")
 def rtsp_url() -> Iterator[str]:
     if not os.access(SYSTEM_PYTHON, os.X_OK):
-        pytest.skip("no system python with GStreamer")
+        pytest.fail(f"{SYSTEM_PYTHON} with GStreamer (python3-gi) is missing: run `make apt` (part of `make test`)")
     proc = subprocess.Popen(
         [SYSTEM_PYTHON, str(RTSP_SERVER), "0", "--fps", "10"],
         stdout=subprocess.PIPE,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import os
 import re
 import shutil
 import subprocess
@@ -424,7 +423,6 @@ async def test_many_sessions_leave_no_tasks_or_peer_connections_behind() -> None
 # ---------- Chromium publishing its fake camera through the test page ----------
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed")
 async def test_chromium_publishes_its_camera(tmp_path: Path) -> None:
     received = Received()
     sessions = make_sessions(received)
