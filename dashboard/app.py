@@ -127,7 +127,7 @@ def create_app(
     `GET /metrics` serves Prometheus text from `metrics` (callables returning metric families)
     plus the manager's stream metrics; `app.state.metrics.add(...)` exports more.
     """
-    app = FastAPI(title="dinostream dashboard", version="1", docs_url="/api/docs", redoc_url=None)
+    app = FastAPI(title="dinostream dashboard", version="1", docs_url="/docs", redoc_url=None)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)

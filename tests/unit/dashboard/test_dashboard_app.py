@@ -253,6 +253,14 @@ async def test_health_reports_status(world: World, health: Callable[[], dict[str
 WS_IMPLS = pytest.mark.parametrize("ws_impl", ["websockets", "websockets-sansio"])
 
 
+async def test_openapi_documents_the_api_at_docs(world: World) -> None:
+    async with serve(world.app()) as base, httpx.AsyncClient(base_url=base) as http:
+        page = await http.get("/docs")
+        schema = (await http.get("/openapi.json")).json()
+    assert page.status_code == 200 and "swagger" in page.text.lower()
+    assert {"/api/v1/health", "/api/v1/search", "/api/v1/images/compare"} <= set(schema["paths"])
+
+
 @WS_IMPLS
 async def test_websocket_sends_hello_then_recent_then_live(world: World, ws_impl: str) -> None:
     hub = world.hub
