@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -63,6 +63,7 @@ def default_processors(
 class WorkerStats:
     records: int = 0
     events: int = 0
+    events_by_type: dict[str, int] = field(default_factory=dict)
     malformed: int = 0
     snapshots: int = 0
     restored: int = 0
@@ -179,6 +180,7 @@ def build_app(
         for ev in events:
             await events_topic.send(key=ev.key, value=ev.encode())
             counters.events += 1
+            counters.events_by_type[ev.type] = counters.events_by_type.get(ev.type, 0) + 1
 
     @app.agent(embeddings)
     async def analyse(stream: faust.StreamT[bytes]) -> None:

@@ -36,7 +36,7 @@ from dinostream.settings import HttpSettings, IndexSettings
 from sinks.vector_index import VectorIndex
 
 if TYPE_CHECKING:
-    from ingest.stream_manager import StreamManager
+    from dashboard.streams_api import StreamCatalog
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def create_app(
     embed_images: EmbedImages | None,
     health: Callable[[], dict[str, Any]],
     analytics: AnalyticsControl | None = None,
-    manager: StreamManager | None = None,
+    manager: StreamCatalog | None = None,
     metrics: Sequence[Families] = (),
     event_log: EventLog | None = None,
     index_settings: IndexSettings | None = None,

@@ -112,3 +112,30 @@ def metrics_router(families: Sequence[Families] = ()) -> tuple[APIRouter, Callba
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router, collector
+
+
+def component_families(component: str, stats: Callable[[], Mapping[str, Any]], help_text: str = "") -> Families:
+    """Families for a component's stats dict (a dict, dataclass or pydantic model): every number
+    becomes the gauge `dinostream_<component>_<key>`; a dict of numbers (e.g. events by type)
+    becomes one gauge with a `key` label. Text and None values are skipped.
+
+    >>> metrics_router([component_families("embedding", lambda: stage.batcher.stats())])
+    """
+
+    def build() -> list[Metric]:
+        out: list[Metric] = []
+        for key, value in sorted(_as_dict(stats()).items()):
+            name = f"dinostream_{component}_{key}"
+            doc = f"{help_text or component} {key}".strip()
+            if isinstance(value, bool) or isinstance(value, (int, float)):
+                family = GaugeMetricFamily(name, doc)
+                family.add_metric([], float(value))
+                out.append(family)
+            elif isinstance(value, Mapping) and value and all(isinstance(v, (int, float)) for v in value.values()):
+                family = GaugeMetricFamily(name, doc, labels=["key"])
+                for label, v in sorted(value.items()):
+                    family.add_metric([str(label)], float(v))
+                out.append(family)
+        return out
+
+    return build

@@ -1,7 +1,7 @@
 """`/api/v1/streams`: add, list, inspect and remove the streams of the running service.
 
-A thin shell over `ingest.stream_manager.StreamManager`. Errors use the app's one JSON shape
-(raised as `dashboard.app.ApiError`):
+A thin shell over a `StreamCatalog`: the `StreamManager` of `up`, or a gateway's `StreamDirectory`.
+Errors use the app's one JSON shape (raised as `dashboard.app.ApiError`):
 
 - POST, a URL the policy refuses: 422 `{"error": {"code": "url_refused", "message": <reason>}}`
 - POST, an id already in use: 409 `duplicate_stream`; invalid fields: 422 `invalid_request`
@@ -12,7 +12,7 @@ A thin shell over `ingest.stream_manager.StreamManager`. Errors use the app's on
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import APIRouter
 
@@ -20,14 +20,30 @@ from dashboard.app import ApiError
 from dashboard.live_hub import LiveHub
 from dinostream.errors import DinostreamError
 from dinostream.records import RecordError, check_stream_id
-from ingest.stream_manager import StreamManager, StreamStatus
+from ingest.stream_manager import StreamStatus
 from ingest.stream_registry import DuplicateStreamError, RegistryError, StreamConfig, UnknownStreamError
 from ingest.url_policy import UrlRefused
 
 PREFIX = "/api/v1/streams"
 
 
-def streams_router(manager: StreamManager, hub: LiveHub | None = None) -> APIRouter:
+class StreamCatalog(Protocol):
+    """The streams behind the API: `ingest.stream_manager.StreamManager` (they run in this process,
+    `dinostream up`) or `ingest.stream_directory.StreamDirectory` (a gateway: they run on the ingest
+    nodes, through the streams topic)."""
+
+    async def add(self, config: StreamConfig, *, trusted: bool = False, persist: bool = True) -> StreamStatus: ...
+
+    async def remove(self, stream_id: str) -> StreamConfig: ...
+
+    def get(self, stream_id: str) -> StreamStatus | None: ...
+
+    def list(self) -> list[StreamStatus]: ...
+
+    def healths(self) -> dict[str, dict[str, Any]]: ...
+
+
+def streams_router(manager: StreamCatalog, hub: LiveHub | None = None) -> APIRouter:
     """The stream endpoints. With `hub`, each stream also carries what the dashboard shows live
     (latest frame, thumbnail URL, last event: the fields of the hub-only `GET /api/v1/streams`)."""
     router = APIRouter(prefix=PREFIX, tags=["streams"])

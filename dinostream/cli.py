@@ -1,4 +1,5 @@
-"""The `dinostream` command: `up`, `analyze`, `demo`, and `streams` (add/list/rm on a running `up`).
+"""The `dinostream` command: `up`, `analyze`, `demo`, `streams` (add/list/rm on a running `up` or
+gateway), and the separate roles `ingest`, `worker`, `index`, `gateway` (`dinostream.roles`).
 
 Flags override fields of `dinostream.settings.Settings`; a flag left out keeps the default
 defined there. Errors a user can fix print one line (`dinostream: error: ...`) and exit 2.
@@ -87,7 +88,43 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(demo)
     _add_up(demo)
     _add_streams(sub.add_parser("streams", help="add, list or remove the streams of a running `dinostream up`"))
+    for role, text in ROLE_HELP.items():
+        _add_role(sub.add_parser(role, help=text, description=text), role)
     return parser
+
+
+ROLE_HELP = {
+    "ingest": "run the ingest role: the streams of the streams-topic partitions Kafka gives this node, the model, "
+    "frame records to Kafka",
+    "worker": "run an analytics worker (Faust): frame records in, events out",
+    "index": "run the index sink: frame records and events into Qdrant",
+    "gateway": "run a gateway: dashboard, HTTP API, websockets, alerts; streams added here go to the streams topic",
+}
+
+
+def _add_role(p: argparse.ArgumentParser, role: str) -> None:
+    """The flags of `dinostream <role>`: none required, everything also settable by --config and env."""
+    _add_common(p)
+    p.add_argument(
+        "--kafka",
+        metavar="BOOTSTRAP",
+        help="Kafka bootstrap servers (or DINOSTREAM_KAFKA__BOOTSTRAP); required: the roles start no broker",
+    )
+    p.add_argument("--qdrant-url", metavar="URL", help="Qdrant server (index and gateway; default: none)")
+    p.add_argument("--data-dir", type=Path, help="where local state and logs live (default ./dinostream-data)")
+    p.add_argument("--http", metavar="HOST:PORT", help="health/metrics (gateway: dashboard) address; port 0 = any")
+    if role in ("ingest", "gateway"):
+        p.add_argument(
+            "--media-root",
+            action="append",
+            type=Path,
+            metavar="DIR",
+            help="directory stream files may come from; repeat (default: none)",
+        )
+        p.add_argument("--allow-loopback", action="store_true", help="allow sources on loopback hosts")
+        p.add_argument("--allow-private-networks", action="store_true", help="allow cameras on private networks")
+    if role == "ingest":
+        p.add_argument("--fast", action="store_true", help="read files as fast as possible instead of at native rate")
 
 
 DEFAULT_API = "http://127.0.0.1:8000"
@@ -232,6 +269,21 @@ def _configure_logging(verbose: bool) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+async def _run_role(role: str, settings: Settings) -> None:
+    from dinostream.roles import RUNNERS
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    def ready(url: str) -> None:
+        print(f"dinostream {role} is up: {url}", flush=True)
+
+    await RUNNERS[role](settings, stop, ready)
+    log.info("%s stopped cleanly", role)
+
+
 async def _run_up(settings: Settings) -> None:
     from dinostream.stack import Stack
 
@@ -306,6 +358,14 @@ def main(argv: list[str] | None = None) -> int:
                 args.model = "random:vits16"
             args.source = [*args.source, _demo_video(args.data_dir or Path("dinostream-data"))]
         settings = settings_from_args(args)
+        if args.command in ROLE_HELP:
+            if not settings.kafka.bootstrap:  # before anything loads: one line, exit 2
+                raise DinostreamError(
+                    f"`dinostream {args.command}` needs a Kafka cluster: pass --kafka HOST:PORT or set "
+                    "DINOSTREAM_KAFKA__BOOTSTRAP (the separate roles never start an embedded broker)"
+                )
+            asyncio.run(_run_role(args.command, settings))
+            return 0
         if args.command == "analyze":
             asyncio.run(_run_analyze(args, settings))
         else:

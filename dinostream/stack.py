@@ -21,37 +21,37 @@ from collections.abc import Callable
 from typing import Any
 
 import uvicorn
-from aiokafka import AIOKafkaProducer
 
-from analytics.gallery import open_gallery
-from analytics.watchlist import Exemplar, Watchlist
-from analytics.watchlist_feed import WatchlistFeed, exemplar_message
-from analytics.worker import WorkerStats, build_app, control_message
-from dashboard.analytics_control import AnalyticsControl
-from dashboard.app import create_app
-from dashboard.live_feed import LiveFeed
-from dashboard.live_hub import LiveHub
-from dashboard.recent_frames import RecentFrames
-from dashboard.watchlist_api import watchlist_router
+from analytics.worker import WorkerStats
+from dashboard.metrics import component_families
 from dashboard.whip_api import whip_router
 from dinostream.embedded_broker import EmbeddedBroker
-from dinostream.errors import DinostreamError, SourceError
+from dinostream.errors import SourceError
 from dinostream.kafka_io import ensure_topics, make_producer
-from dinostream.pipeline import EmbeddingStage, load_model_async, plan_sources
-from dinostream.records import FrameEmbedding
+from dinostream.pipeline import load_model_async, plan_sources
+from dinostream.roles import (
+    RecordProducer,
+    RoleFailed,
+    make_stage,
+    serve_http,
+    server_url,
+    start_gateway,
+    start_worker,
+    supervise,
+    worker_failure,
+)
 from dinostream.settings import Settings
-from ingest.source import Source
+from ingest.source import Source, session_first_seq
 from ingest.stream_manager import StreamManager
 from ingest.stream_registry import REGISTRY_FILE, StreamConfig, StreamRegistry
 from ingest.whip_sessions import WhipSessions
-from sinks.alert_service import AlertService
 from sinks.index_factory import open_index
 from sinks.index_sink import IndexSink
 
 log = logging.getLogger(__name__)
 
 
-class StackFailed(DinostreamError):
+class StackFailed(RoleFailed):
     """A long-lived task of the stack died."""
 
 
@@ -60,10 +60,16 @@ class Stack:
         self.settings = settings
         self.url: str | None = None
         self.started = time.time()
-        self.oversize = 0
-        self.produced = 0
-        self._producer: AIOKafkaProducer | None = None
+        self.records = RecordProducer(settings.kafka)
         self.manager: StreamManager | None = None
+
+    @property
+    def produced(self) -> int:
+        return self.records.produced
+
+    @property
+    def oversize(self) -> int:
+        return self.records.oversize
 
     async def run(self, stop: asyncio.Event, on_ready: Callable[[str], None] | None = None) -> None:
         s = self.settings
@@ -74,31 +80,9 @@ class Stack:
         if s.kafka.bootstrap:
             await ensure_topics(s.kafka.bootstrap, s.kafka)
 
-        async def produce(batch: list[FrameEmbedding]) -> None:
-            producer = self._producer
-            assert producer is not None, "the stage starts after the producer"
-            futures = []
-            for rec in batch:
-                data = rec.encode()
-                if len(data) > s.kafka.max_message_bytes:
-                    self.oversize += 1
-                    log.error(
-                        "stream %s frame %d: record of %d bytes exceeds max_message_bytes %d; not sent",
-                        rec.stream,
-                        rec.seq,
-                        len(data),
-                        s.kafka.max_message_bytes,
-                    )
-                    continue
-                futures.append(await producer.send(s.kafka.embeddings_topic, data, key=rec.key))
-            await asyncio.gather(*futures)
-            self.produced += len(futures)
-
         # Refuses a configuration whose records would exceed the Kafka message limit, and loads
         # a fitted patch PCA: still before anything is written.
-        stage = EmbeddingStage(
-            loaded, s.model, s.ingest, produce, max_message_bytes=s.kafka.max_message_bytes, data_dir=s.data_dir
-        )
+        stage = make_stage(loaded, s, self.records)
 
         async with contextlib.AsyncExitStack() as stack:
             s.data_dir.mkdir(parents=True, exist_ok=True)
@@ -110,75 +94,29 @@ class Stack:
                 await ensure_topics(bootstrap, s.kafka)
             self.bootstrap, self.embedded = bootstrap, embedded
 
-            index = await asyncio.to_thread(
-                open_index, s.index, s.data_dir, loaded.hidden_size, patch_dim=s.model.patch_pca_dims
-            )
+            index = await asyncio.to_thread(open_index, s.index, s.data_dir, loaded.hidden_size)
             stack.callback(index.close)
 
-            producer = self._producer = make_producer(bootstrap, s.kafka, embedded=embedded)
+            producer = self.records.producer = make_producer(bootstrap, s.kafka, embedded=embedded)
             await producer.start()
             stack.push_async_callback(producer.stop)
 
-            # Re-identification meets other streams' tracks here: an Edge shard under the data dir,
-            # or a collection on the Qdrant server when there is one.
-            gallery = open_gallery(s.index.qdrant_url, s.index.qdrant_api_key, s.index.collection_prefix, s.data_dir)
-            stack.callback(gallery.close)
-            worker_stats = WorkerStats()
-            app = build_app(bootstrap, s.kafka, s.analytics, gallery=gallery, stats=worker_stats)
-            await app.start()
-            stack.push_async_callback(app.stop)
+            # Re-identification meets other streams' tracks in the gallery: an Edge shard under the
+            # data dir, or a collection on the Qdrant server when there is one.
+            app, worker_stats = await start_worker(bootstrap, s, stack)
 
             sink = IndexSink(index, bootstrap, s.kafka, s.index)
-            hub = LiveHub(s.http.ws_queue_size, resume_memory=s.http.ws_resume_memory)
-            recent = RecentFrames()  # whole records of the last frames: clicks on live frames
-            feed = LiveFeed(hub, bootstrap, s.kafka, on_frame_record=recent.add)
-            await feed.start()
-            # The gateway's copy of the watchlist (the workers follow the same topic).
-            watchlist = Watchlist()
-            watchlist_feed = WatchlistFeed(watchlist, bootstrap, s.kafka)
-            await watchlist_feed.start()
-            alerts = AlertService(s.alerts, bootstrap, s.kafka, embedded=embedded) if s.alerts.rules else None
-
             stage.start()
-
-            def health() -> dict[str, Any]:
-                return {
-                    "uptime_s": round(time.time() - self.started, 1),
-                    "model": {"id": loaded.model_id, "untrained": loaded.untrained, "device": str(loaded.device)},
-                    "kafka": {
-                        "bootstrap": bootstrap,
-                        "embedded": embedded,
-                        "produced": self.produced,
-                        "oversize_dropped": self.oversize,
-                    },
-                    "analytics": vars(worker_stats),
-                    "index": vars(sink.stats),
-                    "embedding": dataclasses.asdict(stage.batcher.stats()),
-                    "streams": manager.healths(),
-                    "whip": whip.stats(),
-                    "watchlist": {"exemplars": len(watchlist)},
-                    "alerts": alerts.stats() if alerts is not None else None,
-                }
-
-            async def send_control(stream: str, processor: str, changes: dict[str, Any]) -> None:
-                await producer.send_and_wait(
-                    s.kafka.control_topic, control_message(stream, processor, changes), key=stream.encode()
-                )
-
-            async def publish_exemplar(exemplar_id: str, exemplar: Exemplar | None) -> None:
-                value = None if exemplar is None else exemplar_message(exemplar)  # None: a tombstone
-                await producer.send_and_wait(s.kafka.watchlist_topic, value, key=exemplar_id.encode())
-
-            control = AnalyticsControl(s.analytics, send_control)
             manager = self.manager = StreamManager(stage, s.ingest, registry)
 
             async def on_whip_source(stream: str, source: Source) -> None:
                 """A WHIP publisher's video, into the model stage like any other stream."""
                 stage.sources[stream] = source
                 stage.failures.pop(stream, None)
+                first = session_first_seq()  # a new publishing session never reuses frame ids
                 try:
                     async for frame in source.frames():
-                        await stage.put(frame)
+                        await stage.put(dataclasses.replace(frame, seq=first + frame.seq))
                     log.info("WHIP stream %s ended after %d sampled frames", stream, source.stats.sampled)
                 except SourceError as e:
                     stage.failures[stream] = str(e)
@@ -191,46 +129,51 @@ class Stack:
             whip = WhipSessions(
                 s.whip, s.ingest, whip_size, on_source=on_whip_source, taken=lambda sid: manager.get(sid) is not None
             )
-            http_app = create_app(
-                settings=s.http,
-                hub=hub,
+
+            def health() -> dict[str, Any]:
+                return {
+                    "uptime_s": round(time.time() - self.started, 1),
+                    "model": {"id": loaded.model_id, "untrained": loaded.untrained, "device": str(loaded.device)},
+                    "kafka": {
+                        "bootstrap": bootstrap,
+                        "embedded": embedded,
+                        "produced": self.records.produced,
+                        "oversize_dropped": self.records.oversize,
+                    },
+                    "analytics": vars(worker_stats),
+                    "index": vars(sink.stats),
+                    "embedding": dataclasses.asdict(stage.batcher.stats()),
+                    "streams": manager.healths(),
+                    "whip": whip.stats(),
+                }
+
+            gateway = await start_gateway(
+                s,
+                bootstrap,
+                embedded=embedded,
+                producer=producer,
                 index=index,
                 embed_images=stage.embed_images,
-                health=health,
-                analytics=control,
+                embed_image_record=stage.embed_image_record,
                 manager=manager,
-                event_log=feed.event_log,
-                index_settings=s.index,
-                metrics=[alerts.metric_families] if alerts is not None else [],
+                health=health,
+                metrics=[
+                    component_families("embedding", stage.batcher.stats),
+                    component_families("analytics", lambda: worker_stats),
+                    component_families("index", sink.metrics),
+                ],
             )
-            http_app.include_router(whip_router(whip))
-            watchlist_api = watchlist_router(
-                watchlist, publish_exemplar, recent, stage.embed_image_record, s.analytics.reid, s.http.max_upload_bytes
-            )
-            http_app.include_router(watchlist_api)
-            server = uvicorn.Server(
-                uvicorn.Config(
-                    http_app, host=s.http.host, port=s.http.port, ws="auto", log_level="warning", lifespan="off"
-                )
-            )
+            gateway.app.include_router(whip_router(whip))  # WHIP needs the model stage: `up` only
             assert stage.batcher.task is not None
             critical: dict[str, asyncio.Task[Any]] = {
                 "model-stage": stage.batcher.task,
                 "index-sink": asyncio.create_task(sink.run(), name="index-sink"),
-                "live-feed": asyncio.create_task(feed.run(), name="live-feed"),
-                "watchlist-feed": asyncio.create_task(watchlist_feed.run(), name="watchlist-feed"),
-                "http": asyncio.create_task(server.serve(), name="http"),
+                **gateway.tasks,
             }
-            if alerts is not None:
-                critical["alerts"] = asyncio.create_task(alerts.run(), name="alerts")
+            server: uvicorn.Server | None = None
             try:
-                while not server.started:
-                    if critical["http"].done():
-                        critical["http"].result()
-                        raise StackFailed(f"HTTP server could not listen on {s.http.host}:{s.http.port}")
-                    await asyncio.sleep(0.05)
-                port = server.servers[0].sockets[0].getsockname()[1]
-                self.url = f"http://{s.http.host}:{port}/"
+                server = await serve_http(gateway.app, s, critical)
+                self.url = server_url(server, s)
                 if on_ready:
                     on_ready(self.url)
                 for spec in specs:  # checked above; the policy trusts the operator's own sources
@@ -243,31 +186,24 @@ class Stack:
                 await whip.close_all()
                 await manager.stop()
                 await stage.stop()
-                if alerts is not None:
-                    await alerts.stop()  # lets queued alerts drain, within its time limit
-                server.should_exit = True
+                if gateway.alerts is not None:
+                    await gateway.alerts.stop()  # lets queued alerts drain, within its time limit
+                critical.pop("model-stage", None)  # stopped above
+                if server is not None:
+                    server.should_exit = True
                 for name, t in critical.items():
-                    if name not in ("http", "model-stage"):  # those two stop by themselves above
+                    if name != "http":  # stops by itself above
                         t.cancel()
                 await asyncio.gather(*critical.values(), return_exceptions=True)
 
     async def _supervise(
         self, stop: asyncio.Event, critical: dict[str, asyncio.Task[Any]], app: Any, worker_stats: WorkerStats
     ) -> None:
-        stopper = asyncio.create_task(stop.wait())
+        def check() -> str | None:
+            failure = worker_failure(app, worker_stats)
+            return f"analytics worker failed: {failure}" if failure else None
+
         try:
-            while True:
-                done, _ = await asyncio.wait(
-                    [stopper, *critical.values()], timeout=1.0, return_when=asyncio.FIRST_COMPLETED
-                )
-                if stopper in done:
-                    return
-                for name, task in critical.items():
-                    if task in done:
-                        exc = task.exception() if not task.cancelled() else None
-                        log.error("%s stopped unexpectedly: %s", name, exc, exc_info=exc)
-                        raise StackFailed(f"{name} stopped unexpectedly: {exc or 'no error given'}")
-                if worker_stats.failure or app.crashed:
-                    raise StackFailed(f"analytics worker failed: {worker_stats.failure or app.crash_reason}")
-        finally:
-            stopper.cancel()
+            await supervise(stop, critical, check)
+        except RoleFailed as e:
+            raise StackFailed(str(e)) from None

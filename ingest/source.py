@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,10 +15,19 @@ class Frame:
     """One sampled frame, already resized by the decoder's scaler to the model's input size."""
 
     stream: str
-    seq: int  # index among this stream's sampled frames, monotonic from 0
+    seq: int  # index among this stream's sampled frames, monotonic (see `session_first_seq`)
     pts: float  # media time, seconds
     ts: float  # capture wall-clock time, unix seconds (receive time where the source has none)
     image: np.ndarray  # (H, W, 3) uint8 RGB, C-contiguous
+
+
+def session_first_seq(now: float | None = None) -> int:
+    """Where a stream's frame numbers start when it starts (again): the wall-clock time in
+    milliseconds. Frames are numbered from there on, one by one, so a restarted service, or a
+    stream that moved to another ingest node, never reuses a number an earlier session gave —
+    frame ids (stream, seq) stay unique and nothing indexed is overwritten — as long as a
+    stream samples fewer than 1000 frames per second."""
+    return int((time.time() if now is None else now) * 1000)
 
 
 @dataclass

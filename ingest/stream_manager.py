@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from dinostream.errors import DinostreamError, SourceError
 from dinostream.settings import IngestSettings
 from ingest.av_source import VideoInfo, make_source
-from ingest.source import Frame, Source
+from ingest.source import Frame, Source, session_first_seq
 from ingest.stream_registry import DuplicateStreamError, StreamConfig, StreamRegistry, UnknownStreamError
 from ingest.stream_supervisor import StreamSupervisor
 from ingest.url_policy import CheckedUrl, check_url
@@ -224,6 +224,7 @@ class StreamManager:
                 self.stage.put,
                 settings,
                 live=checked.is_live,
+                first_seq=session_first_seq(),  # a new session never reuses an earlier one's frame ids
             )
             entry.task = asyncio.create_task(entry.supervisor.run(), name=f"stream:{sid}")
             entry.task.add_done_callback(lambda t: _log_end(sid, t))

@@ -93,10 +93,12 @@ class StreamTracker:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        first_seq: int = 0,
     ) -> None:
         self.stream = stream
         self.settings = settings
         self.live = live
+        self.first_seq = first_seq
         self.clock = clock
         self.wall_clock = wall_clock
         self.backoff = Backoff(
@@ -162,7 +164,7 @@ class StreamTracker:
             self._pts_offset = self._last_pts + self._step - frame.pts
             pts = self._last_pts + self._step
         ts = frame.ts if self._last_ts is None else max(frame.ts, self._last_ts)
-        out = replace(frame, stream=self.stream, seq=self.frames_out, pts=pts, ts=ts)
+        out = replace(frame, stream=self.stream, seq=self.first_seq + self.frames_out, pts=pts, ts=ts)
         self._last_pts, self._last_ts = pts, ts
         self.frames_out += 1
         return out
@@ -280,12 +282,15 @@ class StreamSupervisor:
         *,
         live: bool,
         rng: random.Random | None = None,
+        first_seq: int = 0,
     ) -> None:
+        """`first_seq`: the number of the first frame handed on (`ingest.source.session_first_seq()`
+        keeps numbers unique across sessions); then one more per frame, across reconnects."""
         self.stream = stream
         self.open_source = open_source
         self.sink = sink
         self.settings = settings
-        self.tracker = StreamTracker(stream, settings, live=live, rng=rng)
+        self.tracker = StreamTracker(stream, settings, live=live, rng=rng, first_seq=first_seq)
         self._source: Source | None = None
         self._stopping = asyncio.Event()
         self._running = False

@@ -12,12 +12,13 @@ the backlog.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from dinostream.records import Event, FrameEmbedding, RecordError
 from dinostream.settings import IndexSettings, KafkaSettings
@@ -74,6 +75,7 @@ class IndexSink:
         self.stats = IndexSinkStats()
         self._clock = clock
         self._next_maintenance = time.monotonic()  # once at start
+        self._positions: dict[TopicPartition, int] = {}  # next offset to write, per partition
         self._consumer = AIOKafkaConsumer(
             kafka.embeddings_topic,
             kafka.events_topic,
@@ -87,6 +89,20 @@ class IndexSink:
             session_timeout_ms=int(kafka.session_timeout_s * 1000),
             heartbeat_interval_ms=int(kafka.session_timeout_s * 200),
         )
+
+    def lag(self) -> int:
+        """Records on the assigned partitions not yet written: the consumer lag (from the last fetch)."""
+        total = 0
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            committed = self._positions.get(tp)
+            if high is not None and committed is not None:
+                total += max(high - committed, 0)
+        return total
+
+    def metrics(self) -> dict[str, float]:
+        """Stats plus the consumer lag, for /metrics."""
+        return {**dataclasses.asdict(self.stats), "consumer_lag": self.lag()}
 
     async def run(self) -> None:
         """Consume until cancelled. Write errors propagate (the owner stops the service)."""
@@ -116,6 +132,8 @@ class IndexSink:
                 if events:
                     await asyncio.to_thread(self.index.upsert_events, events)
                 await self._consumer.commit()
+                for tp, messages in batches.items():
+                    self._positions[tp] = messages[-1].offset + 1
                 self.stats.frames += len(frames)
                 self.stats.events += len(events)
                 self.stats.batches += 1

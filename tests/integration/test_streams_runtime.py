@@ -133,6 +133,14 @@ async def test_streams_added_at_run_time_persist_across_restarts(
             assert set(health["streams"]) == {"cuts", "clip", "keep"} and health["status"] == "ok", health
             metrics = (await http.get("/metrics")).text
             assert 'dinostream_stream_frames_out_total{stream="clip"}' in metrics
+            for family in (  # the model stage, the worker, the index sink and the websocket fan-out
+                "dinostream_embedding_latency_p99_s",
+                "dinostream_embedding_mean_batch_size",
+                "dinostream_analytics_records",
+                "dinostream_index_consumer_lag",
+                "dinostream_websocket_clients",
+            ):
+                assert f"\n{family} " in metrics, family
 
             # A click on a live frame registers a watchlist exemplar; it reaches the watchlist topic.
             seq = None

@@ -15,7 +15,7 @@ import pytest
 
 from dinostream.errors import SourceError
 from dinostream.settings import IngestSettings
-from ingest.source import Frame, Source, SourceStats
+from ingest.source import Frame, Source, SourceStats, session_first_seq
 from ingest.stream_supervisor import StreamHealth, StreamState, StreamSupervisor, StreamTracker
 
 pytestmark = pytest.mark.timeout(30)
@@ -115,6 +115,18 @@ def test_seq_and_pts_stay_monotonic_across_reconnects_and_ts_never_goes_back():
     assert [f.seq for f in outs] == list(range(6))
     assert [f.pts for f in outs] == [10.0, 10.5, 11.0, 11.5, 12.0, 12.5]
     assert [f.ts for f in outs] == [100.0, 100.5, 101.0, 101.0, 102.0, 103.0]
+
+
+def test_a_new_session_never_reuses_an_earlier_sessions_frame_numbers():
+    """A restarted service (or a stream moved to another ingest node) starts a new tracker: its
+    frames must not get the ids (stream, seq) that frames already indexed have."""
+    first = session_first_seq(now=1_700_000_000.0)
+    earlier = StreamTracker("cam", IngestSettings(), live=True, first_seq=first)
+    old = [earlier.frame(_frame(i, i / 2)).seq for i in range(5000)]  # 40 min at 2 fps
+    later = StreamTracker("cam", IngestSettings(), live=True, first_seq=session_first_seq(now=1_700_002_400.0))
+    new = [later.frame(_frame(i, i / 2)).seq for i in range(3)]
+    assert old == list(range(first, first + 5000))
+    assert min(new) > max(old) and new == sorted(new)
 
 
 def test_pts_jump_back_inside_one_source_is_also_continued():

@@ -1,0 +1,137 @@
+"""The gateway's stream directory against the real embedded broker: streams added through it are
+on the streams topic for every other gateway (and ingest node) to read; the health an owner
+publishes shows in its listing; the HTTP API works on top of it as on a local manager."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from dashboard.app import ApiError, _http_error
+from dashboard.streams_api import streams_router
+from dinostream.embedded_broker import EmbeddedBroker
+from dinostream.kafka_io import ensure_topics, make_producer
+from dinostream.settings import IngestSettings, KafkaSettings
+from ingest.stream_directory import StreamDirectory
+from ingest.stream_ownership import decode_config
+from ingest.stream_registry import DuplicateStreamError, StreamConfig, UnknownStreamError
+from ingest.url_policy import UrlRefused
+
+
+@pytest.fixture
+def kafka() -> KafkaSettings:
+    tag = uuid.uuid4().hex[:8]
+    return KafkaSettings(streams_topic=f"streams-{tag}", stream_health_topic=f"health-{tag}", partitions=2)
+
+
+@pytest.fixture
+def media(tmp_path: Path) -> Path:
+    (tmp_path / "a.mp4").write_bytes(b"not read: only the policy looks at the path")
+    (tmp_path / "b.mp4").write_bytes(b"x")
+    return tmp_path
+
+
+@contextlib.asynccontextmanager
+async def directory(broker: EmbeddedBroker, kafka: KafkaSettings, media: Path) -> AsyncIterator[StreamDirectory]:
+    await ensure_topics(broker.bootstrap, kafka)
+    producer = make_producer(broker.bootstrap, kafka, embedded=True)
+    await producer.start()
+    d = StreamDirectory(broker.bootstrap, kafka, IngestSettings(media_roots=[media]), producer)
+    try:
+        await d.start()
+        yield d
+    finally:
+        await d._consumer.stop()
+        await producer.stop()
+
+
+async def read_all(d: StreamDirectory) -> None:
+    """Apply what the topics hold now (what `run()` does continuously)."""
+    ends = await d._consumer.end_offsets(list(d._consumer.assignment()))
+    while not await d._caught_up(ends):
+        d._apply(await d._consumer.getmany(timeout_ms=200))
+
+
+async def test_added_streams_are_on_the_topic_for_every_gateway(
+    broker: EmbeddedBroker, kafka: KafkaSettings, media: Path
+) -> None:
+    async with directory(broker, kafka, media) as first:
+        status = await first.add(StreamConfig(url=str(media / "a.mp4"), sample_fps=4))
+        assert status.config.id == "a" and status.health["state"] == "unassigned"
+        await first.add(StreamConfig(url=str(media / "b.mp4")))
+        with pytest.raises(DuplicateStreamError, match="'a' already exists"):
+            await first.add(StreamConfig(url=str(media / "a.mp4")))
+        removed = await first.remove("b")
+        assert removed.id == "b"
+        with pytest.raises(UnknownStreamError):
+            await first.remove("b")
+        async with directory(broker, kafka, media) as second:  # started later: reads the topic whole
+            assert [s.config.id for s in second.list()] == ["a"]
+            assert second.get("a") is not None and second.get("a").config.sample_fps == 4  # type: ignore[union-attr]
+            with pytest.raises(DuplicateStreamError):
+                await second.add(StreamConfig(url=str(media / "a.mp4")))
+
+
+async def test_a_refused_url_is_never_published(broker: EmbeddedBroker, kafka: KafkaSettings, media: Path) -> None:
+    async with directory(broker, kafka, media) as d:
+        with pytest.raises(UrlRefused):
+            await d.add(StreamConfig(url="/etc/passwd", id="evil"))
+        with pytest.raises(UrlRefused):
+            await d.add(StreamConfig(url="rtsp://169.254.169.254/latest", id="meta"))
+        await d.add(StreamConfig(url=str(media / "a.mp4")))  # a marker after them
+    async with directory(broker, kafka, media) as later:
+        assert [s.config.id for s in later.list()] == ["a"]
+    # And on the topic itself: only the accepted stream.
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(kafka.streams_topic, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        batch = await consumer.getmany(timeout_ms=3000)
+        keys = [decode_config(m.key, m.value)[0] for msgs in batch.values() for m in msgs]
+    finally:
+        await consumer.stop()
+    assert keys == ["a"]
+
+
+async def test_the_owners_health_shows_until_it_stops_owning(
+    broker: EmbeddedBroker, kafka: KafkaSettings, media: Path
+) -> None:
+    async with directory(broker, kafka, media) as d:
+        await d.add(StreamConfig(url=str(media / "a.mp4")))
+        health = {"stream": "a", "state": "live", "frames_out": 7, "failed": False, "node": "gpu-1:42"}
+        await d.producer.send_and_wait(kafka.stream_health_topic, json.dumps(health).encode(), key=b"a")
+        await read_all(d)
+        shown = d.get("a").health  # type: ignore[union-attr]
+        assert shown["state"] == "live" and shown["node"] == "gpu-1:42" and shown["frames_out"] == 7
+        assert shown["stale"] is True  # no "published" time: never taken as current
+        assert d.owners() == {"a": "gpu-1:42"}
+        await d.producer.send_and_wait(kafka.stream_health_topic, None, key=b"a")  # the owner let go
+        await read_all(d)
+        assert d.healths()["a"]["state"] == "unassigned"
+
+
+async def test_the_streams_api_runs_on_the_directory(broker: EmbeddedBroker, kafka: KafkaSettings, media: Path) -> None:
+    async with directory(broker, kafka, media) as d:
+        app = FastAPI()
+        app.add_exception_handler(ApiError, _http_error)
+        app.include_router(streams_router(d))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http:
+            r = await http.post("/api/v1/streams", json={"url": str(media / "a.mp4"), "id": "cam"})
+            assert r.status_code == 201, r.text
+            assert r.json()["health"]["state"] == "unassigned"
+            r = await http.post("/api/v1/streams", json={"url": str(media / "a.mp4"), "id": "cam"})
+            assert r.status_code == 409 and r.json()["error"]["code"] == "duplicate_stream"
+            r = await http.post("/api/v1/streams", json={"url": "/etc/passwd", "id": "x"})
+            assert r.status_code == 422 and r.json()["error"]["code"] == "url_refused"
+            assert list((await http.get("/api/v1/streams")).json()["streams"]) == ["cam"]
+            assert (await http.delete("/api/v1/streams/cam")).json()["removed"] is True
+            r = await http.get("/api/v1/streams/cam")
+            assert r.status_code == 404 and r.json()["error"]["code"] == "stream_not_found"
