@@ -4,15 +4,19 @@ Each frame's global vector (unit CLS and unit mean-patch, concatenated) is compa
 previous frame and with the frame `gradual_s` before it. A jump beyond a robust per-stream level
 (median + k·MAD of the shot's recent frame-to-frame distances), or a slow change that adds up
 to more than the cut threshold over `gradual_s`, opens a *candidate* transition anchored at the
-last frame of the old picture. The candidate ends at the first frame whose look-ahead (the next
-`settle_s` of frames) stays close to it, and it is a shot change if
+last frame of the old picture (for a slow change: the newest frame it already differs from by
+the cut threshold). The candidate ends at the first frame that, with its look-ahead, is shown
+for `settle_s` and stays close to it, and it is a shot change if
 
-- the new picture is far from the old one (from the nearest of its last frames), beyond the cut
-  threshold (median + sensitivity·MAD, at least `min_distance`), after discounting the frame
-  steps that look like the shot's ordinary motion: slow lighting drift and camera moves change
-  the picture a little every frame and never add up to a cut;
+- the new picture is far from the old one (from the nearest of its frames of the last
+  _MEMORY_S before the candidate), beyond the cut threshold (median + sensitivity·MAD, at least
+  `min_distance`), after discounting the frame steps that look like the shot's ordinary motion
+  (at most the usual motion per frame, measured over `gradual_s`, times the frames): slow lighting
+  drift and camera moves change the picture a little every frame and never add up to a cut,
+  while noise does not add up;
 - it is not the old picture back: a camera flash or an object crossing the view ends where it
-  started, so the change is small;
+  started. Two frames of the old picture after the change end the candidate at once, whatever
+  comes next (a fade that follows a flash is still its own event);
 - it is not the same scene moved: a fast pan or zoom, whose patch grids still agree at some
   shift (`same_scene_similarity`);
 - and the shot before it lasted at least `min_shot_s`.
@@ -22,7 +26,7 @@ one event. A candidate still moving after `max_transition_s` is motion, not a tr
 Thresholds are per stream and per shot; a new shot borrows the previous shots' statistics until
 it has a few of its own. Times are in media seconds, so any sampling rate works.
 
-Events come `settle_s` after the new picture appears. `t` is the first frame at least half way
+Events come about `settle_s` after the new picture appears. `t` is the first frame at least half way
 from the old picture to the new one (for a cut: the first new frame); `t_start`, `t_end` and
 `frames` are the old picture's last frame and the new one's first settled frame;
 `details["kind"]` is "cut" (one frame step) or "gradual". Pure: no I/O; the Faust agent and
@@ -61,6 +65,9 @@ _ORDINARY = 2.5  # a frame-to-frame step up to this many times the usual motion 
 _PATCH_DIMS = 64  # patch vectors kept for the same-scene check are projected to this many dims
 _MIN_OVERLAP = 0.25  # shifts that leave less of the grids overlapping are not considered
 _MAX_BUFFER = 128  # frames kept for look-back and look-ahead, whatever the sampling rate
+_MEMORY_S = 2.0  # how far back before a candidate the old picture is remembered (an occluder's time)
+_OLD_FRAMES = 6  # at most this many of those frames are kept with a candidate
+_BACK_RATIO = 0.5  # the old picture is back when a change has shrunk to this share of its largest
 _DEFAULT_DT = 0.5  # frame interval assumed until two frames have been seen (the default 2 fps)
 _STATE_VERSION = 2
 
@@ -180,8 +187,9 @@ class _Levels:
         return c if c <= _ORDINARY * self.rate else 0.0
 
     def discount(self, steps: list[float]) -> list[float]:
-        """Running totals of `ordinary` over consecutive frame-to-frame distances."""
-        return list(accumulate(map(self.ordinary, steps)))
+        """Running totals of `ordinary` over consecutive frame-to-frame distances, at most the shot's
+        usual motion per frame times the number of frames: noise does not add up, drift does."""
+        return [min(total, self.rate * n) for n, total in enumerate(accumulate(map(self.ordinary, steps)), 1)]
 
     @staticmethod
     def excess(chord: float, discount: float) -> float:
@@ -217,7 +225,10 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         """Thresholds for the current shot. Until a shot has _MIN_SAMPLES distances of its own, the
         stricter of its own few and those of the shots before it apply."""
         own = self._levels_of(
-            list(st.near)[len(st.near) - st.shot_near :], list(st.far)[len(st.far) - st.shot_far :], s, lag
+            list(st.near)[max(len(st.near) - st.shot_near, 0) :],
+            list(st.far)[max(len(st.far) - st.shot_far, 0) :],
+            s,
+            lag,
         )
         if st.shot_near >= _MIN_SAMPLES:
             return own
@@ -260,21 +271,30 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             c.steps.append(_Step(frame.seq, frame.pts, frame.ts, _chord(_cos(frame.g, c.anchor.g)), d1, frame.div))
         elif prev is not None:
             levels = self._levels(st, s, lag)
-            back = [f for f in list(st.buf)[-lag:] if f.seq >= st.floor_seq]  # this picture's last `lag` frames
+            mine = [f for f in st.buf if f.seq >= st.floor_seq]  # this picture's frames, oldest first
+            back = mine[-lag:]  # its last `lag` frames
+            slow = 0.0
             if d1 > levels.start:
-                self._open(st, prev, [], frame, back[:-1])
+                self._open(st, prev, [], frame, mine[:-1])
             elif (
                 len(back) >= 2
-                and levels.excess(
-                    _chord(_cos(frame.g, back[0].g)), levels.discount([f.d1 for f in back[1:]] + [d1])[-1]
+                and (
+                    slow := levels.excess(
+                        _chord(_cos(frame.g, back[0].g)), levels.discount([f.d1 for f in back[1:]] + [d1])[-1]
+                    )
                 )
                 > levels.cut
             ):
-                self._open(st, back[0], back[1:], frame, [])  # a slow change: a dissolve or fade
+                # A slow change (a dissolve or fade): it starts after the newest frame it is already
+                # a shot change from.
+                k = self._last_before(levels, back, frame)
+                self._open(st, back[k], back[k + 1 :], frame, mine[: len(mine) - len(back) + k])
             else:
                 st.near.append(d1)
                 st.shot_near += 1
-                if len(back) == lag:
+                # Half way to a slow change (maybe the start of a dissolve) is not the shot's usual
+                # motion: counting it would raise the motion discount and hide the dissolve.
+                if len(back) == lag and slow <= levels.start:
                     st.far.append(_cos(frame.g, back[0].g))
                     st.shot_far += 1
         self._push(st, frame, lag, ahead)
@@ -295,16 +315,32 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
 
     def _frames(self, st: _StreamState, s: SceneChangeSettings) -> tuple[int, int]:
         """(`gradual_s`, `settle_s`) in frames at the stream's sampling rate, at least one each."""
+        dt = self._dt(st)
+        lag = min(max(round(s.gradual_s / dt), 1), _MAX_BUFFER - 1)
+        ahead = min(max(round(s.settle_s / dt) - 1, 1), _MAX_BUFFER - 1)  # frames shown for settle_s with e
+        return lag, ahead
+
+    @staticmethod
+    def _last_before(levels: _Levels, back: list[_Frame], frame: _Frame) -> int:
+        """Index in `back` of the newest frame that `frame` has changed from by more than the cut
+        level (after discounting ordinary motion): where a slow change began. `back[0]` is one."""
+        steps = [f.d1 for f in back[1:]] + [frame.d1]
+        for k in range(len(back) - 1, 0, -1):
+            if levels.excess(_chord(_cos(frame.g, back[k].g)), levels.discount(steps[k:])[-1]) > levels.cut:
+                return k
+        return 0
+
+    @staticmethod
+    def _dt(st: _StreamState) -> float:
+        """The stream's frame interval: the median gap of the buffered frames."""
         pts = [f.pts for f in st.buf]
         gaps = [b - a for a, b in zip(pts, pts[1:], strict=False) if b > a]
-        dt = float(np.median(gaps)) if gaps else _DEFAULT_DT
-        lag = min(max(round(s.gradual_s / dt), 1), _MAX_BUFFER - 1)
-        ahead = min(max(round(s.settle_s / dt), 1), _MAX_BUFFER - 1)
-        return lag, ahead
+        return float(np.median(gaps)) if gaps else _DEFAULT_DT
 
     def _push(self, st: _StreamState, frame: _Frame, lag: int, ahead: int) -> None:
         st.buf.append(frame)
-        keep = min(max(lag, ahead, 4) + 1, _MAX_BUFFER)
+        memory = round(_MEMORY_S / self._dt(st))
+        keep = min(max(lag, ahead, memory, 4) + 1, _MAX_BUFFER)
         while len(st.buf) > keep:
             st.buf.popleft()
 
@@ -312,7 +348,13 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         """Open a candidate transition after `anchor`; `between` are frames already seen since, `old`
         frames of the same picture before the anchor."""
         keys = [seq for seq, _ in st.keys if seq <= anchor.seq]  # keys are only renewed between candidates
-        c = _Candidate(anchor, keys, old=[f.g for f in old])
+        # The old picture as it was up to _MEMORY_S before the anchor (at most _OLD_FRAMES of it, the
+        # newest first kept): an object that crossed the view, or a flash, may have started before
+        # the anchor, and the picture that comes back is the one from before it.
+        blank = min(_BLANK_DIVERSITY, _BLANK_RATIO * anchor.div)
+        old = [f for f in old if f.pts >= anchor.pts - _MEMORY_S and f.div >= blank]
+        step = max(math.ceil(len(old) / _OLD_FRAMES), 1)
+        c = _Candidate(anchor, keys, old=[f.g for f in old[::-1][::step]])
         prev = anchor
         for f in [*between, frame]:
             c.steps.append(_Step(f.seq, f.pts, f.ts, _chord(_cos(f.g, anchor.g)), _cos(f.g, prev.g), f.div))
@@ -335,24 +377,37 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         final = record is None
         lv = self._levels(st, s, lag)
         g_of = {f.seq: f.g for f in st.buf}
-        # Each step is tried once as the end of the transition, when its look-ahead is complete
-        # (at the end of the stream: with what there is).
-        last = len(c.steps) - 1 if final else len(c.steps) - 1 - ahead
         disc = lv.discount([x.d1 for x in c.steps])  # disc[j]: ordinary motion from the anchor to step j
+        size = [lv.excess(x.chord, disc[j]) for j, x in enumerate(c.steps)]
+        over = [x > lv.cut for x in size]  # beyond the cut level
+        blank = min(_BLANK_DIVERSITY, _BLANK_RATIO * c.anchor.div)
+
+        def back(j: int) -> bool:  # step j shows the old picture again: well within the cut level, and
+            x = c.steps[j]  # not just a little less changed than the change it follows
+            limit = min(lv.cut, _BACK_RATIO * max(size[: j + 1]))
+            return x.seq in g_of and x.div >= blank and lv.excess(self._nearest(c, x, g_of), 0.0) <= limit
+
+        # The old picture back for two frames after a change (a flash or a crossing object is over)
+        # ends the candidate at once, whatever comes next.
+        for i in range(c.checked, len(c.steps) - 1):
+            if any(over[: i + 1]) and back(i) and back(i + 1):
+                return self._close(stream, st, s, record, i, 0.0, lv.cut, back=True)
+        # A new picture must hold for the look-ahead. Each step is tried once as the end of the
+        # transition, when its look-ahead is complete (at the end of the stream: with what there is).
+        last = len(c.steps) - 1 if final else len(c.steps) - 1 - ahead
         while c.checked <= last:
             i = c.checked
             c.checked += 1
             e, after = c.steps[i], c.steps[i + 1 : i + 1 + ahead]
-            if all(lv.excess(x.chord, disc[j]) <= lv.cut for j, x in enumerate(c.steps)):
+            if not any(over):
                 self._close_quiet(st)  # nothing beyond the shot's usual motion happened
                 return []
-            blank = min(_BLANK_DIVERSITY, _BLANK_RATIO * c.anchor.div)
+            if not any(over[: i + 1]):
+                continue  # a slow change that has not got far yet: the new picture is still to come
             if any(x.div < blank for x in (e, *after)) or e.seq not in g_of:
                 continue  # fading to, holding or leaving black (or white): not the new picture yet
-            # How far the new picture is from the old one: from the nearest of its last frames, so a
-            # shot that wobbles is not taken for a new one after a flash.
-            nearest = min([e.chord, *(_chord(_cos(o, g_of[e.seq])) for o in c.old)])
-            change = lv.excess(nearest, disc[i])
+            # How far the new picture is from the old one (from the nearest of its last frames).
+            change = lv.excess(self._nearest(c, e, g_of), disc[i])
             settle = max(lv.cut, _SETTLE_RATIO * change)
             ge = g_of[e.seq]
             moves = [lv.excess(_chord(_cos(ge, g_of[x.seq])), disc[i + 1 + j] - disc[i]) for j, x in enumerate(after)]
@@ -361,6 +416,13 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         if final or c.steps[-1].pts - c.anchor.pts > s.max_transition_s + s.settle_s:
             self._close(stream, st, s, record, None, 0.0, lv.cut)  # never settled: motion, no event
         return []
+
+    @staticmethod
+    def _nearest(c: _Candidate, x: _Step, g_of: dict[int, np.ndarray]) -> float:
+        """Chord distance from step `x` to the old picture: to the nearest of its last frames, so a
+        shot that wobbles, or an object that had started to cross before the anchor, is not taken
+        for a new picture."""
+        return min([x.chord, *(_chord(_cos(o, g_of[x.seq])) for o in c.old)])
 
     def _close_quiet(self, st: _StreamState) -> None:
         """The candidate was noise: its frames are ordinary frames of the shot."""
@@ -380,12 +442,15 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         end: int | None,
         change: float,
         cut: float,
+        back: bool = False,
     ) -> list[Event]:
-        """Close a candidate whose picture changed: with an event if the change is a shot change."""
+        """Close a candidate: with an event if the change is a shot change. `back`: the old picture
+        came back after a change (the frames in between are not compared with later ones)."""
         c = st.cand
         assert c is not None
         st.cand = None
-        st.floor_seq = c.steps[-1 if end is None else end].seq
+        if end is None or change > cut or back:  # the picture changed (maybe the same scene moved), or
+            st.floor_seq = c.steps[-1 if end is None else end].seq  # it came back: never compare across it
         events: list[Event] = []
         if end is not None and change > cut:
             e = c.steps[end]

@@ -271,10 +271,10 @@ class SceneChangeSettings(_Strict):
     )
     min_shot_s: float = Field(1.0, ge=0, description="Minimum media seconds between two shot changes.")
     gradual_s: float = Field(
-        1.0,
+        2.0,
         gt=0,
         description="Each frame is also compared with the frame this long before it, so a dissolve or fade "
-        "whose every step is small is still caught.",
+        "whose every step is small is still caught (as long as the longest dissolve to catch).",
     )
     max_transition_s: float = Field(
         4.0,
@@ -282,10 +282,11 @@ class SceneChangeSettings(_Strict):
         description="Longest gradual transition; a change still going on after this is camera motion, not a cut.",
     )
     settle_s: float = Field(
-        0.5,
+        1.2,
         ge=0,
-        description="Look-ahead: the new picture must hold this long (at least one frame) before the event is "
-        "sent, so a flash or an object passing by, which goes back to the old picture, is not reported.",
+        description="Look-ahead: the new picture must be shown this long (at least two frames) before the event "
+        "is sent, so a flash or an object passing by, which goes back to the old picture, is not reported. "
+        "Events come about this much after the new picture appears; a shot shown for less joins the next change.",
     )
     same_scene_similarity: float = Field(
         0.9,

@@ -64,6 +64,15 @@ def test_detects_known_cuts_and_nothing_else(shots: list[int], jitter: float) ->
     assert found == pytest.approx(_cut_times(shots))
 
 
+@pytest.mark.parametrize("shots,jitter", [([60], 0.3), ([25, 40, 25], 0.25)], ids=["one-long-shot", "long-middle-shot"])
+def test_very_noisy_long_shots_give_only_their_cuts(shots: list[int], jitter: float) -> None:
+    # A candidate that turns out to be noise must not move the picture's start: later frames are
+    # still compared with the shot's earlier ones, not with the noisy frame that opened it.
+    for seed in range(20):
+        found = _run(SceneChangeDetector(SceneChangeSettings()), _records(shots, jitter=jitter, seed=seed))
+        assert found == pytest.approx(_cut_times(shots)), f"seed {seed}"
+
+
 def test_min_shot_length_suppresses_flicker() -> None:
     # Shots of 2 frames (1 s) with min_shot_s = 2.5: at most one cut every 2.5 s.
     found = _run(SceneChangeDetector(SceneChangeSettings(min_shot_s=2.5)), _records([2] * 10))
@@ -269,6 +278,49 @@ def _short_shot(s: _Script) -> list[tuple[float, float, str]]:
     return [(4.0, 4.5, "")]
 
 
+def _long_dissolve(s: _Script) -> list[tuple[float, float, str]]:
+    # Two similar pictures (they share most of their regions), dissolved over 2 s: the picture
+    # changes by less than the cut level in any one second, but by much more over the whole.
+    a = s.scene()
+    b = _Scene(s.rng)
+    b.world = 0.7 * a.world + 0.3 * b.world
+    s.add(4, _pan(a, 0, 0))
+    s.add(2, lambda u: (1 - u) * a.view(0) + u * b.view(0))
+    s.add(4, _pan(b, 0, 0))
+    return [(4.0, 6.0, "gradual")]
+
+
+def _slow_occluder(s: _Script) -> list[tuple[float, float, str]]:
+    # An object slides in slowly (no single step is a jump), stays a moment and leaves at once:
+    # the picture it leaves behind is the one from before it came.
+    a = s.scene()
+    thing = s.rng.normal(size=PDIM)
+
+    def entering(u: float) -> np.ndarray:
+        g = a.view(1).copy()
+        g[2:5, 0:3] = (1 - u) * g[2:5, 0:3] + u * thing
+        return g
+
+    s.add(4, _pan(a, 0, 1))
+    s.add(1.5, entering)
+    s.add(0.4, lambda u: entering(1.0))
+    s.add(4, _pan(a, 1, 2))
+    return []
+
+
+def _flash_then_fade(s: _Script) -> list[tuple[float, float, str]]:
+    # A flash one second before a fade: one event, for the fade.
+    a, b = s.scene(), s.scene()
+    s.add(4, _pan(a, 0, 1))
+    s.add(1 / s.fps, lambda u: np.full((GRID, GRID, PDIM), 1.0))
+    s.add(1, _pan(a, 1, 1.2))
+    s.add(0.6, lambda u: (1 - u) * a.view(1.2) + u * BLACK)
+    s.add(0.4, lambda u: BLACK)
+    s.add(0.6, lambda u: (1 - u) * BLACK + u * b.view(10))
+    s.add(4, _pan(b, 10, 11))
+    return [(5.0 + 1 / s.fps, 6.6 + 1 / s.fps, "gradual")]
+
+
 SCRIPTS = {
     "cut": _cut,
     "dissolve": _dissolve,
@@ -278,6 +330,9 @@ SCRIPTS = {
     "occluder-crossing": _occluder,
     "lighting-drift": _drift,
     "shot-under-min-length": _short_shot,
+    "long-dissolve-of-similar-pictures": _long_dissolve,
+    "object-slides-in-and-leaves-at-once": _slow_occluder,
+    "flash-then-fade": _flash_then_fade,
 }
 RATES = {"2fps": 2.0, "5fps": 5.0, "10fps": 10.0}
 TOLERANCE_S = 0.5
