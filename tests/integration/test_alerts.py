@@ -17,7 +17,6 @@ from typing import Any
 import aiohttp
 import aiomqtt
 import pytest
-import uvicorn
 from aiokafka import AIOKafkaConsumer
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,6 +29,7 @@ from dinostream.records import Event, event_id
 from dinostream.settings import AlertSettings, KafkaSettings
 from sinks.alert_service import AlertService
 from sinks.webhook_alert import SignatureError, sign, verify_signature
+from tests.serving import serve
 
 pytestmark = pytest.mark.integration
 SECRET = "integration-secret-0123"
@@ -96,24 +96,6 @@ class Receiver:
                 Route("/fail", self.fail, methods=["POST"]),
             ]
         )
-
-
-@contextlib.asynccontextmanager
-async def serve(app: Starlette) -> AsyncIterator[str]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn exited before it started")
-            await asyncio.sleep(0.01)
-    host, port = server.servers[0].sockets[0].getsockname()[:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 async def _until(pred: Callable[[], bool], timeout: float = 60) -> None:

@@ -19,11 +19,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import AudioStreamTrack
 from av import VideoFrame
-from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from dashboard.app import create_app
@@ -35,6 +33,7 @@ from dinostream.settings import HttpSettings, IngestSettings, ModelSettings, Whi
 from ingest.source import Frame, Source
 from ingest.whip_sessions import WhipSessions
 from ingest.whip_source import WhipSource
+from tests.serving import serve
 
 pytestmark = pytest.mark.integration
 
@@ -134,27 +133,6 @@ def recording_hooks(received: Received) -> tuple[Any, Any]:
         await received.notify()
 
     return on_source, on_end
-
-
-@contextlib.asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[str]:
-    """Run `app` with uvicorn on a free loopback port; yield its base URL."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", timeout_graceful_shutdown=3)
-    )
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn exited before it started")
-            await asyncio.sleep(0.01)
-    host, port = server.servers[0].sockets[0].getsockname()[:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 @contextlib.asynccontextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import io
 import json
 import re
@@ -14,7 +13,6 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from PIL import Image
 from websockets.asyncio.client import ClientConnection, connect
@@ -25,6 +23,7 @@ from dashboard.live_hub import LiveHub
 from dinostream.records import Event, FrameEmbedding, event_id, frame_point_id
 from dinostream.settings import HttpSettings
 from sinks.vector_index import FrameHit, VectorIndex
+from tests.serving import serve
 
 RED, ORANGE, GREEN, BLUE = (230, 20, 20), (240, 140, 10), (20, 200, 40), (30, 40, 220)
 
@@ -136,26 +135,6 @@ def make_event(stream: str, key: int, t: float, *, details: dict[str, Any] | Non
 
 
 # ---------- uvicorn on port 0 ----------
-
-
-@contextlib.asynccontextmanager
-async def serve(app: FastAPI, ws: str = "websockets") -> AsyncIterator[str]:
-    """Run `app` with uvicorn on a free loopback port; yield its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, ws=ws, log_level="warning", timeout_graceful_shutdown=3)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn exited before it started")
-            await asyncio.sleep(0.005)
-    host, port = server.servers[0].sockets[0].getsockname()[:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 class World:

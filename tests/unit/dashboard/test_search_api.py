@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from PIL import Image
 
@@ -22,6 +21,7 @@ from dashboard.live_hub import LiveHub
 from dinostream.records import Event, FrameEmbedding, Heatmap, event_id
 from dinostream.settings import HttpSettings, IndexSettings
 from sinks.qdrant_edge_index import QdrantEdgeIndex
+from tests.serving import serve as serve_on_port
 
 RED, ORANGE, GREEN, BLUE = (230, 20, 20), (240, 140, 10), (20, 200, 40), (30, 40, 220)
 T0 = 1_700_000_000.0
@@ -83,22 +83,9 @@ def frame(stream: str, seq: int, rgb: np.ndarray) -> FrameEmbedding:
 
 @contextlib.asynccontextmanager
 async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=3)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn exited before it started")
-            await asyncio.sleep(0.005)
-    host, port = server.servers[0].sockets[0].getsockname()[:2]
-    try:
-        async with httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=30) as http:
-            yield http
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    """The app under uvicorn on a free port, and a client for it."""
+    async with serve_on_port(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as http:
+        yield http
 
 
 class World:
