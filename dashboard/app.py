@@ -140,15 +140,7 @@ def create_app(
     @app.get("/api/v1/health")
     async def get_health() -> Response:
         """200 when ok, 503 (same body) when degraded: load balancers and probes read the status code."""
-        try:
-            body = dict(health())
-        except Exception as e:  # a broken health probe is itself a health problem
-            log.exception("health callable failed")
-            body = {"problems": [f"health check failed: {type(e).__name__}: {e}"]}
-        degraded = bool(body.get("problems")) or _reports_failure(body)
-        body.setdefault("dashboard", hub.stats())
-        body["status"] = "degraded" if degraded else "ok"
-        return JSONResponse(jsonable_encoder(body), status_code=503 if degraded else 200)
+        return health_response(health, {"dashboard": hub.stats()})
 
     if manager is None:  # with a manager, the streams router serves it (live info merged in)
 
@@ -230,6 +222,22 @@ def _check_stream(stream: str) -> str:
         return check_stream_id(stream)
     except RecordError as e:
         raise ApiError(422, "invalid_stream", str(e)) from None
+
+
+def health_response(health: Callable[[], dict[str, Any]], extra: dict[str, Any]) -> JSONResponse:
+    """The health report with `extra` fields it lacks and its `status`: 200 "ok", or 503
+    "degraded" when it has `problems`, or `"ok": false` / `"failed": true` at any level, or
+    when `health()` itself raised (a broken probe is a health problem)."""
+    try:
+        body = dict(health())
+    except Exception as e:
+        log.exception("health callable failed")
+        body = {"problems": [f"health check failed: {type(e).__name__}: {e}"]}
+    degraded = bool(body.get("problems")) or _reports_failure(body)
+    for key, value in extra.items():
+        body.setdefault(key, value)
+    body["status"] = "degraded" if degraded else "ok"
+    return JSONResponse(jsonable_encoder(body), status_code=503 if degraded else 200)
 
 
 def _reports_failure(report: Any, depth: int = 0) -> bool:

@@ -15,22 +15,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from dashboard.app import _http_error, _internal_error, _reports_failure, _validation_error
+from dashboard.app import _http_error, _internal_error, _validation_error, health_response
 from dashboard.metrics import Families, metrics_router
 
 log = logging.getLogger(__name__)
-
-
-def health_status(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    """`body` with its `status` set, and the HTTP status code that goes with it (200 or 503)."""
-    degraded = bool(body.get("problems")) or _reports_failure(body)
-    body["status"] = "degraded" if degraded else "ok"
-    return body, 503 if degraded else 200
 
 
 def create_role_app(role: str, *, health: Callable[[], dict[str, Any]], metrics: Sequence[Families] = ()) -> FastAPI:
@@ -42,14 +34,7 @@ def create_role_app(role: str, *, health: Callable[[], dict[str, Any]], metrics:
 
     @app.get("/api/v1/health")
     async def get_health() -> Response:
-        try:
-            body = dict(health())
-        except Exception as e:  # a broken health probe is itself a health problem
-            log.exception("health callable failed")
-            body = {"problems": [f"health check failed: {type(e).__name__}: {e}"]}
-        body["role"] = role
-        body, code = health_status(body)
-        return JSONResponse(jsonable_encoder(body), status_code=code)
+        return health_response(health, {"role": role})
 
     router, app.state.metrics = metrics_router(metrics)
     app.include_router(router)
