@@ -16,6 +16,7 @@ after removing part of what every patch of the frame shares: see `centred_patche
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,14 +37,28 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return v / np.maximum(n, 1e-12)
 
 
-def foreground_mask(similarity: np.ndarray, threshold: float, mad_k: float) -> np.ndarray:
+def foreground_mask(
+    similarity: np.ndarray, threshold: float, mad_k: float, grow_threshold: float | None = None
+) -> np.ndarray:
     """Cells whose similarity to the background is below `threshold`, or below the frame's own
     median - mad_k·σ (robust σ from the MAD) when that is lower: an absolute ceiling that also
-    holds when a lighting change lowers every cell's similarity at once."""
+    holds when a lighting change lowers every cell's similarity at once.
+
+    With `grow_threshold` above `threshold` (hysteresis, as in Canny's edge linking), those cells
+    are seeds: the connected cells below `grow_threshold` (and below median - mad_k·σ) around a
+    seed are foreground too. A patch of an object that happens to look like the background there
+    (a stripe of its pattern the colour of the wall) then no longer cuts it in two, and a faint
+    object is seen whole where one patch of it stands out."""
     sim = np.asarray(similarity, dtype=np.float32)
     med = float(np.median(sim))
     sigma = _MAD_TO_SIGMA * float(np.median(np.abs(sim - med)))
-    return sim < min(threshold, med - mad_k * sigma)
+    adaptive = med - mad_k * sigma
+    seeds = sim < min(threshold, adaptive)
+    if grow_threshold is None or grow_threshold <= threshold or not seeds.any():
+        return seeds
+    labels, _ = components(sim < min(grow_threshold, adaptive))
+    grown = np.unique(labels[seeds])
+    return np.isin(labels, grown[grown > 0]) | seeds
 
 
 def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -129,24 +144,83 @@ class Region:
         return b.x0 <= 0 or b.y0 <= 0 or b.x1 >= 1 or b.y1 >= 1
 
 
+def split_by_priors(mask: np.ndarray, priors: Sequence[Box], min_patches: int = 1) -> list[np.ndarray]:
+    """`mask` (one component) cut between the objects expected in it. `priors` are boxes where
+    objects should be (the live tracks, moved on by their velocity); a prior is in the component
+    when at least half its cells are, and counts only if at least half of it lies outside the
+    other priors there (two tracks of one object do not cut it). Objects that touch or cross make
+    one component: every cell within a cell of a prior goes to the nearest such prior, and cells
+    farther from all of them, when there are `min_patches` or more in a connected part, are
+    something else that came in touching a tracked object and become parts of their own (fewer
+    go to the nearest prior). With one prior and nothing else, the component stays whole."""
+    grid = mask.shape
+    gh, gw = grid
+    inside = []
+    for p in priors:
+        pm = box_mask(p, grid)
+        if (pm & mask).sum() * 2 >= pm.sum():
+            inside.append((p, pm))
+    apart = []
+    for i, (p, pm) in enumerate(inside):
+        others = np.zeros(grid, dtype=bool)
+        for j, (_, om) in enumerate(inside):
+            if j != i:
+                others |= om
+        if (pm & ~others).sum() * 2 >= pm.sum():
+            apart.append(p)
+    if not apart:
+        return [mask]
+    cy = (np.arange(gh) + 0.5)[:, None]  # cell units
+    cx = (np.arange(gw) + 0.5)[None, :]
+    dist, centre = [], []
+    for p in apart:
+        dx = np.maximum(np.maximum(p.x0 * gw - cx, cx - p.x1 * gw), 0.0)
+        dy = np.maximum(np.maximum(p.y0 * gh - cy, cy - p.y1 * gh), 0.0)
+        dist.append(np.hypot(dx, dy))
+        centre.append(np.hypot(cx - (p.x0 + p.x1) * gw / 2, cy - (p.y0 + p.y1) * gh / 2))
+    d = np.stack(dist)
+    owner = np.argmin(d + 1e-3 * np.stack(centre), axis=0)
+    parts = [mask & (owner == k) & (d.min(axis=0) <= 1.0) for k in range(len(apart))]
+    rest = mask & (d.min(axis=0) > 1.0)
+    labels, n = components(rest)
+    for k in range(1, n + 1):
+        bit = labels == k
+        if bit.sum() >= min_patches:
+            parts.append(bit)
+        else:
+            near = np.bincount(owner[bit], minlength=len(apart))
+            parts[int(np.argmax(near))] |= bit
+    parts = [m for m in parts if m.any()]
+    return parts if len(parts) > 1 else [mask]
+
+
 def extract_regions(
-    centred: np.ndarray, similarity: np.ndarray, fg: np.ndarray, min_patches: int, max_regions: int
+    centred: np.ndarray,
+    similarity: np.ndarray,
+    fg: np.ndarray,
+    min_patches: int,
+    max_regions: int,
+    priors: Sequence[Box] = (),
 ) -> list[Region]:
-    """Components of `fg` with at least `min_patches` cells, largest first, at most `max_regions`."""
+    """Components of `fg` (cut between `priors`, see `split_by_priors`) with at least
+    `min_patches` cells, largest first, at most `max_regions`."""
     labels, n = components(fg)
     if n == 0:
         return []
-    areas = np.bincount(labels.ravel(), minlength=n + 1)
-    order = sorted((k for k in range(1, n + 1) if areas[k] >= min_patches), key=lambda k: (-areas[k], k))
-    out = []
-    for k in order[:max_regions]:
+    masks: list[np.ndarray] = []
+    for k in range(1, n + 1):
         m = labels == k
+        masks += split_by_priors(m, priors, min_patches) if priors else [m]
+    sized = sorted(((int(m.sum()), i) for i, m in enumerate(masks)), key=lambda ai: (-ai[0], ai[1]))
+    out = []
+    for area, i in [ai for ai in sized if ai[0] >= min_patches][:max_regions]:
+        m = masks[i]
         out.append(
             Region(
                 box=mask_box(m, score=float(np.clip(1.0 - similarity[m], 0.0, 2.0).mean())),
                 embedding=region_embedding(centred, m),
                 mask=m,
-                area=int(areas[k]),
+                area=area,
             )
         )
     return out
@@ -188,9 +262,12 @@ class BackgroundModel:
         assert self.mean is not None
         return np.einsum("hwd,hwd->hw", unit, unit_rows(self.mean))
 
-    def observe(self, patches: np.ndarray, s: ReidSettings) -> tuple[list[Region], np.ndarray]:
+    def observe(
+        self, patches: np.ndarray, s: ReidSettings, priors: Sequence[Box] = ()
+    ) -> tuple[list[Region], np.ndarray]:
         """Update the model with one frame's (gh, gw, D) patches; return its regions and the
-        per-cell similarity to the background (ones while warming up)."""
+        per-cell similarity to the background (ones while warming up). `priors` are where objects
+        are expected (see `split_by_priors`): a component holding two of them is cut in two."""
         unit = unit_rows(patches)
         if self.mean is None or self.mean.shape != unit.shape:
             self._relearn(unit)
@@ -206,10 +283,10 @@ class BackgroundModel:
             self.resets += 1
             return [], sim
         self.frames += 1
-        fg = foreground_mask(sim, s.fg_threshold, s.fg_mad_k)
+        fg = foreground_mask(sim, s.fg_threshold, s.fg_mad_k, s.fg_grow_threshold)
         rate = np.where(fg, s.bg_fg_rate, s.bg_rate).astype(np.float32)[..., None]
         centred = centred_patches(patches, s.feature_centering)
-        regions = extract_regions(centred, sim, fg, s.min_region_patches, s.max_regions)
+        regions = extract_regions(centred, sim, fg, s.min_region_patches, s.max_regions, priors)
         # Kept as float16 (what the records carry): half the state to save, exact when restored.
         self.mean = (mean + rate * (unit - mean)).astype(np.float16)
         return regions, sim

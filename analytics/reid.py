@@ -1,10 +1,14 @@
 """Re-identification: tracks within each stream, identities across streams through a gallery.
 
 Per stream, the background model turns each frame's patch grid into regions and the tracker
-follows them. A confirmed track is written to the shared `TrackGallery` (its appearance, i.e.
-the mean embedding of its full views, its last seen time and its identity) on every frame it is
-seen. Once it has been seen whole `link_min_views` times, and until it is linked, it is also
-searched there: the most similar track of another stream, seen within `window_s`, links it when
+follows them (the tracks' expected boxes cut a region in two where objects touch or cross). A
+confirmed track is ready once it has been seen whole `link_min_views` times (or in three times
+as many frames if never whole): from then on it is written to the shared `TrackGallery` (its
+appearance, i.e. the mean embedding of its full views, its last seen time and its identity) on
+every frame it is seen, and, until it is linked, searched there first. A track that is not ready
+is neither: a glimpse is no reliable appearance to link to, and a track that other tracks link
+to has already had its own chance to link (else they would keep an identity it then drops).
+The search: the most similar track of another stream, seen within `window_s`, links it when
 the similarity reaches `link_threshold` and beats the best track of any other identity by
 `link_margin`. A linked track takes the identity of the track it matched, and writes that
 identity to the gallery, so links chain into one identity across any number of streams and
@@ -46,6 +50,12 @@ def identity_of(stream: str, track: Track) -> str:
     return str(track.extra.get("identity", f"{stream}/{track.track_id}"))
 
 
+def ready(track: Track, s: ReidSettings) -> bool:
+    """Seen enough to link and to be linked to: confirmed, and `link_min_views` full views (or
+    three times as many frames, for an object that is never seen whole)."""
+    return track.confirmed and (track.full_views >= s.link_min_views or track.hits >= 3 * s.link_min_views)
+
+
 def best_link(hits: list[GalleryHit], threshold: float, margin: float) -> GalleryHit | None:
     """The hit to link to: the most similar, if it reaches `threshold` and beats the most similar
     hit of any other identity by `margin`; None otherwise."""
@@ -80,14 +90,14 @@ class ReidProcessor(Processor[ReidSettings]):
         s = self.settings_for(record.stream)
         st = self._streams.setdefault(record.stream, _Stream())
         st.frames += 1
-        regions, _ = st.background.observe(record.patches, s)
+        regions, _ = st.background.observe(record.patches, s, st.tracker.priors(record.seq))
         update = st.tracker.update(regions, seq=record.seq, pts=record.pts, ts=record.ts, s=s)
         events: list[Event] = []
         for track in update.seen:
-            if not track.confirmed:
+            if not ready(track, s):
                 continue
             link = track.extra.get("link")
-            if link is None and (track.full_views >= s.link_min_views or track.hits >= 3 * s.link_min_views):
+            if link is None:
                 hits = self.gallery.search(
                     track.appearance,
                     exclude_stream=record.stream,
@@ -104,7 +114,7 @@ class ReidProcessor(Processor[ReidSettings]):
                     }
                     track.extra["sent_pts"] = record.pts
                     events.append(self._event(record.stream, track, record.ts, "open", record.model))
-            elif link is not None and record.pts - float(track.extra.get("sent_pts", 0.0)) >= s.update_every_s:
+            elif record.pts - float(track.extra.get("sent_pts", 0.0)) >= s.update_every_s:
                 track.extra["sent_pts"] = record.pts
                 events.append(self._event(record.stream, track, record.ts, "update", record.model))
             self.gallery.add(

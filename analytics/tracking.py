@@ -50,7 +50,33 @@ class Track:
     full_views: int = 0
     partial_total: np.ndarray | None = None
     partial_views: int = 0
+    velocity: tuple[float, float] = (0.0, 0.0)  # box motion per seq, frame units (x, y), smoothed
     extra: dict[str, Any] = field(default_factory=dict)  # owner's JSON-serialisable annotations
+
+    @property
+    def leaving(self) -> bool:
+        """The last box touched an edge of the frame and the track was moving out through it."""
+        b, (vx, vy) = self.box, self.velocity
+        return (b.x0 <= 0 and vx < 0) or (b.x1 >= 1 and vx > 0) or (b.y0 <= 0 and vy < 0) or (b.y1 >= 1 and vy > 0)
+
+    def predicted_box(self, seq: int) -> Box:
+        """Where the track's box should be at `seq`: moved on by its velocity, kept in the frame."""
+        k = seq - self.last_seq
+        dx, dy = self.velocity[0] * k, self.velocity[1] * k
+        b = self.box
+        return Box(
+            x0=float(np.clip(b.x0 + dx, 0.0, 1.0)),
+            y0=float(np.clip(b.y0 + dy, 0.0, 1.0)),
+            x1=float(np.clip(b.x1 + dx, 0.0, 1.0)),
+            y1=float(np.clip(b.y1 + dy, 0.0, 1.0)),
+        )
+
+    def move(self, box: Box, seq: int) -> None:
+        """Take `box` as the track's position at `seq` and fold the motion since the last one into
+        the velocity (half the newest step, half the history)."""
+        dx, dy = box_motion(self.box, box, max(seq - self.last_seq, 1))
+        self.velocity = (dx, dy) if self.hits <= 1 else (0.5 * (self.velocity[0] + dx), 0.5 * (self.velocity[1] + dy))
+        self.box = box
 
     @property
     def appearance(self) -> np.ndarray:
@@ -89,6 +115,7 @@ class Track:
             "full_views": self.full_views,
             "partial_total": None if self.partial_total is None else self.partial_total.tolist(),
             "partial_views": self.partial_views,
+            "velocity": list(self.velocity),
             "extra": self.extra,
         }
 
@@ -111,8 +138,28 @@ class Track:
             full_views=int(d.get("full_views", 0)),
             partial_total=None if d.get("partial_total") is None else np.asarray(d["partial_total"], dtype=np.float32),
             partial_views=int(d.get("partial_views", 0)),
+            velocity=(float(d.get("velocity", (0, 0))[0]), float(d.get("velocity", (0, 0))[1])),
             extra=dict(d.get("extra", {})),
         )
+
+
+def _edge_step(a0: float, a1: float, b0: float, b1: float, steps: int) -> float:
+    """Motion along one axis from interval (a0, a1) to (b0, b1): the mean shift of the ends that
+    the frame's edge did not cut in either (an object walking out keeps its trailing end), else
+    of the centre."""
+    shifts = []
+    if a0 > 0 and b0 > 0:
+        shifts.append(b0 - a0)
+    if a1 < 1 and b1 < 1:
+        shifts.append(b1 - a1)
+    if not shifts:
+        shifts.append((b0 + b1 - a0 - a1) / 2)
+    return float(np.mean(shifts)) / steps
+
+
+def box_motion(a: Box, b: Box, steps: int = 1) -> tuple[float, float]:
+    """How far a box moved per step from `a` to `b` (frame units, x and y), edge cuts discounted."""
+    return _edge_step(a.x0, a.x1, b.x0, b.x1, steps), _edge_step(a.y0, a.y1, b.y0, b.y1, steps)
 
 
 def _centre_distance(a: Box, b: Box) -> float:
@@ -167,7 +214,7 @@ class Tracker:
         for i, j in pairs:
             t, r = self.tracks[i], regions[j]
             t.embedding = unit_rows((1 - s.track_ema) * t.embedding + s.track_ema * r.embedding)
-            t.box = r.box
+            t.move(r.box, seq)
             t.hits += 1
             t.misses = 0
             t.last_seq, t.last_pts, t.last_ts = seq, pts, ts
@@ -179,7 +226,7 @@ class Tracker:
         for i, t in enumerate(self.tracks):
             if i not in matched_tracks:
                 t.misses += 1
-                if t.misses > s.max_misses:
+                if t.misses > s.max_misses or t.leaving:
                     ended.append(t)
                     continue
             kept.append(t)
@@ -205,6 +252,11 @@ class Tracker:
             seen.append(t)
         self.tracks = kept
         return TrackerUpdate(seen=seen, ended=ended)
+
+    def priors(self, seq: int) -> list[Box]:
+        """Where the confirmed tracks seen in the last frame should be at `seq`: what
+        `BackgroundModel.observe` cuts a component between when objects touch or cross."""
+        return [t.predicted_box(seq) for t in self.tracks if t.confirmed and t.misses == 0]
 
     def end_all(self) -> list[Track]:
         """The stream ended: every live track ends now."""

@@ -229,7 +229,7 @@ class WatchlistProcessor(Processor[ReidSettings]):
         s = self.settings_for(record.stream)
         st = self._streams.setdefault(record.stream, _Stream())
         exemplars = {e.id: e for e in self.watchlist}
-        regions, _ = st.background.observe(record.patches, s)
+        regions, _ = st.background.observe(record.patches, s, st.tracker.priors(record.seq))
         seen = st.tracker.update(regions, seq=record.seq, pts=record.pts, ts=record.ts, s=s).seen
         confirmed = [t for t in seen if t.confirmed]
         matches = {m.exemplar: m for m in find_matches(confirmed, list(exemplars.values()), s.watch_threshold)}

@@ -415,6 +415,13 @@ class ReidSettings(_Strict):
     fg_mad_k: float = Field(
         4.0, ge=0, description="... or below the frame's median similarity - k·MAD, when that is lower."
     )
+    fg_grow_threshold: float = Field(
+        0.9,
+        ge=-1,
+        le=1,
+        description="Foreground grows from those cells into connected cells less similar than this (hysteresis): "
+        "a patch of an object that looks like the background does not cut it in two. fg_threshold turns it off.",
+    )
     bg_warmup: int = Field(3, ge=1, description="Frames averaged into the background before regions are reported.")
     bg_rate: float = Field(0.05, gt=0, le=1, description="Background adaptation rate of background patches.")
     bg_fg_rate: float = Field(

@@ -193,3 +193,76 @@ def test_background_state_is_json_and_restores_exactly() -> None:
     assert np.array_equal(sim_a, sim_b) and a.box == b.box
     assert np.array_equal(a.embedding, b.embedding)
     assert BackgroundModel.from_state(BackgroundModel.empty().to_state()).mean is None
+
+
+def striped(seed: int, h: int, w: int, bg_cells: np.ndarray, col: int) -> np.ndarray:
+    """An object `look(seed)` whose column `col` shows what is behind it (a stripe of its pattern
+    the colour of the wall), a little less unlike the background than the rest of it."""
+    x = np.broadcast_to(look(seed), (h, w, DIM)).copy()
+    x[:, col] = 0.6 * bg_cells[:, col] + 0.4 * look(seed)
+    return x
+
+
+@pytest.mark.parametrize(
+    ("grow", "regions_expected"),
+    [(S.fg_grow_threshold, 1), (S.fg_threshold, 2)],
+    ids=["hysteresis-one-object", "no-growth-cut-in-two"],
+)
+def test_a_stripe_that_looks_like_the_background_does_not_cut_an_object(grow: float, regions_expected: int) -> None:
+    s = S.model_copy(update={"fg_grow_threshold": grow})
+    rng = np.random.default_rng(11)
+    bg = background(11)
+    model = BackgroundModel.empty()
+    warm(model, bg, rng, s)
+    x = frame(bg, [], rng).astype(np.float32)
+    x[2:5, 3:8] = striped(3, 3, 5, bg[2:5, 3:8], 2)
+    regions, sim = model.observe(x.astype(np.float16), s)
+    assert S.fg_threshold < float(sim[2:5, 5].max()) < S.fg_grow_threshold  # the stripe is a weak cell
+    assert len(regions) == regions_expected
+    if regions_expected == 1:
+        assert coords(regions[0].box) == coords(cells_box(2, 3, 3, 5))
+
+
+def test_growth_stops_at_cells_that_look_like_the_background() -> None:
+    sim = np.full(GRID, 0.99, dtype=np.float32)
+    sim[2:4, 2:4] = 0.2  # an object ...
+    sim[2:4, 4] = 0.8  # ... and a weak rim joined to it
+    sim[6, 6:8] = 0.8  # weak cells with no seed: noise, not an object
+    sim += np.random.default_rng(0).normal(0, 0.002, GRID).astype(np.float32)
+    fg = foreground_mask(sim, 0.7, 4.0, 0.9)
+    assert np.argwhere(fg).tolist() == [[r, c] for r in (2, 3) for c in (2, 3, 4)]
+    assert foreground_mask(sim, 0.7, 4.0).sum() == 4  # without growth: the seeds only
+
+
+TOUCHING = {
+    # (objects, priors as cell boxes (row0, col0, rows, cols), regions expected as cell boxes)
+    "two-tracked-objects-touching": (
+        [(1, (1, 1, 3, 3)), (2, (4, 2, 3, 3))],
+        [(1, 1, 3, 3), (4, 2, 3, 3)],
+        [(1, 1, 3, 3), (4, 2, 3, 3)],
+    ),
+    "newcomer-touching-a-tracked-object": (  # the track keeps the cells within one cell of it
+        [(1, (1, 1, 3, 3)), (2, (4, 2, 4, 3))],
+        [(1, 1, 3, 3)],
+        [(1, 1, 4, 4), (5, 2, 3, 3)],
+    ),
+    "small-bump-stays-with-the-track": ([(1, (1, 1, 3, 3)), (2, (4, 2, 2, 1))], [(1, 1, 3, 3)], [(1, 1, 5, 3)]),
+    "untracked-pair-stays-one": ([(1, (1, 1, 3, 3)), (2, (4, 2, 3, 3))], [], [(1, 1, 6, 4)]),
+    "two-tracks-on-one-object": ([(1, (1, 1, 4, 4))], [(1, 1, 4, 4), (1, 2, 4, 3)], [(1, 1, 4, 4)]),
+    "one-object-moving-on": ([(1, (2, 3, 3, 4))], [(2, 2, 3, 4)], [(2, 3, 3, 4)]),
+}
+
+
+@pytest.mark.parametrize(("objects", "priors", "expected"), TOUCHING.values(), ids=TOUCHING.keys())
+def test_a_component_is_cut_between_the_objects_expected_in_it(
+    objects: list[tuple[int, tuple[int, int, int, int]]],
+    priors: list[tuple[int, int, int, int]],
+    expected: list[tuple[int, int, int, int]],
+) -> None:
+    rng = np.random.default_rng(12)
+    bg = background(12)
+    model = BackgroundModel.empty()
+    warm(model, bg, rng)
+    regions, _ = model.observe(frame(bg, objects, rng), S, [cells_box(*p) for p in priors])
+    assert sorted(coords(r.box) for r in regions) == sorted(coords(cells_box(*e)) for e in expected)
+    assert all(r.area == r.mask.sum() for r in regions)

@@ -208,3 +208,65 @@ def test_the_gallery_is_pruned_to_the_window() -> None:
     assert len(gallery) == 1
     run(proc, records[30:], flush=False)  # the 100th frame prunes what was last seen 40 s earlier
     assert len(gallery) == 0
+
+
+def crossing_grid(stream: str, seq: int, placed: list[tuple[str, int, int]]) -> np.ndarray:
+    """The stream's background with several 3x3 objects (object, left column, top row)."""
+    bg = np.random.default_rng(seed(stream)).normal(size=(*GRID, DIM))
+    rng = np.random.default_rng([seed(stream), seq])
+    x = bg + 0.05 * rng.normal(size=bg.shape)
+    for obj, col, row in placed:
+        c0, c1 = max(col, 0), min(col + 3, GRID[1])
+        if c1 > c0:
+            x[row : row + 3, c0:c1] = look(obj) + 0.2 * rng.normal(size=(3, c1 - c0, DIM))
+    return x
+
+
+@pytest.mark.parametrize("first_on_b", ["lamp", "cart"])
+def test_objects_passing_each_other_keep_their_identities(first_on_b: str) -> None:
+    """On cam-a a cart walks right on rows 1-3 and a lamp walks left on rows 4-6: where they pass,
+    their regions touch and make one component. Later each walks across cam-b alone, and each is
+    linked to its own track on cam-a."""
+    row_a, row_b = 1, 4
+    second_on_b = "cart" if first_on_b == "lamp" else "lamp"
+    a, b = [], []
+    for seq in range(60):
+        placed = []
+        if 3 <= seq < 3 + GRID[1] + 3:
+            placed += [("cart", seq - 3 - 2, row_a), ("lamp", GRID[1] - (seq - 3), row_b)]
+        a.append(record("cam-a", seq, crossing_grid("cam-a", seq, placed)))
+        obj = first_on_b if 22 <= seq < 35 else second_on_b if 38 <= seq < 51 else None
+        start = 22 if obj == first_on_b else 38
+        b.append(record("cam-b", seq, crossing_grid("cam-b", seq, [(obj, seq - start - 2, 3)] if obj else [])))
+    proc = ReidProcessor(ReidSettings(), MemoryTrackGallery())
+    tracks_a: dict[str, set[str]] = {}
+    events = []
+    for ra, rb in zip(a, b, strict=True):
+        events += proc.process(ra)
+        for t in proc.tracks("cam-a"):
+            if t.confirmed and t.last_seq == ra.seq:
+                tracks_a.setdefault(t.track_id, set()).add("top" if t.box.y0 < (row_a + 2) / GRID[0] else "bottom")
+        events += proc.process(rb)
+    assert sorted(tracks_a.values(), key=sorted) == [{"bottom"}, {"top"}]  # two tracks, no switch
+    opened = {e.details["identity"]: e for e in events if e.status == "open"}
+    assert len(opened) == 2
+    by_track = {tid: next(iter(where)) for tid, where in tracks_a.items()}
+    lane = {e.details["matched_track"]: by_track[e.details["matched_track"]] for e in opened.values()}
+    first = min(opened.values(), key=lambda e: e.frames[0])
+    assert lane[first.details["matched_track"]] == ("bottom" if first_on_b == "lamp" else "top")
+    assert len(set(lane.values())) == 2
+
+
+def test_a_track_enters_the_gallery_once_it_is_seen_enough_to_link() -> None:
+    s = ReidSettings()
+    gallery = MemoryTrackGallery()
+    proc = ReidProcessor(s, gallery)
+    records = stream("cam-a", [("cart", 3)], 40)
+    confirmed_not_ready = False
+    for rec in records:
+        proc.process(rec)
+        for t in proc.tracks("cam-a"):
+            if t.confirmed and t.full_views < s.link_min_views:
+                confirmed_not_ready = True
+                assert len(gallery) == 0  # a glimpse is neither searched nor a link target
+    assert confirmed_not_ready and len(gallery) == 1

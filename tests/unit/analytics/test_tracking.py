@@ -149,3 +149,48 @@ def test_after_a_miss_overlap_alone_does_not_continue_a_track() -> None:
     frames += [[], [region(0.7, 0.1, 0.2, second, seed=9)]]
     seen = run(Tracker(), frames)
     assert seen[-1][0][0] == "5.0"
+
+
+EXITS = {
+    # (first object's start x, step per frame, second object's x when it comes in; y of both)
+    "out-right-in-right": (0.5, 0.1, 0.85),
+    "out-left-in-left": (0.3, -0.1, -0.05),
+}
+
+
+@pytest.mark.parametrize(("start", "step", "second_x"), EXITS.values(), ids=EXITS.keys())
+def test_an_object_that_walked_out_is_not_continued_by_one_coming_in_there(
+    start: float, step: float, second_x: float
+) -> None:
+    """One object leaves through an edge, another similar enough comes in there a frame later."""
+    first = walk(look(12), 0.3, start, step, 5)  # the last ones cut by the edge
+    other = unit_rows(look(12) + 0.9 * look(13))  # similar enough to pass the appearance gate
+    frames = [[r] for r in first] + [[], [region(second_x, 0.3, 0.2, other, seed=99)]]
+    tracker = Tracker()
+    seen = run(tracker, frames)
+    assert float(other @ look(12)) >= S.track_min_similarity
+    assert seen[-1] == [(f"{len(frames) - 1}.0", False)]  # a new track
+    assert [t.track_id for t in tracker.tracks] == [f"{len(frames) - 1}.0"]  # the first one ended
+
+
+def test_an_object_missed_at_the_edge_it_is_not_leaving_keeps_its_track() -> None:
+    """Coming in from the left edge, missed one frame: still moving into the view, same track."""
+    vec = look(14)
+    frames = [[region(-0.1 + 0.05 * i, 0.3, 0.2, vec, seed=i)] if i != 2 else [] for i in range(6)]
+    seen = run(Tracker(), frames)
+    assert {tid for frame in seen for tid, _ in frame} == {"0.0"}
+
+
+def test_velocity_follows_the_uncut_edge_and_predicts_the_box() -> None:
+    tracker = Tracker()
+    vec = look(15)
+    frames = [[region(0.7 + 0.1 * i, 0.3, 0.2, vec, seed=i)] for i in range(4)]  # walks out at the right
+    run(tracker, frames)
+    (track,) = tracker.tracks
+    assert track.velocity == pytest.approx((0.1, 0.0))  # not the half speed of a box's centre cut by the edge
+    assert track.leaving
+    nxt = track.predicted_box(4)
+    assert (nxt.x0, nxt.x1) == pytest.approx((1.0, 1.0))
+    assert tracker.priors(4) == [nxt]
+    restored = Tracker.from_state(json.loads(json.dumps(tracker.to_state())))
+    assert restored.tracks[0].velocity == track.velocity
