@@ -1,10 +1,12 @@
 """In-process fan-out of live data (events, frame notices) to dashboard clients.
 
 Publishers call `publish_event` / `publish_frame` synchronously from the event loop; each
-message is encoded to JSON once and put on the bounded queue of every subscriber whose
-`Filter` accepts it. A subscriber whose queue is full is dropped on the spot (its `dropped`
-event is set and the drop counted): a stalled browser never slows the pipeline or the other
-clients. No sockets here; the websocket handler in `dashboard.ws_api` only moves the text out.
+message is encoded to JSON once and the same text put on the bounded queue of every subscriber
+whose `Filter` accepts it (no per-client encoding; `batch_message` joins queued texts as they
+are). A subscriber whose queue is full is dropped on the spot (its `dropped` event is set and the
+drop counted): a stalled browser never slows the pipeline or the other clients. No sockets here;
+the websocket handler in `dashboard.ws_api` only moves the text out (`Subscription.get_many`
+takes all that queued up in one wake-up, so a lagging client costs fewer sends, not more).
 
 Every event message carries a `cursor` (see `dashboard.event_log.Cursor`): the events-topic
 offsets after it. A client that resumes from a cursor gets what it missed from the hub's
@@ -26,7 +28,7 @@ import json
 import logging
 import math
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -61,6 +63,35 @@ def event_message(event: Event, cursor: str) -> str:
 def resume_gap_message(reason: str, message: str, missed: int | None) -> str:
     """Tells a resuming client that events are missing (`missed`: how many, None if unknown)."""
     return _dumps({"kind": "resume_gap", "reason": reason, "missed": missed, "message": message})
+
+
+def batch_message(texts: Sequence[str]) -> str:
+    """Several messages as one: `{"kind":"batch","messages":[...]}`, each message unchanged inside.
+
+    Messages are JSON texts already, so this only joins strings: no parsing, no re-encoding.
+    """
+    return '{"kind":"batch","messages":[' + ",".join(texts) + "]}"
+
+
+def batches(texts: Sequence[str], max_chars: int) -> Iterator[tuple[str, int]]:
+    """`texts` in order as few messages as possible, each with how many it holds: runs joined by
+    `batch_message` up to about `max_chars` each (a longer message goes alone), a lone one unchanged."""
+    if len(texts) < 2 or sum(map(len, texts)) + len(texts) <= max_chars:  # the common case: one run
+        if texts:
+            yield _joined(texts), len(texts)
+        return
+    start = size = 0
+    for i, text in enumerate(texts):
+        if i > start and size + len(text) > max_chars:
+            yield _joined(texts[start:i]), i - start
+            start, size = i, 0
+        size += len(text) + 1
+    if start < len(texts):
+        yield _joined(texts[start:]), len(texts) - start
+
+
+def _joined(texts: Sequence[str]) -> str:
+    return texts[0] if len(texts) == 1 else batch_message(texts)
 
 
 @dataclass(frozen=True)
@@ -186,20 +217,26 @@ class Subscription:
         self.name = name
         self.initial = initial
         self.filter = filter
+        self._everything = filter.everything
         self.replay_plan: ReplayPlan | None = None
         self._hub = hub
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=queue_size)
+        self._queue_size = queue_size
+        # A deque and one waiter (one reader per subscription) instead of an asyncio.Queue:
+        # `get_many` takes everything queued in one wake-up, and a publish to a client that is
+        # already due to wake costs an append.
+        self._items: deque[_Item] = deque()
+        self._waiter: asyncio.Future[None] | None = None
         self._dropped = asyncio.Event()
         self._skip_before: dict[int, int] = {}
 
     @property
     def queue_size(self) -> int:
-        return self._queue.maxsize
+        return self._queue_size
 
     @property
     def pending(self) -> int:
         """Messages queued and not yet taken."""
-        return self._queue.qsize()
+        return len(self._items)
 
     @property
     def dropped(self) -> bool:
@@ -210,9 +247,36 @@ class Subscription:
         """Next live message (JSON text). Keeps returning what was queued before a drop.
         Skips events the client already got from a replay (see `replayed`)."""
         while True:
-            item = await self._queue.get()
-            if item.partition < 0 or item.offset >= self._skip_before.get(item.partition, 0):
+            await self._wait()
+            item = self._items.popleft()
+            if self._wanted(item):
                 return item.text
+
+    async def get_many(self) -> list[str]:
+        """Every live message queued now, oldest first (at least one: waits for it), as `get` would
+        return them one by one. A client that keeps up gets one at a time; one that lags gets all
+        it missed in one wake-up, to send together (see `batch_message`)."""
+        while True:
+            await self._wait()
+            items = list(self._items)
+            self._items.clear()
+            if self._skip_before:
+                texts = [item.text for item in items if self._wanted(item)]
+                if not texts:
+                    continue
+                return texts
+            return [item.text for item in items]
+
+    async def _wait(self) -> None:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def _wanted(self, item: _Item) -> bool:
+        return item.partition < 0 or item.offset >= self._skip_before.get(item.partition, 0)
 
     def replayed(self, end: Mapping[int, int]) -> None:
         """The client got every event before `end` (next offset per partition) from the event log:
@@ -234,10 +298,12 @@ class Subscription:
         self._hub.unsubscribe(self)
 
     def _offer(self, item: _Item) -> bool:
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
+        if len(self._items) >= self._queue_size:
             return False
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         return True
 
     def _drop(self) -> None:
@@ -430,7 +496,7 @@ class LiveHub:
 
     def _broadcast(self, item: _Item, stream: str, type_: str | None, score: float | None) -> None:
         for sub in list(self._subs):
-            if not sub.filter.everything and not sub.filter.accepts(stream, type_, score):
+            if not sub._everything and not sub.filter.accepts(stream, type_, score):
                 continue
             if not sub._offer(item):
                 self._subs.discard(sub)

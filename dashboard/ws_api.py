@@ -9,13 +9,19 @@ The protocol, from the client's side:
    message, `dinostream.token.<token>` (the token never goes in the query string).
 3. Send one JSON text message first (all fields optional):
    `{"token": "...", "streams": ["cam1"], "types": ["anomaly"], "min_score": 0.5,
-   "resume_from": "<cursor or event id>"}`. A client that sends nothing within
+   "resume_from": "<cursor or event id>", "batch": true}`. A client that sends nothing within
    `ws_first_message_timeout_s` gets everything from now on, if no token is required; when
    `HttpSettings.api_token` is set it is closed with 4408. Send `{}` to start at once.
 4. Receive `hello` (stream info), then recent events (or, with `resume_from`, every event after
    that point, exactly once and in order per stream, or a `resume_gap` message saying what can
    no longer be replayed), then live `event` and `frame` messages. Every event message carries
    a `cursor`: keep the last one and send it as `resume_from` when reconnecting.
+5. With `"batch": true`, several messages may come as one: `{"kind": "batch", "messages": [...]}`,
+   each message inside unchanged and in order. It adapts by itself: a client that keeps up gets one
+   message per websocket message; when messages queue up (a busy gateway, many clients, a burst,
+   the initial and replayed events) they go out together, up to about `MAX_BATCH_CHARS` each,
+   which costs the gateway one send instead of one per message. Clients that do not ask get one
+   message per websocket message, as before.
 
 Close codes: 4400 bad subscribe message, 4401 missing or wrong token, 4408 no subscribe message
 in time, 1013 the client fell `ws_queue_size` messages behind (reconnect and resume), 1011 the
@@ -40,7 +46,15 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
 from dashboard.event_log import EventLog, format_positions
-from dashboard.live_hub import EVERYTHING, Filter, LiveHub, Subscription, event_message, resume_gap_message
+from dashboard.live_hub import (
+    EVERYTHING,
+    Filter,
+    LiveHub,
+    Subscription,
+    batches,
+    event_message,
+    resume_gap_message,
+)
 from dinostream.errors import BrokerError
 from dinostream.records import Event, RecordError
 from dinostream.settings import HttpSettings
@@ -58,7 +72,10 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_TIMEOUT = 4408
 
 MAX_SUBSCRIBE_BYTES = 64 * 1024
-_FIELDS = ("token", "streams", "types", "min_score", "resume_from")
+# A batch holds messages up to about this many characters (JSON is ASCII: bytes) so it stays under
+# the 1 MiB message limit that clients such as `websockets` apply by default.
+MAX_BATCH_CHARS = 512 * 1024
+_FIELDS = ("token", "streams", "types", "min_score", "resume_from", "batch")
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,7 @@ class SubscribeRequest:
     token: str | None = None
     filter: Filter = field(default=EVERYTHING)
     resume_from: str | None = None
+    batch: bool = False
 
 
 def parse_subscribe(text: str) -> SubscribeRequest:
@@ -89,7 +107,10 @@ def parse_subscribe(text: str) -> SubscribeRequest:
     resume_from = obj.get("resume_from")
     if resume_from is not None and (not isinstance(resume_from, str) or not 1 <= len(resume_from) <= 4096):
         raise RecordError("resume_from must be a cursor or an event id (a non-empty string)")
-    return SubscribeRequest(token, Filter.from_request(obj), resume_from)
+    batch = obj.get("batch", False)
+    if not isinstance(batch, bool):
+        raise RecordError(f"batch must be true or false, got {batch!r}")
+    return SubscribeRequest(token, Filter.from_request(obj), resume_from, batch)
 
 
 def _host_port(netloc: str, default_port: int) -> tuple[str, int] | None:
@@ -208,16 +229,22 @@ def ws_router(*, settings: HttpSettings, hub: LiveHub, event_log: EventLog | Non
                     return
 
         with hub.subscribe(name, req.filter, req.resume_from) as sub:
-            await _serve(websocket, sub, hub, event_log, settings.ws_replay_limit)
+            await _serve(websocket, sub, hub, event_log, settings.ws_replay_limit, req.batch)
 
     return router
 
 
 async def _serve(
-    websocket: WebSocket, sub: Subscription, hub: LiveHub, event_log: EventLog | None, replay_limit: int
+    websocket: WebSocket,
+    sub: Subscription,
+    hub: LiveHub,
+    event_log: EventLog | None,
+    replay_limit: int,
+    batch: bool,
 ) -> None:
     """Send the initial messages, any replay, then live ones until the client leaves or falls behind."""
-    sender = asyncio.create_task(_send_all(websocket, sub, hub, event_log, replay_limit))
+    out = _Out(websocket, sub, batch)
+    sender = asyncio.create_task(_send_all(out, sub, hub, event_log, replay_limit))
     receiver = asyncio.create_task(_until_disconnect(websocket))
     dropped = asyncio.create_task(sub.wait_dropped())
     tasks = (sender, receiver, dropped)
@@ -240,30 +267,45 @@ async def _serve(
         await _close(websocket, CLOSE_TOO_SLOW, f"too slow: more than {sub.queue_size} messages behind; reconnect")
 
 
-async def _send_all(
-    websocket: WebSocket, sub: Subscription, hub: LiveHub, event_log: EventLog | None, replay_limit: int
-) -> None:
-    for text in sub.initial:
-        await websocket.send_text(text)
-        sub.sent()
+class _Out:
+    """Writes messages to one client: one websocket message each, or joined into batches."""
+
+    def __init__(self, websocket: WebSocket, sub: Subscription, batch: bool) -> None:
+        self.websocket = websocket
+        self.sub = sub
+        self.batch = batch
+
+    async def send(self, texts: list[str]) -> None:
+        if self.batch:
+            for text, n in batches(texts, MAX_BATCH_CHARS):
+                await self.websocket.send_text(text)
+                self.sub.sent(n)
+        else:
+            for text in texts:
+                await self.websocket.send_text(text)
+                self.sub.sent()
+
+
+async def _send_all(out: _Out, sub: Subscription, hub: LiveHub, event_log: EventLog | None, replay_limit: int) -> None:
+    # The hello alone first (clients wait for it), then the backlog, then live messages: all that
+    # queued while the previous send was under way goes out in one wake-up.
+    await out.send(sub.initial[:1])
+    await out.send(sub.initial[1:])
     sub.initial = []
     if sub.replay_plan is not None:
-        await _replay(websocket, sub, hub, event_log, replay_limit)
+        await _replay(out, sub, hub, event_log, replay_limit)
     while True:
-        await websocket.send_text(await sub.get())
-        sub.sent()
+        await out.send(await sub.get_many())
 
 
-async def _replay(
-    websocket: WebSocket, sub: Subscription, hub: LiveHub, event_log: EventLog | None, limit: int
-) -> None:
+async def _replay(out: _Out, sub: Subscription, hub: LiveHub, event_log: EventLog | None, limit: int) -> None:
     """Send the events the hub no longer holds, from the event log, while live ones queue up."""
     plan = sub.replay_plan
     assert plan is not None
     if event_log is None:
         hub.note_resume_gap()
-        await websocket.send_text(
-            resume_gap_message("no_store", "missed events cannot be replayed: this gateway keeps no event log", None)
+        await out.send(
+            [resume_gap_message("no_store", "missed events cannot be replayed: this gateway keeps no event log", None)]
         )
         sub.replayed(plan.start.positions)
         return
@@ -271,10 +313,11 @@ async def _replay(
         replay = await event_log.read(plan.start, plan.until, limit)
     except BrokerError as e:
         raise _Close(CLOSE_REPLAY_FAILED, f"cannot replay missed events: {e}") from None
+    texts: list[str] = []  # sent together: in batches to a client that asked for them
     if replay.lost:
         hub.note_resume_gap()
         why = "removed by the topic's retention" if replay.reason == "retention" else f"over the {limit}-event limit"
-        await websocket.send_text(
+        texts.append(
             resume_gap_message(
                 replay.reason or "retention",
                 f"{replay.lost} events after the cursor are {why}; the oldest still stored follow",
@@ -291,12 +334,9 @@ async def _replay(
             continue
         if not sub.filter.accepts(event.stream, event.type, event.score):
             continue
-        try:
-            text = event_message(event, format_positions(positions))
-        except RecordError:
-            continue
-        await websocket.send_text(text)
-        sub.sent()
+        with contextlib.suppress(RecordError):
+            texts.append(event_message(event, format_positions(positions)))
+    await out.send(texts)
     sub.replayed(plan.start.positions)
     sub.replayed(replay.end)
 

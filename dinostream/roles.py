@@ -316,7 +316,9 @@ async def serve_http(app: FastAPI, settings: Settings, critical: dict[str, async
     """Start uvicorn on settings.http.host:port (port 0: any) as `critical["http"]`; return once it listens."""
     s = settings.http
     server = uvicorn.Server(
-        uvicorn.Config(app, host=s.host, port=s.port, ws="auto", log_level="warning", lifespan="off")
+        uvicorn.Config(
+            app, host=s.host, port=s.port, ws="auto", ws_per_message_deflate=False, log_level="warning", lifespan="off"
+        )
     )
     task = critical["http"] = asyncio.create_task(server.serve(), name="http")
     while not server.started:

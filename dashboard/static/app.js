@@ -1,5 +1,6 @@
 // dinostream operator dashboard: plain JS modules, no build step, no external resources.
-// Live data arrives over /ws/events (hello, event, frame, resume_gap); the panels use the HTTP API
+// Live data arrives over /ws/events (hello, event, frame, resume_gap, and batch: several of those in
+// one websocket message, asked for with "batch": true); the panels use the HTTP API
 // (streams, search, segment, watchlist). Modules talk through the page bus in util.js.
 
 import { $, apiToken } from "./util.js";
@@ -29,18 +30,36 @@ function updateBanner() {
 }
 
 // ---------- websocket with backoff and resume ----------
-// The first message subscribes: {"token"?, "resume_from"?}. Every event carries a cursor; on
-// reconnect we resume from the last one, so nothing is missed or shown twice.
+// The first message subscribes: {"token"?, "resume_from"?, "batch": true}. Every event carries a
+// cursor; on reconnect we resume from the last one, so nothing is missed or shown twice.
 
 let backoff = BACKOFF_MIN_MS;
 let lastCursor = null;
+
+function handleMessage(msg) {
+  if (msg.kind === "hello") {
+    backoff = BACKOFF_MIN_MS;
+    setConnection("live", "live");
+    onHello(msg);
+    updateBanner();
+  } else if (msg.kind === "event" && msg.event) {
+    if (msg.cursor) lastCursor = msg.cursor;
+    onEvent(msg.event);
+    onEventSeen(msg.event);
+  } else if (msg.kind === "frame") {
+    onFrame(msg);
+    updateBanner();
+  } else if (msg.kind === "resume_gap") {
+    setConnection("live", `live · some events were missed (${msg.missed ?? "?"})`);
+  }
+}
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   setConnection("connecting", "connecting…");
   const socket = new WebSocket(`${scheme}://${location.host}/ws/events`, ["dinostream.v1"]);
   socket.addEventListener("open", () => {
-    const first = {};
+    const first = { batch: true };
     const token = apiToken();
     if (token) first.token = token;
     if (lastCursor) first.resume_from = lastCursor;
@@ -53,21 +72,9 @@ function connect() {
     } catch {
       return;
     }
-    if (msg.kind === "hello") {
-      backoff = BACKOFF_MIN_MS;
-      setConnection("live", "live");
-      onHello(msg);
-      updateBanner();
-    } else if (msg.kind === "event" && msg.event) {
-      if (msg.cursor) lastCursor = msg.cursor;
-      onEvent(msg.event);
-      onEventSeen(msg.event);
-    } else if (msg.kind === "frame") {
-      onFrame(msg);
-      updateBanner();
-    } else if (msg.kind === "resume_gap") {
-      setConnection("live", `live · some events were missed (${msg.missed ?? "?"})`);
-    }
+    // A busy gateway sends what queued up for us as one batch: the same messages, in order.
+    if (msg.kind === "batch" && Array.isArray(msg.messages)) msg.messages.forEach(handleMessage);
+    else handleMessage(msg);
   });
   socket.addEventListener("close", (e) => {
     const delay = Math.round(backoff * (0.75 + Math.random() * 0.5));

@@ -1,14 +1,17 @@
 """Resume without gaps on the real broker: a client that reconnects with its last cursor gets exactly
-the events it missed, in order, then live ones, from the same gateway and from a restarted one."""
+the events it missed, in order, then live ones, from the same gateway and from a restarted one;
+one message at a time and in batches ({"batch": true}, as the dashboard asks)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 import uvicorn
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
@@ -64,17 +67,36 @@ async def gateway(broker: EmbeddedBroker, kafka: KafkaSettings) -> AsyncIterator
         await asyncio.gather(feed_task, return_exceptions=True)
 
 
-async def next_event(ws: ClientConnection) -> dict[str, Any]:
-    while True:
-        msg = json.loads(await asyncio.wait_for(ws.recv(), 30))
-        if msg["kind"] != "hello":
-            return msg
+class Client:
+    """A subscribed websocket that hands out messages one by one, unpacking batches."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.batches = 0
+        self._pending: deque[dict[str, Any]] = deque()
+
+    async def next_event(self) -> dict[str, Any]:
+        while True:
+            if not self._pending:
+                msg = json.loads(await asyncio.wait_for(self.ws.recv(), 30))
+                if msg["kind"] == "batch":
+                    self.batches += 1
+                    self._pending.extend(msg["messages"])
+                else:
+                    self._pending.append(msg)
+                continue
+            msg = self._pending.popleft()
+            if msg["kind"] != "hello":
+                return msg
+
+    async def close(self) -> None:
+        await self.ws.close()
 
 
-async def subscribe(url: str, **first: Any) -> ClientConnection:
+async def subscribe(url: str, batch: bool, **first: Any) -> Client:
     ws = await connect(url, subprotocols=["dinostream.v1"])  # type: ignore[list-item]
-    await ws.send(json.dumps(first))
-    return ws
+    await ws.send(json.dumps({**first, "batch": batch}))
+    return Client(ws)
 
 
 async def produce(producer: Any, topic: str, events: list[Event]) -> None:
@@ -88,12 +110,12 @@ def sentinels(k: int) -> list[Event]:
     return [make_event(k + i, s) for i, s in enumerate(STREAMS)]
 
 
-async def read_until_sentinels(ws: ClientConnection, marks: list[Event]) -> list[dict[str, Any]]:
+async def read_until_sentinels(ws: Client, marks: list[Event]) -> list[dict[str, Any]]:
     """Every event message up to the markers (excluded), until all markers arrived."""
     got = []
     waiting = {e.id for e in marks}
     while waiting:
-        msg = await next_event(ws)
+        msg = await ws.next_event()
         assert msg["kind"] == "event", msg
         if msg["event"]["id"] in waiting:
             waiting.discard(msg["event"]["id"])
@@ -113,8 +135,9 @@ def assert_exactly(got: list[dict[str, Any]], expected: list[Event]) -> None:
         ]
 
 
+@pytest.mark.parametrize("batch", [False, True], ids=["one-by-one", "batched"])
 async def test_resume_from_cursor_gets_exactly_the_missed_events_then_live(
-    broker: EmbeddedBroker, kafka_settings: KafkaSettings
+    broker: EmbeddedBroker, kafka_settings: KafkaSettings, batch: bool
 ) -> None:
     await ensure_topics(broker.bootstrap, kafka_settings)
     producer = make_producer(broker.bootstrap, kafka_settings, embedded=True)
@@ -124,16 +147,16 @@ async def test_resume_from_cursor_gets_exactly_the_missed_events_then_live(
         first = [make_event(k) for k in range(12)]
         missed = [make_event(k) for k in range(12, 30)]
         async with gateway(broker, kafka_settings) as (url, hub):
-            ws = await subscribe(url)
+            ws = await subscribe(url, batch)
             await produce(producer, topic, first)
-            seen = [await next_event(ws) for _ in range(5)]
+            seen = [await ws.next_event() for _ in range(5)]
             assert {m["event"]["id"] for m in seen} <= {e.id for e in first}
             cursor = seen[-1]["cursor"]
             await ws.close()
 
             await produce(producer, topic, missed)
             marks = sentinels(900)
-            ws = await subscribe(url, resume_from=cursor)
+            ws = await subscribe(url, batch, resume_from=cursor)
             await produce(producer, topic, marks)
             got = await read_until_sentinels(ws, marks)
             seen_ids = {m["event"]["id"] for m in seen}
@@ -141,7 +164,7 @@ async def test_resume_from_cursor_gets_exactly_the_missed_events_then_live(
             assert all(m["cursor"] for m in got)
             live = make_event(1000, "cam1")  # then live, once
             await produce(producer, topic, [live])
-            assert (await next_event(ws))["event"]["id"] == live.id
+            assert (await ws.next_event())["event"]["id"] == live.id
             last_cursor = (await asyncio.wait_for(_last_cursor_after(ws, producer, topic), 30))["cursor"]
             await ws.close()
             assert hub.stats()["resumes"] == 1 and hub.stats()["resume_gaps"] == 0
@@ -151,7 +174,7 @@ async def test_resume_from_cursor_gets_exactly_the_missed_events_then_live(
         down = [make_event(k) for k in range(2000, 2010)]
         await produce(producer, topic, down)
         async with gateway(broker, kafka_settings) as (url, hub):
-            ws = await subscribe(url, resume_from=last_cursor)
+            ws = await subscribe(url, batch, resume_from=last_cursor)
             after = [make_event(k) for k in range(3000, 3006)]
             await produce(producer, topic, after)
             marks = sentinels(3900)
@@ -159,13 +182,15 @@ async def test_resume_from_cursor_gets_exactly_the_missed_events_then_live(
             got = await read_until_sentinels(ws, marks)
             assert_exactly(got, down + after)
             await ws.close()
+            # The events read back from the topic go out together to a client that asked for batches.
+            assert (ws.batches > 0) is batch
     finally:
         await producer.stop()
 
 
-async def _last_cursor_after(ws: ClientConnection, producer: Any, topic: str) -> dict[str, Any]:
+async def _last_cursor_after(ws: Client, producer: Any, topic: str) -> dict[str, Any]:
     marker = make_event(1001, "cam3")
     await produce(producer, topic, [marker])
-    msg = await next_event(ws)
+    msg = await ws.next_event()
     assert msg["event"]["id"] == marker.id
     return msg

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from dashboard.live_hub import Filter, LiveHub
+from dashboard.live_hub import Filter, LiveHub, batch_message, batches
 from dinostream.records import Event, RecordError, event_id
 
 
@@ -62,6 +62,51 @@ async def test_every_overflowing_client_is_counted() -> None:
     hub.publish_frame("cam1", 1, 0.5, b"\xff\xd8b", model="m", untrained=False)
     assert all(s.dropped for s in subs)
     assert hub.dropped_clients == 3 and hub.clients == 0
+
+
+async def test_get_many_takes_everything_queued_oldest_first_without_replayed_duplicates() -> None:
+    hub = LiveHub(queue_size=8)
+    hub.start_positions({0: 10})
+    sub = hub.subscribe(resume_from="0:3")  # replayed from the log up to offset 11, see `replayed`
+    for off in (10, 11, 12):
+        hub.publish_event(make_event(key=off), partition=0, offset=off)
+    hub.publish_frame("cam1", 5, 2.5, b"", model="m", untrained=False)
+    hub.publish_event(make_event(key=13), partition=0, offset=13)
+    sub.replayed({0: 12})
+    got = [json.loads(t) for t in await asyncio.wait_for(sub.get_many(), 1)]
+    assert [m.get("event", m)["frames" if m["kind"] == "event" else "seq"] for m in got] == [[12, 13], 5, [13, 14]]
+    assert sub.pending == 0
+
+    waiting = asyncio.ensure_future(sub.get_many())  # nothing queued: waits for the next publish
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    hub.publish_event(make_event(key=14), partition=0, offset=14)
+    assert [json.loads(t)["cursor"] for t in await asyncio.wait_for(waiting, 1)] == ["0:15"]
+
+    for off in (15, 16):  # only duplicates of the replay queued: keeps waiting for a wanted one
+        hub.publish_event(make_event(key=off), partition=0, offset=off)
+    sub.replayed({0: 17})
+    waiting = asyncio.ensure_future(sub.get_many())
+    await asyncio.sleep(0)
+    assert not waiting.done() and sub.pending == 0
+    hub.publish_event(make_event(key=17), partition=0, offset=17)
+    assert [json.loads(t)["cursor"] for t in await asyncio.wait_for(waiting, 1)] == ["0:18"]
+
+
+def test_batches_join_runs_in_order_up_to_the_size_limit() -> None:
+    texts = ['{"n":1}', '{"n":2}', '{"n":3}', '{"big":"' + "x" * 40 + '"}', '{"n":5}']
+    assert list(batches(texts[:1], 100)) == [(texts[0], 1)]  # a lone message goes unchanged
+    assert list(batches([], 100)) == []
+    assert list(batches(texts, 1000)) == [(batch_message(texts), 5)]
+    split = list(batches(texts, 30))  # three small ones fit in 30 characters, the big one goes alone
+    assert split == [(batch_message(texts[:3]), 3), (texts[3], 1), (texts[4], 1)]
+    unpacked = []
+    for text, n in split:
+        msg = json.loads(text)
+        inner = msg["messages"] if msg.get("kind") == "batch" else [msg]
+        assert len(inner) == n
+        unpacked += inner
+    assert unpacked == [json.loads(t) for t in texts]
 
 
 def test_latest_thumbnail_and_info_per_stream() -> None:

@@ -133,8 +133,9 @@ async def test_filters_apply_to_events_and_frame_notices_by_stream() -> None:
         ('{"types": ["explosion"]}', "unknown event type 'explosion'"),
         ('{"min_score": "high"}', "min_score must be a finite number"),
         ('{"resume_from": ""}', "resume_from"),
+        ('{"batch": "yes"}', "batch must be true or false"),
     ],
-    ids=["not-json", "not-object", "unknown-field", "bad-stream", "bad-type", "bad-score", "empty-resume"],
+    ids=["not-json", "not-object", "unknown-field", "bad-stream", "bad-type", "bad-score", "empty-resume", "bad-batch"],
 )
 async def test_bad_subscribe_message_is_closed_with_4400_and_the_problem(first: str, problem: str) -> None:
     with pytest.raises(RecordError, match=problem):
@@ -143,6 +144,47 @@ async def test_bad_subscribe_message_is_closed_with_4400_and_the_problem(first: 
         await ws.send(first)
         code, reason = await closed_with(ws)
     assert code == 4400 and problem in reason
+
+
+# ---------- batches ----------
+
+
+async def test_batch_client_gets_what_queued_up_as_one_batch_and_single_messages_otherwise() -> None:
+    hub = LiveHub(queue_size=64, recent=3)
+    for k in range(3):
+        hub.publish_event(make_event("cam1", k))
+    async with serve(hub) as url:
+        batched = await open_sub(url, {"batch": True})
+        plain = await open_sub(url, {"batch": False})
+        assert (await recv(batched))["kind"] == "hello"  # alone: clients wait for it
+        assert (await recv(plain))["kind"] == "hello"
+        with hub.subscribe() as probe:
+            recent = [json.loads(t) for t in probe.initial[1:]]
+        assert await recv(batched) == {"kind": "batch", "messages": recent}  # the backlog in one message
+        assert [await recv(plain) for _ in recent] == recent
+
+        # Published together (as the live feed does with what it fetched): queued, sent as one.
+        live = [make_event("cam2", k, type_="anomaly") for k in range(5)]
+        for e in live[:3]:
+            hub.publish_event(e)
+        hub.publish_frame("cam2", 0, 0.0, b"\xff\xd8", model="m", untrained=False)
+        for e in live[3:]:
+            hub.publish_event(e)
+        batch = await recv(batched)
+        assert batch["kind"] == "batch"
+        singles = [await recv(plain) for _ in range(6)]
+        assert batch["messages"] == singles  # each message unchanged inside, in order
+        assert [m.get("event", {}).get("id") for m in singles] == [e.id for e in live[:3]] + [None] + [
+            e.id for e in live[3:]
+        ]
+
+        # A client that keeps up gets one message at a time, not a batch of one.
+        hub.publish_event(one := make_event("cam3", 1))
+        assert (await recv(batched))["event"]["id"] == one.id
+        assert (await recv(plain))["event"]["id"] == one.id
+        await batched.close()
+        await plain.close()
+    assert hub.stats()["messages_sent"] == 2 * (1 + 3 + 6 + 1)  # messages, not websocket frames
 
 
 # ---------- auth ----------
