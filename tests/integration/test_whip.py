@@ -24,6 +24,7 @@ from aiortc.mediastreams import AudioStreamTrack
 from av import VideoFrame
 from fastapi.staticfiles import StaticFiles
 
+from analytics.embedder import Embedder
 from dashboard.app import create_app
 from dashboard.live_hub import LiveHub
 from dashboard.whip_api import whip_router
@@ -401,7 +402,7 @@ async def test_many_sessions_leave_no_tasks_or_peer_connections_behind() -> None
 # ---------- Chromium publishing its fake camera through the test page ----------
 
 
-async def test_chromium_publishes_its_camera(tmp_path: Path) -> None:
+async def test_chromium_publishes_its_camera(tmp_path: Path, tiny_model_dir: Path) -> None:
     received = Received()
     sessions = make_sessions(received)
     async with whip_service(sessions, page=True) as (base, client):
@@ -442,6 +443,13 @@ async def test_chromium_publishes_its_camera(tmp_path: Path) -> None:
                 assert source.source_size is not None and source.source_size[0] > 0
                 assert float(np.std(frames[-1].image)) > 1.0  # Chromium's fake camera draws a moving pattern
                 assert sessions.stats()["sessions"]["browser"]["state"] == "connected"
+                # ... and the browser's frames become embeddings, through the model stage's embedder.
+                model = ModelSettings(model=str(tiny_model_dir), image_size=64, device="cpu")
+                embedder = Embedder(await load_model_async(model), model)
+                records = await asyncio.to_thread(embedder.embed, frames[:3])
+                assert [r.stream for r in records] == ["browser"] * 3
+                assert all(r.patches.shape[:2] == (3, 4) for r in records)  # 48x64 pixels, 16-pixel patches
+                assert all(np.isfinite(r.cls.astype(np.float32)).all() for r in records)
             finally:
                 with contextlib.suppress(ProcessLookupError):
                     proc.terminate()
