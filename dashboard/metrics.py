@@ -83,6 +83,7 @@ def stream_families(healths: Callable[[], Mapping[str, Any]]) -> Families:
                 ("frames_out", "Frames handed to the model stage."),
                 ("drops", "Frames dropped because a queue was full (live sources drop the oldest)."),
                 ("reconnects", "Times the source was reopened after it failed or ended."),
+                ("decode_seconds", "Seconds spent decoding and scaling (latency per frame: rate / frames_in rate)."),
             )
         }
         for stream, raw in sorted(healths().items()):
@@ -91,7 +92,7 @@ def stream_families(healths: Callable[[], Mapping[str, Any]]) -> Families:
             for s in (*STREAM_STATES, *(() if current in STREAM_STATES or not current else (current,))):
                 state.add_metric([stream, s], 1.0 if s == current else 0.0)
             for key, family in counters.items():
-                value = h.get(key)
+                value = h.get("decode_s" if key == "decode_seconds" else key)
                 if isinstance(value, (int, float)):
                     family.add_metric([stream], float(value))
         return [state, *counters.values()]

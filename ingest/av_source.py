@@ -496,6 +496,7 @@ class AvSource(Source):
                     plan.keyframe(packet_t)
                 # Switch only at a keyframe: the frames after it never reference a skipped one.
                 codec.skip_frame = "NONKEY" if plan.keyframes_only else "DEFAULT"
+            began = time.perf_counter()
             try:
                 decoded = packet.decode()
                 bad_packets = 0
@@ -505,6 +506,8 @@ class AvSource(Source):
                     at = f" at {t:.2f} s" if t is not None else ""
                     raise SourceError(f"cannot decode {self._loc.display}{at}: {_reason(exc)}") from exc
                 continue  # live streams lose packets now and then; the decoder recovers at the next keyframe
+            finally:
+                self.stats.decode_s += time.perf_counter() - began
             for frame in decoded:
                 self.stats.decoded += 1
                 if arrival_timed or (self._loc.is_live and frame.pts is None and frame.dts is None):
@@ -518,8 +521,10 @@ class AvSource(Source):
                 if pacer is not None and pacer.wait(t, self._stop):
                     return
                 ts = clock.stamp(t, time.time())
+                began = time.perf_counter()
                 image = frame.reformat(width=width, height=height, format="rgb24", interpolation="BILINEAR")
                 item = Frame(self.stream, self.stats.sampled, t, ts, image.to_ndarray())
+                self.stats.decode_s += time.perf_counter() - began
                 if not queue.put(item):
                     return  # closed by the consumer
                 self.stats.sampled += 1

@@ -37,6 +37,7 @@ class SourceStats:
     decoded: int = 0  # frames decoded
     sampled: int = 0  # frames passed on after sampling
     dropped: int = 0  # frames dropped because the queue was full
+    decode_s: float = 0.0  # seconds spent decoding and scaling (decode latency = decode_s / decoded)
     error: str | None = None  # last error text
 
 

@@ -69,6 +69,7 @@ class StreamHealth:
     frames_out: int  # frames sampled and handed to the sink
     drops: int  # frames the sources' queues dropped because the sink fell behind
     reconnects: int  # sources opened after the first
+    decode_s: float  # seconds spent decoding and scaling, over every source (latency: decode_s / frames_in)
     since: float  # wall-clock time (unix seconds) of the last state change
     last_frame_ts: float | None  # capture time of the last frame handed on
 
@@ -117,6 +118,7 @@ class StreamTracker:
         self._attempts = 0  # sources opened (or tried)
         self._closed_in = 0  # frames decoded by sources already done with
         self._closed_drops = 0
+        self._closed_decode_s = 0.0
         self._stats: SourceStats | None = None  # the current source's counters
         self._live_since: float | None = None  # monotonic: when the current source went live
         self._waiting_since: float | None = None  # monotonic: waiting for the source's next frame
@@ -238,6 +240,7 @@ class StreamTracker:
         if self._stats is not None:
             self._closed_in += self._stats.decoded
             self._closed_drops += self._stats.dropped
+            self._closed_decode_s += self._stats.decode_s
             self._stats = None
         self._waiting_since = None
         if self._live_since is not None and self.clock() - self._live_since >= self.settings.backoff_reset_s:
@@ -256,6 +259,7 @@ class StreamTracker:
             frames_out=self.frames_out,
             drops=self._closed_drops + (stats.dropped if stats else 0),
             reconnects=self.reconnects,
+            decode_s=round(self._closed_decode_s + (stats.decode_s if stats else 0.0), 6),
             since=self.since,
             last_frame_ts=self._last_ts,
         )

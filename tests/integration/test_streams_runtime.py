@@ -133,6 +133,7 @@ async def test_streams_added_at_run_time_persist_across_restarts(
             assert set(health["streams"]) == {"cuts", "clip", "keep"} and health["status"] == "ok", health
             metrics = (await http.get("/metrics")).text
             assert 'dinostream_stream_frames_out_total{stream="clip"}' in metrics
+            assert 'dinostream_stream_decode_seconds_total{stream="clip"}' in metrics
             for family in (  # the model stage, the worker, the index sink and the websocket fan-out
                 "dinostream_embedding_latency_p99_s",
                 "dinostream_embedding_mean_batch_size",

@@ -138,7 +138,7 @@ def test_pts_jump_back_inside_one_source_is_also_continued():
 
 def test_frames_in_and_drops_add_up_over_sources():
     tracker, _ = _tracker()
-    first, second = SourceStats(decoded=10, dropped=2), SourceStats(decoded=4, dropped=1)
+    first, second = SourceStats(decoded=10, dropped=2, decode_s=0.5), SourceStats(decoded=4, dropped=1, decode_s=0.25)
     tracker.connecting()
     tracker.opened(first)
     tracker.failed("lost connection")
@@ -149,6 +149,7 @@ def test_frames_in_and_drops_add_up_over_sources():
     assert (health.frames_in, health.drops) == (10 + 4, 2 + 1)
     second.decoded, second.dropped = 6, 3  # the current source's counters are read live
     assert (tracker.health().frames_in, tracker.health().drops) == (16, 5)
+    assert tracker.health().decode_s == 0.75  # decode time adds up the same way (latency per frame: / frames_in)
 
 
 def test_backoff_grows_while_failing_and_resets_after_a_long_live_period():
