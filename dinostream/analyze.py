@@ -9,6 +9,7 @@ in all of them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ from dinostream.pipeline import EmbeddingStage, load_model_async, plan_sources
 from dinostream.progress import Progress
 from dinostream.records import Event, FrameEmbedding
 from dinostream.settings import Settings
+from sinks.index_factory import open_index
 
 log = logging.getLogger(__name__)
 
@@ -88,31 +90,61 @@ async def analyze_files(
     *,
     watch: Sequence[tuple[str, str]] = (),
     show_progress: bool = True,
+    index: bool = False,
 ) -> int:
     """Run every processor over `paths` in turn; returns the number of frames analysed.
 
-    `watch`: (label, picture path) pairs registered as watchlist exemplars first."""
+    `watch`: (label, picture path) pairs registered as watchlist exemplars first. With `index`,
+    frames and events are also written to the index (`settings.index`: Qdrant Edge under the data
+    dir, or the Qdrant server), so a recording becomes searchable like a live stream."""
     pictures = [(label, read_picture(p)) for label, p in watch]  # a bad picture fails before the model loads
     loaded = await load_model_async(settings.model)
     watchlist = Watchlist()
     if pictures:
         await _register(watchlist, pictures, settings, loaded)
     processors = ProcessorSet(default_processors(settings.analytics, watchlist=watchlist))
+    store = (
+        await asyncio.to_thread(
+            open_index, settings.index, settings.data_dir, loaded.hidden_size, settings.model.patch_pca_dims
+        )
+        if index
+        else None
+    )
+    pending: list[FrameEmbedding] = []
     frames = 0
+
+    def flush_frames() -> None:
+        if store is not None and pending:
+            store.upsert_frames(pending)  # idempotent by (stream, seq): a re-run overwrites
+            pending.clear()
+
+    def report(events: list[Event]) -> None:
+        for event in events:
+            emit(event)
+        if store is not None and events:
+            store.upsert_events(events)
 
     def process(rec: FrameEmbedding) -> None:
         nonlocal frames
         frames += 1
-        for event in processors.process(rec):
-            emit(event)
+        report(processors.process(rec))
+        if store is not None:
+            pending.append(rec)
+            if len(pending) >= settings.index.batch_size:
+                flush_frames()
 
-    for path in paths:
-        bar = Progress(video_duration(path), f"analyze {Path(path).name}") if show_progress else None
-        stream = await embed_file(path, settings, loaded, process, progress=bar)
-        if bar is not None:
-            bar.close()
-        for event in processors.flush(stream):  # close what is still open at the end of the file
-            emit(event)
+    try:
+        for path in paths:
+            verb = "index" if index else "analyze"
+            bar = Progress(video_duration(path), f"{verb} {Path(path).name}") if show_progress else None
+            stream = await embed_file(path, settings, loaded, process, progress=bar)
+            if bar is not None:
+                bar.close()
+            report(processors.flush(stream))  # close what is still open at the end of the file
+        flush_frames()
+    finally:
+        if store is not None:
+            store.close()
     return frames
 
 

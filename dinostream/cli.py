@@ -83,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="look for what PICTURE shows (a crop) and report it as LABEL; repeat",
     )
     an.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    an.add_argument(
+        "--index",
+        action="store_true",
+        help="also write frames and events to the index (Qdrant Edge in --data-dir, or --qdrant-url) for search",
+    )
+    an.add_argument("--data-dir", type=Path, help="where the index lives (default ./dinostream-data)")
+    an.add_argument("--qdrant-url", metavar="URL", help="Qdrant server; default: embedded Qdrant Edge in the data dir")
     _add_common(an)
     demo = sub.add_parser("demo", help="make a short demo video locally and run `up` on it")
     _add_common(demo)
@@ -318,7 +325,9 @@ async def _run_analyze(args: argparse.Namespace, settings: Settings) -> None:
         sys.stdout.flush()
 
     watch = _parse_watch(args.watch)
-    frames = await analyze_files(args.video, settings, emit, watch=watch, show_progress=not args.no_progress)
+    frames = await analyze_files(
+        args.video, settings, emit, watch=watch, show_progress=not args.no_progress, index=args.index
+    )
     log.info("analysed %d frames of %s", frames, ", ".join(args.video))
 
 

@@ -108,3 +108,25 @@ def test_analyze_reports_every_event_type_across_two_cameras(tiny_model_dir: Pat
     assert all(25.0 <= e["t_start"] <= 33.0 and e["boxes"][0]["label"] == "red case" for e in seen)
     # Progress goes to stderr, never into the JSON on stdout.
     assert "analyze cam-a.mp4" in cp.stderr and "frames/s" in cp.stderr
+
+
+def test_analyze_index_makes_a_recording_searchable(
+    tiny_model_dir: Path, cut_video: tuple[Path, list[float]], tmp_path: Path
+) -> None:
+    from sinks.qdrant_edge_index import QdrantEdgeIndex
+
+    video, cuts = cut_video
+    argv = [sys.executable, "-m", "dinostream", "analyze", str(video), "--model", str(tiny_model_dir)]
+    argv += ["--device", "cpu", "--fps", "2", "--index", "--data-dir", str(tmp_path / "data")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    for _ in range(2):  # a second run overwrites: ids are deterministic
+        cp = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
+        assert cp.returncode == 0, cp.stderr
+    assert "index cuts.mp4" in cp.stderr and "frames/s" in cp.stderr  # the progress line
+    events = [json.loads(line) for line in cp.stdout.splitlines()]
+    index = QdrantEdgeIndex(tmp_path / "data" / "qdrant", dim=64)
+    try:
+        assert index.count_frames() == 24  # 12 s at 2 fps, once
+        assert index.count_events() == len({e["id"] for e in events}) >= len(cuts)
+    finally:
+        index.close()
