@@ -33,24 +33,22 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import io
 import json
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Query, Request
-from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.datastructures import FormData, UploadFile
-from starlette.types import Message
 
 from analytics.summary import summarize
 from analytics.watchlist import click_to_segment
 from dashboard.app import FRAME_THUMBNAIL_PATH, ApiError, EmbedImages, _check_stream, _require
 from dashboard.live_hub import LiveHub
+from dashboard.uploads import decode_rgb, limited_body, limited_form
 from dinostream.records import EVENT_TYPES, Event, Heatmap, frame_point_id
 from dinostream.settings import HttpSettings, IndexSettings, ReidSettings
 from sinks.moments import Moment, matches, merge_moments, paginate
@@ -176,7 +174,7 @@ def search_router(
         content_type = request.headers.get("content-type", "").lower()
         if content_type.startswith("multipart/form-data"):
             embed = _require(embed_images, "the image embedder")
-            async with _limited_form(request, http.max_upload_bytes, max_files=1) as form:
+            async with limited_form(request, http.max_upload_bytes, max_files=1) as form:
                 upload = form.get("image")
                 if not isinstance(upload, UploadFile):
                     raise ApiError(422, "missing_image", "form field 'image' must be an uploaded image file")
@@ -192,7 +190,7 @@ def search_router(
                     cfg.match_margin,
                 )
                 data = await upload.read()
-            rgb = await asyncio.to_thread(_decode_rgb, data)
+            rgb = await asyncio.to_thread(decode_rgb, data)
             vecs = await embed([rgb])
             query = _Query(
                 np.asarray(vecs[0], dtype=np.float32), "frames", hashlib.sha256(data).hexdigest(), {"kind": "image"}
@@ -280,7 +278,7 @@ def search_router(
             raise ApiError(415, "unsupported_media_type", f"send multipart/form-data with file fields {_names(fields)}")
         most = sum(hi for _, hi in fields.values())
         datas: dict[str, list[bytes]] = {}
-        async with _limited_form(request, http.max_upload_bytes, max_files=most) as form:
+        async with limited_form(request, http.max_upload_bytes, max_files=most) as form:
             for name, (lo, hi) in fields.items():
                 uploads = form.getlist(name)
                 if not all(isinstance(u, UploadFile) for u in uploads) or not lo <= len(uploads) <= hi:
@@ -290,7 +288,7 @@ def search_router(
                     )
                 datas[name] = [await u.read() for u in uploads if isinstance(u, UploadFile)]
         names = [n for n in fields for _ in datas[n]]
-        rgbs = [await asyncio.to_thread(_decode_rgb, d) for n in fields for d in datas[n]]
+        rgbs = [await asyncio.to_thread(decode_rgb, d) for n in fields for d in datas[n]]
         vecs = _unit(np.asarray(await embed(rgbs), dtype=np.float32))
         out: dict[str, np.ndarray] = {}
         for name in fields:
@@ -526,7 +524,7 @@ def _read_cursor(cursor: str | None, fingerprint: str) -> int:
 
 
 async def _json_body(request: Request, max_bytes: int) -> SearchBody:
-    raw = await Request(request.scope, _limited_receive(request, max_bytes)).body()
+    raw = await limited_body(request, max_bytes)
     try:
         return SearchBody.model_validate_json(raw)
     except ValidationError as e:
@@ -534,40 +532,6 @@ async def _json_body(request: Request, max_bytes: int) -> SearchBody:
         where = ".".join(str(p) for p in first.get("loc", ())) or "body"
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
         raise ApiError(422, "invalid_request", f"{where}: {first.get('msg', 'invalid value')}{more}") from None
-
-
-@contextlib.asynccontextmanager
-async def _limited_form(request: Request, max_bytes: int, *, max_files: int) -> Any:
-    limited = Request(request.scope, _limited_receive(request, max_bytes))
-    async with limited.form(max_files=max_files, max_fields=16, max_part_size=4096) as form:
-        yield form
-
-
-def _limited_receive(request: Request, max_bytes: int) -> Callable[[], Awaitable[Message]]:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            n = int(declared)
-        except ValueError:
-            raise ApiError(400, "bad_request", f"Content-Length is not a number: {declared!r}") from None
-        if n > max_bytes:
-            raise _too_large(max_bytes)
-    received = 0
-
-    async def receive() -> Message:
-        nonlocal received
-        message = await request.receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > max_bytes:
-                raise _too_large(max_bytes)
-        return message
-
-    return receive
-
-
-def _too_large(max_bytes: int) -> ApiError:
-    return ApiError(413, "upload_too_large", f"upload is larger than the {max_bytes}-byte limit")
 
 
 def _parse_limit(raw: Any) -> int:
@@ -613,21 +577,6 @@ def _float_field(form: FormData, name: str) -> float | None:
 
 def _names(fields: dict[str, tuple[int, int]]) -> str:
     return ", ".join(repr(n) for n in fields)
-
-
-def _decode_rgb(data: bytes) -> np.ndarray:
-    """Decode an uploaded picture to an (H, W, 3) uint8 RGB array (first frame if animated)."""
-    if not data:
-        raise ApiError(415, "not_an_image", "the uploaded file is empty")
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            rgb = img.convert("RGB")
-    except Image.DecompressionBombError as e:
-        raise ApiError(413, "image_too_large", f"the picture has too many pixels: {e}") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise ApiError(415, "not_an_image", f"the uploaded file is not a readable image: {e}") from None
-    return np.asarray(rgb, dtype=np.uint8)
 
 
 def _untrained(hub: LiveHub, health: Callable[[], dict[str, Any]]) -> bool:

@@ -32,7 +32,7 @@ from analytics.watchlist import (
 )
 from dashboard.app import ApiError, _check_stream
 from dashboard.recent_frames import RecentFrames
-from dashboard.search_api import _decode_rgb, _limited_form, _limited_receive
+from dashboard.uploads import decode_rgb, limited_body, limited_form
 from dinostream.records import Box, FrameEmbedding
 from dinostream.settings import ReidSettings
 
@@ -153,14 +153,14 @@ def watchlist_router(
     async def _from_upload(request: Request) -> tuple[str | None, str, np.ndarray, dict[str, Any]]:
         if embed_record is None:
             raise ApiError(503, "embedding_unavailable", "no model in this process to embed an uploaded crop")
-        async with _limited_form(request, max_upload_bytes, max_files=1) as form:
+        async with limited_form(request, max_upload_bytes, max_files=1) as form:
             upload = form.get("image")
             if upload is None or isinstance(upload, str):
                 raise ApiError(422, "missing_image", "form field 'image' must be an uploaded image file")
             data = await upload.read()
             label = str(form.get("label") or "")
             ex_id = form.get("id")
-        rgb = await asyncio.to_thread(_decode_rgb, data)
+        rgb = await asyncio.to_thread(decode_rgb, data)
         rec = await embed_record(rgb)
         return _check_id(ex_id), label[:200], exemplar_from_image_embedding(rec), {"source": "image"}
 
@@ -184,7 +184,7 @@ def watchlist_router(
         return _check_id(body.id), body.label, vector, extra
 
     async def _json(request: Request, model: type[_Strict]) -> Any:
-        raw = await Request(request.scope, _limited_receive(request, 65536)).body()
+        raw = await limited_body(request, 65536)
         try:
             return model.model_validate_json(raw)
         except ValidationError as e:
