@@ -707,6 +707,12 @@ class AlertSettings(_Strict):
     dedup_size: int = Field(100_000, ge=1, description="Deliveries remembered to drop redelivered messages.")
     dedup_ttl_s: float = Field(86_400.0, gt=0, description="... for at most this long (wall-clock seconds).")
     drain_timeout_s: float = Field(10.0, ge=0, description="On stop, wait this long for queued alerts to go out.")
+    max_event_age_s: float | None = Field(
+        3600.0,
+        gt=0,
+        description="Events captured longer ago than this are not alerted (a backlog after an outage, or the whole "
+        "topic when alerts are first enabled); None alerts everything.",
+    )
     targets: list[AlertTargetSettings] = Field(default_factory=list)
     rules: list[AlertRuleSettings] = Field(default_factory=list)
 

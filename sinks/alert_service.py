@@ -92,6 +92,7 @@ def dead_letter_record(alert: Alert, error: str, attempts: int, now: float) -> b
 class AlertServiceStats:
     consumed: int = 0
     malformed: int = 0
+    stale: int = 0  # events older than max_event_age_s: not alerted (a backlog after downtime, a new group)
     alerts: int = 0  # accepted by a target's queue
     batches: int = 0
 
@@ -205,7 +206,14 @@ class AlertService:
             self._done.set()
 
     async def _dispatch(self, event: Event) -> None:
-        for rule, target in self.rules.match(event, self.clock()):
+        now = self.clock()
+        age = self.settings.max_event_age_s
+        if age is not None and now - event.ts > age:
+            # A new consumer group starts at the topic's beginning, and a long outage leaves a
+            # backlog: nobody wants a page for what happened hours ago (it is in the index).
+            self.counters.stale += 1
+            return
+        for rule, target in self.rules.match(event, now):
             await self.sinks[target].send(Alert(rule=rule.name, target=target, event=event, created=self.clock()))
             self.counters.alerts += 1
 

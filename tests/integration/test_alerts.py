@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import getpass
 import json
 import subprocess
@@ -163,6 +164,7 @@ async def test_signed_webhook_and_slack_alert_once_per_occurrence(
             _event("cam-2", "anomaly", 3, "open", score=1.0),  # below min_score
             _event("cam-1", "scene_change", 4, "closed"),
             _event("cam-1", "scene_change", 4, "closed"),  # again
+            dataclasses.replace(_event("cam-3", "anomaly", 5, "open"), ts=time.time() - 7200),  # 2 h old: no page
         ]
         producer = make_producer(broker.bootstrap, kafka_settings, embedded=True)
         await producer.start()
@@ -199,6 +201,7 @@ async def test_signed_webhook_and_slack_alert_once_per_occurrence(
         )
         assert receiver.refused == []
         assert service.counters.malformed == 1
+        assert service.counters.stale == 1  # older than max_event_age_s (an hour by default)
         assert service.stats()["targets"]["ops"]["sent"] == 3
         samples = {
             (m.name, tuple(sorted(x.labels.items()))): x.value for m in service.metric_families() for x in m.samples
