@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -182,3 +182,26 @@ def thumbnail_from(payload: Mapping[str, Any] | None) -> bytes | None:
     if not b64:
         return None
     return base64.b64decode(b64)
+
+
+SCROLL_PAGE = 1000  # points per page when reading frames in time order
+
+
+def frames_in_ts_order(
+    fetch: Callable[[float | None, int], Sequence[Any]], limit: int, page: int = SCROLL_PAGE
+) -> list[StoredFrame]:
+    """Up to `limit` frames in time order, read page by page: `fetch(start_ts, n)` returns up to
+    n points (with `id`, `payload`, `vector`) ordered by ts from `start_ts` on. Several frames can
+    share a ts, so each page restarts at the last ts seen and skips the points it repeats."""
+    out: list[StoredFrame] = []
+    start: float | None = None
+    seen: set[str] = set()
+    while len(out) < limit:
+        records = fetch(start, min(page, limit - len(out) + len(seen)))
+        fresh = [r for r in records if str(r.id) not in seen]
+        if not fresh:
+            break
+        out.extend(stored_frame(r.payload, r.vector) for r in fresh[: limit - len(out)])
+        start = float((records[-1].payload or {}).get("ts", 0.0))
+        seen = {str(r.id) for r in records if float((r.payload or {}).get("ts", 0.0)) == start}
+    return out

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from qdrant_edge import (
@@ -71,6 +71,7 @@ from sinks.index_payload import (
     frame_hit,
     frame_payload,
     frame_vectors,
+    frames_in_ts_order,
     query_vector,
     region_vectors,
     stored_frame,
@@ -92,7 +93,6 @@ _NO_GRAPH = HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000)
 # Points a write operation carries at most; bigger batches are split (each part is flushed).
 _WRITE_CHUNK = 4096
 # Summaries and event listings page through scrolls of this many points.
-_SCROLL_PAGE = 1000
 
 
 def _frames_config(dim: int) -> EdgeConfig:
@@ -238,27 +238,19 @@ class QdrantEdgeIndex(VectorIndex):
     def frames_between(self, stream: str, since: float | None, until: float | None, limit: int) -> list[StoredFrame]:
         check_limit(limit)
         flt = _frame_filter(FrameFilter(streams=[stream], since=since, until=until))
-        out: list[StoredFrame] = []
-        start: float | None = None
-        seen: set[str] = set()
-        while len(out) < limit:
-            # Ordered by ts; a page restarts at the last ts seen and skips the points it repeats.
-            order = OrderBy("ts", Direction.Asc, start)
+
+        def fetch(start: float | None, n: int) -> list[Any]:
             request = ScrollRequest(
-                limit=min(_SCROLL_PAGE, limit - len(out) + len(seen)),
+                limit=n,
                 filter=flt,
                 with_payload=HIT_FIELDS,
                 with_vector=list(VECTOR_NAMES),
-                order_by=order,
+                order_by=OrderBy("ts", Direction.Asc, start),
             )
-            records, _ = self._read(lambda r=request: self._frames.scroll(r), "read frames")  # type: ignore[misc]
-            fresh = [r for r in records if str(r.id) not in seen]
-            if not fresh:
-                break
-            out.extend(stored_frame(r.payload, r.vector) for r in fresh[: limit - len(out)])  # type: ignore[arg-type]
-            start = float((records[-1].payload or {}).get("ts", 0.0))
-            seen = {str(r.id) for r in records if float((r.payload or {}).get("ts", 0.0)) == start}
-        return out
+            records, _ = self._read(lambda: self._frames.scroll(request), "read frames")
+            return list(records)
+
+        return frames_in_ts_order(fetch, limit)
 
     def count_frames_where(self, where: FrameFilter) -> int:
         if where.matches_nothing:

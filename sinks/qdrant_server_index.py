@@ -13,7 +13,7 @@ The server builds its graphs by itself; `optimize()` has nothing to do.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from qdrant_client import QdrantClient
@@ -40,6 +40,7 @@ from sinks.index_payload import (
     frame_hit,
     frame_payload,
     frame_vectors,
+    frames_in_ts_order,
     query_vector,
     region_vectors,
     stored_frame,
@@ -51,7 +52,6 @@ _T = TypeVar("_T")
 _SCHEMA = {"keyword": qm.PayloadSchemaType.KEYWORD, "float": qm.PayloadSchemaType.FLOAT}
 _NO_GRAPH = qm.HnswConfigDiff(m=0)
 _WRITE_CHUNK = 256  # points per upsert request
-_SCROLL_PAGE = 1000
 
 
 def _frame_filter(where: FrameFilter) -> qm.Filter | None:
@@ -266,31 +266,23 @@ class QdrantServerIndex(VectorIndex):
     def frames_between(self, stream: str, since: float | None, until: float | None, limit: int) -> list[StoredFrame]:
         check_limit(limit)
         flt = _frame_filter(FrameFilter(streams=[stream], since=since, until=until))
-        out: list[StoredFrame] = []
-        start: float | None = None
-        seen: set[str] = set()
-        while len(out) < limit:
-            # Ordered by ts; a page restarts at the last ts seen and skips the points it repeats.
+
+        def fetch(start: float | None, n: int) -> list[Any]:
             order = qm.OrderBy(key="ts", direction=qm.Direction.ASC, start_from=start)
-            page = min(_SCROLL_PAGE, limit - len(out) + len(seen))
             records, _ = self._call(
-                lambda o=order, n=page: self.client.scroll(  # type: ignore[misc]
+                lambda: self.client.scroll(
                     self.frames_collection,
                     scroll_filter=flt,
                     limit=n,
                     with_payload=HIT_FIELDS,
                     with_vectors=list(VECTOR_NAMES),
-                    order_by=o,
+                    order_by=order,
                 ),
                 f"read frames from {self.frames_collection}",
             )
-            fresh = [r for r in records if str(r.id) not in seen]
-            if not fresh:
-                break
-            out.extend(stored_frame(r.payload, r.vector) for r in fresh[: limit - len(out)])  # type: ignore[arg-type]
-            start = float((records[-1].payload or {}).get("ts", 0.0))
-            seen = {str(r.id) for r in records if float((r.payload or {}).get("ts", 0.0)) == start}
-        return out
+            return list(records)
+
+        return frames_in_ts_order(fetch, limit)
 
     def count_frames_where(self, where: FrameFilter) -> int:
         if where.matches_nothing:
