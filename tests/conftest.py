@@ -4,7 +4,6 @@ with known cuts. Each test that touches Kafka gets its own topic and group names
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from dinostream.embedded_broker import EmbeddedBroker
 from dinostream.settings import KafkaSettings
+from tests.records import unique_kafka
 
 
 @pytest.fixture(scope="session")
@@ -30,14 +30,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 @pytest.fixture
 def kafka_settings() -> KafkaSettings:
     """Unique topic names per test."""
-    tag = uuid.uuid4().hex[:8]
-    return KafkaSettings(
-        embeddings_topic=f"emb-{tag}",
-        events_topic=f"ev-{tag}",
-        control_topic=f"ctl-{tag}",
-        watchlist_topic=f"wl-{tag}",
-        partitions=2,
-    )
+    return unique_kafka(partitions=2)
 
 
 @pytest.fixture(scope="session")

@@ -19,13 +19,15 @@ import av
 import pytest
 
 from dinostream.embedded_broker import EmbeddedBroker
-from dinostream.settings import KafkaSettings, Settings
+from dinostream.settings import Settings
 from dinostream.stack import Stack
 
 if TYPE_CHECKING:
     from playwright.async_api import ConsoleMessage, Page
 
 from playwright.async_api import async_playwright, expect  # noqa: E402  (the test extra installs it)
+
+from tests.records import unique_kafka
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
@@ -99,12 +101,8 @@ async def test_dashboard_in_chromium(
             "sources": [str(video)],  # stream "cuts", played at its own pace
             "model": {"model": str(tiny_model_dir), "device": "cpu"},
             "ingest": {"media_roots": [media], "realtime": True},
-            "kafka": KafkaSettings(
+            "kafka": unique_kafka(
                 bootstrap=broker.bootstrap,
-                embeddings_topic=f"emb-{tag}",
-                events_topic=f"ev-{tag}",
-                control_topic=f"ctl-{tag}",
-                watchlist_topic=f"wl-{tag}",
                 partitions=1,
                 idempotent=False,  # the embedded broker's storage has no InitProducerId
             ).model_dump(),

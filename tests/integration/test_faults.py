@@ -36,10 +36,10 @@ from dinostream.demo_video import make_video
 from dinostream.embedded_broker import EmbeddedBroker
 from dinostream.kafka_io import ensure_topics
 from dinostream.records import Event, FrameEmbedding
-from dinostream.settings import KafkaSettings
 from ingest.stream_ownership import encode_config
 from ingest.stream_registry import StreamConfig
 from sinks.qdrant_edge_index import QdrantEdgeIndex
+from tests.records import shots, unique_kafka
 
 pytestmark = pytest.mark.integration
 
@@ -102,14 +102,8 @@ class Deployment:
     def __init__(self, bootstrap: str, tmp: Path, model_dir: Path, **extra: str) -> None:
         tag = uuid.uuid4().hex[:8]
         self.tmp = tmp
-        self.kafka = KafkaSettings(
+        self.kafka = unique_kafka(
             bootstrap=bootstrap,
-            embeddings_topic=f"emb-{tag}",
-            events_topic=f"ev-{tag}",
-            control_topic=f"ctl-{tag}",
-            watchlist_topic=f"wl-{tag}",
-            streams_topic=f"streams-{tag}",
-            stream_health_topic=f"health-{tag}",
             partitions=PARTITIONS,
             session_timeout_s=SESSION_TIMEOUT_S,
             idempotent=False,  # Tansu's memory storage has no idempotent producers
@@ -173,31 +167,6 @@ async def consumer(bootstrap: str, *topics: str, offset: str = "earliest") -> As
         yield c
     finally:
         await c.stop()
-
-
-def shots(stream: str, lengths: list[int], seed: int) -> list[FrameEmbedding]:
-    """Frame records of shots of `lengths` frames (2 per media second): a cut starts each shot."""
-    rng = np.random.default_rng(seed)
-    out: list[FrameEmbedding] = []
-    for n in lengths:
-        base = rng.normal(size=32)
-        for _ in range(n):
-            seq = len(out)
-            v = base + 0.05 * rng.normal(size=32)
-            out.append(
-                FrameEmbedding(
-                    stream=stream,
-                    seq=seq,
-                    pts=seq / 2,
-                    ts=1e9 + seq,
-                    model="t",
-                    untrained=True,
-                    cls=v,
-                    pooled=v,
-                    patches=np.zeros((2, 2, 32)),
-                )
-            )
-    return out
 
 
 def partition_of(key: str, partitions: int = PARTITIONS) -> int:

@@ -22,8 +22,9 @@ import pytest
 from analytics.watchlist import Watchlist
 from analytics.watchlist_feed import WatchlistFeed
 from dinostream.embedded_broker import EmbeddedBroker
-from dinostream.settings import KafkaSettings, Settings
+from dinostream.settings import Settings
 from dinostream.stack import Stack
+from tests.records import unique_kafka
 
 
 @contextlib.asynccontextmanager
@@ -92,12 +93,8 @@ async def test_streams_added_at_run_time_persist_across_restarts(
             "sources": [str(cut_video[0])],  # a command-line source: run, listed, never persisted
             "model": {"model": str(tiny_model_dir), "device": "cpu"},
             "ingest": {"media_roots": [media], "realtime": True},
-            "kafka": KafkaSettings(
+            "kafka": unique_kafka(
                 bootstrap=broker.bootstrap,
-                embeddings_topic=f"emb-{tag}",
-                events_topic=f"ev-{tag}",
-                control_topic=f"ctl-{tag}",
-                watchlist_topic=f"wl-{tag}",
                 partitions=1,
                 idempotent=False,  # the embedded broker's storage has no InitProducerId
             ).model_dump(),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import numpy as np
 from aiokafka import AIOKafkaConsumer
 
 from analytics.scene_change import SceneChangeDetector
@@ -14,30 +13,7 @@ from dinostream.embedded_broker import EmbeddedBroker
 from dinostream.kafka_io import ensure_topics, make_producer
 from dinostream.records import Event, FrameEmbedding
 from dinostream.settings import AnalyticsSettings, KafkaSettings
-
-
-def _shots(stream: str, shots: list[int], seed: int) -> list[FrameEmbedding]:
-    rng = np.random.default_rng(seed)
-    out, seq = [], 0
-    for n in shots:
-        base = rng.normal(size=32)
-        for _ in range(n):
-            v = base + 0.05 * rng.normal(size=32)
-            out.append(
-                FrameEmbedding(
-                    stream=stream,
-                    seq=seq,
-                    pts=seq / 2,
-                    ts=1e9 + seq,
-                    model="t",
-                    untrained=True,
-                    cls=v,
-                    pooled=v,
-                    patches=np.zeros((2, 2, 32)),
-                )
-            )
-            seq += 1
-    return out
+from tests.records import shots
 
 
 def _scene_changes(batch: dict) -> list[Event]:  # type: ignore[type-arg]
@@ -63,7 +39,7 @@ async def test_faust_worker_emits_scene_changes(broker: EmbeddedBroker, kafka_se
     await consumer.start()
     await producer.start()
     try:
-        cams = {"cam-a": _shots("cam-a", [6, 6, 6], 1), "cam-b": _shots("cam-b", [10, 8], 2)}
+        cams = {"cam-a": shots("cam-a", [6, 6, 6], 1), "cam-b": shots("cam-b", [10, 8], 2)}
         for recs in cams.values():
             for r in recs:
                 await producer.send_and_wait(kafka_settings.embeddings_topic, r.encode(), key=r.key)
@@ -104,7 +80,7 @@ async def test_processor_crash_is_not_silent(broker: EmbeddedBroker, kafka_setti
     await app.start()
     await producer.start()
     try:
-        rec = _shots("cam-x", [1], 3)[0]
+        rec = shots("cam-x", [1], 3)[0]
         await producer.send_and_wait(kafka_settings.embeddings_topic, rec.encode(), key=rec.key)
         async with asyncio.timeout(60):
             while stats.failure is None:
@@ -122,7 +98,7 @@ async def test_restarted_worker_resumes_state_and_applies_control(
     them is only found if the replacement restored the first worker's state from the table."""
     await ensure_topics(broker.bootstrap, kafka_settings)
     settings = AnalyticsSettings(app_id=f"test-{uuid.uuid4().hex[:8]}", snapshot_every_s=1e-6)
-    recs = _shots("cam-r", [6, 6, 6], 5)
+    recs = shots("cam-r", [6, 6, 6], 5)
     producer = make_producer(broker.bootstrap, kafka_settings, embedded=True)
     consumer = AIOKafkaConsumer(
         kafka_settings.events_topic,
