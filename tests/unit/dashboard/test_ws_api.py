@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -20,6 +19,7 @@ from dashboard.live_hub import LiveHub
 from dashboard.ws_api import origin_allowed, parse_subscribe, pick_subprotocol, ws_router
 from dinostream.records import Event, RecordError, event_id
 from dinostream.settings import HttpSettings
+from tests.serving import serve as serve_on_port
 
 TOKEN = "s3cret-token-42"
 
@@ -42,19 +42,8 @@ def make_event(stream: str, key: int, *, type_: str = "scene_change", score: flo
 async def serve(hub: LiveHub, ws_impl: str = "websockets-sansio", **settings: Any) -> AsyncIterator[str]:
     app = FastAPI()
     app.include_router(ws_router(settings=HttpSettings(**settings), hub=hub))
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, ws=ws_impl, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:
-            assert not task.done(), "uvicorn exited before it started"
-            await asyncio.sleep(0.005)
-    host, port = server.servers[0].sockets[0].getsockname()[:2]
-    try:
-        yield f"ws://{host}:{port}/ws/events"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    async with serve_on_port(app, ws_impl) as base:
+        yield base.replace("http://", "ws://") + "/ws/events"
 
 
 async def recv(ws: ClientConnection) -> dict[str, Any]:
