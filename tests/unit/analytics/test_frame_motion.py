@@ -1,0 +1,79 @@
+"""Camera motion from thumbnails: the FFT surface is the brute-force NCC, pans are found at their
+shift, cuts and blends are not taken for motion."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from analytics.frame_motion import align, motion_image, ncc_surface
+from dinostream.groundtruth import synthetic_images
+
+PICTURES = list(synthetic_images(3, seed=7, size=(320, 240)).values())
+
+
+def _grey(rgb: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.float32)
+
+
+def _view(picture: np.ndarray, x: int, y: int, w: int = 160, h: int = 120) -> np.ndarray:
+    return _grey(picture[y : y + h, x : x + w])
+
+
+def _jpeg(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=75)
+    return buf.getvalue()
+
+
+def _brute_force(a: np.ndarray, b: np.ndarray, dy: int, dx: int) -> float:
+    h, w = a.shape
+    x = a[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)]
+    y = b[max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
+    x, y = x - x.mean(), y - y.mean()
+    return float((x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum()))
+
+
+@pytest.mark.parametrize("dy,dx", [(0, 0), (1, -2), (-3, 6), (8, 11), (-9, -13)], ids=str)
+def test_surface_is_the_brute_force_ncc(dy: int, dx: int) -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.random((12, 16)) * 255, rng.random((12, 16)) * 255
+    r = ncc_surface(a, b, 0.0)
+    assert r[dy % 24, dx % 32] == pytest.approx(_brute_force(a, b, dy, dx), abs=1e-9)
+
+
+@pytest.mark.parametrize("shift", [(0, 12), (0, -40), (6, 30), (-5, -64)], ids=lambda s: f"dy{s[0]}-dx{s[1]}")
+def test_a_pan_is_found_at_its_shift(shift: tuple[int, int]) -> None:
+    dy, dx = shift
+    x0, y0 = 80, 60
+    before = _view(PICTURES[0], x0, y0)
+    after = _view(PICTURES[0], x0 + dx, y0 + dy)  # the camera moved right/down by (dx, dy)
+    m = align(before, after)
+    assert (m.dy, m.dx) == (dy, dx)
+    assert m.similarity > 0.9 > m.still  # not 1: the blur near the edges sees different surroundings
+    assert m.shift == pytest.approx(max(abs(dy), abs(dx)) / 160)
+
+
+def test_a_cut_matches_nowhere_and_a_blend_best_unmoved() -> None:
+    a, b = _view(PICTURES[0], 80, 60), _view(PICTURES[1], 80, 60)
+    assert align(a, b).similarity < 0.7
+    blend = [0.3 * a + 0.7 * b, 0.5 * a + 0.5 * b]  # two frames of a dissolve
+    m = align(*blend)
+    assert max(abs(m.dy), abs(m.dx)) <= 1 and m.similarity == pytest.approx(m.still, abs=0.02)
+
+
+def test_blank_and_mismatched_images_compare_as_nothing() -> None:
+    a = _view(PICTURES[0], 0, 0)
+    assert align(np.full_like(a, 20.0), a).similarity == -1.0  # black: nothing to correlate
+    assert align(a, a[:, :100]).similarity == -1.0
+
+
+def test_motion_image_decodes_a_thumbnail_small_and_grey() -> None:
+    img = motion_image(_jpeg(PICTURES[0][:120, :160]))
+    assert img is not None and img.shape == (60, 80) and img.dtype == np.float32
+    assert motion_image(_jpeg(PICTURES[0][:90, :160]), width=40).shape == (22, 40)  # type: ignore[union-attr]
+    assert motion_image(b"") is None
+    assert motion_image(b"\xff\xd8 not really a jpeg") is None
