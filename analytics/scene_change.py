@@ -6,7 +6,8 @@ previous frame and with the frame `gradual_s` before it. A jump beyond a robust 
 to more than the cut threshold over `gradual_s`, opens a *candidate* transition anchored at the
 last frame of the old picture (for a slow change: the newest frame it already differs from by
 the cut threshold). The candidate ends at the first frame that, with its look-ahead, is shown
-for `settle_s` and stays close to it, and it is a shot change if
+for `settle_s` and stays close to it (by the old shot's usual motion, or, for a busier new shot,
+by its own frame-to-frame noise), and it is a shot change if
 
 - the new picture is far from the old one (from the nearest of its frames of the last
   _MEMORY_S before the candidate), beyond the cut threshold (median + sensitivity·MAD, at least
@@ -18,7 +19,8 @@ for `settle_s` and stays close to it, and it is a shot change if
   started. Two frames of the old picture after the change end the candidate at once, whatever
   comes next (a fade that follows a flash is still its own event);
 - it is not the same scene moved: a fast pan or zoom, whose patch grids still agree at some
-  shift (`same_scene_similarity`);
+  shift (`same_scene_similarity`), or whose every frame step is the previous frame translated
+  (the thumbnails' pixels agree at some shift, `motion_similarity`: `analytics.frame_motion`);
 - and the shot before it lasted at least `min_shot_s`.
 
 Blank frames (all patches alike: black, white) never end a transition, so a fade out and in is
@@ -50,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from analytics.frame_motion import align, motion_image
 from analytics.processor import Processor
 from dinostream.records import Event, FrameEmbedding, event_id
 from dinostream.settings import SceneChangeSettings
@@ -69,7 +72,13 @@ _MEMORY_S = 2.0  # how far back before a candidate the old picture is remembered
 _OLD_FRAMES = 6  # at most this many of those frames are kept with a candidate
 _BACK_RATIO = 0.5  # the old picture is back when a change has shrunk to this share of its largest
 _DEFAULT_DT = 0.5  # frame interval assumed until two frames have been seen (the default 2 fps)
-_STATE_VERSION = 2
+_MIN_SPEED = 0.25  # views per second: a translation at least this fast is a camera move (slower: the
+# shot's own slow pan, at most about a tenth of the view per second in the benchmark's videos)
+_SHIFT_GAIN = 0.05  # ... when it explains the frame this much better than no shift does
+_UNRELATED, _STILL, _MOVED = 0, 1, 2  # how a frame's pixels relate to the previous frame's
+_RESTLESS_SPREAD = 1.5  # a new picture holds if its frames stay within this many of its own steps of it
+_RESTLESS_CHANGE = 2.0  # ... and the change is at least this many times that (chord lengths)
+_STATE_VERSION = 3
 
 
 def global_vector(record: FrameEmbedding) -> np.ndarray:
@@ -136,6 +145,7 @@ class _Frame:
     g: np.ndarray  # global vector, float32
     d1: float = 0.0  # cosine distance to the previous frame
     div: float = 1.0  # patch diversity (0: blank)
+    motion: int = _UNRELATED  # the previous frame unmoved (_STILL) or translated (_MOVED)
 
 
 @dataclass
@@ -148,6 +158,7 @@ class _Step:
     chord: float  # chord distance to the anchor
     d1: float  # cosine distance to the previous frame
     div: float  # patch diversity (0: blank)
+    motion: int = _UNRELATED  # as _Frame.motion
 
 
 @dataclass
@@ -172,6 +183,7 @@ class _StreamState:
     since_key: int = 0
     cand: _Candidate | None = None
     model: str = ""
+    pixels: np.ndarray | None = None  # the last frame's grey motion image (analytics.frame_motion)
 
 
 @dataclass(frozen=True)
@@ -266,9 +278,14 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         lag, ahead = self._frames(st, s)
         prev = st.buf[-1] if st.buf else None
         d1 = frame.d1 = _cos(frame.g, prev.g) if prev is not None else 0.0
+        pixels = motion_image(record.thumbnail) if s.motion_similarity <= 1 else None
+        frame.motion = self._motion(st.pixels, pixels, s, self._dt(st)) if prev is not None else _UNRELATED
+        st.pixels = pixels
         if st.cand is not None:
             c = st.cand
-            c.steps.append(_Step(frame.seq, frame.pts, frame.ts, _chord(_cos(frame.g, c.anchor.g)), d1, frame.div))
+            c.steps.append(
+                _Step(frame.seq, frame.pts, frame.ts, _chord(_cos(frame.g, c.anchor.g)), d1, frame.div, frame.motion)
+            )
         elif prev is not None:
             levels = self._levels(st, s, lag)
             mine = [f for f in st.buf if f.seq >= st.floor_seq]  # this picture's frames, oldest first
@@ -331,6 +348,17 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         return 0
 
     @staticmethod
+    def _motion(before: np.ndarray | None, after: np.ndarray | None, s: SceneChangeSettings, dt: float) -> int:
+        """How a frame's pixels follow the previous frame's: the same view (perhaps a little
+        moved), translated by a camera move, or neither (a new picture, a blend, no thumbnail)."""
+        if before is None or after is None:
+            return _UNRELATED
+        m = align(before, after)
+        if m.similarity < s.motion_similarity:
+            return _UNRELATED
+        return _MOVED if m.shift >= _MIN_SPEED * dt and m.similarity - m.still >= _SHIFT_GAIN else _STILL
+
+    @staticmethod
     def _dt(st: _StreamState) -> float:
         """The stream's frame interval: the median gap of the buffered frames."""
         pts = [f.pts for f in st.buf]
@@ -357,7 +385,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         c = _Candidate(anchor, keys, old=[f.g for f in old[::-1][::step]])
         prev = anchor
         for f in [*between, frame]:
-            c.steps.append(_Step(f.seq, f.pts, f.ts, _chord(_cos(f.g, anchor.g)), _cos(f.g, prev.g), f.div))
+            c.steps.append(_Step(f.seq, f.pts, f.ts, _chord(_cos(f.g, anchor.g)), _cos(f.g, prev.g), f.div, f.motion))
             prev = f
         st.cand = c
 
@@ -411,11 +439,24 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             settle = max(lv.cut, _SETTLE_RATIO * change)
             ge = g_of[e.seq]
             moves = [lv.excess(_chord(_cos(ge, g_of[x.seq])), disc[i + 1 + j] - disc[i]) for j, x in enumerate(after)]
-            if all(m <= settle for m in moves):
+            if all(m <= settle for m in moves) or self._restless(ge, after, g_of, change):
                 return self._close(stream, st, s, record, i, change, lv.cut)
         if final or c.steps[-1].pts - c.anchor.pts > s.max_transition_s + s.settle_s:
             self._close(stream, st, s, record, None, 0.0, lv.cut)  # never settled: motion, no event
         return []
+
+    @staticmethod
+    def _restless(ge: np.ndarray, after: list[_Step], g_of: dict[int, np.ndarray], change: float) -> bool:
+        """The new picture (global vector `ge`) holds, but moves more from frame to frame than the
+        old one did, so it never settles by the old shot's measure: its look-ahead frames stay
+        within about their own step size of it (noise does not add up; a transition still under way
+        would) and the change is far beyond that noise."""
+        if len(after) < 2 or any(x.seq not in g_of for x in after):
+            return False
+        steps = [_chord(x.d1) for x in after]
+        noise = float(np.median(steps))
+        spread = max(_chord(_cos(ge, g_of[x.seq])) for x in after)
+        return spread <= _RESTLESS_SPREAD * noise and _chord(change) >= _RESTLESS_CHANGE * max(spread, noise)
 
     @staticmethod
     def _nearest(c: _Candidate, x: _Step, g_of: dict[int, np.ndarray]) -> float:
@@ -462,8 +503,12 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
                 grid = self._patch_grid(record)
                 similarity = max(scene_similarity(k, grid) for k in keys)
             same_scene = similarity is not None and similarity >= s.same_scene_similarity
+            # The camera moved: every frame step up to the new picture is the previous frame
+            # unmoved or translated, and at least one is translated (a dissolve's steps are unmoved).
+            motions = [x.motion for x in c.steps[: end + 1]]
+            camera_moved = _UNRELATED not in motions and _MOVED in motions
             long_enough = st.shot_start is None or mid.pts - st.shot_start >= s.min_shot_s
-            if not same_scene and long_enough:
+            if not same_scene and not camera_moved and long_enough:
                 details: dict[str, Any] = {
                     "kind": "cut" if end == 0 else "gradual",
                     "distance": change,
@@ -539,7 +584,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         c = st.cand
         return {
             "version": _STATE_VERSION,
-            "buf": [[f.seq, f.pts, f.ts, f.d1, f.div] for f in st.buf],
+            "buf": [[f.seq, f.pts, f.ts, f.d1, f.div, f.motion] for f in st.buf],
             "buf_g": _pack([f.g for f in st.buf], np.float32),
             "near": list(st.near),
             "far": list(st.far),
@@ -550,13 +595,14 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             "keys": [[seq, list(p.shape), _pack([p], np.float16)] for seq, p in st.keys],
             "since_key": st.since_key,
             "model": st.model,
+            "pixels": None if st.pixels is None else [list(st.pixels.shape), _pack([st.pixels], np.uint8)],
             "cand": None
             if c is None
             else {
                 "anchor": [c.anchor.seq, c.anchor.pts, c.anchor.ts, c.anchor.d1, c.anchor.div],
                 "anchor_g": _pack([c.anchor.g], np.float32),
                 "keys": c.keys,
-                "steps": [[x.seq, x.pts, x.ts, x.chord, x.d1, x.div] for x in c.steps],
+                "steps": [[x.seq, x.pts, x.ts, x.chord, x.d1, x.div, x.motion] for x in c.steps],
                 "checked": c.checked,
                 "old": [len(c.old), _pack(c.old, np.float32)],
             },
@@ -567,7 +613,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             self._streams.pop(stream, None)
             return
         window = self.settings_for(stream).window
-        if state.get("version") != _STATE_VERSION:  # the one-frame state of the first release
+        if state.get("version") not in (2, _STATE_VERSION):  # the one-frame state of the first release
             buf: deque[_Frame] = deque()
             if state.get("prev") is not None:
                 g = np.asarray(state["prev"], np.float32)
@@ -587,14 +633,15 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
                     int(q), float(p), float(t), _unpack(cs["anchor_g"], np.float32, 1)[0], float(d), float(v)
                 ),
                 keys=[int(k) for k in cs["keys"]],
-                steps=[_Step(int(x[0]), *map(float, x[1:])) for x in cs["steps"]],
+                steps=[_Step(int(x[0]), *map(float, x[1:6]), *map(int, x[6:])) for x in cs["steps"]],
                 checked=int(cs["checked"]),
                 old=_unpack(cs["old"][1], np.float32, int(cs["old"][0])),
             )
+        pixels = state.get("pixels")  # [shape, data]; version 2 had none
         self._streams[stream] = _StreamState(
-            buf=deque(
-                _Frame(int(q), float(p), float(t), g, float(d), float(v))
-                for (q, p, t, d, v), g in zip(state["buf"], gs, strict=True)
+            buf=deque(  # version 2 kept no motion: _UNRELATED
+                _Frame(int(x[0]), float(x[1]), float(x[2]), g, float(x[3]), float(x[4]), *map(int, x[5:]))
+                for x, g in zip(state["buf"], gs, strict=True)
             ),
             near=deque((float(x) for x in state["near"]), maxlen=window),
             far=deque((float(x) for x in state["far"]), maxlen=window),
@@ -602,10 +649,11 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             shot_far=int(state["shot_far"]),
             shot_start=state["shot_start"],
             floor_seq=int(state["floor_seq"]),
-            keys=[(int(seq), _grid(shape, data)) for seq, shape, data in state["keys"]],
+            keys=[(int(seq), _unpack_as(data, shape, np.float16)) for seq, shape, data in state["keys"]],
             since_key=int(state["since_key"]),
             cand=cand,
             model=str(state["model"]),
+            pixels=None if pixels is None else _unpack_as(pixels[1], pixels[0], np.uint8),
         )
 
 
@@ -616,8 +664,8 @@ def _pack(arrays: list[np.ndarray], dtype: type) -> str:
     return base64.b64encode(np.stack(arrays).astype(np.dtype(dtype).newbyteorder("<")).tobytes()).decode()
 
 
-def _grid(shape: list[int], data: str) -> np.ndarray:
-    return _unpack(data, np.float16, 1)[0].reshape(shape)
+def _unpack_as(data: str, shape: list[int], dtype: type) -> np.ndarray:
+    return _unpack(data, dtype, 1)[0].reshape(shape)
 
 
 def _unpack(data: str, dtype: type, n: int) -> list[np.ndarray]:

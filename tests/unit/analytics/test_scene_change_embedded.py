@@ -36,3 +36,22 @@ def test_cut_and_dissolve_through_the_model(tmp_path: Path, tiny_model_dir: Path
     d = truth.transitions[1]
     assert dissolve.details["kind"] == "gradual"
     assert cut.t < dissolve.t_start <= d.start + 0.5 and dissolve.t_end >= (d.start + d.end) / 2
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3], ids=lambda s: f"seed{s}")
+def test_whip_pans_are_camera_moves_through_the_model(tmp_path: Path, tiny_model_dir: Path, seed: int) -> None:
+    # A whip pan across half the picture inside a shot, then a cut: the thumbnails' pixels show
+    # the camera moving, whatever the (tiny, random) model's features make of it (with
+    # motion_similarity=1.01 all three seeds give a false cut at the pan).
+    path = tmp_path / "whip-pan.mp4"
+    plan = [(None, "fast_pan"), ("cut", None)]
+    truth = make_groundtruth_video(
+        path, synthetic_images(2, seed=seed), seed=seed, fps=25, size=(320, 240), shot_s=(4.0, 4.5), plan=plan
+    )
+    settings = Settings(ingest=IngestSettings(sample_fps=5.0), model=ModelSettings(model=str(tiny_model_dir)))
+    events: list[Event] = []
+    asyncio.run(analyze_file(str(path), settings, events.append))
+
+    found = [e.t for e in events if e.type == "scene_change"]
+    score = score_detections(found, truth, tolerance=0.5)
+    assert (score.tp, score.fp, score.fn) == (1, 0, 0), ([t.start for t in truth.transitions], truth.distractors, found)
