@@ -340,6 +340,44 @@ def _flash_then_fade(s: _Script) -> list[tuple[float, float, str]]:
     return [(5.0 + 1 / s.fps, 6.6 + 1 / s.fps, "gradual")]
 
 
+# --- Camera motion in the thumbnails' pixels ----------------------------------------------------------
+# Patch grids that do not recognise the scene after a whip pan (as random features often do not),
+# with thumbnails that show what happened: a camera panning over a wide picture, or a new picture.
+
+PANORAMAS = list(synthetic_images(2, seed=3, size=(960, 240)).values())
+
+
+def _crop(picture: np.ndarray, x: float) -> np.ndarray:
+    return np.ascontiguousarray(picture[60:180, round(x) : round(x) + 160])
+
+
+def _whip_pan_in_pixels(s: _Script) -> list[tuple[float, float, str]]:
+    a, wide = s.scene(), PANORAMAS[0]
+    s.add(4, _pan(a, 0, 1), lambda u: _crop(wide, 100 + 20 * u))
+    # The view moves by 150 px (almost a whole view) in 0.8 s; the patch grids jump to unrelated
+    # columns. At 2 fps the largest step is 64% of the view.
+    smooth = lambda u: u * u * (3 - 2 * u)  # noqa: E731
+    s.add(0.8, lambda u: a.view(1 + 29 * smooth(u)), lambda u: _crop(wide, 120 + 150 * smooth(u)))
+    s.add(4, _pan(a, 30, 31), lambda u: _crop(wide, 270 + 20 * u))
+    return []
+
+
+def _cut_in_pixels(s: _Script) -> list[tuple[float, float, str]]:
+    a, b = s.scene(), s.scene()
+    s.add(4, _pan(a, 0, 1), lambda u: _crop(PANORAMAS[0], 100 + 20 * u))
+    s.add(4, _pan(b, 10, 11), lambda u: _crop(PANORAMAS[1], 400 + 20 * u))
+    return [(4.0, 4.0, "cut")]
+
+
+def _dissolve_in_pixels(s: _Script) -> list[tuple[float, float, str]]:
+    a, b = s.scene(), s.scene()
+    one, two = _crop(PANORAMAS[0], 120).astype(np.float32), _crop(PANORAMAS[1], 400).astype(np.float32)
+    s.add(4, _pan(a, 0, 2), lambda u: _crop(PANORAMAS[0], 100 + 20 * u))
+    s.add(1.5, lambda u: (1 - u) * a.view(2) + u * b.view(10), lambda u: ((1 - u) * one + u * two).astype(np.uint8))
+    s.add(4, _pan(b, 10, 11), lambda u: _crop(PANORAMAS[1], 400 + 20 * u))
+    return [(4.0, 5.5, "gradual")]
+
+
 SCRIPTS = {
     "cut": _cut,
     "dissolve": _dissolve,
@@ -352,6 +390,9 @@ SCRIPTS = {
     "long-dissolve-of-similar-pictures": _long_dissolve,
     "object-slides-in-and-leaves-at-once": _slow_occluder,
     "flash-then-fade": _flash_then_fade,
+    "whip-pan-in-pixels": _whip_pan_in_pixels,
+    "cut-in-pixels": _cut_in_pixels,
+    "dissolve-in-pixels": _dissolve_in_pixels,
 }
 RATES = {"2fps": 2.0, "5fps": 5.0, "10fps": 10.0}
 TOLERANCE_S = 0.5
@@ -393,59 +434,6 @@ def test_same_scene_check_can_be_turned_off() -> None:
     _fast_pan(s)
     det = SceneChangeDetector(SceneChangeSettings(same_scene_similarity=1.01))
     assert len(_events(det, s.records())) == 1  # without it, the whip pan is taken for a cut
-
-
-# --- Camera motion in the thumbnails' pixels ----------------------------------------------------------
-# Patch grids that do not recognise the scene after a whip pan (as random features often do not),
-# with thumbnails that show what happened: a camera panning over a wide picture, or a new picture.
-
-PANORAMAS = list(synthetic_images(2, seed=3, size=(960, 240)).values())
-
-
-def _crop(picture: np.ndarray, x: float) -> np.ndarray:
-    return np.ascontiguousarray(picture[60:180, round(x) : round(x) + 160])
-
-
-def _whip_pan_in_pixels(s: _Script) -> list[tuple[float, float, str]]:
-    a, wide = s.scene(), PANORAMAS[0]
-    s.add(4, _pan(a, 0, 1), lambda u: _crop(wide, 100 + 20 * u))
-    # The view moves by 150 px (almost a whole view) in 0.8 s; the patch grids jump to unrelated
-    # columns. At 2 fps the largest step is 64% of the view.
-    smooth = lambda u: u * u * (3 - 2 * u)  # noqa: E731
-    s.add(0.8, lambda u: a.view(1 + 29 * smooth(u)), lambda u: _crop(wide, 120 + 150 * smooth(u)))
-    s.add(4, _pan(a, 30, 31), lambda u: _crop(wide, 270 + 20 * u))
-    return []
-
-
-def _cut_in_pixels(s: _Script) -> list[tuple[float, float, str]]:
-    a, b = s.scene(), s.scene()
-    s.add(4, _pan(a, 0, 1), lambda u: _crop(PANORAMAS[0], 100 + 20 * u))
-    s.add(4, _pan(b, 10, 11), lambda u: _crop(PANORAMAS[1], 400 + 20 * u))
-    return [(4.0, 4.0, "cut")]
-
-
-def _dissolve_in_pixels(s: _Script) -> list[tuple[float, float, str]]:
-    a, b = s.scene(), s.scene()
-    one, two = _crop(PANORAMAS[0], 120).astype(np.float32), _crop(PANORAMAS[1], 400).astype(np.float32)
-    s.add(4, _pan(a, 0, 2), lambda u: _crop(PANORAMAS[0], 100 + 20 * u))
-    s.add(1.5, lambda u: (1 - u) * a.view(2) + u * b.view(10), lambda u: ((1 - u) * one + u * two).astype(np.uint8))
-    s.add(4, _pan(b, 10, 11), lambda u: _crop(PANORAMAS[1], 400 + 20 * u))
-    return [(4.0, 5.5, "gradual")]
-
-
-PIXEL_SCRIPTS = {"whip-pan": _whip_pan_in_pixels, "cut": _cut_in_pixels, "dissolve": _dissolve_in_pixels}
-
-
-@pytest.mark.parametrize("fps", RATES.values(), ids=RATES.keys())
-@pytest.mark.parametrize("script", PIXEL_SCRIPTS.values(), ids=PIXEL_SCRIPTS.keys())
-def test_camera_motion_from_thumbnails(script: Callable[[_Script], list[tuple[float, float, str]]], fps: float) -> None:
-    s = _Script(fps)
-    expected = script(s)
-    events = _events(SceneChangeDetector(SceneChangeSettings()), s.records())
-    got = [(round(e.t, 2), e.details["kind"]) for e in events]
-    assert len(events) == len(expected), f"expected {expected}, got {got}"
-    for ev, (start, end, kind) in zip(events, expected, strict=True):
-        assert start - TOLERANCE_S <= ev.t <= end + TOLERANCE_S and ev.details["kind"] == kind, got
 
 
 def test_camera_motion_check_can_be_turned_off() -> None:
