@@ -13,6 +13,7 @@ matches a transition [start, end] when start - tol <= t <= end + tol.
 
     pip install -e '.[bench]'
     python bench/scenecut.py                       # 6 videos, random:vits16, 5 fps
+    python bench/scenecut.py --videos 24           # a steadier figure: sets of 6 vary by a few points
     python bench/scenecut.py --model /models/dinov3-vits16 --videos 20
 
 Needs no network: with `random:vits16` the DINOv3 weights are random, and the printout says so.

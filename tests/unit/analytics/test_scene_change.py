@@ -500,17 +500,20 @@ def test_flush_decides_what_the_look_ahead_holds() -> None:
 
 
 def test_snapshot_is_json_and_small() -> None:
-    # ViT-S: 384-dim CLS, 14x14 patch grid; 10 fps. The worker saves state to a Kafka-backed table.
+    # ViT-S: 384-dim CLS, 14x14 patch grid, 160x120 thumbnails; 10 fps. The worker saves state to
+    # a Kafka-backed table.
     rng = np.random.default_rng(0)
     shots = [rng.normal(size=(14, 14, 384)) for _ in range(2)]
+    thumbnail = _jpeg(_crop(PANORAMAS[0], 100))
     det = SceneChangeDetector(SceneChangeSettings())
     for seq in range(60):
         patches = shots[seq == 59] + 0.05 * rng.normal(size=(14, 14, 384))  # a cut at the last frame
         pooled = patches.mean(axis=(0, 1))
-        rec = FrameEmbedding("cam", seq, seq / 10, 0.0, "m", True, pooled, pooled, patches)
+        rec = FrameEmbedding("cam", seq, seq / 10, 0.0, "m", True, pooled, pooled, patches, thumbnail)
         assert det.process(rec) == []
     state = det.snapshot("cam")
     assert state["cand"] is not None  # the cut waits for its look-ahead: the largest state there is
+    assert state["pixels"] is not None  # the last frame's motion image
     assert len(json.dumps(state)) < 200_000
 
 
