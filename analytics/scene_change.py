@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from analytics.frame_motion import align, motion_image
+from analytics.frame_motion import MotionFrame, align, motion_image, prepare
 from analytics.processor import Processor
 from dinostream.records import Event, FrameEmbedding, event_id
 from dinostream.settings import SceneChangeSettings
@@ -183,7 +183,7 @@ class _StreamState:
     since_key: int = 0
     cand: _Candidate | None = None
     model: str = ""
-    pixels: np.ndarray | None = None  # the last frame's grey motion image (analytics.frame_motion)
+    pixels: MotionFrame | None = None  # the last frame's motion image, prepared (analytics.frame_motion)
 
 
 @dataclass(frozen=True)
@@ -278,7 +278,8 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         lag, ahead = self._frames(st, s)
         prev = st.buf[-1] if st.buf else None
         d1 = frame.d1 = _cos(frame.g, prev.g) if prev is not None else 0.0
-        pixels = motion_image(record.thumbnail) if s.motion_similarity <= 1 else None
+        image = motion_image(record.thumbnail) if s.motion_similarity <= 1 else None
+        pixels = prepare(image) if image is not None else None
         frame.motion = self._motion(st.pixels, pixels, s, self._dt(st)) if prev is not None else _UNRELATED
         st.pixels = pixels
         if st.cand is not None:
@@ -348,7 +349,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         return 0
 
     @staticmethod
-    def _motion(before: np.ndarray | None, after: np.ndarray | None, s: SceneChangeSettings, dt: float) -> int:
+    def _motion(before: MotionFrame | None, after: MotionFrame | None, s: SceneChangeSettings, dt: float) -> int:
         """How a frame's pixels follow the previous frame's: the same view (perhaps a little
         moved), translated by a camera move, or neither (a new picture, a blend, no thumbnail)."""
         if before is None or after is None:
@@ -595,7 +596,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             "keys": [[seq, list(p.shape), _pack([p], np.float16)] for seq, p in st.keys],
             "since_key": st.since_key,
             "model": st.model,
-            "pixels": None if st.pixels is None else [list(st.pixels.shape), _pack([st.pixels], np.uint8)],
+            "pixels": None if st.pixels is None else [list(st.pixels.image.shape), _pack([st.pixels.image], np.uint8)],
             "cand": None
             if c is None
             else {
@@ -653,7 +654,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             since_key=int(state["since_key"]),
             cand=cand,
             model=str(state["model"]),
-            pixels=None if pixels is None else _unpack_as(pixels[1], pixels[0], np.uint8),
+            pixels=None if pixels is None else prepare(_unpack_as(pixels[1], pixels[0], np.uint8)),
         )
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from analytics.frame_motion import align, motion_image, ncc_surface
+from analytics.frame_motion import align, detail, motion_image, ncc_surface, prepare
 from dinostream.groundtruth import synthetic_images
 
 PICTURES = list(synthetic_images(3, seed=7, size=(320, 240)).values())
@@ -41,8 +41,14 @@ def _brute_force(a: np.ndarray, b: np.ndarray, dy: int, dx: int) -> float:
 def test_surface_is_the_brute_force_ncc(dy: int, dx: int) -> None:
     rng = np.random.default_rng(0)
     a, b = rng.random((12, 16)) * 255, rng.random((12, 16)) * 255
-    r = ncc_surface(a, b, 0.0)
-    assert r[dy % 24, dx % 32] == pytest.approx(_brute_force(a, b, dy, dx), abs=1e-9)
+    r = ncc_surface(prepare(a), prepare(b), 0.0)
+    assert r[dy % 24, dx % 32] == pytest.approx(_brute_force(detail(a), detail(b), dy, dx), abs=1e-9)
+
+
+def test_prepared_frames_give_the_same_alignment() -> None:
+    a, b, c = (_view(PICTURES[0], x, 60) for x in (80, 100, 130))
+    pa, pb, pc = prepare(a), prepare(b), prepare(c)
+    assert align(pa, pb) == align(a, b) and align(pb, pc) == align(b, c)  # b serves both pairs
 
 
 @pytest.mark.parametrize("shift", [(0, 12), (0, -40), (6, 30), (-5, -64)], ids=lambda s: f"dy{s[0]}-dx{s[1]}")
