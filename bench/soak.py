@@ -17,19 +17,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-from dinostream.settings import IngestSettings
-from ingest.av_source import make_source
-from ingest.source import Frame
-from ingest.stream_supervisor import StreamState, StreamSupervisor
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository's tests/ helpers
 
-SYSTEM_PYTHON = "/usr/bin/python3"
-SERVER = Path(__file__).resolve().parents[1] / "tests" / "integration" / "rtsp_server.py"
+from dinostream.settings import IngestSettings  # noqa: E402
+from ingest.av_source import make_source  # noqa: E402
+from ingest.source import Frame  # noqa: E402
+from ingest.stream_supervisor import StreamState, StreamSupervisor  # noqa: E402
+from tests.rtsp import RtspServer  # noqa: E402
 
 
 def rss_mib() -> float:
@@ -38,31 +37,6 @@ def rss_mib() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-class Server:
-    """The RTSP server process; `start()` after `kill()` reuses the port."""
-
-    def __init__(self, streams: int, fps: int, size: str) -> None:
-        self.args = ["--streams", str(streams), "--fps", str(fps), "--size", size]
-        self.port = 0
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            SYSTEM_PYTHON, str(SERVER), str(self.port), *self.args, stdout=asyncio.subprocess.PIPE, stderr=sys.stderr
-        )
-        assert self.proc.stdout is not None
-        line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
-        if not line.startswith(b"port"):
-            raise SystemExit(f"RTSP server did not start on port {self.port} (its stderr is above)")
-        self.port = int(line.split()[1])
-
-    async def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGKILL)
-            await self.proc.wait()
-        self.proc = None
 
 
 async def soak(args: argparse.Namespace) -> None:
@@ -76,7 +50,8 @@ async def soak(args: argparse.Namespace) -> None:
     )
     size = tuple(int(v) for v in args.size.split("x"))
     assert len(size) == 2
-    server = Server(args.streams if args.mounts == "distinct" else 0, args.fps, args.source_size)
+    streams = args.streams if args.mounts == "distinct" else 0
+    server = RtspServer("--streams", str(streams), "--fps", str(args.fps), "--size", args.source_size)
     await server.start()
     counts: Counter[str] = Counter()
 

@@ -9,7 +9,6 @@ import signal
 import socket
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -17,11 +16,9 @@ from dinostream.settings import IngestSettings
 from ingest.av_source import make_source
 from ingest.source import Frame
 from ingest.stream_supervisor import StreamState, StreamSupervisor
+from tests.rtsp import RtspServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
-
-SYSTEM_PYTHON = "/usr/bin/python3"
-SERVER = Path(__file__).with_name("rtsp_server.py")
 
 SETTINGS = IngestSettings(
     sample_fps=5,
@@ -31,54 +28,6 @@ SETTINGS = IngestSettings(
     backoff_initial_s=0.2,
     backoff_max_s=1.0,
 )
-
-
-class RtspServer:
-    """One gst-rtsp-server process; `start()` again after `kill()` comes back on the same port."""
-
-    def __init__(self) -> None:
-        self.port = 0
-        self.proc: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"rtsp://127.0.0.1:{self.port}/cam"
-
-    async def start(self) -> None:
-        proc = self.proc = await asyncio.create_subprocess_exec(
-            SYSTEM_PYTHON,
-            str(SERVER),
-            str(self.port),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        assert proc.stdout is not None and proc.stderr is not None
-        line = b""
-        deadline = time.monotonic() + 30  # a freed port may need a moment after SIGKILL
-        while not line.startswith(b"port"):
-            try:
-                line = await asyncio.wait_for(proc.stdout.readline(), 20)
-            except TimeoutError:
-                line = b""
-            if not line and (proc.returncode is not None or time.monotonic() > deadline):
-                err = await _read_stderr(proc)
-                await self.kill()
-                raise RuntimeError(f"RTSP server did not start on port {self.port}; its stderr:\n{err}")
-        self.port = int(line.split()[1])
-
-    async def kill(self) -> None:
-        """SIGKILL: the camera disappears without a goodbye."""
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGKILL)
-            await self.proc.wait()
-        self.proc = None
-
-
-async def _read_stderr(proc: asyncio.subprocess.Process) -> str:
-    if proc.returncode is None:
-        proc.send_signal(signal.SIGKILL)
-    assert proc.stderr is not None
-    return (await asyncio.wait_for(proc.stderr.read(), 5)).decode(errors="replace")
 
 
 @pytest.fixture

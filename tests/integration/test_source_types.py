@@ -27,11 +27,9 @@ from dinostream.errors import SourceError
 from dinostream.settings import IngestSettings
 from ingest.av_source import AvSource, check_source, make_source
 from ingest.url_policy import UrlRefused, check_url
+from tests.rtsp import SERVER, SYSTEM_PYTHON
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
-
-RTSP_SERVER = Path(__file__).with_name("rtsp_server.py")
-SYSTEM_PYTHON = "/usr/bin/python3"  # has `gi` for GStreamer; the venv does not
 
 
 def _settings(**overrides) -> IngestSettings:
@@ -231,7 +229,7 @@ def rtsp_url() -> Iterator[str]:
     if not os.access(SYSTEM_PYTHON, os.X_OK):
         pytest.fail(f"{SYSTEM_PYTHON} with GStreamer (python3-gi) is missing: run `make apt` (part of `make test`)")
     proc = subprocess.Popen(
-        [SYSTEM_PYTHON, str(RTSP_SERVER), "0", "--fps", "10"],
+        [SYSTEM_PYTHON, str(SERVER), "0", "--fps", "10"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
