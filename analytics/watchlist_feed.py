@@ -14,14 +14,11 @@ gets it back.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from analytics.watchlist import Exemplar, Watchlist
-from dinostream.errors import BrokerError
+from dinostream.kafka_io import Batch, TopicFollower
 from dinostream.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -58,59 +55,22 @@ class WatchlistFeed:
 
     def __init__(self, watchlist: Watchlist, bootstrap: str, kafka: KafkaSettings) -> None:
         self.watchlist = watchlist
-        self.kafka = kafka
         self.applied = 0
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            client_id="dinostream-watchlist",
-        )
+        self._follower = TopicFollower([kafka.watchlist_topic], bootstrap, kafka, "dinostream-watchlist", self._apply)
 
     async def start(self) -> None:
         """Read the topic from its start up to its current end; raise BrokerError if it is missing."""
-        topic = self.kafka.watchlist_topic
-        await self._consumer.start()
-        try:
-            parts = None
-            async with asyncio.timeout(self.kafka.connect_timeout_s):
-                while not parts:
-                    parts = self._consumer.partitions_for_topic(topic)
-                    if not parts:
-                        await self._consumer.force_metadata_update()
-                        parts = self._consumer.partitions_for_topic(topic)
-                        if not parts:
-                            await asyncio.sleep(0.2)
-        except TimeoutError:
-            await self._consumer.stop()
-            raise BrokerError(f"the watchlist topic {topic!r} does not exist on the broker") from None
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_beginning(*tps)
-        end = await self._consumer.end_offsets(tps)
-        while not await self._caught_up(end):
-            self._apply(await self._consumer.getmany(*tps, timeout_ms=500))
+        await self._follower.start()
         log.info("watchlist: %d exemplars", len(self.watchlist))
 
     async def run(self) -> None:
         """Follow the topic until cancelled."""
-        try:
-            while True:
-                self._apply(await self._consumer.getmany(timeout_ms=1000))
-        finally:
-            await self._consumer.stop()
+        await self._follower.run()
 
     async def stop(self) -> None:
-        await self._consumer.stop()
+        await self._follower.stop()
 
-    async def _caught_up(self, end: dict[TopicPartition, int]) -> bool:
-        for tp, offset in end.items():
-            if await self._consumer.position(tp) < offset:
-                return False
-        return True
-
-    def _apply(self, batch: dict[TopicPartition, list]) -> None:  # type: ignore[type-arg]
+    def _apply(self, batch: Batch) -> None:
         for messages in batch.values():
             for msg in messages:
                 change = apply_message(self.watchlist, msg.key, msg.value)

@@ -1,4 +1,5 @@
-"""Kafka plumbing shared by the roles: reachability, topics, the producer.
+"""Kafka plumbing shared by the roles: reachability, topics, the producer, and a reader that
+follows whole topics (`TopicFollower`).
 
 Every record is keyed by stream id, so one camera's records stay in order on one partition
 and per-stream analytics state lives on one worker.
@@ -8,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
@@ -90,3 +93,86 @@ def make_producer(bootstrap: str, settings: KafkaSettings, *, embedded: bool) ->
         request_timeout_ms=int(settings.connect_timeout_s * 1000) * 3,
         client_id="dinostream-producer",
     )
+
+
+Batch = dict[TopicPartition, list[Any]]  # what AIOKafkaConsumer.getmany returns
+
+
+class TopicFollower:
+    """Whole topics read with no consumer group, so every reader sees every message: the compacted
+    topics that say how things are now (stream configs and their health, watchlist exemplars).
+    `start()` returns once everything the topics held when it began has gone to `apply`; `run()`
+    then follows them until cancelled. A thin I/O shell: `apply` does the work.
+
+        follower = TopicFollower([kafka.watchlist_topic], bootstrap, kafka, "dinostream-watchlist", apply)
+        await follower.start()          # BrokerError if a topic does not exist
+        task = asyncio.create_task(follower.run())
+    """
+
+    def __init__(
+        self,
+        topics: Sequence[str],
+        bootstrap: str,
+        kafka: KafkaSettings,
+        client_id: str,
+        apply: Callable[[Batch], None],
+    ) -> None:
+        self.topics = list(topics)
+        self.kafka = kafka
+        self._apply = apply
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id=client_id,
+        )
+
+    async def start(self, timeout_s: float | None = None) -> None:
+        """Connect, take every partition of the topics from its beginning and read up to the end
+        offsets they have now. Raises BrokerError when a topic is not there within `timeout_s`
+        (default: the connect timeout)."""
+        await self._consumer.start()
+        try:
+            tps = await self._partitions(self.kafka.connect_timeout_s if timeout_s is None else timeout_s)
+        except BaseException:
+            await self._consumer.stop()
+            raise
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_beginning(*tps)
+        await self.catch_up()
+
+    async def catch_up(self) -> None:
+        """Apply what the topics hold now."""
+        tps = list(self._consumer.assignment())
+        ends = await self._consumer.end_offsets(tps)
+        while any([await self._consumer.position(tp) < end for tp, end in ends.items()]):
+            self._apply(await self._consumer.getmany(*tps, timeout_ms=200))
+
+    async def run(self) -> None:
+        """Follow the topics until cancelled."""
+        try:
+            while True:
+                self._apply(await self._consumer.getmany(timeout_ms=1000))
+        finally:
+            await self._consumer.stop()
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def _partitions(self, timeout_s: float) -> list[TopicPartition]:
+        found: dict[str, set[int]] = {}
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    for topic in self.topics:
+                        found[topic] = self._consumer.partitions_for_topic(topic) or set()
+                    if all(found.values()):
+                        break
+                    await self._consumer.force_metadata_update()
+                    if not all(self._consumer.partitions_for_topic(t) for t in self.topics):
+                        await asyncio.sleep(0.2)
+        except TimeoutError:
+            missing = ", ".join(repr(t) for t in self.topics if not found.get(t))
+            raise BrokerError(f"topic {missing} does not exist on the broker") from None
+        return [TopicPartition(t, p) for t in self.topics for p in sorted(found[t])]

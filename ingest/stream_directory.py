@@ -22,9 +22,10 @@ import logging
 import time
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from dinostream.kafka_io import Batch, TopicFollower
 from dinostream.settings import IngestSettings, KafkaSettings
 from ingest.stream_manager import StreamStatus
 from ingest.stream_ownership import decode_config, encode_config
@@ -70,42 +71,30 @@ class StreamDirectory:
         self._health: dict[str, dict[str, Any]] = {}
         self._reserved: set[str] = set()
         self.malformed = 0
-        self._consumer = AIOKafkaConsumer(
-            kafka.streams_topic,
-            kafka.stream_health_topic,
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            client_id="dinostream-gateway-streams",
+        self._follower = TopicFollower(
+            [kafka.streams_topic, kafka.stream_health_topic],
+            bootstrap,
+            kafka,
+            "dinostream-gateway-streams",
+            self._apply,
         )
 
     async def start(self, timeout_s: float | None = None) -> None:
         """Connect and read both topics up to the end offsets they have now."""
-        await self._consumer.start()
-        async with asyncio.timeout(timeout_s if timeout_s is not None else self.kafka.connect_timeout_s * 3):
-            while not self._consumer.assignment():
-                await asyncio.sleep(0.05)
-            parts = list(self._consumer.assignment())
-            ends = await self._consumer.end_offsets(parts)
-            while not await self._caught_up(ends):
-                self._apply(await self._consumer.getmany(timeout_ms=200))
+        await self._follower.start(timeout_s if timeout_s is not None else self.kafka.connect_timeout_s * 3)
 
-    async def _caught_up(self, ends: dict[Any, int]) -> bool:
-        for tp, end in ends.items():
-            if await self._consumer.position(tp) < end:
-                return False
-        return True
+    async def catch_up(self) -> None:
+        """Apply what the topics hold now (what `run()` does continuously)."""
+        await self._follower.catch_up()
 
     async def run(self) -> None:
         """Follow both topics until cancelled."""
-        try:
-            while True:
-                self._apply(await self._consumer.getmany(timeout_ms=1000))
-        finally:
-            await self._consumer.stop()
+        await self._follower.run()
 
-    def _apply(self, batches: dict[Any, list[Any]]) -> None:
+    async def stop(self) -> None:
+        await self._follower.stop()
+
+    def _apply(self, batches: Batch) -> None:
         for tp, messages in batches.items():
             for msg in messages:
                 if tp.topic == self.kafka.streams_topic:

@@ -48,15 +48,8 @@ async def directory(broker: EmbeddedBroker, kafka: KafkaSettings, media: Path) -
         await d.start()
         yield d
     finally:
-        await d._consumer.stop()
+        await d.stop()
         await producer.stop()
-
-
-async def read_all(d: StreamDirectory) -> None:
-    """Apply what the topics hold now (what `run()` does continuously)."""
-    ends = await d._consumer.end_offsets(list(d._consumer.assignment()))
-    while not await d._caught_up(ends):
-        d._apply(await d._consumer.getmany(timeout_ms=200))
 
 
 async def test_added_streams_are_on_the_topic_for_every_gateway(
@@ -108,13 +101,13 @@ async def test_the_owners_health_shows_until_it_stops_owning(
         await d.add(StreamConfig(url=str(media / "a.mp4")))
         health = {"stream": "a", "state": "live", "frames_out": 7, "failed": False, "node": "gpu-1:42"}
         await d.producer.send_and_wait(kafka.stream_health_topic, json.dumps(health).encode(), key=b"a")
-        await read_all(d)
+        await d.catch_up()
         shown = d.get("a").health  # type: ignore[union-attr]
         assert shown["state"] == "live" and shown["node"] == "gpu-1:42" and shown["frames_out"] == 7
         assert shown["stale"] is True  # no "published" time: never taken as current
         assert d.owners() == {"a": "gpu-1:42"}
         await d.producer.send_and_wait(kafka.stream_health_topic, None, key=b"a")  # the owner let go
-        await read_all(d)
+        await d.catch_up()
         assert d.healths()["a"]["state"] == "unassigned"
 
 
