@@ -3,14 +3,13 @@ shift, cuts and blends are not taken for motion."""
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from analytics.frame_motion import align, detail, motion_image, ncc_surface, prepare
 from dinostream.groundtruth import synthetic_images
+from tests.pictures import jpeg
 
 PICTURES = list(synthetic_images(3, seed=7, size=(320, 240)).values())
 
@@ -21,12 +20,6 @@ def _grey(rgb: np.ndarray) -> np.ndarray:
 
 def _view(picture: np.ndarray, x: int, y: int, w: int = 160, h: int = 120) -> np.ndarray:
     return _grey(picture[y : y + h, x : x + w])
-
-
-def _jpeg(rgb: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="JPEG", quality=75)
-    return buf.getvalue()
 
 
 def _brute_force(a: np.ndarray, b: np.ndarray, dy: int, dx: int) -> float:
@@ -78,8 +71,8 @@ def test_blank_and_mismatched_images_compare_as_nothing() -> None:
 
 
 def test_motion_image_decodes_a_thumbnail_small_and_grey() -> None:
-    img = motion_image(_jpeg(PICTURES[0][:120, :160]))
+    img = motion_image(jpeg(PICTURES[0][:120, :160]))
     assert img is not None and img.shape == (60, 80) and img.dtype == np.float32
-    assert motion_image(_jpeg(PICTURES[0][:90, :160]), width=40).shape == (22, 40)  # type: ignore[union-attr]
+    assert motion_image(jpeg(PICTURES[0][:90, :160]), width=40).shape == (22, 40)  # type: ignore[union-attr]
     assert motion_image(b"") is None
     assert motion_image(b"\xff\xd8 not really a jpeg") is None

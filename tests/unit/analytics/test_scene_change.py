@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from analytics import scene_change
 from analytics.scene_change import SceneChangeDetector, global_vector, patch_diversity, scene_similarity
 from dinostream.groundtruth import synthetic_images
 from dinostream.records import Event, FrameEmbedding
 from dinostream.settings import SceneChangeSettings
+from tests.pictures import jpeg
 
 DIM = 64
 FPS = 2.0
@@ -188,7 +187,7 @@ class _Script:
         n = round(seconds * self.fps)
         for i in range(n):
             self.grids.append(picture((i + 0.5) / n))
-            self.thumbs.append(_jpeg(pixels((i + 0.5) / n)) if pixels is not None else b"")
+            self.thumbs.append(jpeg(pixels((i + 0.5) / n)) if pixels is not None else b"")
 
     def records(self, stream: str = "cam") -> list[FrameEmbedding]:
         out = []
@@ -210,12 +209,6 @@ class _Script:
                 )
             )
         return out
-
-
-def _jpeg(rgb: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="JPEG", quality=75)
-    return buf.getvalue()
 
 
 BLACK = np.full((GRID, GRID, PDIM), -1.0)  # every patch alike: no content
@@ -504,7 +497,7 @@ def test_snapshot_is_json_and_small() -> None:
     # a Kafka-backed table.
     rng = np.random.default_rng(0)
     shots = [rng.normal(size=(14, 14, 384)) for _ in range(2)]
-    thumbnail = _jpeg(_crop(PANORAMAS[0], 100))
+    thumbnail = jpeg(_crop(PANORAMAS[0], 100))
     det = SceneChangeDetector(SceneChangeSettings())
     for seq in range(60):
         patches = shots[seq == 59] + 0.05 * rng.normal(size=(14, 14, 384))  # a cut at the last frame

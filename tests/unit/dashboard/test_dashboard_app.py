@@ -23,6 +23,7 @@ from dashboard.live_hub import LiveHub
 from dinostream.records import Event, FrameEmbedding, event_id, frame_point_id
 from dinostream.settings import HttpSettings
 from sinks.vector_index import FrameHit, VectorIndex
+from tests.pictures import ColourEmbedder, colour_features, picture
 from tests.serving import serve
 
 RED, ORANGE, GREEN, BLUE = (230, 20, 20), (240, 140, 10), (20, 200, 40), (30, 40, 220)
@@ -73,33 +74,6 @@ class BruteForceIndex(VectorIndex):
 
     def close(self) -> None:
         self._frames.clear()
-
-
-def colour_features(rgb: np.ndarray) -> np.ndarray:
-    """Mean colour of each image quadrant, centred on grey: similar pictures point the same way."""
-    h, w, _ = rgb.shape
-    quads = [rgb[: h // 2, : w // 2], rgb[: h // 2, w // 2 :], rgb[h // 2 :, : w // 2], rgb[h // 2 :, w // 2 :]]
-    return np.concatenate([q.reshape(-1, 3).mean(axis=0) / 255.0 - 0.5 for q in quads]).astype(np.float32)
-
-
-class ColourEmbedder:
-    """`embed_images` for tests; records what the app handed it."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[tuple[int, ...], str]] = []
-
-    async def __call__(self, images: list[np.ndarray]) -> np.ndarray:
-        self.seen.extend((im.shape, str(im.dtype)) for im in images)
-        return await asyncio.to_thread(lambda: np.stack([colour_features(im) for im in images]))
-
-
-def picture(
-    colour: tuple[int, int, int], size: tuple[int, int] = (64, 48), fmt: str = "JPEG", mode: str = "RGB"
-) -> bytes:
-    img = Image.new("RGB", size, colour).convert(mode)
-    buf = io.BytesIO()
-    img.save(buf, format=fmt)
-    return buf.getvalue()
 
 
 def frame(stream: str, seq: int, colour: tuple[int, int, int]) -> FrameEmbedding:

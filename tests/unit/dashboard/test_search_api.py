@@ -3,7 +3,6 @@ Edge index, with a deterministic colour embedder standing in for DINOv3."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -21,6 +20,7 @@ from dashboard.live_hub import LiveHub
 from dinostream.records import Event, FrameEmbedding, Heatmap, event_id
 from dinostream.settings import HttpSettings, IndexSettings
 from sinks.qdrant_edge_index import QdrantEdgeIndex
+from tests.pictures import ColourEmbedder, colour_features, jpeg, picture
 from tests.serving import serve as serve_on_port
 
 RED, ORANGE, GREEN, BLUE = (230, 20, 20), (240, 140, 10), (20, 200, 40), (30, 40, 220)
@@ -33,42 +33,12 @@ RED_AT = {2: (0, 0), 3: (0, 0), 7: (3, 3), 8: (3, 3)}
 # ---------- a deterministic embedder and frames made from pictures ----------
 
 
-def colour_features(rgb: np.ndarray) -> np.ndarray:
-    """Mean colour of each image quadrant, centred on grey: similar pictures point the same way."""
-    h, w, _ = rgb.shape
-    quads = [rgb[: h // 2, : w // 2], rgb[: h // 2, w // 2 :], rgb[h // 2 :, : w // 2], rgb[h // 2 :, w // 2 :]]
-    return np.concatenate([q.reshape(-1, 3).mean(axis=0) / 255.0 - 0.5 for q in quads]).astype(np.float32)
-
-
-class ColourEmbedder:
-    def __init__(self) -> None:
-        self.calls = 0
-        self.seen: list[tuple[tuple[int, ...], str]] = []
-
-    async def __call__(self, images: list[np.ndarray]) -> np.ndarray:
-        self.calls += 1
-        self.seen.extend((im.shape, str(im.dtype)) for im in images)
-        return await asyncio.to_thread(lambda: np.stack([colour_features(im) for im in images]))
-
-
 def scene_rgb(red_at: tuple[int, int] | None, background: tuple[int, int, int] = BLUE) -> np.ndarray:
     rgb = np.zeros((GRID * 16, GRID * 16, 3), dtype=np.uint8) + np.array(background, dtype=np.uint8)
     if red_at is not None:
         r, c = red_at
         rgb[r * 16 : (r + 1) * 16, c * 16 : (c + 1) * 16] = RED
     return rgb
-
-
-def jpeg(rgb: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="JPEG")
-    return buf.getvalue()
-
-
-def picture(colour: tuple[int, int, int], size: tuple[int, int] = (64, 48), fmt: str = "JPEG") -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, colour).save(buf, format=fmt)
-    return buf.getvalue()
 
 
 def frame(stream: str, seq: int, rgb: np.ndarray) -> FrameEmbedding:
