@@ -168,21 +168,7 @@ class HttpAlertSink(QueuedAlertSink):
 class WebhookAlertSink(HttpAlertSink):
     """The signed JSON webhook (see the module docstring)."""
 
-    settings: WebhookTargetSettings
-
-    def __init__(
-        self,
-        settings: WebhookTargetSettings,
-        *,
-        dead_letter: DeadLetter | None = None,
-        drain_timeout_s: float = 10.0,
-        dashboard_url: str | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(
-            settings, dead_letter=dead_letter, drain_timeout_s=drain_timeout_s, dashboard_url=dashboard_url, clock=clock
-        )
-        self._secret = settings.secret.get_secret_value().encode()
+    settings: WebhookTargetSettings  # HttpAlertSink's constructor, with the webhook's settings
 
     def request(self, alert: Alert, attempt: int) -> tuple[bytes, dict[str, str]]:
         doc: dict[str, Any] = {**alert.to_dict(self.dashboard_url), "attempt": attempt}
@@ -192,7 +178,7 @@ class WebhookAlertSink(HttpAlertSink):
             **self.settings.headers,
             "Content-Type": "application/json",
             "X-Dinostream-Timestamp": str(ts),
-            "X-Dinostream-Signature": sign(self._secret, ts, body),
+            "X-Dinostream-Signature": sign(self.settings.secret.get_secret_value().encode(), ts, body),
             "X-Dinostream-Event-Id": alert.event.id,
             "X-Dinostream-Delivery-Id": alert.delivery_id,
         }
