@@ -343,9 +343,10 @@ class CaptureClock:
     The sender's clock when an RTSP camera has sent an RTCP sender report, else receive time.
     FFmpeg turns the first report into `start_time_realtime`, documented as the wall-clock time
     at which pts 0 was captured, so a frame at media time t was captured at that plus t. (Its
-    RTP demuxer makes that exact when the report comes before the first media packet, as it
-    does from GStreamer; a report that comes later is off by how much later.) A sender clock
-    more than a minute off ours is ignored: cameras with unsynchronised clocks are common.
+    RTP demuxer corrects the report by the RTP time between it and the first packet, so a report
+    that comes seconds after the first frame, as GStreamer's often does, is exact too; frames
+    before it keep their receive time.) A sender clock more than a minute off ours is ignored:
+    cameras with unsynchronised clocks are common.
     """
 
     def __init__(self) -> None:

@@ -253,15 +253,23 @@ async def test_rtsp_stream_over_tcp_and_udp_with_camera_clock_timestamps(rtsp_ur
     assert checked.options["rtsp_transport"] == transport and int(checked.options["timeout"]) > 0
     source = make_source(rtsp_url, f"rtsp-{transport}", settings, (32, 32))
     assert isinstance(source, AvSource)
-    frames = await _take(source, 10)
-    received = time.time()
-    assert len(frames) == 10 and source.stats.error is None
+    # GStreamer sends RTCP sender reports every few seconds; the first may come before the first
+    # frame or seconds after it. Until then frames carry their receive time.
+    frames, lags = [], []
+    async for frame in source.frames():
+        frames.append(frame)
+        if source.clock.origin is not None:
+            lags.append(time.time() - frame.ts)
+        if len(lags) == 20 or len(frames) == 100:
+            break
+    assert len(lags) == 20 and source.stats.error is None, f"no sender report in {len(frames)} frames"
     assert np.all(np.diff([f.pts for f in frames]) > 0)
     ts = [f.ts for f in frames]
     assert ts == sorted(ts)
-    # GStreamer sends an RTCP sender report; its wall clock (same host clock) times the frames.
-    assert source.clock.origin is not None
-    assert ts[-1] <= received
+    # The report's wall clock (same host clock) times the frames: captured before we take them;
+    # once the backlog queued while the stream opened is drained, by the encoder's and network's
+    # latency alone.
+    assert min(lags) >= 0 and lags[-1] < 1.0, lags
 
 
 # -- a camera that accepts and says nothing ------------------------------------------------------
