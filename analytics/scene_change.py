@@ -17,7 +17,9 @@ by its own frame-to-frame noise), and it is a shot change if
   while noise does not add up;
 - it is not the old picture back: a camera flash or an object crossing the view ends where it
   started. Two frames of the old picture after the change end the candidate at once, whatever
-  comes next (a fade that follows a flash is still its own event);
+  comes next (a fade that follows a flash is still its own event), and the frames in between
+  are never compared again (nor anchor a later candidate, which would take the object's leaving
+  for a change);
 - it is not the same scene moved: a fast pan or zoom, whose patch grids still agree at some
   shift (`same_scene_similarity`), or whose every frame step is the previous frame translated
   (the thumbnails' pixels agree at some shift, `motion_similarity`: `analytics.frame_motion`);
@@ -78,7 +80,7 @@ _SHIFT_GAIN = 0.05  # ... when it explains the frame this much better than no sh
 _UNRELATED, _STILL, _MOVED = 0, 1, 2  # how a frame's pixels relate to the previous frame's
 _RESTLESS_SPREAD = 1.5  # a new picture holds if its frames stay within this many of its own steps of it
 _RESTLESS_CHANGE = 2.0  # ... and the change is at least this many times that (chord lengths)
-_STATE_VERSION = 3
+_STATE_VERSION = 4
 
 
 def global_vector(record: FrameEmbedding) -> np.ndarray:
@@ -146,6 +148,7 @@ class _Frame:
     d1: float = 0.0  # cosine distance to the previous frame
     div: float = 1.0  # patch diversity (0: blank)
     motion: int = _UNRELATED  # the previous frame unmoved (_STILL) or translated (_MOVED)
+    hidden: bool = False  # a passing disturbance (a flash, a crossing object): never compared again
 
 
 @dataclass
@@ -173,6 +176,9 @@ class _Candidate:
 @dataclass
 class _StreamState:
     buf: deque[_Frame] = field(default_factory=deque)  # the last frames, for look-back and look-ahead
+    # Frames older than `buf`, one every _MEMORY_S / _OLD_FRAMES: the old picture's memory for a
+    # slow change found `lag` frames after it began, whose anchor is near the buffer's start.
+    past: deque[_Frame] = field(default_factory=lambda: deque(maxlen=_OLD_FRAMES + 1))
     near: deque[float] = field(default_factory=deque)  # within-shot distances to the previous frame
     far: deque[float] = field(default_factory=deque)  # within-shot distances to the frame `lag` before
     shot_near: int = 0  # how many of `near` belong to the current shot
@@ -289,7 +295,8 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             )
         elif prev is not None:
             levels = self._levels(st, s, lag)
-            mine = [f for f in st.buf if f.seq >= st.floor_seq]  # this picture's frames, oldest first
+            # This picture's frames, oldest first.
+            mine = [f for f in (*st.past, *st.buf) if f.seq >= st.floor_seq and not f.hidden]
             back = mine[-lag:]  # its last `lag` frames
             slow = 0.0
             if d1 > levels.start:
@@ -368,10 +375,15 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
 
     def _push(self, st: _StreamState, frame: _Frame, lag: int, ahead: int) -> None:
         st.buf.append(frame)
-        memory = round(_MEMORY_S / self._dt(st))
-        keep = min(max(lag, ahead, memory, 4) + 1, _MAX_BUFFER)
+        dt = self._dt(st)
+        keep = min(max(lag, ahead, round(_MEMORY_S / dt), 4) + 1, _MAX_BUFFER)
         while len(st.buf) > keep:
-            st.buf.popleft()
+            old = st.buf.popleft()
+            if not st.past or old.pts - st.past[-1].pts >= _MEMORY_S / _OLD_FRAMES - 1e-6:
+                st.past.append(old)
+        # A slow change's anchor is up to `lag` frames back; its old picture goes _MEMORY_S further.
+        while st.past and st.past[0].pts < frame.pts - lag * dt - _MEMORY_S:
+            st.past.popleft()
 
     def _open(self, st: _StreamState, anchor: _Frame, between: list[_Frame], frame: _Frame, old: list[_Frame]) -> None:
         """Open a candidate transition after `anchor`; `between` are frames already seen since, `old`
@@ -491,8 +503,12 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         c = st.cand
         assert c is not None
         st.cand = None
-        if end is None or change > cut or back:  # the picture changed (maybe the same scene moved), or
-            st.floor_seq = c.steps[-1 if end is None else end].seq  # it came back: never compare across it
+        if back:  # the old picture came back: what passed in between is never compared again
+            assert end is not None
+            for f in (*st.past, *st.buf):
+                f.hidden = f.hidden or c.anchor.seq < f.seq < c.steps[end].seq
+        elif end is None or change > cut:  # the picture changed (maybe the same scene moved)
+            st.floor_seq = c.steps[-1 if end is None else end].seq  # never compare across it
         events: list[Event] = []
         if end is not None and change > cut:
             e = c.steps[end]
@@ -578,15 +594,18 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
 
     def snapshot(self, stream: str) -> dict[str, Any]:
         """The stream's state as JSON-ready values; vectors are base64 of their exact bytes (about
-        (gradual_s x fps + 1) x 3 KB of frames for ViT-S plus two 25 KB patch grids)."""
+        (gradual_s x fps + 8) x 3 KB of frames for ViT-S plus two 25 KB patch grids: 210 KB at
+        10 fps)."""
         st = self._streams.get(stream)
         if st is None:
             return {}
         c = st.cand
         return {
             "version": _STATE_VERSION,
-            "buf": [[f.seq, f.pts, f.ts, f.d1, f.div, f.motion] for f in st.buf],
+            "buf": [[f.seq, f.pts, f.ts, f.d1, f.div, f.motion, f.hidden] for f in st.buf],
             "buf_g": _pack([f.g for f in st.buf], np.float32),
+            "past": [[f.seq, f.pts, f.ts, f.d1, f.div, f.motion, f.hidden] for f in st.past],
+            "past_g": _pack([f.g for f in st.past], np.float32),
             "near": list(st.near),
             "far": list(st.far),
             "shot_near": st.shot_near,
@@ -614,17 +633,34 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             self._streams.pop(stream, None)
             return
         window = self.settings_for(stream).window
-        if state.get("version") not in (2, _STATE_VERSION):  # the one-frame state of the first release
+        if state.get("version") not in (2, 3, _STATE_VERSION):  # the one-frame state of the first release
             buf: deque[_Frame] = deque()
             if state.get("prev") is not None:
                 g = np.asarray(state["prev"], np.float32)
                 buf.append(_Frame(int(state["prev_seq"]), float(state["prev_pts"]), 0.0, g))
             near = deque((float(x) for x in state.get("distances", [])), maxlen=window)
             self._streams[stream] = _StreamState(
-                buf, near, deque(maxlen=window), shot_near=len(near), shot_start=state.get("shot_start")
+                buf=buf, near=near, far=deque(maxlen=window), shot_near=len(near), shot_start=state.get("shot_start")
             )
             return
-        gs = _unpack(state["buf_g"], np.float32, len(state["buf"]))
+
+        def frames(rows: list[list[Any]], data: str) -> list[_Frame]:
+            # Version 2 kept no motion (_UNRELATED), version 3 no hidden flag and no `past`.
+            gs = _unpack(data, np.float32, len(rows))
+            return [
+                _Frame(
+                    int(x[0]),
+                    float(x[1]),
+                    float(x[2]),
+                    g,
+                    float(x[3]),
+                    float(x[4]),
+                    *map(int, x[5:6]),
+                    *map(bool, x[6:]),
+                )
+                for x, g in zip(rows, gs, strict=True)
+            ]
+
         cand = None
         if state["cand"] is not None:
             cs = state["cand"]
@@ -640,10 +676,8 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             )
         pixels = state.get("pixels")  # [shape, data]; version 2 had none
         self._streams[stream] = _StreamState(
-            buf=deque(  # version 2 kept no motion: _UNRELATED
-                _Frame(int(x[0]), float(x[1]), float(x[2]), g, float(x[3]), float(x[4]), *map(int, x[5:]))
-                for x, g in zip(state["buf"], gs, strict=True)
-            ),
+            buf=deque(frames(state["buf"], state["buf_g"])),
+            past=deque(frames(state.get("past", []), state.get("past_g", "")), maxlen=_OLD_FRAMES + 1),
             near=deque((float(x) for x in state["near"]), maxlen=window),
             far=deque((float(x) for x in state["far"]), maxlen=window),
             shot_near=int(state["shot_near"]),
