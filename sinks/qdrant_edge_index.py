@@ -92,7 +92,6 @@ _SIZE_MISMATCH = re.compile(r"expected vector size (\d+), but got (\d+)")
 _NO_GRAPH = HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000)
 # Points a write operation carries at most; bigger batches are split (each part is flushed).
 _WRITE_CHUNK = 4096
-# Summaries and event listings page through scrolls of this many points.
 
 
 def _frames_config(dim: int) -> EdgeConfig:
