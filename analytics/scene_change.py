@@ -48,6 +48,7 @@ from __future__ import annotations
 import base64
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
@@ -602,9 +603,9 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         c = st.cand
         return {
             "version": _STATE_VERSION,
-            "buf": [[f.seq, f.pts, f.ts, f.d1, f.div, f.motion, f.hidden] for f in st.buf],
+            "buf": _frame_rows(st.buf),
             "buf_g": _pack([f.g for f in st.buf], np.float32),
-            "past": [[f.seq, f.pts, f.ts, f.d1, f.div, f.motion, f.hidden] for f in st.past],
+            "past": _frame_rows(st.past),
             "past_g": _pack([f.g for f in st.past], np.float32),
             "near": list(st.near),
             "far": list(st.far),
@@ -643,24 +644,6 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
                 buf=buf, near=near, far=deque(maxlen=window), shot_near=len(near), shot_start=state.get("shot_start")
             )
             return
-
-        def frames(rows: list[list[Any]], data: str) -> list[_Frame]:
-            # Version 2 kept no motion (_UNRELATED), version 3 no hidden flag and no `past`.
-            gs = _unpack(data, np.float32, len(rows))
-            return [
-                _Frame(
-                    int(x[0]),
-                    float(x[1]),
-                    float(x[2]),
-                    g,
-                    float(x[3]),
-                    float(x[4]),
-                    *map(int, x[5:6]),
-                    *map(bool, x[6:]),
-                )
-                for x, g in zip(rows, gs, strict=True)
-            ]
-
         cand = None
         if state["cand"] is not None:
             cs = state["cand"]
@@ -676,8 +659,8 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             )
         pixels = state.get("pixels")  # [shape, data]; version 2 had none
         self._streams[stream] = _StreamState(
-            buf=deque(frames(state["buf"], state["buf_g"])),
-            past=deque(frames(state.get("past", []), state.get("past_g", "")), maxlen=_OLD_FRAMES + 1),
+            buf=deque(_frames_from(state["buf"], state["buf_g"])),
+            past=deque(_frames_from(state.get("past", []), state.get("past_g", "")), maxlen=_OLD_FRAMES + 1),
             near=deque((float(x) for x in state["near"]), maxlen=window),
             far=deque((float(x) for x in state["far"]), maxlen=window),
             shot_near=int(state["shot_near"]),
@@ -690,6 +673,21 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             model=str(state["model"]),
             pixels=None if pixels is None else prepare(_unpack_as(pixels[1], pixels[0], np.uint8)),
         )
+
+
+def _frame_rows(frames: Iterable[_Frame]) -> list[list[Any]]:
+    """Frames as JSON rows; their global vectors are stored apart, packed (`_pack`)."""
+    return [[f.seq, f.pts, f.ts, f.d1, f.div, f.motion, f.hidden] for f in frames]
+
+
+def _frames_from(rows: list[list[Any]], data: str) -> list[_Frame]:
+    """`_frame_rows` back, with the packed vectors. Version 2 rows have no motion (_UNRELATED),
+    version 3 rows no hidden flag."""
+    gs = _unpack(data, np.float32, len(rows))
+    return [
+        _Frame(int(x[0]), float(x[1]), float(x[2]), g, float(x[3]), float(x[4]), *map(int, x[5:6]), *map(bool, x[6:]))
+        for x, g in zip(rows, gs, strict=True)
+    ]
 
 
 def _pack(arrays: list[np.ndarray], dtype: type) -> str:
