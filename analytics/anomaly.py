@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from analytics.processor import Processor
-from dinostream.records import Box, Event, FrameEmbedding, Heatmap, event_id
-from dinostream.settings import AnomalySettings
+from dinostream.analytics.processor import Processor
+from dinostream.core.records import Box, Event, FrameEmbedding, Heatmap, event_id
+from dinostream.core.settings import AnomalySettings
 
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 

@@ -41,8 +41,8 @@ from qdrant_edge import (
     UpdateOperation,
 )
 
-from dinostream.errors import IndexStoreError
-from dinostream.records import ID_NAMESPACE
+from dinostream.core.errors import IndexStoreError
+from dinostream.core.records import ID_NAMESPACE
 
 TRACK_INDEXES = (("stream", "keyword"), ("ts", "float"))
 

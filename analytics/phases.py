@@ -32,11 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from analytics.processor import Processor
-from analytics.regions import decode_array, encode_array, unit_rows
-from analytics.scene_change import global_vector
-from dinostream.records import Event, FrameEmbedding, event_id
-from dinostream.settings import PhaseSettings
+from dinostream.analytics.processor import Processor
+from dinostream.analytics.regions import decode_array, encode_array, unit_rows
+from dinostream.analytics.scene_change import global_vector
+from dinostream.core.records import Event, FrameEmbedding, event_id
+from dinostream.core.settings import PhaseSettings
 
 _MAD_TO_SIGMA = 1.4826
 _MIN_SPREAD = 0.005

@@ -7,8 +7,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from dinostream.records import Event, FrameEmbedding
-from dinostream.settings import merge_settings
+from dinostream.core.records import Event, FrameEmbedding
+from dinostream.core.settings import merge_settings
 
 S = TypeVar("S", bound=BaseModel)
 

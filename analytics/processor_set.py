@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from analytics.processor import Processor
-from dinostream.records import Event, FrameEmbedding
+from dinostream.analytics.processor import Processor
+from dinostream.core.records import Event, FrameEmbedding
 
 
 class ProcessorSet:

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from dinostream.records import Box
-from dinostream.settings import ReidSettings
+from dinostream.core.records import Box
+from dinostream.core.settings import ReidSettings
 
 _MAD_TO_SIGMA = 1.4826
 _FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)

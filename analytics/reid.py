@@ -28,12 +28,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from analytics.gallery import GalleryHit, TrackEntry, TrackGallery
-from analytics.processor import Processor
-from analytics.regions import BackgroundModel
-from analytics.tracking import Track, Tracker
-from dinostream.records import Box, Event, FrameEmbedding, event_id
-from dinostream.settings import ReidSettings
+from dinostream.analytics.gallery import GalleryHit, TrackEntry, TrackGallery
+from dinostream.analytics.processor import Processor
+from dinostream.analytics.regions import BackgroundModel
+from dinostream.analytics.tracking import Track, Tracker
+from dinostream.core.records import Box, Event, FrameEmbedding, event_id
+from dinostream.core.settings import ReidSettings
 
 _PRUNE_EVERY = 100  # frames of a stream between two prunes of the gallery
 

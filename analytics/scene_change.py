@@ -22,7 +22,7 @@ by its own frame-to-frame noise), and it is a shot change if
   for a change);
 - it is not the same scene moved: a fast pan or zoom, whose patch grids still agree at some
   shift (`same_scene_similarity`), or whose every frame step is the previous frame translated
-  (the thumbnails' pixels agree at some shift, `motion_similarity`: `analytics.frame_motion`);
+  (the thumbnails' pixels agree at some shift, `motion_similarity`: `dinostream.analytics.frame_motion`);
 - and the shot before it lasted at least `min_shot_s`.
 
 Blank frames (all patches alike: black, white) never end a transition, so a fade out and in is
@@ -55,10 +55,10 @@ from typing import Any
 
 import numpy as np
 
-from analytics.frame_motion import MotionFrame, align, motion_image, prepare
-from analytics.processor import Processor
-from dinostream.records import Event, FrameEmbedding, event_id
-from dinostream.settings import SceneChangeSettings
+from dinostream.analytics.frame_motion import MotionFrame, align, motion_image, prepare
+from dinostream.analytics.processor import Processor
+from dinostream.core.records import Event, FrameEmbedding, event_id
+from dinostream.core.settings import SceneChangeSettings
 
 _MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
 _MIN_SPREAD = 0.005  # floor on the spread so a perfectly static shot does not make noise a cut
@@ -190,7 +190,7 @@ class _StreamState:
     since_key: int = 0
     cand: _Candidate | None = None
     model: str = ""
-    pixels: MotionFrame | None = None  # the last frame's motion image, prepared (analytics.frame_motion)
+    pixels: MotionFrame | None = None  # the last frame's motion image, prepared (dinostream.analytics.frame_motion)
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from analytics.regions import unit_rows
-from analytics.scene_change import global_vector
-from dinostream.records import FrameEmbedding
+from dinostream.analytics.regions import unit_rows
+from dinostream.analytics.scene_change import global_vector
+from dinostream.core.records import FrameEmbedding
 
 _MEDOID_STEPS = 5
 _MEDOID_SAMPLE = 2000  # a medoid is chosen among at most this many members of its part

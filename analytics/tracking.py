@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from analytics.regions import Region, box_iou, unit_rows
-from dinostream.records import Box
-from dinostream.settings import ReidSettings
+from dinostream.analytics.regions import Region, box_iou, unit_rows
+from dinostream.core.records import Box
+from dinostream.core.settings import ReidSettings
 
 _FORBIDDEN = -1e6
 

@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from analytics.processor import Processor
-from analytics.regions import (
+from dinostream.analytics.processor import Processor
+from dinostream.analytics.regions import (
     BackgroundModel,
     box_mask,
     centred_patches,
@@ -40,9 +40,9 @@ from analytics.regions import (
     region_embedding,
     unit_rows,
 )
-from analytics.tracking import Track, Tracker
-from dinostream.records import Box, Event, FrameEmbedding, event_id
-from dinostream.settings import ReidSettings
+from dinostream.analytics.tracking import Track, Tracker
+from dinostream.core.records import Box, Event, FrameEmbedding, event_id
+from dinostream.core.settings import ReidSettings
 
 _CENTERING = float(ReidSettings.model_fields["feature_centering"].default)
 
@@ -57,7 +57,7 @@ def _grid_cell(point: tuple[float, float], grid: tuple[int, int]) -> tuple[int, 
 
 def exemplar_from_patches(patches: np.ndarray, box: Box, *, centering: float = _CENTERING) -> np.ndarray:
     """An exemplar from a box drawn on a frame: the unit mean of the (centred, see
-    `analytics.regions.centred_patches`) patch vectors whose cells' centres are inside `box`."""
+    `dinostream.analytics.regions.centred_patches`) patch vectors whose cells' centres are inside `box`."""
     centred = centred_patches(patches, centering)
     return unit_rows(centred[box_mask(box, centred.shape[:2])].mean(axis=0))
 

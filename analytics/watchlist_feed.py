@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 import logging
 
-from analytics.watchlist import Exemplar, Watchlist
-from dinostream.kafka_io import Batch, TopicFollower
-from dinostream.settings import KafkaSettings
+from dinostream.analytics.watchlist import Exemplar, Watchlist
+from dinostream.core.kafka_io import Batch, TopicFollower
+from dinostream.core.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 

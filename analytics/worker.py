@@ -25,18 +25,18 @@ from typing import Any
 
 import faust
 
-from analytics.anomaly import AnomalyDetector
-from analytics.gallery import MemoryTrackGallery, TrackGallery
-from analytics.phases import PhaseSegmenter
-from analytics.processor import Processor
-from analytics.processor_set import ProcessorSet
-from analytics.reid import ReidProcessor
-from analytics.scene_change import SceneChangeDetector
-from analytics.state_chunks import chunk_count, join_chunks, split_chunks
-from analytics.watchlist import Watchlist, WatchlistProcessor
-from analytics.watchlist_feed import WatchlistFeed
-from dinostream.records import Event, FrameEmbedding, RecordError, check_stream_id
-from dinostream.settings import AnalyticsSettings, KafkaSettings
+from dinostream.analytics.anomaly import AnomalyDetector
+from dinostream.analytics.gallery import MemoryTrackGallery, TrackGallery
+from dinostream.analytics.phases import PhaseSegmenter
+from dinostream.analytics.processor import Processor
+from dinostream.analytics.processor_set import ProcessorSet
+from dinostream.analytics.reid import ReidProcessor
+from dinostream.analytics.scene_change import SceneChangeDetector
+from dinostream.analytics.state_chunks import chunk_count, join_chunks, split_chunks
+from dinostream.analytics.watchlist import Watchlist, WatchlistProcessor
+from dinostream.analytics.watchlist_feed import WatchlistFeed
+from dinostream.core.records import Event, FrameEmbedding, RecordError, check_stream_id
+from dinostream.core.settings import AnalyticsSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def default_processors(
     """The processors every deployment runs, in the order they see each record.
 
     `gallery` is where re-identification meets the tracks of other streams: shared by every
-    worker (see `analytics.gallery.open_gallery`); an in-process one by default. `watchlist` is
+    worker (see `dinostream.analytics.gallery.open_gallery`); an in-process one by default. `watchlist` is
     the list of exemplars the watchlist processor looks for (kept current by a WatchlistFeed).
     """
     return [

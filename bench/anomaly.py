@@ -29,12 +29,13 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from analytics.anomaly import AnomalyDetector
-from dinostream.anomaly_scenes import CONTENT_KINDS, SceneStream, Truth, procedural_backdrop, procedural_object
-from dinostream.pipeline import EmbeddingStage, SourceSpec, load_model_async
-from dinostream.records import Event, FrameEmbedding
-from dinostream.settings import AnomalySettings, IngestSettings, ModelSettings
-from ingest.av_source import make_source
+from dinostream.analytics.anomaly import AnomalyDetector
+from dinostream.core.records import Event, FrameEmbedding
+from dinostream.core.settings import AnomalySettings, IngestSettings, ModelSettings
+from dinostream.embedding.stage import EmbeddingStage, load_model_async
+from dinostream.ingest.av_source import make_source
+from dinostream.ingest.source_plan import SourceSpec
+from generators.anomaly_scenes import CONTENT_KINDS, SceneStream, Truth, procedural_backdrop, procedural_object
 
 FPS = 2  # video frame rate = sampling rate, so sampled frame n is generated frame n
 WARMUP = AnomalySettings().warmup_frames

@@ -31,8 +31,8 @@ import av
 import numpy as np
 from PIL import Image
 
-from dinostream.settings import IngestSettings
-from ingest.av_source import make_source
+from dinostream.core.settings import IngestSettings
+from dinostream.ingest.av_source import make_source
 
 WIDTH, HEIGHT, RATE = 1920, 1080, 25
 

@@ -45,13 +45,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analytics.batcher import MicroBatcher  # noqa: E402
-from analytics.embedder import Embedder, record_size_bound  # noqa: E402
-from analytics.model_loader import LoadedModel, load_model  # noqa: E402
+from dinostream.core.records import FrameEmbedding  # noqa: E402
+from dinostream.core.settings import KafkaSettings, ModelSettings  # noqa: E402
 from dinostream.demo_video import make_video  # noqa: E402
-from dinostream.records import FrameEmbedding  # noqa: E402
-from dinostream.settings import KafkaSettings, ModelSettings  # noqa: E402
-from ingest.source import Frame  # noqa: E402
+from dinostream.embedding.batcher import MicroBatcher  # noqa: E402
+from dinostream.embedding.embedder import Embedder, record_size_bound  # noqa: E402
+from dinostream.embedding.model_loader import LoadedModel, load_model  # noqa: E402
+from dinostream.ingest.source import Frame  # noqa: E402
 
 SOURCE_SIZE = (1920, 1080)
 T = TypeVar("T")

@@ -43,10 +43,10 @@ from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from dashboard.live_hub import LiveHub
-from dashboard.ws_api import ws_router
-from dinostream.records import Event, event_id
-from dinostream.settings import HttpSettings
+from dinostream.core.records import Event, event_id
+from dinostream.core.settings import HttpSettings
+from dinostream.dashboard.live_hub import LiveHub
+from dinostream.dashboard.ws_api import ws_router
 
 _SENT = re.compile(r'"sent":([-0-9.e+]+)')  # an event's details.sent, in a message or a batch
 

@@ -44,17 +44,17 @@ from scipy.optimize import linear_sum_assignment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analytics.embedder import Embedder  # noqa: E402
-from analytics.gallery import EdgeTrackGallery, MemoryTrackGallery, TrackGallery  # noqa: E402
-from analytics.model_loader import load_model  # noqa: E402
-from analytics.phases import PhaseSegmenter  # noqa: E402
-from analytics.regions import box_iou  # noqa: E402
-from analytics.reid import ReidProcessor, identity_of  # noqa: E402
-from analytics.summary import summarize_records  # noqa: E402
-from analytics.watchlist import Exemplar, Watchlist, WatchlistProcessor, exemplar_from_patches  # noqa: E402
-from dinostream.records import Box, Event, FrameEmbedding  # noqa: E402
-from dinostream.settings import ModelSettings, PhaseSettings, ReidSettings  # noqa: E402
-from ingest.source import Frame  # noqa: E402
+from dinostream.analytics.gallery import EdgeTrackGallery, MemoryTrackGallery, TrackGallery  # noqa: E402
+from dinostream.analytics.phases import PhaseSegmenter  # noqa: E402
+from dinostream.analytics.regions import box_iou  # noqa: E402
+from dinostream.analytics.reid import ReidProcessor, identity_of  # noqa: E402
+from dinostream.analytics.summary import summarize_records  # noqa: E402
+from dinostream.analytics.watchlist import Exemplar, Watchlist, WatchlistProcessor, exemplar_from_patches  # noqa: E402
+from dinostream.core.records import Box, Event, FrameEmbedding  # noqa: E402
+from dinostream.core.settings import ModelSettings, PhaseSettings, ReidSettings  # noqa: E402
+from dinostream.embedding.embedder import Embedder  # noqa: E402
+from dinostream.embedding.model_loader import load_model  # noqa: E402
+from dinostream.ingest.source import Frame  # noqa: E402
 
 SIZE = 224  # rendered frames are already the model's input square
 FPS = 2.0  # sampled frames per second, as `dinostream up` samples by default
@@ -622,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
         frames, truths = render_scene(scene)
         model_frames = frames
         if resize:
-            from ingest.resize import resize_rgb
+            from dinostream.ingest.resize import resize_rgb
 
             model_frames = [
                 Frame(f.stream, f.seq, f.pts, f.ts, resize_rgb(f.image, (args.size, args.size))) for f in frames
@@ -679,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
     images, labels = procedure_frames(seed=21)
     frames = [Frame("or-1", i, i / PHASE_FPS, 1.7e9 + i / PHASE_FPS, img) for i, img in enumerate(images)]
     if resize:
-        from ingest.resize import resize_rgb
+        from dinostream.ingest.resize import resize_rgb
 
         frames = [Frame(f.stream, f.seq, f.pts, f.ts, resize_rgb(f.image, (args.size, args.size))) for f in frames]
     t0 = time.perf_counter()

@@ -40,8 +40,8 @@ import websockets
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dinostream.core.embedded_broker import EmbeddedBroker  # noqa: E402
 from dinostream.demo_video import make_video  # noqa: E402
-from dinostream.embedded_broker import EmbeddedBroker  # noqa: E402
 
 
 class Proc:

@@ -1,6 +1,6 @@
 """Shot-boundary benchmark: dinostream's scene-change detector against PySceneDetect.
 
-Generates ground-truth videos (`dinostream.groundtruth`: shots of scikit-image sample pictures
+Generates ground-truth videos (`generators.groundtruth`: shots of scikit-image sample pictures
 with pans and zooms, joined by cuts, dissolves and fades, with flashes, fast pans, crossing
 objects and lighting drift inside shots), then runs on the same files:
 
@@ -33,7 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dinostream.analyze import analyze_file
-from dinostream.groundtruth import (
+from dinostream.core.records import Event
+from dinostream.core.settings import IngestSettings, ModelSettings, Settings
+from generators.groundtruth import (
     DISTRACTOR_KINDS,
     TRANSITION_KINDS,
     GroundTruth,
@@ -42,8 +44,6 @@ from dinostream.groundtruth import (
     sample_images,
     score_detections,
 )
-from dinostream.records import Event
-from dinostream.settings import IngestSettings, ModelSettings, Settings
 
 
 @dataclass

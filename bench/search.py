@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dinostream.records import FrameEmbedding
-from sinks.qdrant_edge_index import QdrantEdgeIndex
-from sinks.vector_index import FrameFilter
+from dinostream.core.records import FrameEmbedding
+from dinostream.sinks.qdrant_edge_index import QdrantEdgeIndex
+from dinostream.sinks.vector_index import FrameFilter
 
 BASE_TS = 1_700_000_000.0
 

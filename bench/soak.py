@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository's tests/ helpers
 
-from dinostream.settings import IngestSettings  # noqa: E402
-from ingest.av_source import make_source  # noqa: E402
-from ingest.source import Frame  # noqa: E402
-from ingest.stream_supervisor import StreamState, StreamSupervisor  # noqa: E402
+from dinostream.core.settings import IngestSettings  # noqa: E402
+from dinostream.ingest.av_source import make_source  # noqa: E402
+from dinostream.ingest.source import Frame  # noqa: E402
+from dinostream.ingest.stream_supervisor import StreamState, StreamSupervisor  # noqa: E402
 from tests.rtsp import RtspServer  # noqa: E402
 
 

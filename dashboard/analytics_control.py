@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from dinostream.records import check_stream_id
-from dinostream.settings import AnalyticsSettings, merge_settings
+from dinostream.core.records import check_stream_id
+from dinostream.core.settings import AnalyticsSettings, merge_settings
 
 SendControl = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 

@@ -23,7 +23,7 @@ from typing import Protocol
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from dinostream.errors import BrokerError
+from dinostream.core.errors import BrokerError
 
 log = logging.getLogger(__name__)
 

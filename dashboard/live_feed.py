@@ -14,10 +14,10 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
 
-from dashboard.event_log import KafkaEventLog
-from dashboard.live_hub import LiveHub
-from dinostream.records import Event, FrameEmbedding, RecordError
-from dinostream.settings import KafkaSettings
+from dinostream.core.records import Event, FrameEmbedding, RecordError
+from dinostream.core.settings import KafkaSettings
+from dinostream.dashboard.event_log import KafkaEventLog
+from dinostream.dashboard.live_hub import LiveHub
 
 log = logging.getLogger(__name__)
 

@@ -5,10 +5,10 @@ message is encoded to JSON once and the same text put on the bounded queue of ev
 whose `Filter` accepts it (no per-client encoding; `batch_message` joins queued texts as they
 are). A subscriber whose queue is full is dropped on the spot (its `dropped` event is set and the
 drop counted): a stalled browser never slows the pipeline or the other clients. No sockets here;
-the websocket handler in `dashboard.ws_api` only moves the text out (`Subscription.get_many`
+the websocket handler in `dinostream.dashboard.ws_api` only moves the text out (`Subscription.get_many`
 takes all that queued up in one wake-up, so a lagging client costs fewer sends, not more).
 
-Every event message carries a `cursor` (see `dashboard.event_log.Cursor`): the events-topic
+Every event message carries a `cursor` (see `dinostream.dashboard.event_log.Cursor`): the events-topic
 offsets after it. A client that resumes from a cursor gets what it missed from the hub's
 memory when it still holds it, or else (`Subscription.replay_plan`) from the events topic.
 
@@ -33,12 +33,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, NamedTuple
 
-from dashboard.event_log import Cursor, format_positions
-from dinostream.records import EVENT_TYPES, Event, RecordError, check_stream_id
+from dinostream.core.records import EVENT_TYPES, Event, RecordError, check_stream_id
+from dinostream.dashboard.event_log import Cursor, format_positions
 
 log = logging.getLogger(__name__)
 
-# Served by `dashboard.app`; `seq` busts browser caches so a tile refetches on each new frame.
+# Served by `dinostream.dashboard.app`; `seq` busts browser caches so a tile refetches on each new frame.
 LATEST_THUMBNAIL_PATH = "/api/v1/streams/{stream}/thumbnail.jpg"
 
 

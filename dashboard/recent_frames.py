@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from dinostream.records import FrameEmbedding
+from dinostream.core.records import FrameEmbedding
 
 
 class RecentFrames:

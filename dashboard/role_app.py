@@ -15,12 +15,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from starlette.exceptions import HTTPException
 
-from dashboard.app import _http_error, _internal_error, _validation_error, health_response
-from dashboard.metrics import Families, metrics_router
+from dinostream.dashboard.http_common import health_response, install_error_handlers
+from dinostream.dashboard.metrics import Families, metrics_router
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +26,7 @@ log = logging.getLogger(__name__)
 def create_role_app(role: str, *, health: Callable[[], dict[str, Any]], metrics: Sequence[Families] = ()) -> FastAPI:
     """A FastAPI app serving `/api/v1/health` from `health()` (plus `"role"`) and `/metrics`."""
     app = FastAPI(title=f"dinostream {role}", version="1", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _internal_error)
+    install_error_handlers(app)
 
     @app.get("/api/v1/health")
     async def get_health() -> Response:

@@ -7,7 +7,7 @@ and the image embedder.
       `{"frame": {"stream": "cam1", "t": 12.5}}`           the indexed frame nearest media time t
       `{"point": {"stream": "cam1", "t": 12.5, "x": 0.4, "y": 0.6}}`  what is at (x, y) of that
           frame, x and y in 0..1 from the top left: a patch-level query (the clicked part of the
-          frame's pooled cell grid, segmented as in `analytics.watchlist.click_to_segment`),
+          frame's pooled cell grid, segmented as in `dinostream.analytics.watchlist.click_to_segment`),
           matched against every frame's cells with MaxSim. The answer's `query.heatmap` is the
           similarity of every cell to the clicked one, `query.box` the segmented part.
       `{"event": "<event id>"}`                             the frame that triggered the event
@@ -18,7 +18,8 @@ the best score minus `IndexSettings.match_margin`) and `gap_s` (moment gap, defa
 `IndexSettings.moment_gap_s`).
 
 Of the nearest `IndexSettings.search_candidates` frames, those that match are merged into moments
-(`sinks.moments`) and ranked best first. Pagination: an answer carries `next_cursor` (null on the last page); send it
+(`dinostream.sinks.moments`) and ranked best first. Pagination: an answer carries `next_cursor` (null on the
+last page); send it
 back as `cursor` with the same query to get the next `limit` moments. A cursor is opaque, tied to
 its query (another query gets 422 `invalid_cursor`), and computed afresh: frames indexed meanwhile
 may shift the pages.
@@ -44,15 +45,15 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.datastructures import FormData, UploadFile
 
-from analytics.summary import summarize
-from analytics.watchlist import click_to_segment
-from dashboard.app import FRAME_THUMBNAIL_PATH, ApiError, EmbedImages, _check_stream, _require
-from dashboard.live_hub import LiveHub
-from dashboard.uploads import decode_rgb, limited_body, limited_form
-from dinostream.records import EVENT_TYPES, Event, Heatmap, frame_point_id
-from dinostream.settings import HttpSettings, IndexSettings, ReidSettings
-from sinks.moments import Moment, matches, merge_moments, paginate
-from sinks.vector_index import EventFilter, FrameFilter, FrameHit, StoredFrame, VectorIndex
+from dinostream.analytics.summary import summarize
+from dinostream.analytics.watchlist import click_to_segment
+from dinostream.core.records import EVENT_TYPES, Event, Heatmap, frame_point_id
+from dinostream.core.settings import HttpSettings, IndexSettings, ReidSettings
+from dinostream.dashboard.http_common import FRAME_THUMBNAIL_PATH, ApiError, EmbedImages, check_stream, require
+from dinostream.dashboard.live_hub import LiveHub
+from dinostream.dashboard.uploads import decode_rgb, limited_body, limited_form
+from dinostream.sinks.moments import Moment, matches, merge_moments, paginate
+from dinostream.sinks.vector_index import EventFilter, FrameFilter, FrameHit, StoredFrame, VectorIndex
 
 MAX_SEARCH_LIMIT = 100
 DEFAULT_SEARCH_LIMIT = 10
@@ -62,7 +63,7 @@ MAX_SUMMARY_K = 64
 DEFAULT_SUMMARY_K = 8
 DEFAULT_SUMMARY_WINDOW_S = 3600.0
 _SUMMARY_SLICES = 20  # a window with too many frames is read as this many evenly spaced slices
-# Click-to-segment on the stored cells (already centred when stored, see sinks.index_payload).
+# Click-to-segment on the stored cells (already centred when stored, see dinostream.sinks.index_payload).
 POINT_THRESHOLD = float(ReidSettings.model_fields["click_threshold"].default)
 
 
@@ -116,7 +117,7 @@ class _Filters:
         min_score: float | None,
         margin: float,
     ) -> None:
-        self.streams = [_check_stream(s) for s in streams] if streams else None
+        self.streams = [check_stream(s) for s in streams] if streams else None
         if since is not None and until is not None and since > until:
             raise ApiError(422, "invalid_time_range", f"'from' ({since}) is after 'to' ({until})")
         self.since, self.until = since, until
@@ -170,10 +171,10 @@ def search_router(
     async def search(request: Request) -> dict[str, Any]:
         # The body is parsed here rather than by FastAPI so the size limit is enforced while
         # reading (Content-Length first, then the bytes actually received) with our error shape.
-        idx = _require(index, "the vector index")
+        idx = require(index, "the vector index")
         content_type = request.headers.get("content-type", "").lower()
         if content_type.startswith("multipart/form-data"):
-            embed = _require(embed_images, "the image embedder")
+            embed = require(embed_images, "the image embedder")
             async with limited_form(request, http.max_upload_bytes, max_files=1) as form:
                 upload = form.get("image")
                 if not isinstance(upload, UploadFile):
@@ -236,9 +237,9 @@ def search_router(
         k: Annotated[int, Query(ge=1, le=MAX_SUMMARY_K)] = DEFAULT_SUMMARY_K,
     ) -> dict[str, Any]:
         """`k` keyframes that cover the window [from, to] (wall-clock unix seconds) of `stream`:
-        `analytics.summary` over the frames the index holds, at most `summary_max_frames` of them."""
-        idx = _require(index, "the vector index")
-        _check_stream(stream)
+        `dinostream.analytics.summary` over the frames the index holds, at most `summary_max_frames` of them."""
+        idx = require(index, "the vector index")
+        check_stream(stream)
         until = time.time() if to is None else to
         since = until - DEFAULT_SUMMARY_WINDOW_S if from_ is None else from_
         if not (math.isfinite(since) and math.isfinite(until)):
@@ -273,7 +274,7 @@ def search_router(
 
     async def embed_uploads(request: Request, fields: dict[str, tuple[int, int]]) -> dict[str, np.ndarray]:
         """Read the multipart pictures of `fields` (name -> (min, max) count) and embed them all at once."""
-        embed = _require(embed_images, "the image embedder")
+        embed = require(embed_images, "the image embedder")
         if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
             raise ApiError(415, "unsupported_media_type", f"send multipart/form-data with file fields {_names(fields)}")
         most = sum(hi for _, hi in fields.values())
@@ -364,14 +365,14 @@ async def _resolve_query(idx: VectorIndex, body: SearchBody) -> _Query:
         got = f"got {', '.join(given)}" if given else "got none"
         raise ApiError(422, "invalid_query", f"send exactly one of 'frame', 'point' or 'event' ({got})")
     if body.frame is not None:
-        stream = _check_stream(body.frame.stream)
+        stream = check_stream(body.frame.stream)
         f = await asyncio.to_thread(idx.frame_at, stream, body.frame.t)
         if f is None:
             raise ApiError(404, "frame_not_found", f"stream {stream!r} has no indexed frames")
         return _Query(f.cls, "frames", ["frame", stream, f.seq], {"kind": "frame", **_frame_json(f)})
     if body.point is not None:
         p = body.point
-        stream = _check_stream(p.stream)
+        stream = check_stream(p.stream)
         f = await asyncio.to_thread(idx.frame_at, stream, p.t, with_cells=True)
         if f is None:
             raise ApiError(404, "frame_not_found", f"stream {stream!r} has no indexed frames")
@@ -481,7 +482,7 @@ def _window_frames(
 
 
 def _global_vector(f: StoredFrame) -> np.ndarray:
-    """As `analytics.scene_change.global_vector`: unit CLS and unit mean-patch vectors, concatenated."""
+    """As `dinostream.analytics.scene_change.global_vector`: unit CLS and unit mean-patch vectors, concatenated."""
     cls = _unit(f.cls[None])[0]
     pooled = _unit(f.pooled[None])[0]
     return np.concatenate([cls, pooled]) / np.sqrt(2.0)

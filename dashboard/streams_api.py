@@ -1,7 +1,7 @@
 """`/api/v1/streams`: add, list, inspect and remove the streams of the running service.
 
 A thin shell over a `StreamCatalog`: the `StreamManager` of `up`, or a gateway's `StreamDirectory`.
-Errors use the app's one JSON shape (raised as `dashboard.app.ApiError`):
+Errors use the app's one JSON shape (raised as `dinostream.dashboard.app.ApiError`):
 
 - POST, a URL the policy refuses: 422 `{"error": {"code": "url_refused", "message": <reason>}}`
 - POST, an id already in use: 409 `duplicate_stream`; invalid fields: 422 `invalid_request`
@@ -16,20 +16,20 @@ from typing import Any, Protocol
 
 from fastapi import APIRouter
 
-from dashboard.app import ApiError
-from dashboard.live_hub import LiveHub
-from dinostream.errors import DinostreamError
-from dinostream.records import RecordError, check_stream_id
-from ingest.stream_manager import StreamStatus
-from ingest.stream_registry import DuplicateStreamError, RegistryError, StreamConfig, UnknownStreamError
-from ingest.url_policy import UrlRefused
+from dinostream.core.errors import DinostreamError
+from dinostream.core.records import RecordError, check_stream_id
+from dinostream.dashboard.http_common import ApiError
+from dinostream.dashboard.live_hub import LiveHub
+from dinostream.ingest.stream_manager import StreamStatus
+from dinostream.ingest.stream_registry import DuplicateStreamError, RegistryError, StreamConfig, UnknownStreamError
+from dinostream.ingest.url_policy import UrlRefused
 
 PREFIX = "/api/v1/streams"
 
 
 class StreamCatalog(Protocol):
-    """The streams behind the API: `ingest.stream_manager.StreamManager` (they run in this process,
-    `dinostream up`) or `ingest.stream_directory.StreamDirectory` (a gateway: they run on the ingest
+    """The streams behind the API: `dinostream.ingest.stream_manager.StreamManager` (they run in this process,
+    `dinostream up`) or `dinostream.ingest.stream_directory.StreamDirectory` (a gateway: they run on the ingest
     nodes, through the streams topic)."""
 
     async def add(self, config: StreamConfig, *, trusted: bool = False, persist: bool = True) -> StreamStatus: ...

@@ -21,7 +21,7 @@ from fastapi import Request
 from PIL import Image, UnidentifiedImageError
 from starlette.types import Message
 
-from dashboard.app import ApiError
+from dinostream.dashboard.http_common import ApiError
 
 
 @contextlib.asynccontextmanager

@@ -23,18 +23,18 @@ import numpy as np
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from analytics.watchlist import (
+from dinostream.analytics.watchlist import (
     Exemplar,
     Watchlist,
     click_to_segment,
     exemplar_from_image_embedding,
     exemplar_from_patches,
 )
-from dashboard.app import ApiError, _check_stream
-from dashboard.recent_frames import RecentFrames
-from dashboard.uploads import decode_rgb, limited_body, limited_form
-from dinostream.records import Box, FrameEmbedding
-from dinostream.settings import ReidSettings
+from dinostream.core.records import Box, FrameEmbedding
+from dinostream.core.settings import ReidSettings
+from dinostream.dashboard.http_common import ApiError, check_stream
+from dinostream.dashboard.recent_frames import RecentFrames
+from dinostream.dashboard.uploads import decode_rgb, limited_body, limited_form
 
 # Publishes one exemplar (None removes `exemplar_id`) to the watchlist topic.
 Publish = Callable[[str, Exemplar | None], Awaitable[None]]
@@ -193,7 +193,7 @@ def watchlist_router(
             raise ApiError(422, "invalid_request", f"{where}: {first.get('msg', 'invalid value')}") from None
 
     def _recent(ref: FrameRef) -> FrameEmbedding:
-        _check_stream(ref.stream)
+        check_stream(ref.stream)
         rec = recent.get(ref.stream, ref.seq)
         if rec is None:
             kept = recent.seqs(ref.stream)

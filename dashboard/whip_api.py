@@ -1,6 +1,6 @@
 """WHIP endpoints (RFC 9725): publishers POST an SDP offer, get the answer and a session URL to DELETE.
 
-A thin shell over `ingest.whip_sessions.WhipSessions`; errors use the dashboard's one JSON
+A thin shell over `dinostream.ingest.whip_sessions.WhipSessions`; errors use the dashboard's one JSON
 shape through `ApiError`. Non-trickle: the offer must carry its candidates (wait for ICE
 gathering to complete), so PATCH answers 405.
 
@@ -17,9 +17,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from dashboard.app import ApiError
-from dinostream.records import RecordError, check_stream_id
-from ingest.whip_sessions import WhipError, WhipSessions
+from dinostream.core.records import RecordError, check_stream_id
+from dinostream.dashboard.http_common import ApiError
+from dinostream.ingest.whip_sessions import WhipError, WhipSessions
 
 WHIP_PATH = "/api/v1/whip/{stream}"
 WHIP_SESSION_PATH = "/api/v1/whip/{stream}/{session_id}"
@@ -33,7 +33,7 @@ def whip_router(sessions: WhipSessions) -> APIRouter:
 
     @router.post(WHIP_PATH, status_code=201, openapi_extra=_OFFER_OPENAPI)
     async def publish(stream: str, request: Request) -> Response:
-        _check_stream(stream)
+        check_stream(stream)
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != _SDP:
             raise ApiError(
@@ -51,7 +51,7 @@ def whip_router(sessions: WhipSessions) -> APIRouter:
 
     @router.delete(WHIP_SESSION_PATH)
     async def end_session(stream: str, session_id: str) -> Response:
-        _check_stream(stream)
+        check_stream(stream)
         try:
             await sessions.delete(stream, session_id)
         except WhipError as e:
@@ -60,7 +60,7 @@ def whip_router(sessions: WhipSessions) -> APIRouter:
 
     @router.delete(WHIP_PATH)
     async def end_stream(stream: str) -> Response:
-        _check_stream(stream)
+        check_stream(stream)
         try:
             await sessions.delete_stream(stream)
         except WhipError as e:
@@ -79,7 +79,7 @@ def whip_router(sessions: WhipSessions) -> APIRouter:
     return router
 
 
-def _check_stream(stream: str) -> None:
+def check_stream(stream: str) -> None:
     try:
         check_stream_id(stream)
     except RecordError as e:

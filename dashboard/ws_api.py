@@ -45,8 +45,11 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
-from dashboard.event_log import EventLog, format_positions
-from dashboard.live_hub import (
+from dinostream.core.errors import BrokerError
+from dinostream.core.records import Event, RecordError
+from dinostream.core.settings import HttpSettings
+from dinostream.dashboard.event_log import EventLog, format_positions
+from dinostream.dashboard.live_hub import (
     EVERYTHING,
     Filter,
     LiveHub,
@@ -55,9 +58,6 @@ from dashboard.live_hub import (
     event_message,
     resume_gap_message,
 )
-from dinostream.errors import BrokerError
-from dinostream.records import Event, RecordError
-from dinostream.settings import HttpSettings
 
 log = logging.getLogger(__name__)
 

@@ -18,16 +18,17 @@ import av
 import numpy as np
 from PIL import Image
 
-from analytics.model_loader import LoadedModel
-from analytics.processor_set import ProcessorSet
-from analytics.watchlist import Exemplar, Watchlist, exemplar_from_image_embedding
-from analytics.worker import default_processors
-from dinostream.errors import DinostreamError
-from dinostream.pipeline import EmbeddingStage, load_model_async, plan_sources
+from dinostream.analytics.processor_set import ProcessorSet
+from dinostream.analytics.watchlist import Exemplar, Watchlist, exemplar_from_image_embedding
+from dinostream.analytics.worker import default_processors
+from dinostream.core.errors import DinostreamError
+from dinostream.core.records import Event, FrameEmbedding
+from dinostream.core.settings import Settings
+from dinostream.embedding.model_loader import LoadedModel
+from dinostream.embedding.stage import EmbeddingStage, load_model_async
+from dinostream.ingest.source_plan import plan_sources
 from dinostream.progress import Progress
-from dinostream.records import Event, FrameEmbedding
-from dinostream.settings import Settings
-from sinks.index_factory import open_index
+from dinostream.sinks.index_factory import open_index
 
 log = logging.getLogger(__name__)
 

@@ -31,14 +31,12 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image
 
-from analytics.embedder import Embedder
-from analytics.model_loader import LoadedModel, load_model
-from analytics.phases import PhaseSegmenter
-from analytics.scene_change import SceneChangeDetector
-from analytics.summary import summarize_records
-from analytics.watchlist import Segment, click_to_segment
-from dinostream.records import FrameEmbedding
-from dinostream.settings import (
+from dinostream.analytics.phases import PhaseSegmenter
+from dinostream.analytics.scene_change import SceneChangeDetector
+from dinostream.analytics.summary import summarize_records
+from dinostream.analytics.watchlist import Segment, click_to_segment
+from dinostream.core.records import FrameEmbedding
+from dinostream.core.settings import (
     IndexSettings,
     ModelSettings,
     PhaseSettings,
@@ -46,8 +44,10 @@ from dinostream.settings import (
     SceneChangeSettings,
     Settings,
 )
-from ingest.resize import resize_rgb
-from ingest.source import Frame
+from dinostream.embedding.embedder import Embedder
+from dinostream.embedding.model_loader import LoadedModel, load_model
+from dinostream.ingest.resize import resize_rgb
+from dinostream.ingest.source import Frame
 
 T = TypeVar("T")
 ImageLike = np.ndarray | Image.Image | str | Path

@@ -1,7 +1,7 @@
 """The `dinostream` command: `up`, `analyze`, `demo`, `streams` (add/list/rm on a running `up` or
 gateway), and the separate roles `ingest`, `worker`, `index`, `gateway` (`dinostream.roles`).
 
-Flags override fields of `dinostream.settings.Settings`; a flag left out keeps the default
+Flags override fields of `dinostream.core.settings.Settings`; a flag left out keeps the default
 defined there. Errors a user can fix print one line (`dinostream: error: ...`) and exit 2.
 """
 
@@ -24,8 +24,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dinostream.errors import DinostreamError
-from dinostream.settings import DEFAULT_MODEL, Settings, describe_validation_error, settings_from_env
+from dinostream.core.errors import DinostreamError
+from dinostream.core.settings import DEFAULT_MODEL, Settings, describe_validation_error, settings_from_env
 
 log = logging.getLogger("dinostream")
 
@@ -35,7 +35,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "--config",
         type=Path,
         metavar="FILE",
-        help="settings file (.toml or .json) shaped like dinostream.settings.Settings; environment variables "
+        help="settings file (.toml or .json) shaped like dinostream.core.settings.Settings; environment variables "
         "DINOSTREAM_<SECTION>__<FIELD> override it, flags override both",
     )
     p.add_argument("--model", help=f"local DINOv3 directory, Hub id, or random:vits16 (default {DEFAULT_MODEL})")

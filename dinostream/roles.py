@@ -5,12 +5,12 @@ runs all of them in one process from the same helpers. The roles talk only throu
 Qdrant): they need `kafka.bootstrap` and never start an embedded broker.
 
 - ingest: the model, the streams of the streams-topic partitions this node owns
-  (`ingest.stream_ownership`), frame records to the embeddings topic.
+  (`dinostream.ingest.stream_ownership`), frame records to the embeddings topic.
 - worker: the Faust analytics app (embeddings in, events out), its consumer group shares out
   the embeddings topic's partitions.
 - index: embeddings and events into the vector index (Qdrant), in consumer group
   `<app_id>-index`.
-- gateway: the dashboard, HTTP API and websockets; streams through `ingest.stream_directory`;
+- gateway: the dashboard, HTTP API and websockets; streams through `dinostream.ingest.stream_directory`;
   alerts. It loads the model only when an image query first needs it. WHIP stays on `up`.
 
 Every role serves `GET /api/v1/health` (200 ok, 503 degraded) and `GET /metrics` on
@@ -41,32 +41,32 @@ from fastapi import FastAPI
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from analytics.gallery import open_gallery
-from analytics.model_loader import RANDOM_ARCHS, LoadedModel
-from analytics.watchlist import Exemplar, Watchlist
-from analytics.watchlist_feed import WatchlistFeed, exemplar_message
-from analytics.worker import WorkerStats, build_app, control_message
-from dashboard.analytics_control import AnalyticsControl
-from dashboard.app import create_app
-from dashboard.live_feed import LiveFeed
-from dashboard.live_hub import LiveHub
-from dashboard.metrics import Families, component_families, stream_families
-from dashboard.recent_frames import RecentFrames
-from dashboard.role_app import create_role_app
-from dashboard.streams_api import StreamCatalog
-from dashboard.watchlist_api import watchlist_router
-from dinostream.errors import BrokerError, DinostreamError
-from dinostream.kafka_io import ensure_topics, make_producer
-from dinostream.pipeline import EmbeddingStage, load_model_async
-from dinostream.records import FrameEmbedding
-from dinostream.settings import KafkaSettings, ModelSettings, Settings
-from ingest.stream_directory import StreamDirectory
-from ingest.stream_manager import StreamManager
-from ingest.stream_ownership import StreamOwnership
-from sinks.alert_service import AlertService
-from sinks.index_factory import open_index
-from sinks.index_sink import IndexSink
-from sinks.vector_index import VectorIndex
+from dinostream.analytics.gallery import open_gallery
+from dinostream.analytics.watchlist import Exemplar, Watchlist
+from dinostream.analytics.watchlist_feed import WatchlistFeed, exemplar_message
+from dinostream.analytics.worker import WorkerStats, build_app, control_message
+from dinostream.core.errors import BrokerError, DinostreamError
+from dinostream.core.kafka_io import ensure_topics, make_producer
+from dinostream.core.records import FrameEmbedding
+from dinostream.core.settings import KafkaSettings, ModelSettings, Settings
+from dinostream.dashboard.analytics_control import AnalyticsControl
+from dinostream.dashboard.app import create_app
+from dinostream.dashboard.live_feed import LiveFeed
+from dinostream.dashboard.live_hub import LiveHub
+from dinostream.dashboard.metrics import Families, component_families, stream_families
+from dinostream.dashboard.recent_frames import RecentFrames
+from dinostream.dashboard.role_app import create_role_app
+from dinostream.dashboard.streams_api import StreamCatalog
+from dinostream.dashboard.watchlist_api import watchlist_router
+from dinostream.embedding.model_loader import RANDOM_ARCHS, LoadedModel
+from dinostream.embedding.stage import EmbeddingStage, load_model_async
+from dinostream.ingest.stream_directory import StreamDirectory
+from dinostream.ingest.stream_manager import StreamManager
+from dinostream.ingest.stream_ownership import StreamOwnership
+from dinostream.sinks.alert_service import AlertService
+from dinostream.sinks.index_factory import open_index
+from dinostream.sinks.index_sink import IndexSink
+from dinostream.sinks.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
 

@@ -22,13 +22,19 @@ from typing import Any
 
 import uvicorn
 
-from analytics.worker import WorkerStats
-from dashboard.metrics import component_families
-from dashboard.whip_api import whip_router
-from dinostream.embedded_broker import EmbeddedBroker
-from dinostream.errors import SourceError
-from dinostream.kafka_io import ensure_topics, make_producer
-from dinostream.pipeline import load_model_async, plan_sources
+from dinostream.analytics.worker import WorkerStats
+from dinostream.core.embedded_broker import EmbeddedBroker
+from dinostream.core.errors import SourceError
+from dinostream.core.kafka_io import ensure_topics, make_producer
+from dinostream.core.settings import Settings
+from dinostream.dashboard.metrics import component_families
+from dinostream.dashboard.whip_api import whip_router
+from dinostream.embedding.stage import load_model_async
+from dinostream.ingest.source import Source, session_first_seq
+from dinostream.ingest.source_plan import plan_sources
+from dinostream.ingest.stream_manager import StreamManager
+from dinostream.ingest.stream_registry import REGISTRY_FILE, StreamConfig, StreamRegistry
+from dinostream.ingest.whip_sessions import WhipSessions
 from dinostream.roles import (
     RecordProducer,
     RoleFailed,
@@ -40,13 +46,8 @@ from dinostream.roles import (
     supervise,
     worker_failure,
 )
-from dinostream.settings import Settings
-from ingest.source import Source, session_first_seq
-from ingest.stream_manager import StreamManager
-from ingest.stream_registry import REGISTRY_FILE, StreamConfig, StreamRegistry
-from ingest.whip_sessions import WhipSessions
-from sinks.index_factory import open_index
-from sinks.index_sink import IndexSink
+from dinostream.sinks.index_factory import open_index
+from dinostream.sinks.index_sink import IndexSink
 
 log = logging.getLogger(__name__)
 

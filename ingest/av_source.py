@@ -1,6 +1,6 @@
 """PyAV source for video files, rtsp(s)://, http(s):// (progressive, HLS, MJPEG) and V4L2 cameras.
 
-Every source passes `ingest.url_policy.check_url` first. The public functions default to
+Every source passes `dinostream.ingest.url_policy.check_url` first. The public functions default to
 `trusted=True` (sources the operator gives on the command line); the HTTP API must pass
 `trusted=False` so its sources are held to the media roots and public hosts.
 
@@ -41,11 +41,11 @@ import av.container
 import av.error
 import av.video.stream
 
-from dinostream.errors import SourceError
-from dinostream.settings import IngestSettings
-from ingest.frame_queue import FrameQueue
-from ingest.source import Frame, Source
-from ingest.url_policy import CheckedUrl, UrlRefused, check_playlist, check_url
+from dinostream.core.errors import SourceError
+from dinostream.core.settings import IngestSettings
+from dinostream.ingest.frame_queue import FrameQueue
+from dinostream.ingest.source import Frame, Source
+from dinostream.ingest.url_policy import CheckedUrl, UrlRefused, check_playlist, check_url
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ def check_source(
 ) -> VideoInfo | None:
     """Validate a source before anything starts; raise SourceError naming the problem.
 
-    Every source must pass the URL policy (`ingest.url_policy.check_url`; the HTTP API passes
+    Every source must pass the URL policy (`dinostream.ingest.url_policy.check_url`; the HTTP API passes
     `trusted=False`). Files must exist, be readable and hold a video stream (the header is
     probed, nothing is decoded); a camera device must exist. With `connect`, a network source or
     camera is also opened (within the open timeout) and must offer a video stream. Returns what

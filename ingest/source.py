@@ -44,7 +44,7 @@ class SourceStats:
 class Source(ABC):
     """A video source. `frames()` yields sampled frames until the source ends.
 
-    It raises `dinostream.errors.SourceError` with a message naming the problem when the
+    It raises `dinostream.core.errors.SourceError` with a message naming the problem when the
     source cannot be opened or read.
     """
 

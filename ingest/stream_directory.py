@@ -1,7 +1,7 @@
 """The gateway's view of the streams of the separate roles: the streams topic and the health
 their owners publish, both read whole (no consumer group: every gateway sees everything).
 
-It offers what `dashboard.streams_api.streams_router` needs from a manager, so
+It offers what `dinostream.dashboard.streams_api.streams_router` needs from a manager, so
 `POST /api/v1/streams` on a gateway checks the URL (`check_url(trusted=False)`, off the event
 loop), refuses an id in use, and produces the config to the streams topic; the ingest node that
 owns the key's partition starts it (and checks the URL again). `DELETE` produces a tombstone.
@@ -25,12 +25,12 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from dinostream.kafka_io import Batch, TopicFollower
-from dinostream.settings import IngestSettings, KafkaSettings
-from ingest.stream_manager import StreamStatus
-from ingest.stream_ownership import decode_config, encode_config
-from ingest.stream_registry import DuplicateStreamError, RegistryError, StreamConfig, UnknownStreamError
-from ingest.url_policy import check_url
+from dinostream.core.kafka_io import Batch, TopicFollower
+from dinostream.core.settings import IngestSettings, KafkaSettings
+from dinostream.ingest.stream_manager import StreamStatus
+from dinostream.ingest.stream_ownership import decode_config, encode_config
+from dinostream.ingest.stream_registry import DuplicateStreamError, RegistryError, StreamConfig, UnknownStreamError
+from dinostream.ingest.url_policy import check_url
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The streams a running service ingests: added and removed at run time, each kept alive by its
 own `StreamSupervisor` task, persisted in a `StreamRegistry`.
 
-`add` checks the URL against the policy (`ingest.url_policy.check_url`) before anything
+`add` checks the URL against the policy (`dinostream.ingest.url_policy.check_url`) before anything
 connects, then returns: the supervisor connects in the background, so a camera that is down
 shows up as connecting/backoff in `list()`, not as an error of the call that added it.
 
@@ -25,13 +25,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from dinostream.errors import DinostreamError, SourceError
-from dinostream.settings import IngestSettings
-from ingest.av_source import VideoInfo, make_source
-from ingest.source import Frame, Source, session_first_seq
-from ingest.stream_registry import DuplicateStreamError, StreamConfig, StreamRegistry, UnknownStreamError
-from ingest.stream_supervisor import StreamSupervisor
-from ingest.url_policy import CheckedUrl, check_url
+from dinostream.core.errors import DinostreamError, SourceError
+from dinostream.core.settings import IngestSettings
+from dinostream.ingest.av_source import VideoInfo, make_source
+from dinostream.ingest.source import Frame, Source, session_first_seq
+from dinostream.ingest.stream_registry import DuplicateStreamError, StreamConfig, StreamRegistry, UnknownStreamError
+from dinostream.ingest.stream_supervisor import StreamSupervisor
+from dinostream.ingest.url_policy import CheckedUrl, check_url
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ _STOP_GRACE_S = 10.0  # how long stop()/remove() wait for a supervisor to finish
 
 
 class ModelStage(Protocol):
-    """What the manager needs from the model stage (`dinostream.pipeline.EmbeddingStage`)."""
+    """What the manager needs from the model stage (`dinostream.embedding.stage.EmbeddingStage`)."""
 
     input_sizes: dict[str, tuple[int, int]]
 
@@ -52,7 +52,7 @@ class ModelStage(Protocol):
 
 @dataclass(frozen=True)
 class _Spec:
-    """The shape `ModelStage.resize_target` reads (see `dinostream.pipeline.SourceSpec`)."""
+    """The shape `ModelStage.resize_target` reads (see `dinostream.ingest.source_plan.SourceSpec`)."""
 
     stream: str
     url: str

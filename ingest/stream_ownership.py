@@ -40,9 +40,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from dinostream.errors import DinostreamError
-from dinostream.settings import KafkaSettings, describe_validation_error
-from ingest.stream_registry import StreamConfig, UnknownStreamError
+from dinostream.core.errors import DinostreamError
+from dinostream.core.settings import KafkaSettings, describe_validation_error
+from dinostream.ingest.stream_registry import StreamConfig, UnknownStreamError
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class OwnershipTable:
 
 
 class StreamRunner(Protocol):
-    """What ownership needs from `ingest.stream_manager.StreamManager`."""
+    """What ownership needs from `dinostream.ingest.stream_manager.StreamManager`."""
 
     async def add(self, config: StreamConfig, *, trusted: bool = False, persist: bool = True) -> Any: ...
 

@@ -22,10 +22,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from dinostream.errors import DinostreamError
-from dinostream.records import RecordError, check_stream_id
-from dinostream.settings import IngestSettings, describe_validation_error
-from ingest.av_source import stream_id_for
+from dinostream.core.errors import DinostreamError
+from dinostream.core.records import RecordError, check_stream_id
+from dinostream.core.settings import IngestSettings, describe_validation_error
+from dinostream.ingest.av_source import stream_id_for
 
 REGISTRY_FILE = "streams.json"
 FORMAT_VERSION = 1

@@ -33,10 +33,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from dinostream.errors import SourceError
-from dinostream.settings import IngestSettings
-from ingest.backoff import Backoff
-from ingest.source import Frame, Source, SourceStats
+from dinostream.core.errors import SourceError
+from dinostream.core.settings import IngestSettings
+from dinostream.ingest.backoff import Backoff
+from dinostream.ingest.source import Frame, Source, SourceStats
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ class StreamSupervisor:
         rng: random.Random | None = None,
         first_seq: int = 0,
     ) -> None:
-        """`first_seq`: the number of the first frame handed on (`ingest.source.session_first_seq()`
+        """`first_seq`: the number of the first frame handed on (`dinostream.ingest.source.session_first_seq()`
         keeps numbers unique across sessions); then one more per frame, across reconnects."""
         self.stream = stream
         self.open_source = open_source

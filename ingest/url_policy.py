@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
-from dinostream.errors import SourceError
-from dinostream.settings import IngestSettings
+from dinostream.core.errors import SourceError
+from dinostream.core.settings import IngestSettings
 
 Kind = Literal["file", "rtsp", "http", "hls", "mjpeg", "v4l2"]
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -39,11 +39,11 @@ from aiortc.exceptions import InvalidAccessError, OperationError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
-from dinostream.errors import DinostreamError
-from dinostream.records import RecordError, check_stream_id
-from dinostream.settings import IngestSettings, WhipSettings
-from ingest.source import Source
-from ingest.whip_source import SizeSpec, WhipSource
+from dinostream.core.errors import DinostreamError
+from dinostream.core.records import RecordError, check_stream_id
+from dinostream.core.settings import IngestSettings, WhipSettings
+from dinostream.ingest.source import Source
+from dinostream.ingest.whip_source import SizeSpec, WhipSource
 
 log = logging.getLogger(__name__)
 

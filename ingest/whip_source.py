@@ -26,11 +26,11 @@ from typing import Any
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from dinostream.errors import SourceError
-from dinostream.settings import IngestSettings
-from ingest.av_source import PtsSampler
-from ingest.frame_queue import FrameQueue
-from ingest.source import Frame, Source
+from dinostream.core.errors import SourceError
+from dinostream.core.settings import IngestSettings
+from dinostream.ingest.av_source import PtsSampler
+from dinostream.ingest.frame_queue import FrameQueue
+from dinostream.ingest.source import Frame, Source
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from dinostream.records import Event
-from dinostream.settings import AlertRuleSettings
+from dinostream.core.records import Event
+from dinostream.core.settings import AlertRuleSettings
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

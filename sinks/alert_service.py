@@ -34,21 +34,21 @@ from aiokafka.errors import KafkaError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from dinostream.errors import BrokerError
-from dinostream.kafka_io import make_producer
-from dinostream.records import Event, RecordError
-from dinostream.settings import (
+from dinostream.core.errors import BrokerError
+from dinostream.core.kafka_io import make_producer
+from dinostream.core.records import Event, RecordError
+from dinostream.core.settings import (
     AlertSettings,
     KafkaSettings,
     MqttTargetSettings,
     SlackTargetSettings,
     WebhookTargetSettings,
 )
-from sinks.alert_rules import AlertRules
-from sinks.alert_sink import Alert, AlertSink, DeadLetter, QueuedAlertSink
-from sinks.mqtt_alert import MqttAlertSink
-from sinks.slack_alert import SlackAlertSink
-from sinks.webhook_alert import WebhookAlertSink
+from dinostream.sinks.alert_rules import AlertRules
+from dinostream.sinks.alert_sink import Alert, AlertSink, DeadLetter, QueuedAlertSink
+from dinostream.sinks.mqtt_alert import MqttAlertSink
+from dinostream.sinks.slack_alert import SlackAlertSink
+from dinostream.sinks.webhook_alert import WebhookAlertSink
 
 log = logging.getLogger(__name__)
 _TOPIC_EXISTS = 36
@@ -248,7 +248,8 @@ class AlertService:
         }
 
     def metric_families(self) -> list[Metric]:
-        """Prometheus families of `stats()`, for dashboard.metrics (`collector.add(service.metric_families)`)."""
+        """Prometheus families of `stats()`, for dinostream.dashboard.metrics
+        (`collector.add(service.metric_families)`)."""
         st = self.stats()
         consumed = CounterMetricFamily(
             "dinostream_alerts_events", "Event messages the alert service read, by outcome.", labels=["outcome"]

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dinostream.records import ID_NAMESPACE, Event
+from dinostream.core.records import ID_NAMESPACE, Event
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dinostream.settings import IndexSettings
-from sinks.qdrant_edge_index import QdrantEdgeIndex
-from sinks.qdrant_server_index import QdrantServerIndex
-from sinks.vector_index import VectorIndex
+from dinostream.core.settings import IndexSettings
+from dinostream.sinks.qdrant_edge_index import QdrantEdgeIndex
+from dinostream.sinks.qdrant_server_index import QdrantServerIndex
+from dinostream.sinks.vector_index import VectorIndex
 
 
 def open_index(settings: IndexSettings, data_dir: Path, dim: int, patch_dim: int | None = None) -> VectorIndex:

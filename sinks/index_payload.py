@@ -23,14 +23,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from dinostream.errors import IndexStoreError
-from dinostream.records import ID_NAMESPACE, Event, FrameEmbedding, RecordError
-from sinks.vector_index import FrameHit, StoredFrame
+from dinostream.core.errors import IndexStoreError
+from dinostream.core.records import ID_NAMESPACE, Event, FrameEmbedding, RecordError
+from dinostream.sinks.vector_index import FrameHit, StoredFrame
 
 SEARCH_VECTOR = "cls"
 VECTOR_NAMES = ("cls", "pooled")
 REGION_VECTOR = "cells"
-# Part of the frame's mean unit patch removed from every cell (as analytics.regions.centred_patches
+# Part of the frame's mean unit patch removed from every cell (as dinostream.analytics.regions.centred_patches
 # does with ReidSettings.feature_centering): the component all patches of a frame share says
 # where the camera is, not what a cell shows, and would make every cell of a frame look alike.
 CELL_CENTERING = 0.5

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from dinostream.records import Event, FrameEmbedding, RecordError
-from dinostream.settings import IndexSettings, KafkaSettings
-from sinks.vector_index import VectorIndex
+from dinostream.core.records import Event, FrameEmbedding, RecordError
+from dinostream.core.settings import IndexSettings, KafkaSettings
+from dinostream.sinks.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sinks.vector_index import FrameHit
+from dinostream.sinks.vector_index import FrameHit
 
 
 @dataclass(frozen=True)

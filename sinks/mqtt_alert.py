@@ -19,8 +19,8 @@ import random
 
 import aiomqtt
 
-from dinostream.settings import MqttTargetSettings
-from sinks.alert_sink import Alert, DeadLetter, QueuedAlertSink
+from dinostream.core.settings import MqttTargetSettings
+from dinostream.sinks.alert_sink import Alert, DeadLetter, QueuedAlertSink
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Three shards live under one directory: `frames/` (named vectors "cls" and "pooled", cosine,
 stored as float16 like the wire records), `regions/` (the multivector "cells" of each frame,
-MaxSim, see `sinks.index_payload`) and `events/` (vectorless points). Every upsert batch is
+MaxSim, see `dinostream.sinks.index_payload`) and `events/` (vectorless points). Every upsert batch is
 flushed before it returns, so what was acknowledged survives a crash of the process.
 
 Edge has no background optimizer: new points sit in a plain segment that is searched
@@ -51,9 +51,9 @@ from qdrant_edge import (
     VectorStorageDatatype,
 )
 
-from dinostream.errors import IndexStoreError
-from dinostream.records import Event, FrameEmbedding, frame_point_id
-from sinks.index_payload import (
+from dinostream.core.errors import IndexStoreError
+from dinostream.core.records import Event, FrameEmbedding, frame_point_id
+from dinostream.sinks.index_payload import (
     EVENT_INDEXES,
     FRAME_INDEXES,
     GRID_FIELD,
@@ -77,7 +77,7 @@ from sinks.index_payload import (
     stored_frame,
     thumbnail_from,
 )
-from sinks.vector_index import EventFilter, FrameFilter, FrameHit, StoredFrame, VectorIndex
+from dinostream.sinks.vector_index import EventFilter, FrameFilter, FrameHit, StoredFrame, VectorIndex
 
 _T = TypeVar("_T")
 _SCHEMA = {"keyword": PayloadSchemaType.Keyword, "float": PayloadSchemaType.Float}

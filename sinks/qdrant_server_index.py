@@ -20,9 +20,9 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 from qdrant_client.http.exceptions import UnexpectedResponse
 
-from dinostream.errors import IndexStoreError
-from dinostream.records import Event, FrameEmbedding, frame_point_id
-from sinks.index_payload import (
+from dinostream.core.errors import IndexStoreError
+from dinostream.core.records import Event, FrameEmbedding, frame_point_id
+from dinostream.sinks.index_payload import (
     EVENT_INDEXES,
     FRAME_INDEXES,
     GRID_FIELD,
@@ -46,7 +46,7 @@ from sinks.index_payload import (
     stored_frame,
     thumbnail_from,
 )
-from sinks.vector_index import EventFilter, FrameFilter, FrameHit, StoredFrame, VectorIndex
+from dinostream.sinks.vector_index import EventFilter, FrameFilter, FrameHit, StoredFrame, VectorIndex
 
 _T = TypeVar("_T")
 _SCHEMA = {"keyword": qm.PayloadSchemaType.KEYWORD, "float": qm.PayloadSchemaType.FLOAT}

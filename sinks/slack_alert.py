@@ -12,8 +12,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sinks.alert_sink import Alert, links
-from sinks.webhook_alert import HttpAlertSink
+from dinostream.sinks.alert_sink import Alert, links
+from dinostream.sinks.webhook_alert import HttpAlertSink
 
 
 def alert_line(alert: Alert) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dinostream.records import Event, FrameEmbedding
+from dinostream.core.records import Event, FrameEmbedding
 
 
 @dataclass(frozen=True)

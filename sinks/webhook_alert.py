@@ -32,8 +32,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from dinostream.settings import HttpTargetSettings, WebhookTargetSettings
-from sinks.alert_sink import Alert, DeadLetter, DeliveryError, QueuedAlertSink
+from dinostream.core.settings import HttpTargetSettings, WebhookTargetSettings
+from dinostream.sinks.alert_sink import Alert, DeadLetter, DeliveryError, QueuedAlertSink
 
 log = logging.getLogger(__name__)
 

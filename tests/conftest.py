@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dinostream.embedded_broker import EmbeddedBroker
-from dinostream.settings import KafkaSettings
+from dinostream.core.embedded_broker import EmbeddedBroker
+from dinostream.core.settings import KafkaSettings
 from tests.records import unique_kafka
 
 

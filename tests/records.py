@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from dinostream.records import FrameEmbedding
-from dinostream.settings import KafkaSettings
+from dinostream.core.records import FrameEmbedding
+from dinostream.core.settings import KafkaSettings
 
 
 def unique_kafka(**overrides: Any) -> KafkaSettings:

@@ -24,12 +24,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dinostream.embedded_broker import EmbeddedBroker, free_port
-from dinostream.kafka_io import ensure_topics, make_producer
-from dinostream.records import Event, event_id
-from dinostream.settings import AlertSettings, KafkaSettings
-from sinks.alert_service import AlertService
-from sinks.webhook_alert import SignatureError, sign, verify_signature
+from dinostream.core.embedded_broker import EmbeddedBroker, free_port
+from dinostream.core.kafka_io import ensure_topics, make_producer
+from dinostream.core.records import Event, event_id
+from dinostream.core.settings import AlertSettings, KafkaSettings
+from dinostream.sinks.alert_service import AlertService
+from dinostream.sinks.webhook_alert import SignatureError, sign, verify_signature
 from tests.serving import serve
 
 pytestmark = pytest.mark.integration

@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 from aiokafka import AIOKafkaConsumer
 
-from analytics.gallery import EdgeTrackGallery, LazyTrackGallery
-from analytics.watchlist import Exemplar, exemplar_from_patches
-from analytics.watchlist_feed import exemplar_message
-from analytics.worker import WorkerStats, build_app
-from dinostream.embedded_broker import EmbeddedBroker
-from dinostream.kafka_io import ensure_topics, make_producer
-from dinostream.records import Box, Event, FrameEmbedding
-from dinostream.settings import AnalyticsSettings, AnomalySettings, KafkaSettings, PhaseSettings
+from dinostream.analytics.gallery import EdgeTrackGallery, LazyTrackGallery
+from dinostream.analytics.watchlist import Exemplar, exemplar_from_patches
+from dinostream.analytics.watchlist_feed import exemplar_message
+from dinostream.analytics.worker import WorkerStats, build_app
+from dinostream.core.embedded_broker import EmbeddedBroker
+from dinostream.core.kafka_io import ensure_topics, make_producer
+from dinostream.core.records import Box, Event, FrameEmbedding
+from dinostream.core.settings import AnalyticsSettings, AnomalySettings, KafkaSettings, PhaseSettings
 
 DIM = 32
 GRID = (8, 10)

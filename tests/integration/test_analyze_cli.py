@@ -113,7 +113,7 @@ def test_analyze_reports_every_event_type_across_two_cameras(tiny_model_dir: Pat
 def test_analyze_index_makes_a_recording_searchable(
     tiny_model_dir: Path, cut_video: tuple[Path, list[float]], tmp_path: Path
 ) -> None:
-    from sinks.qdrant_edge_index import QdrantEdgeIndex
+    from dinostream.sinks.qdrant_edge_index import QdrantEdgeIndex
 
     video, cuts = cut_video
     argv = [sys.executable, "-m", "dinostream", "analyze", str(video), "--model", str(tiny_model_dir)]

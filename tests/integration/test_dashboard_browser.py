@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import av
 import pytest
 
-from dinostream.embedded_broker import EmbeddedBroker
-from dinostream.settings import Settings
+from dinostream.core.embedded_broker import EmbeddedBroker
+from dinostream.core.settings import Settings
 from dinostream.stack import Stack
 
 if TYPE_CHECKING:

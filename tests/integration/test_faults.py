@@ -32,13 +32,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 
+from dinostream.core.embedded_broker import EmbeddedBroker
+from dinostream.core.kafka_io import ensure_topics
+from dinostream.core.records import Event, FrameEmbedding
 from dinostream.demo_video import make_video
-from dinostream.embedded_broker import EmbeddedBroker
-from dinostream.kafka_io import ensure_topics
-from dinostream.records import Event, FrameEmbedding
-from ingest.stream_ownership import encode_config
-from ingest.stream_registry import StreamConfig
-from sinks.qdrant_edge_index import QdrantEdgeIndex
+from dinostream.ingest.stream_ownership import encode_config
+from dinostream.ingest.stream_registry import StreamConfig
+from dinostream.sinks.qdrant_edge_index import QdrantEdgeIndex
 from tests.records import shots, unique_kafka
 
 pytestmark = pytest.mark.integration

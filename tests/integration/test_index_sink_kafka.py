@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dinostream.embedded_broker import EmbeddedBroker
-from dinostream.kafka_io import ensure_topics, make_producer
-from dinostream.records import Event, FrameEmbedding, event_id
-from dinostream.settings import IndexSettings, KafkaSettings
-from sinks.index_sink import IndexSink
-from sinks.qdrant_edge_index import QdrantEdgeIndex
+from dinostream.core.embedded_broker import EmbeddedBroker
+from dinostream.core.kafka_io import ensure_topics, make_producer
+from dinostream.core.records import Event, FrameEmbedding, event_id
+from dinostream.core.settings import IndexSettings, KafkaSettings
+from dinostream.sinks.index_sink import IndexSink
+from dinostream.sinks.qdrant_edge_index import QdrantEdgeIndex
 
 
 def _frames(n: int) -> list[FrameEmbedding]:

@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from dinostream.settings import IngestSettings
-from ingest.av_source import make_source
-from ingest.source import Frame
-from ingest.stream_supervisor import StreamState, StreamSupervisor
+from dinostream.core.settings import IngestSettings
+from dinostream.ingest.av_source import make_source
+from dinostream.ingest.source import Frame
+from dinostream.ingest.stream_supervisor import StreamState, StreamSupervisor
 from tests.rtsp import RtspServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]

@@ -23,10 +23,10 @@ import av.error
 import numpy as np
 import pytest
 
-from dinostream.errors import SourceError
-from dinostream.settings import IngestSettings
-from ingest.av_source import AvSource, check_source, make_source
-from ingest.url_policy import UrlRefused, check_url
+from dinostream.core.errors import SourceError
+from dinostream.core.settings import IngestSettings
+from dinostream.ingest.av_source import AvSource, check_source, make_source
+from dinostream.ingest.url_policy import UrlRefused, check_url
 from tests.rtsp import SERVER, SYSTEM_PYTHON
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

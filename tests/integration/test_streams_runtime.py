@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
-from analytics.watchlist import Watchlist
-from analytics.watchlist_feed import WatchlistFeed
-from dinostream.embedded_broker import EmbeddedBroker
-from dinostream.settings import Settings
+from dinostream.analytics.watchlist import Watchlist
+from dinostream.analytics.watchlist_feed import WatchlistFeed
+from dinostream.core.embedded_broker import EmbeddedBroker
+from dinostream.core.settings import Settings
 from dinostream.stack import Stack
 from tests.records import unique_kafka
 

@@ -24,16 +24,16 @@ from aiortc.mediastreams import AudioStreamTrack
 from av import VideoFrame
 from fastapi.staticfiles import StaticFiles
 
-from analytics.embedder import Embedder
-from dashboard.app import create_app
-from dashboard.live_hub import LiveHub
-from dashboard.whip_api import whip_router
-from dinostream.pipeline import EmbeddingStage, load_model_async
-from dinostream.records import FrameEmbedding
-from dinostream.settings import HttpSettings, IngestSettings, ModelSettings, WhipSettings
-from ingest.source import Frame, Source
-from ingest.whip_sessions import WhipSessions
-from ingest.whip_source import WhipSource
+from dinostream.core.records import FrameEmbedding
+from dinostream.core.settings import HttpSettings, IngestSettings, ModelSettings, WhipSettings
+from dinostream.dashboard.app import create_app
+from dinostream.dashboard.live_hub import LiveHub
+from dinostream.dashboard.whip_api import whip_router
+from dinostream.embedding.embedder import Embedder
+from dinostream.embedding.stage import EmbeddingStage, load_model_async
+from dinostream.ingest.source import Frame, Source
+from dinostream.ingest.whip_sessions import WhipSessions
+from dinostream.ingest.whip_source import WhipSource
 from tests.serving import serve
 
 pytestmark = pytest.mark.integration

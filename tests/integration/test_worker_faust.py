@@ -7,12 +7,12 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer
 
-from analytics.scene_change import SceneChangeDetector
-from analytics.worker import WorkerStats, build_app, control_message
-from dinostream.embedded_broker import EmbeddedBroker
-from dinostream.kafka_io import ensure_topics, make_producer
-from dinostream.records import Event, FrameEmbedding
-from dinostream.settings import AnalyticsSettings, KafkaSettings
+from dinostream.analytics.scene_change import SceneChangeDetector
+from dinostream.analytics.worker import WorkerStats, build_app, control_message
+from dinostream.core.embedded_broker import EmbeddedBroker
+from dinostream.core.kafka_io import ensure_topics, make_producer
+from dinostream.core.records import Event, FrameEmbedding
+from dinostream.core.settings import AnalyticsSettings, KafkaSettings
 from tests.records import shots
 
 

@@ -16,13 +16,13 @@ import uvicorn
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 
-from dashboard.live_feed import LiveFeed
-from dashboard.live_hub import LiveHub
-from dashboard.ws_api import ws_router
-from dinostream.embedded_broker import EmbeddedBroker
-from dinostream.kafka_io import ensure_topics, make_producer
-from dinostream.records import Event, event_id
-from dinostream.settings import HttpSettings, KafkaSettings
+from dinostream.core.embedded_broker import EmbeddedBroker
+from dinostream.core.kafka_io import ensure_topics, make_producer
+from dinostream.core.records import Event, event_id
+from dinostream.core.settings import HttpSettings, KafkaSettings
+from dinostream.dashboard.live_feed import LiveFeed
+from dinostream.dashboard.live_hub import LiveHub
+from dinostream.dashboard.ws_api import ws_router
 
 STREAMS = ("cam0", "cam1", "cam2", "cam3")  # keyed by stream: spread over the 2 partitions
 

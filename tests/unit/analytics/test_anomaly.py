@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from analytics.anomaly import AnomalyDetector, greedy_coreset, patch_features
-from dinostream.records import Event, FrameEmbedding
-from dinostream.settings import AnomalySettings
+from dinostream.analytics.anomaly import AnomalyDetector, greedy_coreset, patch_features
+from dinostream.core.records import Event, FrameEmbedding
+from dinostream.core.settings import AnomalySettings
 
 DIM = 32
 GRID = 8

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from analytics.anomaly import AnomalyDetector, FrameScore
-from dinostream.anomaly_scenes import SceneStream, procedural_backdrop, procedural_object
-from dinostream.pipeline import EmbeddingStage, load_model_async, plan_sources
-from dinostream.records import Event, FrameEmbedding
-from dinostream.settings import AnomalySettings, IngestSettings, ModelSettings
+from dinostream.analytics.anomaly import AnomalyDetector, FrameScore
+from dinostream.core.records import Event, FrameEmbedding
+from dinostream.core.settings import AnomalySettings, IngestSettings, ModelSettings
+from dinostream.embedding.stage import EmbeddingStage, load_model_async
+from dinostream.ingest.source_plan import plan_sources
+from generators.anomaly_scenes import SceneStream, procedural_backdrop, procedural_object
 
 FPS = 2
 FRAMES = 34

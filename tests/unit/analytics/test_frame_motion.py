@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from analytics.frame_motion import align, detail, motion_image, ncc_surface, prepare
-from dinostream.groundtruth import synthetic_images
+from dinostream.analytics.frame_motion import align, detail, motion_image, ncc_surface, prepare
+from generators.groundtruth import synthetic_images
 from tests.pictures import jpeg
 
 PICTURES = list(synthetic_images(3, seed=7, size=(320, 240)).values())

@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from analytics.gallery import EdgeTrackGallery, MemoryTrackGallery, QdrantTrackGallery, TrackEntry, TrackGallery
-from dinostream.errors import IndexStoreError
+from dinostream.analytics.gallery import (
+    EdgeTrackGallery,
+    MemoryTrackGallery,
+    QdrantTrackGallery,
+    TrackEntry,
+    TrackGallery,
+)
+from dinostream.core.errors import IndexStoreError
 
 # qdrant-client's local mode keeps no payload indexes and says so on each create_payload_index.
 pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning")

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from analytics.phases import PhaseSegmenter
-from dinostream.records import Event, FrameEmbedding
-from dinostream.settings import PhaseSettings
+from dinostream.analytics.phases import PhaseSegmenter
+from dinostream.core.records import Event, FrameEmbedding
+from dinostream.core.settings import PhaseSettings
 
 DIM = 48
 FPS = 1.0

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from analytics.regions import (
+from dinostream.analytics.regions import (
     BackgroundModel,
     box_iou,
     box_mask,
@@ -17,8 +17,8 @@ from analytics.regions import (
     mask_box,
     region_embedding,
 )
-from dinostream.records import Box
-from dinostream.settings import ReidSettings
+from dinostream.core.records import Box
+from dinostream.core.settings import ReidSettings
 
 DIM = 32
 GRID = (8, 10)  # rows, columns

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analytics.gallery import EdgeTrackGallery, GalleryHit, MemoryTrackGallery
-from analytics.reid import ReidProcessor, best_link
-from dinostream.records import Event, FrameEmbedding
-from dinostream.settings import ReidSettings
+from dinostream.analytics.gallery import EdgeTrackGallery, GalleryHit, MemoryTrackGallery
+from dinostream.analytics.reid import ReidProcessor, best_link
+from dinostream.core.records import Event, FrameEmbedding
+from dinostream.core.settings import ReidSettings
 
 DIM = 32
 GRID = (8, 10)

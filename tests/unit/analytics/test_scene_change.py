@@ -8,11 +8,11 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from analytics import scene_change
-from analytics.scene_change import SceneChangeDetector, global_vector, patch_diversity, scene_similarity
-from dinostream.groundtruth import synthetic_images
-from dinostream.records import Event, FrameEmbedding
-from dinostream.settings import SceneChangeSettings
+from dinostream.analytics import scene_change
+from dinostream.analytics.scene_change import SceneChangeDetector, global_vector, patch_diversity, scene_similarity
+from dinostream.core.records import Event, FrameEmbedding
+from dinostream.core.settings import SceneChangeSettings
+from generators.groundtruth import synthetic_images
 from tests.pictures import jpeg
 
 DIM = 64

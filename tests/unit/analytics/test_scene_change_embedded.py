@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from dinostream.analyze import analyze_file
-from dinostream.groundtruth import make_groundtruth_video, score_detections, synthetic_images
-from dinostream.records import Event
-from dinostream.settings import IngestSettings, ModelSettings, Settings
+from dinostream.core.records import Event
+from dinostream.core.settings import IngestSettings, ModelSettings, Settings
+from generators.groundtruth import make_groundtruth_video, score_detections, synthetic_images
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from analytics.state_chunks import chunk_count, join_chunks, split_chunks
+from dinostream.analytics.state_chunks import chunk_count, join_chunks, split_chunks
 
 
 def _big() -> dict[str, object]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analytics.summary import summarize, summarize_records
-from dinostream.records import FrameEmbedding
+from dinostream.analytics.summary import summarize, summarize_records
+from dinostream.core.records import FrameEmbedding
 
 DIM = 24
 

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from analytics.regions import Region, unit_rows
-from analytics.tracking import Tracker, assign, match_scores
-from dinostream.records import Box
-from dinostream.settings import ReidSettings
+from dinostream.analytics.regions import Region, unit_rows
+from dinostream.analytics.tracking import Tracker, assign, match_scores
+from dinostream.core.records import Box
+from dinostream.core.settings import ReidSettings
 
 DIM = 16
 S = ReidSettings()

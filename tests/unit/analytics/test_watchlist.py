@@ -8,8 +8,8 @@ import zlib
 import numpy as np
 import pytest
 
-from analytics.regions import unit_rows
-from analytics.watchlist import (
+from dinostream.analytics.regions import unit_rows
+from dinostream.analytics.watchlist import (
     Exemplar,
     Watchlist,
     WatchlistProcessor,
@@ -17,8 +17,8 @@ from analytics.watchlist import (
     exemplar_from_image_embedding,
     exemplar_from_patches,
 )
-from dinostream.records import Box, Event, FrameEmbedding
-from dinostream.settings import ReidSettings
+from dinostream.core.records import Box, Event, FrameEmbedding
+from dinostream.core.settings import ReidSettings
 
 DIM = 32
 GRID = (8, 10)

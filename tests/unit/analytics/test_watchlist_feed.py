@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from analytics.watchlist import Exemplar, Watchlist
-from analytics.watchlist_feed import apply_message, exemplar_message
+from dinostream.analytics.watchlist import Exemplar, Watchlist
+from dinostream.analytics.watchlist_feed import apply_message, exemplar_message
 
 
 def _ex(ex_id: str, seed: int = 0) -> Exemplar:

@@ -18,11 +18,11 @@ from PIL import Image
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from dashboard.app import create_app
-from dashboard.live_hub import LiveHub
-from dinostream.records import Event, FrameEmbedding, event_id, frame_point_id
-from dinostream.settings import HttpSettings
-from sinks.vector_index import FrameHit, VectorIndex
+from dinostream.core.records import Event, FrameEmbedding, event_id, frame_point_id
+from dinostream.core.settings import HttpSettings
+from dinostream.dashboard.app import create_app
+from dinostream.dashboard.live_hub import LiveHub
+from dinostream.sinks.vector_index import FrameHit, VectorIndex
 from tests.pictures import ColourEmbedder, colour_features, picture
 from tests.serving import serve
 

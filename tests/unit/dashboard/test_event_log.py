@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.event_log import Cursor, plan_replay
+from dinostream.dashboard.event_log import Cursor, plan_replay
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from dashboard.live_hub import Filter, LiveHub, batch_message, batches
-from dinostream.records import Event, RecordError, event_id
+from dinostream.core.records import Event, RecordError, event_id
+from dinostream.dashboard.live_hub import Filter, LiveHub, batch_message, batches
 
 
 def make_event(

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from dashboard.metrics import component_families, metrics_router
+from dinostream.dashboard.metrics import component_families, metrics_router
 
 
 @dataclass

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from prometheus_client.core import CounterMetricFamily
 
-from dashboard.role_app import create_role_app
+from dinostream.dashboard.role_app import create_role_app
 
 
 @pytest.mark.parametrize(

@@ -15,11 +15,11 @@ import pytest
 from fastapi import FastAPI
 from PIL import Image
 
-from dashboard.app import create_app
-from dashboard.live_hub import LiveHub
-from dinostream.records import Event, FrameEmbedding, Heatmap, event_id
-from dinostream.settings import HttpSettings, IndexSettings
-from sinks.qdrant_edge_index import QdrantEdgeIndex
+from dinostream.core.records import Event, FrameEmbedding, Heatmap, event_id
+from dinostream.core.settings import HttpSettings, IndexSettings
+from dinostream.dashboard.app import create_app
+from dinostream.dashboard.live_hub import LiveHub
+from dinostream.sinks.qdrant_edge_index import QdrantEdgeIndex
 from tests.pictures import ColourEmbedder, colour_features, jpeg, picture
 from tests.serving import serve as serve_on_port
 

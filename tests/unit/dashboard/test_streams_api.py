@@ -19,14 +19,14 @@ from typing import Any
 import httpx
 import pytest
 
-from dashboard.app import create_app
-from dashboard.live_hub import LiveHub
+from dinostream.core.errors import DinostreamError
+from dinostream.core.settings import HttpSettings, IngestSettings
+from dinostream.dashboard.app import create_app
+from dinostream.dashboard.live_hub import LiveHub
 from dinostream.demo_video import make_video
-from dinostream.errors import DinostreamError
-from dinostream.settings import HttpSettings, IngestSettings
-from ingest.source import Frame
-from ingest.stream_manager import StreamManager
-from ingest.stream_registry import REGISTRY_FILE, StreamConfig, StreamRegistry
+from dinostream.ingest.source import Frame
+from dinostream.ingest.stream_manager import StreamManager
+from dinostream.ingest.stream_registry import REGISTRY_FILE, StreamConfig, StreamRegistry
 
 
 class CollectingStage:

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from analytics.watchlist import Exemplar, Watchlist
-from dashboard.app import create_app
-from dashboard.live_hub import LiveHub
-from dashboard.recent_frames import RecentFrames
-from dashboard.watchlist_api import watchlist_router
-from dinostream.records import FrameEmbedding
-from dinostream.settings import HttpSettings, ReidSettings
+from dinostream.analytics.watchlist import Exemplar, Watchlist
+from dinostream.core.records import FrameEmbedding
+from dinostream.core.settings import HttpSettings, ReidSettings
+from dinostream.dashboard.app import create_app
+from dinostream.dashboard.live_hub import LiveHub
+from dinostream.dashboard.recent_frames import RecentFrames
+from dinostream.dashboard.watchlist_api import watchlist_router
 
 DIM = 32
 GRID = (8, 10)

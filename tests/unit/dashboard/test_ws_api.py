@@ -15,10 +15,10 @@ from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from dashboard.live_hub import LiveHub
-from dashboard.ws_api import origin_allowed, parse_subscribe, pick_subprotocol, ws_router
-from dinostream.records import Event, RecordError, event_id
-from dinostream.settings import HttpSettings
+from dinostream.core.records import Event, RecordError, event_id
+from dinostream.core.settings import HttpSettings
+from dinostream.dashboard.live_hub import LiveHub
+from dinostream.dashboard.ws_api import origin_allowed, parse_subscribe, pick_subprotocol, ws_router
 from tests.serving import serve as serve_on_port
 
 TOKEN = "s3cret-token-42"

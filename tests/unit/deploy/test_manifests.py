@@ -23,7 +23,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from dinostream.settings import Settings, settings_from_env
+from dinostream.core.settings import Settings, settings_from_env
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
@@ -411,7 +411,9 @@ def test_dockerfile_installs_torch_before_the_project_and_runs_dinostream() -> N
 
 def test_dockerignore_lets_in_every_package() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    needed = [f"{p}/" for p in project["tool"]["setuptools"]["packages"]] + [
+    folders = project["tool"]["setuptools"].get("package-dir", {})
+    tops = {folders.get(p, p.replace(".", "/")).split("/")[0] for p in project["tool"]["setuptools"]["packages"]}
+    needed = [f"{top}/" for top in sorted(tops)] + [
         "pyproject.toml",
         project["project"]["readme"],
     ]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dinostream.cli import build_parser, settings_from_args
-from dinostream.errors import DinostreamError
+from dinostream.core.errors import DinostreamError
 
 
 def _args(*argv: str):  # type: ignore[no-untyped-def]

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from dinostream.cli import main
-from dinostream.errors import DinostreamError
+from dinostream.core.errors import DinostreamError
+from dinostream.core.settings import ModelSettings
 from dinostream.roles import model_dims
-from dinostream.settings import ModelSettings
 
 
 @pytest.mark.parametrize("role", ["ingest", "worker", "index", "gateway"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from dinostream.settings import Settings, describe_validation_error, settings_from_env
+from dinostream.core.settings import Settings, describe_validation_error, settings_from_env
 
 
 def test_nested_sections_text_and_json_values() -> None:

@@ -13,10 +13,10 @@ import av
 import numpy as np
 import pytest
 
+from dinostream.core.errors import SourceError
+from dinostream.core.settings import IngestSettings
 from dinostream.demo_video import make_video
-from dinostream.errors import SourceError
-from dinostream.settings import IngestSettings
-from ingest.av_source import (
+from dinostream.ingest.av_source import (
     AvSource,
     CaptureClock,
     KeyframePlan,
@@ -26,7 +26,7 @@ from ingest.av_source import (
     probe_source,
     stream_id_for,
 )
-from ingest.resize import resize_rgb
+from dinostream.ingest.resize import resize_rgb
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -194,8 +194,8 @@ async def test_unreadable_file_says_permission_denied(video, tmp_path):
     # Root reads everything: check in a child without the capabilities that bypass file modes.
     code = (
         "import asyncio, sys\n"
-        "from dinostream.settings import IngestSettings\n"
-        "from ingest.av_source import AvSource\n"
+        "from dinostream.core.settings import IngestSettings\n"
+        "from dinostream.ingest.av_source import AvSource\n"
         "async def main():\n"
         "    async for _ in AvSource(sys.argv[1], 'cam', IngestSettings(), (32, 32)).frames():\n"
         "        pass\n"

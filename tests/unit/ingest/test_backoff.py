@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from ingest.backoff import Backoff
+from dinostream.ingest.backoff import Backoff
 
 
 def _delays(backoff: Backoff, n: int) -> list[float]:

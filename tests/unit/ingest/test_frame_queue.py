@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from ingest.frame_queue import FrameQueue
+from dinostream.ingest.frame_queue import FrameQueue
 
 pytestmark = pytest.mark.timeout(20)
 

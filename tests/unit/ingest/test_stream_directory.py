@@ -14,15 +14,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from dashboard.app import ApiError, _http_error
-from dashboard.streams_api import streams_router
-from dinostream.embedded_broker import EmbeddedBroker
-from dinostream.kafka_io import ensure_topics, make_producer
-from dinostream.settings import IngestSettings, KafkaSettings
-from ingest.stream_directory import StreamDirectory
-from ingest.stream_ownership import decode_config
-from ingest.stream_registry import DuplicateStreamError, StreamConfig, UnknownStreamError
-from ingest.url_policy import UrlRefused
+from dinostream.core.embedded_broker import EmbeddedBroker
+from dinostream.core.kafka_io import ensure_topics, make_producer
+from dinostream.core.settings import IngestSettings, KafkaSettings
+from dinostream.dashboard.http_common import ApiError, _http_error
+from dinostream.dashboard.streams_api import streams_router
+from dinostream.ingest.stream_directory import StreamDirectory
+from dinostream.ingest.stream_ownership import decode_config
+from dinostream.ingest.stream_registry import DuplicateStreamError, StreamConfig, UnknownStreamError
+from dinostream.ingest.url_policy import UrlRefused
 
 
 @pytest.fixture

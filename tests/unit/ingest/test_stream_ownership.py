@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.stream_ownership import OwnershipTable, Start, Stop, decode_config, encode_config
-from ingest.stream_registry import StreamConfig
+from dinostream.ingest.stream_ownership import OwnershipTable, Start, Stop, decode_config, encode_config
+from dinostream.ingest.stream_registry import StreamConfig
 
 
 def cfg(sid: str, **kw: object) -> StreamConfig:

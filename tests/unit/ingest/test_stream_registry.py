@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from dinostream.settings import IngestSettings
-from ingest.stream_registry import (
+from dinostream.core.settings import IngestSettings
+from dinostream.ingest.stream_registry import (
     DuplicateStreamError,
     RegistryError,
     StreamConfig,

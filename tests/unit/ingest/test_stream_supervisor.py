@@ -13,10 +13,10 @@ import time
 import numpy as np
 import pytest
 
-from dinostream.errors import SourceError
-from dinostream.settings import IngestSettings
-from ingest.source import Frame, Source, SourceStats, session_first_seq
-from ingest.stream_supervisor import StreamHealth, StreamState, StreamSupervisor, StreamTracker
+from dinostream.core.errors import SourceError
+from dinostream.core.settings import IngestSettings
+from dinostream.ingest.source import Frame, Source, SourceStats, session_first_seq
+from dinostream.ingest.stream_supervisor import StreamHealth, StreamState, StreamSupervisor, StreamTracker
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -303,7 +303,7 @@ async def _until(predicate, timeout: float = 10.0) -> None:
 
 
 async def test_live_stream_survives_errors_ends_stalls_and_bugs(caplog):
-    caplog.set_level(logging.WARNING, "ingest.stream_supervisor")
+    caplog.set_level(logging.WARNING, "dinostream.ingest.stream_supervisor")
     opener = Opener(
         FakeSource(3, "raise", SourceError("lost connection to rtsp://cam: Connection reset by peer")),
         SourceError("cannot connect to rtsp://cam: Connection refused"),

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from dinostream.errors import SourceError
-from dinostream.settings import IngestSettings
-from ingest import url_policy
-from ingest.url_policy import CheckedUrl, UrlRefused, check_playlist, check_url, playlist_uris
+from dinostream.core.errors import SourceError
+from dinostream.core.settings import IngestSettings
+from dinostream.ingest import url_policy
+from dinostream.ingest.url_policy import CheckedUrl, UrlRefused, check_playlist, check_url, playlist_uris
 
 # Host names resolve through this table, not DNS: tests see exactly the addresses they name.
 HOSTS = {

@@ -11,10 +11,10 @@ from aiortc import VideoStreamTrack
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
 from av import VideoFrame
 
-from dinostream.errors import SourceError
-from dinostream.settings import IngestSettings
-from ingest.source import Frame
-from ingest.whip_source import MediaClock, WhipSource
+from dinostream.core.errors import SourceError
+from dinostream.core.settings import IngestSettings
+from dinostream.ingest.source import Frame
+from dinostream.ingest.whip_source import MediaClock, WhipSource
 
 TIME_BASE = Fraction(1, 90000)  # the RTP video clock aiortc stamps received frames with
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from dinostream.records import Event, event_id
-from dinostream.settings import AlertRuleSettings, AlertSettings
-from sinks.alert_rules import AlertRules, TtlLru
+from dinostream.core.records import Event, event_id
+from dinostream.core.settings import AlertRuleSettings, AlertSettings
+from dinostream.sinks.alert_rules import AlertRules, TtlLru
 
 NOW = 1_700_000_000.0
 

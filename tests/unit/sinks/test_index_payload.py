@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sinks.index_payload import frames_in_ts_order
+from dinostream.sinks.index_payload import frames_in_ts_order
 
 
 @dataclass

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dinostream.records import FrameEmbedding
-from dinostream.settings import IndexSettings, KafkaSettings
-from sinks.index_sink import IndexSink, retention_cutoffs
-from sinks.qdrant_edge_index import QdrantEdgeIndex
+from dinostream.core.records import FrameEmbedding
+from dinostream.core.settings import IndexSettings, KafkaSettings
+from dinostream.sinks.index_sink import IndexSink, retention_cutoffs
+from dinostream.sinks.qdrant_edge_index import QdrantEdgeIndex
 
 DAY = 86_400.0
 NOW = 1_800_000_000.0

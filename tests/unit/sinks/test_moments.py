@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dinostream.records import frame_point_id
-from sinks.moments import matches, merge_moments, paginate
-from sinks.vector_index import FrameHit
+from dinostream.core.records import frame_point_id
+from dinostream.sinks.moments import matches, merge_moments, paginate
+from dinostream.sinks.vector_index import FrameHit
 
 T0 = 1_700_000_000.0
 

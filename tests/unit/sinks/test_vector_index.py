@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from dinostream.errors import IndexStoreError
-from dinostream.records import Event, FrameEmbedding, event_id, frame_point_id
-from dinostream.settings import IndexSettings
-from sinks.index_factory import open_index
-from sinks.qdrant_edge_index import QdrantEdgeIndex
-from sinks.qdrant_server_index import QdrantServerIndex
-from sinks.vector_index import EventFilter, FrameFilter, VectorIndex
+from dinostream.core.errors import IndexStoreError
+from dinostream.core.records import Event, FrameEmbedding, event_id, frame_point_id
+from dinostream.core.settings import IndexSettings
+from dinostream.sinks.index_factory import open_index
+from dinostream.sinks.qdrant_edge_index import QdrantEdgeIndex
+from dinostream.sinks.qdrant_server_index import QdrantServerIndex
+from dinostream.sinks.vector_index import EventFilter, FrameFilter, VectorIndex
 
 # qdrant-client's local mode keeps no payload indexes and says so on each create_payload_index.
 pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning")
@@ -234,8 +234,8 @@ def test_edge_writes_survive_a_process_that_dies_without_closing(tmp_path: Path)
         import os
         import numpy as np
         from pathlib import Path
-        from dinostream.records import Event, FrameEmbedding, event_id
-        from sinks.qdrant_edge_index import QdrantEdgeIndex
+        from dinostream.core.records import Event, FrameEmbedding, event_id
+        from dinostream.sinks.qdrant_edge_index import QdrantEdgeIndex
         index = QdrantEdgeIndex(Path({str(tmp_path)!r}), {DIM})
         z = np.zeros({DIM}, dtype=np.float16)
         index.upsert_frames([
@@ -326,7 +326,7 @@ def unit(v: np.ndarray) -> np.ndarray:
 
 
 def test_region_cells_pool_any_grid_to_at_most_n_cells() -> None:
-    from sinks.index_payload import region_cells
+    from dinostream.sinks.index_payload import region_cells
 
     patches = np.arange(14 * 10 * 3, dtype=np.float32).reshape(14, 10, 3) + 1
     assert region_cells(patches, 4).shape == (4, 4, 3)

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from dinostream.records import Event, event_id
-from dinostream.settings import WebhookTargetSettings
-from sinks.alert_sink import Alert, DeliveryError, QueuedAlertSink
-from sinks.slack_alert import slack_payload
-from sinks.webhook_alert import SignatureError, WebhookAlertSink, redact_url, sign, verify_signature
+from dinostream.core.records import Event, event_id
+from dinostream.core.settings import WebhookTargetSettings
+from dinostream.sinks.alert_sink import Alert, DeliveryError, QueuedAlertSink
+from dinostream.sinks.slack_alert import slack_payload
+from dinostream.sinks.webhook_alert import SignatureError, WebhookAlertSink, redact_url, sign, verify_signature
 
 SECRET = "s3cret-s3cret-s3cret"
 TS = 1_700_000_000

@@ -10,9 +10,9 @@ import pytest
 import torch
 from transformers import DINOv3ViTConfig, DINOv3ViTModel
 
-from analytics.checkpoint_convert import infer_config
-from analytics.model_loader import RANDOM_ARCHS, load_model
-from dinostream.errors import ModelLoadError
+from dinostream.core.errors import ModelLoadError
+from dinostream.embedding.checkpoint_convert import infer_config
+from dinostream.embedding.model_loader import RANDOM_ARCHS, load_model
 
 
 def _source_model(*, gated: bool, key_bias: bool, registers: int = 4, seed: int = 0) -> DINOv3ViTModel:

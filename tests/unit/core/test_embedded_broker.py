@@ -12,7 +12,7 @@ from pathlib import Path
 CHILD = """
 import asyncio, sys
 from pathlib import Path
-from dinostream.embedded_broker import EmbeddedBroker
+from dinostream.core.embedded_broker import EmbeddedBroker
 
 async def main():
     b = EmbeddedBroker(Path(sys.argv[1]))

@@ -13,12 +13,12 @@ import torch
 from PIL import Image
 from transformers import DINOv3ViTConfig, DINOv3ViTModel
 
-from analytics.embedder import Embedder
-from analytics.model_loader import LoadedModel, load_model
-from dinostream.records import FrameEmbedding
-from dinostream.settings import ModelSettings
-from ingest.resize import resize_rgb
-from ingest.source import Frame
+from dinostream.core.records import FrameEmbedding
+from dinostream.core.settings import ModelSettings
+from dinostream.embedding.embedder import Embedder
+from dinostream.embedding.model_loader import LoadedModel, load_model
+from dinostream.ingest.resize import resize_rgb
+from dinostream.ingest.source import Frame
 
 DIM = 48
 REGISTERS = 4
@@ -298,7 +298,7 @@ def test_pooled_patch_grid_matches_the_reference(
 
 
 def test_pca_reduced_patches_match_the_reference_and_say_so_on_the_wire(loaded: LoadedModel) -> None:
-    from analytics.patch_pca import fit_patch_pca
+    from dinostream.embedding.patch_pca import fit_patch_pca
 
     plain = Embedder(loaded, ModelSettings(patch_pool=2))
     pca = fit_patch_pca([_frame(224, 224, s) for s in range(70, 76)], 8, embedder=plain)
@@ -317,7 +317,7 @@ def test_pca_reduced_patches_match_the_reference_and_say_so_on_the_wire(loaded: 
 
 
 def test_pca_setting_without_a_pca_or_for_another_width_is_refused(loaded: LoadedModel) -> None:
-    from analytics.patch_pca import PatchPCA, PatchPCAError
+    from dinostream.embedding.patch_pca import PatchPCA, PatchPCAError
 
     with pytest.raises(PatchPCAError, match="no patch PCA was given"):
         Embedder(loaded, ModelSettings(patch_pca_dims=8))
@@ -330,7 +330,7 @@ def test_pca_setting_without_a_pca_or_for_another_width_is_refused(loaded: Loade
 
 
 def test_record_size_bound_covers_real_records(embedder: Embedder, loaded: LoadedModel) -> None:
-    from analytics.embedder import record_size_bound
+    from dinostream.embedding.embedder import record_size_bound
 
     noisy = Frame("a" * 64, 10**12, 1e9, 1.7e9, np.random.default_rng(0).integers(0, 256, (224, 224, 3), np.uint8))
     [rec] = embedder.embed([noisy])
@@ -353,7 +353,7 @@ def test_record_size_bound_covers_real_records(embedder: Embedder, loaded: Loade
 def test_configurations_over_the_kafka_limit_are_refused_with_a_way_out(
     hidden: int, settings: ModelSettings, fits: bool
 ) -> None:
-    from analytics.embedder import RecordTooLargeError, check_record_size
+    from dinostream.embedding.embedder import RecordTooLargeError, check_record_size
 
     if fits:
         check_record_size(settings, hidden, "facebook/dinov3-vitl16-pretrain-lvd1689m", 1_000_000)
@@ -369,7 +369,7 @@ def test_configurations_over_the_kafka_limit_are_refused_with_a_way_out(
 
 
 def test_embedder_refuses_at_start_up_what_would_not_fit(loaded: LoadedModel) -> None:
-    from analytics.embedder import RecordTooLargeError
+    from dinostream.embedding.embedder import RecordTooLargeError
 
     with pytest.raises(RecordTooLargeError, match="message limit"):
         Embedder(loaded, ModelSettings(image_size=512), max_message_bytes=150_000)
@@ -419,7 +419,7 @@ def test_out_of_memory_halves_the_batch_and_loses_no_frame(embedder: Embedder, l
 def test_a_single_frame_that_does_not_fit_raises_a_clear_error(loaded: LoadedModel) -> None:
     import dataclasses
 
-    from analytics.embedder import EmbeddingOOMError
+    from dinostream.embedding.embedder import EmbeddingOOMError
 
     small = Embedder(dataclasses.replace(loaded, model=_OOMAbove(loaded.model, limit=0)), ModelSettings())
     with pytest.raises(EmbeddingOOMError, match=r"single 224x224 frame.*smaller image_size"):
@@ -439,10 +439,10 @@ def test_compiled_embedder_matches_eager(embedder: Embedder, loaded: LoadedModel
 
 
 def test_stage_refuses_records_over_the_kafka_limit_at_start_up(loaded: LoadedModel) -> None:
-    from analytics.embedder import RecordTooLargeError
-    from dinostream.errors import DinostreamError
-    from dinostream.pipeline import EmbeddingStage
-    from dinostream.settings import IngestSettings
+    from dinostream.core.errors import DinostreamError
+    from dinostream.core.settings import IngestSettings
+    from dinostream.embedding.embedder import RecordTooLargeError
+    from dinostream.embedding.stage import EmbeddingStage
 
     async def sink(batch: list[FrameEmbedding]) -> None:
         return None

@@ -19,7 +19,7 @@ import subprocess
 from pathlib import Path
 from types import TracebackType
 
-from dinostream.errors import BrokerError
+from dinostream.core.errors import BrokerError
 
 log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from analytics.embedder import Embedder
-from analytics.model_loader import load_model
-from analytics.patch_pca import PatchPCA, PatchPCAError, fit_patch_pca, main
-from dinostream.records import FrameEmbedding
-from dinostream.settings import ModelSettings
-from ingest.source import Frame
+from dinostream.core.records import FrameEmbedding
+from dinostream.core.settings import ModelSettings
+from dinostream.embedding.embedder import Embedder
+from dinostream.embedding.model_loader import load_model
+from dinostream.embedding.patch_pca import PatchPCA, PatchPCAError, fit_patch_pca
+from dinostream.embedding.pca_fit import main
+from dinostream.ingest.source import Frame
 
 
 def _low_rank(n: int, d: int, rank: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +74,7 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
 
 
 def test_load_errors_name_the_file_and_the_fix(tmp_path: Path) -> None:
-    with pytest.raises(PatchPCAError, match=r"no patch PCA at .*python -m analytics.patch_pca"):
+    with pytest.raises(PatchPCAError, match=r"no patch PCA at .*python -m dinostream.embedding.pca_fit"):
         PatchPCA.load(tmp_path / "missing.npz")
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"not an npz")
@@ -150,8 +151,8 @@ def test_command_line_fits_on_a_video_and_saves(tmp_path: Path, capsys: pytest.C
 
 
 async def test_stage_loads_the_deployments_pca_from_the_data_dir(tmp_path: Path) -> None:
-    from dinostream.pipeline import EmbeddingStage
-    from dinostream.settings import IngestSettings
+    from dinostream.core.settings import IngestSettings
+    from dinostream.embedding.stage import EmbeddingStage
 
     async def sink(batch: list[FrameEmbedding]) -> None:
         return None

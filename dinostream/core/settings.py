@@ -563,7 +563,7 @@ class IndexSettings(_Strict):
     @field_validator("retention_per_stream")
     @classmethod
     def _stream_ids(cls, v: dict[str, float | None]) -> dict[str, float | None]:
-        from dinostream.records import check_stream_id
+        from dinostream.core.records import check_stream_id
 
         for stream, days in v.items():
             check_stream_id(stream)
@@ -696,7 +696,7 @@ class AlertRuleSettings(_Strict):
     @field_validator("types")
     @classmethod
     def _known_types(cls, v: list[str]) -> list[str]:
-        from dinostream.records import EVENT_TYPES
+        from dinostream.core.records import EVENT_TYPES
 
         bad = [t for t in v if t not in EVENT_TYPES]
         if bad:

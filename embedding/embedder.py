@@ -17,7 +17,7 @@ later batches are capped at the size that fit). A frame that does not fit alone 
     >>> rec.patches.shape
     (14, 14, 32)
 
-Blocking by design: run it on the model's own executor (see `analytics.batcher`), never on the
+Blocking by design: run it on the model's own executor (see `dinostream.embedding.batcher`), never on the
 event loop.
 """
 
@@ -33,14 +33,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from analytics.input_size import grid_size, model_input_size
-from analytics.model_loader import LoadedModel
-from analytics.patch_pca import PatchPCA, PatchPCAError
-from dinostream.errors import DinostreamError
-from dinostream.records import FrameEmbedding
-from dinostream.settings import ModelSettings
-from ingest.resize import resize_rgb
-from ingest.source import Frame
+from dinostream.core.errors import DinostreamError
+from dinostream.core.records import FrameEmbedding
+from dinostream.core.settings import ModelSettings
+from dinostream.embedding.input_size import grid_size, model_input_size
+from dinostream.embedding.model_loader import LoadedModel
+from dinostream.embedding.patch_pca import PatchPCA, PatchPCAError
+from dinostream.ingest.resize import resize_rgb
+from dinostream.ingest.source import Frame
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,8 @@ class Embedder:
         return self.patch_pca.dims if self.patch_pca is not None else self.dim
 
     def input_size(self, source_size: tuple[int, int], sample_aspect_ratio: float = 1.0) -> tuple[int, int]:
-        """(width, height) the decoder should resize a source of `source_size` to (see `analytics.input_size`)."""
+        """(width, height) the decoder should resize a source of `source_size` to (see
+        `dinostream.embedding.input_size`)."""
         return model_input_size(
             source_size,
             image_size=self.settings.image_size,
@@ -230,7 +231,9 @@ class Embedder:
         k = self.settings.patch_pca_dims
         if pca is None:
             if k is not None:
-                raise PatchPCAError(f"patch_pca_dims={k} but no patch PCA was given (fit one with analytics.patch_pca)")
+                raise PatchPCAError(
+                    f"patch_pca_dims={k} but no patch PCA was given (fit one with dinostream.embedding.patch_pca)"
+                )
             return None
         if pca.in_dim != self.loaded.hidden_size:
             raise PatchPCAError(

@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dinostream.records import FrameEmbedding
-from ingest.source import Frame
+from dinostream.core.records import FrameEmbedding
+from dinostream.ingest.source import Frame
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ import time
 import numpy as np
 import pytest
 
-from analytics.batcher import BatcherClosedError, MicroBatcher
-from dinostream.records import FrameEmbedding
-from ingest.source import Frame
+from dinostream.core.records import FrameEmbedding
+from dinostream.embedding.batcher import BatcherClosedError, MicroBatcher
+from dinostream.ingest.source import Frame
 
 _IMAGE = np.zeros((16, 16, 3), np.uint8)
 
@@ -222,7 +222,7 @@ async def test_embed_fn_error_with_put_frames_ends_the_batcher_loudly(caplog: py
             await asyncio.sleep(0.005)
     queued_query = asyncio.create_task(b.embed(_frame("query", 1)))  # waits behind the failing batch
     await asyncio.sleep(0.05)
-    with caplog.at_level(logging.ERROR, logger="analytics.batcher"):
+    with caplog.at_level(logging.ERROR, logger="dinostream.embedding.batcher"):
         fake.gate.set()
         with pytest.raises(RuntimeError, match="out of memory"):
             await asyncio.wait_for(asyncio.shield(b.task), 5)  # type: ignore[arg-type]
@@ -403,7 +403,7 @@ async def test_a_failing_device_ends_the_batcher_and_names_every_frame_it_could_
     b = MicroBatcher([good, bad], max_batch=1, max_wait_s=0.0, queue_size=8, sink=sink)
     b.start()
     accepted = []
-    with caplog.at_level(logging.ERROR, logger="analytics.batcher"):
+    with caplog.at_level(logging.ERROR, logger="dinostream.embedding.batcher"):
         for seq in range(6):
             try:
                 await b.put(_frame("cam-1", seq))

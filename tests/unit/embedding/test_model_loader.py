@@ -10,8 +10,8 @@ import pytest
 import torch
 from transformers import DINOv3ViTConfig, DINOv3ViTModel
 
-from analytics.model_loader import IMAGENET_MEAN, IMAGENET_STD, compute_dtype, load_model, replicate
-from dinostream.errors import ModelLoadError
+from dinostream.core.errors import ModelLoadError
+from dinostream.embedding.model_loader import IMAGENET_MEAN, IMAGENET_STD, compute_dtype, load_model, replicate
 
 
 def _tiny_config(**overrides: object) -> DINOv3ViTConfig:
@@ -239,7 +239,7 @@ def test_replicate_on_the_same_device_is_the_same_model() -> None:
 
 
 def test_a_device_list_names_one_replica_per_device() -> None:
-    from dinostream.settings import ModelSettings
+    from dinostream.core.settings import ModelSettings
 
     assert ModelSettings(device="cuda:0, cuda:1").devices == ["cuda:0", "cuda:1"]
     assert ModelSettings().devices == ["auto"]

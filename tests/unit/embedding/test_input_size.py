@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analytics.input_size import PRESETS, grid_size, model_input_size
-from analytics.model_loader import load_model
-from dinostream.pipeline import EmbeddingStage, SourceSpec
-from dinostream.records import FrameEmbedding
-from dinostream.settings import IngestSettings, ModelSettings
-from ingest.av_source import VideoInfo, probe_source
+from dinostream.core.records import FrameEmbedding
+from dinostream.core.settings import IngestSettings, ModelSettings
+from dinostream.embedding.input_size import PRESETS, grid_size, model_input_size
+from dinostream.embedding.model_loader import load_model
+from dinostream.embedding.stage import EmbeddingStage
+from dinostream.ingest.av_source import VideoInfo, probe_source
+from dinostream.ingest.source_plan import SourceSpec
 
 
 @pytest.mark.parametrize(

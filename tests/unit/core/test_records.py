@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dinostream.records import Event, FrameEmbedding, RecordError, event_id, frame_point_id
+from dinostream.core.records import Event, FrameEmbedding, RecordError, event_id, frame_point_id
 
 
 def _jpeg() -> bytes:
@@ -123,7 +123,7 @@ def test_ids_are_deterministic_and_distinct() -> None:
 
 
 def test_event_with_boxes_heatmap_and_status_round_trips() -> None:
-    from dinostream.records import Box, Heatmap
+    from dinostream.core.records import Box, Heatmap
 
     heat = Heatmap(np.linspace(0, 1, 14 * 14).reshape(14, 14))
     ev = Event(

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from dinostream.groundtruth import (
+from generators.groundtruth import (
     Distractor,
     GroundTruth,
     Transition,

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from transformers import DINOv3ViTConfig, DINOv3ViTModel
 
-from dinostream.errors import ModelLoadError
+from dinostream.core.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ def _load_hub(spec: str) -> _Loaded:
 
 def _load_meta_pth(spec: str, path: Path) -> _Loaded:
     """Meta's original `dinov3_*.pth` backbone, its keys mapped to DINOv3ViTModel's in-process."""
-    from analytics.checkpoint_convert import CheckpointError, load_meta_checkpoint
+    from dinostream.embedding.checkpoint_convert import CheckpointError, load_meta_checkpoint
 
     try:
         model, arch = load_meta_checkpoint(path)

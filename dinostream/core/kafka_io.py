@@ -16,8 +16,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from dinostream.errors import BrokerError
-from dinostream.settings import KafkaSettings
+from dinostream.core.errors import BrokerError
+from dinostream.core.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 _TOPIC_EXISTS = 36

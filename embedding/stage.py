@@ -1,8 +1,8 @@
-"""The stages every mode shares: checked sources feeding one micro-batched model stage.
+"""The model stage: checked sources feeding one micro-batched model stage.
 
 `dinostream up` sends the stage's output to Kafka; `dinostream analyze` hands it straight to
 the same processors. Neither has its own copy of ingest or embedding. In `up`, sources are run
-by `ingest.stream_manager.StreamManager` (one supervisor per stream, added and removed at run
+by `dinostream.ingest.stream_manager.StreamManager` (one supervisor per stream, added and removed at run
 time) and feed the stage through `put`; `analyze` reads its one file with `pump`.
 """
 
@@ -11,58 +11,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
 from pydantic import ValidationError
 
-from analytics.batcher import MicroBatcher
-from analytics.embedder import Embedder, check_record_size
-from analytics.input_size import model_input_size
-from analytics.model_loader import LoadedModel, load_model, replicate
-from analytics.patch_pca import PatchPCA
-from dinostream.errors import DinostreamError, SourceError
-from dinostream.records import FrameEmbedding
-from dinostream.settings import IngestSettings, ModelSettings, Settings, describe_validation_error
-from ingest.av_source import VideoInfo, check_source, make_source, probe_source, stream_id_for
-from ingest.resize import resize_rgb
-from ingest.source import Frame, Source
-from ingest.url_policy import check_url
+from dinostream.core.errors import DinostreamError, SourceError
+from dinostream.core.records import FrameEmbedding
+from dinostream.core.settings import IngestSettings, ModelSettings, Settings, describe_validation_error
+from dinostream.embedding.batcher import MicroBatcher
+from dinostream.embedding.embedder import Embedder, check_record_size
+from dinostream.embedding.input_size import model_input_size
+from dinostream.embedding.model_loader import LoadedModel, load_model, replicate
+from dinostream.embedding.patch_pca import PatchPCA
+from dinostream.ingest.av_source import make_source, probe_source
+from dinostream.ingest.resize import resize_rgb
+from dinostream.ingest.source import Frame, Source
+from dinostream.ingest.source_plan import SourceSpec
 
 log = logging.getLogger(__name__)
 
 
 class InvalidStreamConfig(DinostreamError):
     """A stream's settings cannot work with the loaded model (e.g. its resolution)."""
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    stream: str
-    url: str
-    info: VideoInfo | None = None  # the header read when the source was checked, if it was opened
-
-
-async def plan_sources(urls: Sequence[str], settings: IngestSettings) -> list[SourceSpec]:
-    """Stream ids for the given URLs, after checking them against the URL policy (as trusted,
-    operator-given sources) and opening every source (in parallel, within the open timeout) so a
-    broken URL stops start-up with its reason instead of failing later."""
-    for url in urls:
-        await asyncio.to_thread(check_url, url, settings, trusted=True)
-    infos = await asyncio.gather(*(asyncio.to_thread(check_source, url, settings, connect=True) for url in urls))
-    specs: list[SourceSpec] = []
-    seen: set[str] = set()
-    for url, info in zip(urls, infos, strict=True):
-        stream = base = stream_id_for(url)
-        n = 2
-        while stream in seen:
-            stream = f"{base}-{n}"[:64]
-            n += 1
-        seen.add(stream)
-        specs.append(SourceSpec(stream, url, info))
-    return specs
 
 
 async def load_model_async(settings: ModelSettings) -> LoadedModel:
@@ -138,7 +110,7 @@ class EmbeddingStage:
         return (s, s)
 
     async def resize_target(self, spec: SourceSpec, resolution: int | None = None) -> tuple[int, int]:
-        """(width, height) the source's frames are resized to by the decoder: see `analytics.input_size`.
+        """(width, height) the source's frames are resized to by the decoder: see `dinostream.embedding.input_size`.
 
         `resolution` overrides the `image_size` preset for this stream (check it first with
         `check_resolution`). The source is probed (off the event loop) when `spec.info` is None

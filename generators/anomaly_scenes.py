@@ -22,7 +22,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from ingest.resize import resize_rgb
+from dinostream.ingest.resize import resize_rgb
 
 CONTENT_KINDS = ("covered", "swap", "inverted")
 

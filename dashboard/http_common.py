@@ -1,0 +1,121 @@
+"""What every HTTP module of the gateway shares: the one error shape and its handlers, the
+health response, and small checks. Imports nothing else of the dashboard, so the routers and
+`app.create_app` can all import it.
+
+Every error answers `{"error": {"code": "<short_code>", "message": "<one clear line>"}}`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any, TypeVar
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from dinostream.core.records import RecordError, check_stream_id
+
+log = logging.getLogger(__name__)
+
+FRAME_THUMBNAIL_PATH = "/api/v1/frames/{stream}/{seq}/thumbnail.jpg"
+
+T = TypeVar("T")
+EmbedImages = Callable[[list[np.ndarray]], Awaitable[np.ndarray]]
+
+
+class ApiError(HTTPException):
+    """An HTTP error with a short machine-readable `code` and one human line as `detail`."""
+
+    def __init__(self, status_code: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status_code=status_code, detail=message, headers=headers)
+        self.code = code
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def _default_code(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "error"
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = getattr(exc, "code", None) or _default_code(exc.status_code)
+    message = exc.detail if isinstance(exc.detail, str) and exc.detail else _default_code(exc.status_code)
+    if exc.status_code == 404 and not isinstance(exc, ApiError):
+        message = f"no such endpoint: {request.method} {request.url.path}"
+    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    message = f"{where}: {first.get('msg', 'invalid value')}" if where else str(first.get("msg", "invalid request"))
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more)"
+    return JSONResponse(error_body("invalid_request", message), status_code=422)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    # Logged with its traceback by the server; the client gets the one-line shape.
+    return JSONResponse(
+        error_body("internal_error", f"internal error while handling {request.url.path}: {type(exc).__name__}"),
+        status_code=500,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every error of `app` in the one error shape."""
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _internal_error)
+
+
+def require(obj: T | None, what: str) -> T:
+    if obj is None:
+        raise ApiError(503, "search_unavailable", f"search is unavailable: {what} is not configured in this process")
+    return obj
+
+
+def check_stream(stream: str) -> str:
+    try:
+        return check_stream_id(stream)
+    except RecordError as e:
+        raise ApiError(422, "invalid_stream", str(e)) from None
+
+
+def health_response(health: Callable[[], dict[str, Any]], extra: dict[str, Any]) -> JSONResponse:
+    """The health report with `extra` fields it lacks and its `status`: 200 "ok", or 503
+    "degraded" when it has `problems`, or `"ok": false` / `"failed": true` at any level, or
+    when `health()` itself raised (a broken probe is a health problem)."""
+    try:
+        body = dict(health())
+    except Exception as e:
+        log.exception("health callable failed")
+        body = {"problems": [f"health check failed: {type(e).__name__}: {e}"]}
+    degraded = bool(body.get("problems")) or _reports_failure(body)
+    for key, value in extra.items():
+        body.setdefault(key, value)
+    body["status"] = "degraded" if degraded else "ok"
+    return JSONResponse(jsonable_encoder(body), status_code=503 if degraded else 200)
+
+
+def _reports_failure(report: Any, depth: int = 0) -> bool:
+    """True when a health report has `"ok": false` or `"failed": true` at any level (a component's)."""
+    if not isinstance(report, dict) or depth > 8:
+        return False
+    if report.get("ok") is False or report.get("failed") is True:
+        return True
+    return any(_reports_failure(v, depth + 1) for v in report.values())
