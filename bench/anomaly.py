@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -28,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # generators/ lives at the repository root
 
 from dinostream.analytics.anomaly import AnomalyDetector
 from dinostream.core.records import Event, FrameEmbedding

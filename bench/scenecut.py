@@ -32,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # generators/ lives at the repository root
+
 from dinostream.analyze import analyze_file
 from dinostream.core.records import Event
 from dinostream.core.settings import IngestSettings, ModelSettings, Settings
