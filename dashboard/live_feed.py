@@ -2,7 +2,7 @@
 
 Reads the events topic and the embeddings topic from their ends (no consumer group: every
 gateway sees everything) and publishes events and the latest thumbnail per stream to the hub.
-Only the small JSON header and the JPEG of each frame record are read, never its arrays.
+Of each frame record only its `FrameHeader` is read (fields and JPEG), never its arrays.
 Events go to the hub with their partition and offset (the cursor clients resume from), and
 `event_log` reads the events topic back for clients that missed more than the hub remembers.
 """
@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
 
-from dinostream.core.records import Event, FrameEmbedding, RecordError
+from dinostream.core.records import Event, FrameHeader, RecordError
 from dinostream.core.settings import KafkaSettings
 from dinostream.dashboard.event_log import KafkaEventLog
 from dinostream.dashboard.live_hub import LiveHub
@@ -29,9 +29,10 @@ class LiveFeed:
         bootstrap: str,
         kafka: KafkaSettings,
         *,
-        on_frame_record: Callable[[bytes], None] | None = None,
+        on_frame_record: Callable[[bytes, FrameHeader], None] | None = None,
     ) -> None:
-        """`on_frame_record` also gets every frame record, still encoded (e.g. `RecentFrames.add`)."""
+        """`on_frame_record` also gets every frame record, still encoded, with the header read from
+        it (e.g. `RecentFrames.add`)."""
         self.hub = hub
         self.kafka = kafka
         self.on_frame_record = on_frame_record
@@ -78,8 +79,7 @@ class LiveFeed:
             await self._consumer.stop()
 
     def _publish_frame(self, data: bytes) -> None:
-        h = FrameEmbedding.decode_header(data)
-        thumb = data[len(data) - h["thumb"] :] if h["thumb"] else b""
-        self.hub.publish_frame(h["stream"], h["seq"], h["pts"], thumb, model=h["model"], untrained=h["untrained"])
+        h = FrameHeader.decode(data)
+        self.hub.publish_frame(h.stream, h.seq, h.pts, h.thumbnail, model=h.model, untrained=h.untrained)
         if self.on_frame_record is not None:
-            self.on_frame_record(data)
+            self.on_frame_record(data, h)

@@ -57,7 +57,7 @@ def _dumps(obj: Any) -> str:
 
 def event_message(event: Event, cursor: str) -> str:
     """The JSON text a client gets for `event` at `cursor` (raises RecordError if not plain JSON)."""
-    return _dumps({"kind": "event", "cursor": cursor, "event": event.to_dict()})
+    return '{"kind":"event","cursor":' + _dumps(cursor) + ',"event":' + event.to_json() + "}"
 
 
 def resume_gap_message(reason: str, message: str, missed: int | None) -> str:

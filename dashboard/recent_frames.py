@@ -5,7 +5,7 @@ Bounded twice: at most `per_stream` records per stream and `max_bytes` in all (t
 the most records gives up its oldest first). Records are stored encoded and decoded on demand.
 
     recent = RecentFrames(per_stream=32, max_bytes=64_000_000)
-    recent.add(record_bytes)                 # from the embeddings topic
+    recent.add(record_bytes)                 # from the embeddings topic (or add(data, header))
     rec = recent.get("cam-1", 1234)          # FrameEmbedding or None
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from dinostream.core.records import FrameEmbedding
+from dinostream.core.records import FrameEmbedding, FrameHeader
 
 
 class RecentFrames:
@@ -26,14 +26,15 @@ class RecentFrames:
         self._bytes = 0
         self.evicted = 0
 
-    def add(self, data: bytes) -> None:
-        """Keep one encoded FrameEmbedding (only its header is read here)."""
-        h = FrameEmbedding.decode_header(data)
-        frames = self._streams.setdefault(h["stream"], OrderedDict())
-        old = frames.pop(h["seq"], None)
+    def add(self, data: bytes, header: FrameHeader | None = None) -> None:
+        """Keep one encoded FrameEmbedding. Only its header is read, and not even that when the
+        caller passes the one it read already (`LiveFeed` does)."""
+        h = FrameHeader.decode(data) if header is None else header
+        frames = self._streams.setdefault(h.stream, OrderedDict())
+        old = frames.pop(h.seq, None)
         if old is not None:
             self._bytes -= len(old)
-        frames[h["seq"]] = data
+        frames[h.seq] = data
         self._bytes += len(data)
         while len(frames) > self.per_stream:
             self._evict(frames)

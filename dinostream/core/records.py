@@ -4,8 +4,14 @@ A `FrameEmbedding` is binary: a 4-byte magic with the version, a length-prefixed
 that describes the arrays, then the raw little-endian fp16 arrays and the JPEG thumbnail.
 An `Event` is small and read by people and browsers, so it is JSON.
 
+Only this module knows the byte layout. Each record also owns its other conversions: the
+payload the vector index stores (`to_index_payload`, and back), the JSON the websocket sends
+(`Event.to_json`), and `FrameHeader`, the view of a frame record for consumers that need no
+arrays (its fields and thumbnail, read without touching the arrays).
+
     >>> rec = FrameEmbedding.decode(data)          # bytes from the embeddings topic
     >>> rec.patches.shape                          # (grid_h, grid_w, dim), float16
+    >>> FrameHeader.decode(data).thumbnail         # the JPEG, arrays left alone
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import math
 import re
 import struct
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +34,8 @@ _HEADER_LEN = struct.Struct("<I")
 _STREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Namespace for deterministic ids: the same (stream, frame) always maps to the same point id.
 ID_NAMESPACE = uuid.UUID("6f1c7f0e-3c1a-4b8e-9a55-d1e05c0a7d3b")
+# The frame payload field that holds the thumbnail (base64 JPEG); the index reads it alone.
+INDEX_THUMB_FIELD = "thumb"
 
 
 class RecordError(ValueError):
@@ -61,6 +70,20 @@ def _f16(name: str, arr: np.ndarray, ndim: int) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
+def _check_frame_fields(stream: str, seq: int, pts: float, ts: float, thumbnail: bytes, version: int) -> None:
+    """The checks a frame's fields pass, whether the record is decoded whole or only its header."""
+    check_stream_id(stream)
+    if not isinstance(seq, int) or seq < 0:
+        raise RecordError(f"seq must be a non-negative int, got {seq!r}")
+    for name, v in (("pts", pts), ("ts", ts)):
+        if not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise RecordError(f"{name} must be a finite number, got {v!r}")
+    if thumbnail and not thumbnail.startswith(b"\xff\xd8"):
+        raise RecordError("thumbnail must be a JPEG")
+    if version != WIRE_VERSION:
+        raise RecordError(f"unsupported wire version {version}")
+
+
 @dataclass(frozen=True, eq=False)
 class FrameEmbedding:
     """The DINOv3 stage's output for one sampled frame."""
@@ -78,13 +101,7 @@ class FrameEmbedding:
     version: int = field(default=WIRE_VERSION)
 
     def __post_init__(self) -> None:
-        check_stream_id(self.stream)
-        if not isinstance(self.seq, int) or self.seq < 0:
-            raise RecordError(f"seq must be a non-negative int, got {self.seq!r}")
-        for name in ("pts", "ts"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise RecordError(f"{name} must be a finite number, got {v!r}")
+        _check_frame_fields(self.stream, self.seq, self.pts, self.ts, self.thumbnail, self.version)
         cls = _f16("cls", self.cls, 1)
         pooled = _f16("pooled", self.pooled, 1)
         patches = _f16("patches", self.patches, 3)
@@ -92,10 +109,6 @@ class FrameEmbedding:
         # The patch grid may be narrower than the CLS when it was reduced by PCA (header "pdim").
         if pooled.shape != (dim,) or not 1 <= patches.shape[2] <= dim:
             raise RecordError(f"dims disagree: cls {cls.shape}, pooled {pooled.shape}, patches {patches.shape}")
-        if self.thumbnail and not self.thumbnail.startswith(b"\xff\xd8"):
-            raise RecordError("thumbnail must be a JPEG")
-        if self.version != WIRE_VERSION:
-            raise RecordError(f"unsupported wire version {self.version}")
         object.__setattr__(self, "cls", cls)
         object.__setattr__(self, "pooled", pooled)
         object.__setattr__(self, "patches", patches)
@@ -117,6 +130,24 @@ class FrameEmbedding:
     def key(self) -> bytes:
         """Kafka key: the stream, so each camera stays in order on one partition."""
         return self.stream.encode()
+
+    @property
+    def header(self) -> FrameHeader:
+        """This record as `FrameHeader.decode` reads it from the encoded bytes."""
+        gh, gw, _ = self.patches.shape
+        return FrameHeader(
+            self.stream,
+            self.seq,
+            self.pts,
+            self.ts,
+            self.model,
+            self.untrained,
+            self.dim,
+            self.patch_dim,
+            (gh, gw),
+            self.thumbnail,
+            self.version,
+        )
 
     def encode(self) -> bytes:
         gh, gw, pdim = self.patches.shape
@@ -151,55 +182,123 @@ class FrameEmbedding:
 
     @classmethod
     def decode(cls, data: bytes) -> FrameEmbedding:
-        h = cls.decode_header(data)
-        dim, pdim, (gh, gw) = h["dim"], h["pdim"], h["grid"]
-        off = h["_offset"]
-        sizes = (dim, dim, gh * gw * pdim)
+        h, off = _read_header(data)
+        (gh, gw), pdim = h.grid, h.patch_dim
         arrays = []
-        for n in sizes:
+        for n in (h.dim, h.dim, gh * gw * pdim):
             arrays.append(np.frombuffer(data, dtype="<f2", count=n, offset=off).astype(np.float16, copy=False))
             off += 2 * n
-        thumb = bytes(data[off : off + h["thumb"]])
-        if len(thumb) != h["thumb"] or off + h["thumb"] != len(data):
-            raise RecordError("frame embedding record has the wrong length")
         return cls(
-            stream=h["stream"],
-            seq=h["seq"],
-            pts=h["pts"],
-            ts=h["ts"],
-            model=h["model"],
-            untrained=h["untrained"],
+            stream=h.stream,
+            seq=h.seq,
+            pts=h.pts,
+            ts=h.ts,
+            model=h.model,
+            untrained=h.untrained,
             cls=arrays[0],
             pooled=arrays[1],
             patches=arrays[2].reshape(gh, gw, pdim),
-            thumbnail=thumb,
-            version=data[3],
+            thumbnail=h.thumbnail,
+            version=h.version,
         )
 
+    def to_index_payload(self) -> dict[str, Any]:
+        """What the vector index stores beside this frame's vectors: stream, seq, t (media seconds),
+        ts (wall clock), model, untrained and the thumbnail (base64 JPEG, `INDEX_THUMB_FIELD`)."""
+        return {
+            "stream": self.stream,
+            "seq": self.seq,
+            "t": float(self.pts),
+            "ts": float(self.ts),
+            "model": self.model,
+            "untrained": self.untrained,
+            INDEX_THUMB_FIELD: base64.b64encode(self.thumbnail).decode("ascii"),
+        }
+
     @staticmethod
-    def decode_header(data: bytes) -> dict[str, Any]:
-        """Only the JSON header (cheap: no arrays are touched). Adds `_offset` of the first array, and
-        `pdim` (the patch vector dimension) when the header leaves it out because it equals `dim`."""
-        if len(data) < 8 or data[:3] != _MAGIC:
-            raise RecordError("not a dinostream frame embedding record")
-        if data[3] != WIRE_VERSION:
-            raise RecordError(f"unsupported wire version {data[3]}")
-        (n,) = _HEADER_LEN.unpack_from(data, 4)
-        try:
-            h: dict[str, Any] = json.loads(data[8 : 8 + n])
-        except ValueError as e:
-            raise RecordError(f"frame embedding header is not JSON: {e}") from None
-        need = {"stream", "seq", "pts", "ts", "model", "untrained", "dim", "grid", "thumb"}
-        if not isinstance(h, dict) or not need <= h.keys():
-            raise RecordError(f"frame embedding header lacks {sorted(need - set(h))}")
-        pdim = h.setdefault("pdim", h["dim"])
-        if not isinstance(pdim, int) or not isinstance(h["dim"], int) or not 1 <= pdim <= h["dim"]:
-            raise RecordError(f"frame embedding header has invalid dims: dim {h['dim']!r}, pdim {pdim!r}")
-        expected = 8 + n + 2 * (2 * h["dim"] + h["grid"][0] * h["grid"][1] * pdim) + h["thumb"]
-        if expected != len(data):
-            raise RecordError(f"frame embedding record is {len(data)} bytes, header says {expected}")
-        h["_offset"] = 8 + n
-        return h
+    def thumbnail_from_index_payload(payload: Mapping[str, Any] | None) -> bytes | None:
+        """The JPEG a stored frame payload holds; None when the frame was stored without one."""
+        b64 = (payload or {}).get(INDEX_THUMB_FIELD)
+        if not b64:
+            return None
+        return base64.b64decode(b64)
+
+
+@dataclass(frozen=True)
+class FrameHeader:
+    """A frame embedding record without its arrays: what consumers that need no features (live
+    thumbnails, a buffer of recent records) read of each record. Decoding it never touches the
+    arrays, and it equals the whole record's `FrameEmbedding.header`.
+
+        >>> h = FrameHeader.decode(data)
+        >>> h.stream, h.seq, h.thumbnail
+    """
+
+    stream: str
+    seq: int
+    pts: float
+    ts: float
+    model: str
+    untrained: bool
+    dim: int  # of cls and pooled
+    patch_dim: int  # of each patch vector: dim, or fewer when reduced by PCA
+    grid: tuple[int, int]  # patch rows, columns
+    thumbnail: bytes = b""  # JPEG
+    version: int = WIRE_VERSION
+
+    def __post_init__(self) -> None:
+        _check_frame_fields(self.stream, self.seq, self.pts, self.ts, self.thumbnail, self.version)
+
+    @classmethod
+    def decode(cls, data: bytes) -> FrameHeader:
+        """The header of an encoded `FrameEmbedding` (checked against the record's length)."""
+        return _read_header(data)[0]
+
+
+def _read_header(data: bytes) -> tuple[FrameHeader, int]:
+    """The header of an encoded frame record and the offset of its first array."""
+    if len(data) < 8 or data[:3] != _MAGIC:
+        raise RecordError("not a dinostream frame embedding record")
+    if data[3] != WIRE_VERSION:
+        raise RecordError(f"unsupported wire version {data[3]}")
+    (n,) = _HEADER_LEN.unpack_from(data, 4)
+    try:
+        h = json.loads(data[8 : 8 + n])
+    except ValueError as e:
+        raise RecordError(f"frame embedding header is not JSON: {e}") from None
+    need = {"stream", "seq", "pts", "ts", "model", "untrained", "dim", "grid", "thumb"}
+    if not isinstance(h, dict) or not need <= h.keys():
+        missing = sorted(need - set(h)) if isinstance(h, dict) else sorted(need)
+        raise RecordError(f"frame embedding header lacks {missing}")
+    dim, pdim, grid, thumb = h["dim"], h.get("pdim", h["dim"]), h["grid"], h["thumb"]
+    if not _is_count(pdim) or not _is_count(dim) or not 1 <= pdim <= dim:
+        raise RecordError(f"frame embedding header has invalid dims: dim {dim!r}, pdim {pdim!r}")
+    if not isinstance(grid, list) or len(grid) != 2 or not all(_is_count(g) for g in grid):
+        raise RecordError(f"frame embedding header has an invalid grid {grid!r}")
+    if not _is_count(thumb):
+        raise RecordError(f"frame embedding header has an invalid thumbnail length {thumb!r}")
+    start = 8 + n
+    expected = start + 2 * (2 * dim + grid[0] * grid[1] * pdim) + thumb
+    if expected != len(data):
+        raise RecordError(f"frame embedding record is {len(data)} bytes, header says {expected}")
+    header = FrameHeader(
+        stream=h["stream"],
+        seq=h["seq"],
+        pts=h["pts"],
+        ts=h["ts"],
+        model=h["model"],
+        untrained=h["untrained"],
+        dim=dim,
+        patch_dim=pdim,
+        grid=(grid[0], grid[1]),
+        thumbnail=bytes(data[len(data) - thumb :]),
+        version=data[3],
+    )
+    return header, start
+
+
+def _is_count(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
 EVENT_TYPES = ("scene_change", "anomaly", "reid", "watchlist", "phase")
@@ -227,6 +326,13 @@ class Box:
 
     def to_dict(self) -> dict[str, Any]:
         return {"x0": self.x0, "y0": self.y0, "x1": self.x1, "y1": self.y1, "score": self.score, "label": self.label}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Box:
+        try:
+            return cls(**d)
+        except TypeError as e:
+            raise RecordError(f"malformed box: {e}") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -329,13 +435,33 @@ class Event:
     def encode(self) -> bytes:
         return json.dumps(self.to_dict(), separators=(",", ":")).encode()
 
+    def to_json(self) -> str:
+        """The event as browsers read it (the websocket): compact JSON text of `to_dict()`. Raises
+        RecordError when `details` is not plain JSON (NaN or infinity, which browsers refuse)."""
+        try:
+            return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise RecordError(f"event {self.id!r} is not plain JSON: {e}") from None
+
+    def to_index_payload(self) -> dict[str, Any]:
+        """What the vector index stores for this event (a point without vectors): `to_dict()`, whose
+        stream, type, t and ts it filters on."""
+        return self.to_dict()
+
+    @classmethod
+    def from_index_payload(cls, payload: Mapping[str, Any]) -> Event:
+        """The event a stored payload holds; RecordError when it holds none."""
+        return cls.from_dict(dict(payload))
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Event:
         try:
-            boxes = tuple(Box(**b) for b in d.get("boxes") or ())
+            boxes = tuple(Box.from_dict(b) for b in d.get("boxes") or ())
             heatmap = Heatmap.from_dict(d["heatmap"]) if d.get("heatmap") else None
             return cls(**{**d, "frames": tuple(d.get("frames", ())), "boxes": boxes, "heatmap": heatmap})
-        except TypeError as e:
+        except RecordError:
+            raise
+        except (TypeError, ValueError) as e:  # e.g. a frame number that is no number
             raise RecordError(f"malformed event: {e}") from None
 
     @classmethod

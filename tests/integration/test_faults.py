@@ -34,7 +34,7 @@ from aiokafka.partitioner import murmur2
 
 from dinostream.core.embedded_broker import EmbeddedBroker
 from dinostream.core.kafka_io import ensure_topics
-from dinostream.core.records import Event, FrameEmbedding
+from dinostream.core.records import Event, FrameEmbedding, FrameHeader
 from dinostream.demo_video import make_video
 from dinostream.ingest.stream_ownership import encode_config
 from dinostream.ingest.stream_registry import StreamConfig
@@ -330,7 +330,7 @@ async def test_a_frozen_broker_costs_frames_not_memory(tmp_path: Path, tiny_mode
                     async with asyncio.timeout(90):
                         while True:
                             batch = await records.getmany(timeout_ms=500)
-                            ts = [FrameEmbedding.decode_header(m.value)["ts"] for v in batch.values() for m in v]
+                            ts = [FrameHeader.decode(m.value).ts for v in batch.values() for m in v]
                             if any(t > after for t in ts):
                                 return len(ts)
 

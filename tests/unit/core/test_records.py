@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dinostream.core.records import Event, FrameEmbedding, RecordError, event_id, frame_point_id
+from dinostream.core.records import Event, FrameEmbedding, FrameHeader, RecordError, event_id, frame_point_id
 
 
 def _jpeg() -> bytes:
@@ -51,8 +51,8 @@ def test_frame_round_trip_is_exact_and_compact() -> None:
 
 
 def test_header_only_decode() -> None:
-    h = FrameEmbedding.decode_header(_rec().encode())
-    assert h["stream"] == "or-1" and h["grid"] == [14, 14] and h["dim"] == 384
+    h = FrameHeader.decode(_rec().encode())
+    assert h.stream == "or-1" and h.grid == (14, 14) and h.dim == 384
 
 
 @pytest.mark.parametrize(
@@ -154,10 +154,10 @@ def test_pca_reduced_patch_grid_round_trips_with_its_own_dim() -> None:
     rng = np.random.default_rng(1)
     rec = _rec(patches=rng.normal(size=(7, 7, 64)))
     data = rec.encode()
-    header = FrameEmbedding.decode_header(data)
+    header = FrameHeader.decode(data)
     back = FrameEmbedding.decode(data)
 
-    assert (header["dim"], header["pdim"], header["grid"]) == (384, 64, [7, 7])
+    assert (header.dim, header.patch_dim, header.grid) == (384, 64, (7, 7))
     assert (back.dim, back.patch_dim, back.patches.shape) == (384, 64, (7, 7, 64))
     assert np.array_equal(back.patches, rec.patches) and np.array_equal(back.cls, rec.cls)
     assert len(data) < len(_rec().encode()) // 5  # the point of reducing it
@@ -168,7 +168,7 @@ def test_records_without_reduction_are_written_as_before() -> None:
     data = _rec().encode()
     (n,) = struct.unpack_from("<I", data, 4)
     assert "pdim" not in json.loads(data[8 : 8 + n])
-    assert FrameEmbedding.decode_header(data)["pdim"] == 384  # filled in for readers
+    assert FrameHeader.decode(data).patch_dim == 384  # filled in for readers
 
 
 def test_old_records_without_pdim_still_decode() -> None:

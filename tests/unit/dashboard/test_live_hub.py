@@ -9,7 +9,7 @@ import json
 import pytest
 
 from dinostream.core.records import Event, RecordError, event_id
-from dinostream.dashboard.live_hub import Filter, LiveHub, batch_message, batches
+from dinostream.dashboard.live_hub import Filter, LiveHub, batch_message, batches, event_message
 
 
 def make_event(
@@ -196,6 +196,17 @@ def test_event_details_that_are_not_json_are_rejected_without_side_effects() -> 
     with pytest.raises(RecordError, match="not plain JSON"):
         hub.publish_event(make_event(details={"distance": float("nan")}))
     assert sub.pending == 0 and hub.streams() == {} and len(hub.subscribe().initial) == 1
+
+
+def test_an_event_message_is_the_events_json_in_its_envelope_byte_for_byte() -> None:
+    """The text clients get is unchanged: the envelope around `Event.to_json()`, as one JSON text."""
+    event = make_event(details={"label": 'caf\u00e9 "entr\u00e9e"', "distance": 0.25})
+    hub = LiveHub(queue_size=8)
+    hub.publish_event(event, partition=0, offset=4)
+    text = hub.subscribe().initial[1]
+    envelope = {"kind": "event", "cursor": "0:5", "event": event.to_dict()}
+    assert text == json.dumps(envelope, separators=(",", ":"), allow_nan=False)
+    assert event_message(event, "0:5") == text
 
 
 def test_unsubscribe_is_idempotent_and_stops_delivery() -> None:

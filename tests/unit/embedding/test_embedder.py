@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from transformers import DINOv3ViTConfig, DINOv3ViTModel
 
-from dinostream.core.records import FrameEmbedding
+from dinostream.core.records import FrameEmbedding, FrameHeader
 from dinostream.core.settings import ModelSettings
 from dinostream.embedding.embedder import Embedder
 from dinostream.embedding.model_loader import LoadedModel, load_model
@@ -312,7 +312,7 @@ def test_pca_reduced_patches_match_the_reference_and_say_so_on_the_wire(loaded: 
     assert _cos(rec.patches, expected) >= 0.995
     assert _cos(rec.cls, ref_cls) >= 0.995
     data = rec.encode()
-    assert FrameEmbedding.decode_header(data)["pdim"] == 6
+    assert FrameHeader.decode(data).patch_dim == 6
     assert np.array_equal(FrameEmbedding.decode(data).patches, rec.patches)
 
 
@@ -451,3 +451,158 @@ def test_stage_refuses_records_over_the_kafka_limit_at_start_up(loaded: LoadedMo
         EmbeddingStage(loaded, ModelSettings(image_size=512), IngestSettings(), sink, max_message_bytes=150_000)
     assert isinstance(err.value, DinostreamError)  # the CLI prints it as one line and exits non-zero
     assert "patch_pool=" in str(err.value)
+
+
+class _AllocateThenOOM(torch.nn.Module):
+    """The real model, except that a batch larger than `limit` first allocates its activations (a
+    tensor held by the failing frame) and then raises CUDA's out-of-memory error, as a real one does."""
+
+    def __init__(self, model: torch.nn.Module, limit: int) -> None:
+        super().__init__()
+        self.inner = model
+        self.limit = limit
+        self.held: list[Any] = []  # weak references to the activations of each failed attempt
+        self.alive_at_retry: list[bool] = []
+
+    def forward(self, pixel_values: torch.Tensor) -> Any:
+        import weakref
+
+        self.alive_at_retry.extend(ref() is not None for ref in self.held)
+        self.held.clear()
+        if len(pixel_values) > self.limit:
+            activations = torch.empty(len(pixel_values), 1 << 16)
+            self.held.append(weakref.ref(activations))
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.inner(pixel_values=pixel_values)
+
+
+def test_out_of_memory_retry_runs_after_the_failed_attempts_memory_is_freed(loaded: LoadedModel) -> None:
+    import dataclasses
+
+    oom = _AllocateThenOOM(loaded.model, limit=1)
+    small = Embedder(dataclasses.replace(loaded, model=oom), ModelSettings())
+    frames = [_frame(224, 224, s) for s in range(4)]
+
+    recs = small.embed(frames)
+
+    assert [r.seq for r in recs] == [0, 1, 2, 3]
+    # Each retry ran once the traceback of the failed attempt (and the tensors its frames held) was
+    # gone: inside the `except` block they would still be alive, and the device could not reuse them.
+    assert oom.alive_at_retry and not any(oom.alive_at_retry)
+
+
+def test_out_of_memory_caps_only_its_input_size_and_the_cap_recovers(
+    loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from dinostream.embedding import embedder as embedder_module
+
+    monkeypatch.setattr(embedder_module, "OOM_PATIENCE", 3)
+
+    class _OOMAbovePixels(_OOMAbove):
+        """Out of memory above `limit` frames' worth of 224x224 pixels: larger inputs fit fewer frames."""
+
+        def forward(self, pixel_values: torch.Tensor) -> Any:
+            self.sizes.append(len(pixel_values))
+            if pixel_values[0, 0].numel() * len(pixel_values) > self.limit * 224 * 224:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory.")
+            return self.inner(pixel_values=pixel_values)
+
+    oom = _OOMAbovePixels(loaded.model, limit=4)
+    small = Embedder(dataclasses.replace(loaded, model=oom), ModelSettings(aspect="square", image_size=448))
+    large = [_frame(448, 448, s) for s in range(4)]
+    square = [_frame(224, 224, s) for s in range(4)]
+
+    assert len(small.embed(large)) == 4  # 4 at 448 is 16 frames' worth at 224: 4 -> 2 -> 1
+    assert small.oom_caps == {(448, 448): 1}
+    oom.sizes.clear()
+    assert len(small.embed(square)) == 4
+    assert oom.sizes == [4]  # the 448 cap does not hold back 224 batches
+
+    oom.limit = 16  # memory came back
+    for _ in range(3):
+        small.embed(large[:1])  # three batches fit at the cap...
+    oom.sizes.clear()
+    small.embed(large)
+    assert oom.sizes == [2, 2] and small.oom_caps == {(448, 448): 2}  # ...so the cap doubles
+
+
+def test_a_nan_frame_is_dropped_counted_and_logged_and_the_batch_goes_on(
+    loaded: LoadedModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    import dataclasses
+    import logging
+
+    class _NaNForBlack(torch.nn.Module):
+        """The real model, except that an all-black frame comes out as NaN (as an fp16 overflow would)."""
+
+        def __init__(self, model: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(self, pixel_values: torch.Tensor) -> Any:
+            out = self.inner(pixel_values=pixel_values)
+            black = pixel_values.amax(dim=(1, 2, 3)) <= pixel_values.amin()
+            out.last_hidden_state[black] = float("nan")
+            return out
+
+    nan = Embedder(dataclasses.replace(loaded, model=_NaNForBlack(loaded.model)), ModelSettings())
+    frames = [_frame(224, 224, s, stream=f"cam-{s}") for s in range(4)]
+    frames[2] = Frame("cam-dark", 7, 3.5, 1.0, np.zeros((224, 224, 3), np.uint8))
+
+    with caplog.at_level(logging.WARNING, logger="dinostream.embedding.embedder"):
+        finished = nan.launch(frames)()
+        recs = nan.embed(frames)
+
+    assert [r is None for r in finished] == [False, False, True, False]
+    assert [(r.stream, r.seq) for r in recs] == [("cam-0", 0), ("cam-1", 1), ("cam-3", 3)]
+    assert nan.nonfinite_frames == 2
+    assert "stream cam-dark frame 7" in caplog.text
+
+
+def test_two_launched_batches_finish_to_the_same_records_as_embed(embedder: Embedder) -> None:
+    first = [_frame(224, 224, s) for s in range(3)]
+    second = [_frame(224, 224, s, stream="cam-2") for s in range(10, 12)]
+
+    finish_first = embedder.launch(first)
+    finish_second = embedder.launch(second)  # launched before the first batch is finished
+    got = finish_first() + finish_second()
+
+    want = embedder.embed(first) + embedder.embed(second)
+    assert [(r.stream, r.seq) for r in got if r is not None] == [(r.stream, r.seq) for r in want]
+    for g, w in zip(got, want, strict=True):
+        assert g is not None
+        assert np.array_equal(g.patches, w.patches) and g.thumbnail == w.thumbnail
+
+
+def test_the_first_compiled_call_per_input_size_holds_the_compile_lock(
+    loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from dinostream.embedding import embedder as embedder_module
+
+    monkeypatch.setattr(torch, "compile", lambda fn: fn)  # the locking, without compiling
+    held: list[bool] = []
+
+    def step(self: Embedder, x: torch.Tensor) -> torch.Tensor:
+        held.append(embedder_module._COMPILE_LOCK.locked())
+        return Embedder._device_step(self, x)
+
+    monkeypatch.setattr(Embedder, "_device_step", step)
+    compiled = Embedder(loaded, ModelSettings(compile=True))
+    other = Embedder(loaded, ModelSettings(compile=True))
+    threads = [
+        threading.Thread(target=e.embed, args=([_frame(224, 224, 1), _frame(224, 224, 2)],))
+        for e in (compiled, other)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert held == [True, True]  # each embedder's first 224x224 call may compile: one at a time
+    held.clear()
+    compiled.embed([_frame(224, 224, 3)])
+    compiled.embed([_frame(256, 448, 4)])
+    assert held == [False, True]  # a known size runs without the lock; a new one takes it
