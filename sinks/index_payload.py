@@ -7,16 +7,17 @@ grid average-pooled to at most `grid` x `grid` cells (`region_cells`), stored as
 compared with MaxSim, and a payload of stream, seq, t, ts and the pooled grid's shape. Per frame
 that is at most grid² x patch_dim x 2 bytes: 12 KiB for 4 x 4 cells of 384 dims (plus the
 graph), next to 1.5 KiB for "cls" and "pooled" and the thumbnail.
-An event is a vectorless point whose payload is `Event.to_dict()`.
+An event is a vectorless point whose payload is `Event.to_index_payload()`. The records own those
+payloads (`FrameEmbedding.to_index_payload`, `Event.from_index_payload`...); this module names the
+fields the backends read back, filter and order by.
 
-    >>> payload = frame_payload(rec)     # what Qdrant stores next to rec's vectors
+    >>> payload = rec.to_index_payload()    # what Qdrant stores next to rec's vectors
     >>> hit = frame_hit(point_id, score, payload)
-    >>> vectors, payload = region_vectors(rec, patch_dim=384, grid=4)
+    >>> vectors, payload = region_vectors(rec, patch_dim=384, grid=4, centering=reid.feature_centering)
 """
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -24,20 +25,18 @@ from typing import Any, Literal
 import numpy as np
 
 from dinostream.core.errors import IndexStoreError
-from dinostream.core.records import ID_NAMESPACE, Event, FrameEmbedding, RecordError
+from dinostream.core.records import ID_NAMESPACE, INDEX_THUMB_FIELD, Event, FrameEmbedding, RecordError
+from dinostream.core.settings import ReidSettings
 from dinostream.sinks.vector_index import FrameHit, StoredFrame
 
 SEARCH_VECTOR = "cls"
 VECTOR_NAMES = ("cls", "pooled")
 REGION_VECTOR = "cells"
-# Part of the frame's mean unit patch removed from every cell (as dinostream.analytics.regions.centred_patches
-# does with ReidSettings.feature_centering): the component all patches of a frame share says
-# where the camera is, not what a cell shows, and would make every cell of a frame look alike.
-CELL_CENTERING = 0.5
-# Payload fields a search hit needs; the thumbnail stays on disk until asked for.
+# Payload fields (of `FrameEmbedding.to_index_payload`) a search hit needs; the thumbnail stays
+# on disk until asked for.
 HIT_FIELDS = ["stream", "seq", "t", "ts"]
 GRID_FIELD = "grid"
-THUMB_FIELD = "thumb"
+THUMB_FIELD = INDEX_THUMB_FIELD
 
 FieldKind = Literal["keyword", "float"]
 FRAME_INDEXES: tuple[tuple[str, FieldKind], ...] = (("stream", "keyword"), ("t", "float"), ("ts", "float"))
@@ -60,9 +59,18 @@ def frame_vectors(rec: FrameEmbedding, dim: int) -> dict[str, Any]:
     return {"cls": rec.cls.astype(np.float32).tolist(), "pooled": rec.pooled.astype(np.float32).tolist()}
 
 
-def region_cells(patches: np.ndarray, grid: int, centering: float = CELL_CENTERING) -> np.ndarray:
+def default_cell_centering() -> float:
+    """`ReidSettings.feature_centering` as configured by default, for an index opened without settings."""
+    return ReidSettings().feature_centering
+
+
+def region_cells(patches: np.ndarray, grid: int, centering: float) -> np.ndarray:
     """A (gh, gw, D) patch grid as at most `grid` x `grid` cells (gh', gw', D) float32: unit patch
-    vectors minus `centering` times their frame mean, average-pooled over even spans of the grid."""
+    vectors minus `centering` times their frame mean, average-pooled over even spans of the grid.
+
+    `centering` is `ReidSettings.feature_centering`, as `dinostream.analytics.regions.centred_patches`
+    uses it: the component all patches of a frame share says where the camera is, not what a cell
+    shows, and would make every cell of a frame look alike."""
     p = np.asarray(patches, dtype=np.float32)
     if p.ndim != 3 or 0 in p.shape:
         raise ValueError(f"patches must be a non-empty (h, w, d) grid, got shape {p.shape}")
@@ -79,14 +87,17 @@ def region_cells(patches: np.ndarray, grid: int, centering: float = CELL_CENTERI
     )
 
 
-def region_vectors(rec: FrameEmbedding, patch_dim: int, grid: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The region point's vectors and payload; a record of another patch dim is refused."""
+def region_vectors(
+    rec: FrameEmbedding, patch_dim: int, grid: int, centering: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The region point's vectors and payload (cells as `region_cells` makes them); a record of
+    another patch dim is refused."""
     if rec.patch_dim != patch_dim:
         raise IndexStoreError(
             f"frame {rec.stream}/{rec.seq} has {rec.patch_dim}-dim patch vectors but the index holds "
             f"{patch_dim}-dim ones (patch PCA switched on or off?); one index cannot mix them"
         )
-    cells = region_cells(rec.patches, grid)
+    cells = region_cells(rec.patches, grid, centering)
     h, w, d = cells.shape
     vectors = {REGION_VECTOR: cells.astype(np.float16).astype(np.float32).reshape(h * w, d).tolist()}
     payload = {"stream": rec.stream, "seq": rec.seq, "t": float(rec.pts), "ts": float(rec.ts), GRID_FIELD: [h, w]}
@@ -119,21 +130,9 @@ def stored_frame(
 def event_from(payload: Mapping[str, Any] | None) -> Event | None:
     """The `Event` a stored payload holds; None when it is not one (a foreign point)."""
     try:
-        return Event.from_dict(dict(payload or {}))
-    except (RecordError, KeyError, TypeError, ValueError):
+        return Event.from_index_payload(payload or {})
+    except RecordError:
         return None
-
-
-def frame_payload(rec: FrameEmbedding) -> dict[str, Any]:
-    return {
-        "stream": rec.stream,
-        "seq": rec.seq,
-        "t": float(rec.pts),
-        "ts": float(rec.ts),
-        "model": rec.model,
-        "untrained": rec.untrained,
-        THUMB_FIELD: base64.b64encode(rec.thumbnail).decode("ascii"),
-    }
 
 
 def event_point_id(event: Event | str) -> str:
@@ -143,10 +142,6 @@ def event_point_id(event: Event | str) -> str:
         return str(uuid.UUID(eid))
     except ValueError:
         return str(uuid.uuid5(ID_NAMESPACE, f"event-id/{eid}"))
-
-
-def event_payload(event: Event) -> dict[str, Any]:
-    return event.to_dict()
 
 
 def query_vector(vector: np.ndarray, dim: int, what: str = "query vector") -> list[float]:
@@ -174,14 +169,6 @@ def frame_hit(point_id: object, score: float, payload: Mapping[str, Any] | None)
         score=float(score),
         point_id=str(point_id),
     )
-
-
-def thumbnail_from(payload: Mapping[str, Any] | None) -> bytes | None:
-    """The JPEG stored in a frame's payload; None when the frame was stored without one."""
-    b64 = (payload or {}).get(THUMB_FIELD)
-    if not b64:
-        return None
-    return base64.b64decode(b64)
 
 
 SCROLL_PAGE = 1000  # points per page when reading frames in time order

@@ -65,17 +65,15 @@ from dinostream.sinks.index_payload import (
     VECTOR_NAMES,
     FieldKind,
     check_limit,
+    default_cell_centering,
     event_from,
-    event_payload,
     event_point_id,
     frame_hit,
-    frame_payload,
     frame_vectors,
     frames_in_ts_order,
     query_vector,
     region_vectors,
     stored_frame,
-    thumbnail_from,
 )
 from dinostream.sinks.vector_index import EventFilter, FrameFilter, FrameHit, StoredFrame, VectorIndex
 
@@ -149,9 +147,18 @@ def _event_filter(where: EventFilter) -> Filter | None:
 class QdrantEdgeIndex(VectorIndex):
     """Frames, their regions and events in three Qdrant Edge shards under `path`, created on
     first use. `patch_dim` (default `dim`) is the size of the records' patch vectors (smaller when
-    patches are reduced by PCA); `region_grid` bounds the cells kept per frame for point search."""
+    patches are reduced by PCA); `region_grid` bounds the cells kept per frame for point search and
+    `cell_centering` centres them (`ReidSettings.feature_centering`, see `index_payload.region_cells`)."""
 
-    def __init__(self, path: Path, dim: int, *, patch_dim: int | None = None, region_grid: int = 4) -> None:
+    def __init__(
+        self,
+        path: Path,
+        dim: int,
+        *,
+        patch_dim: int | None = None,
+        region_grid: int = 4,
+        cell_centering: float | None = None,
+    ) -> None:
         if dim < 1:
             raise ValueError(f"dim must be positive, got {dim}")
         if patch_dim is not None and patch_dim < 1:
@@ -162,6 +169,7 @@ class QdrantEdgeIndex(VectorIndex):
         self.dim = dim
         self.patch_dim = patch_dim or dim
         self.region_grid = region_grid
+        self.cell_centering = default_cell_centering() if cell_centering is None else cell_centering
         self._closed = False
         try:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -183,8 +191,11 @@ class QdrantEdgeIndex(VectorIndex):
         if not records:
             return
         # Everything is converted (and checked) before anything is written.
-        frames = [Point(r.point_id, frame_vectors(r, self.dim), frame_payload(r)) for r in records]
-        regions = [Point(r.point_id, *region_vectors(r, self.patch_dim, self.region_grid)) for r in records]
+        frames = [Point(r.point_id, frame_vectors(r, self.dim), r.to_index_payload()) for r in records]
+        regions = [
+            Point(r.point_id, *region_vectors(r, self.patch_dim, self.region_grid, self.cell_centering))
+            for r in records
+        ]
         for i in range(0, len(frames), _WRITE_CHUNK):
             # Regions first: a frame is searchable by point once its frame point exists.
             self._write(self._regions, UpdateOperation.upsert_points(regions[i : i + _WRITE_CHUNK]), "regions")
@@ -193,7 +204,7 @@ class QdrantEdgeIndex(VectorIndex):
     def upsert_events(self, events: Sequence[Event]) -> None:
         if not events:
             return
-        points = [Point(event_point_id(e), {}, event_payload(e)) for e in events]
+        points = [Point(event_point_id(e), {}, e.to_index_payload()) for e in events]
         for i in range(0, len(points), _WRITE_CHUNK):
             chunk = points[i : i + _WRITE_CHUNK]
             self._write(self._events, UpdateOperation.upsert_points(chunk), f"{len(chunk)} events")
@@ -300,7 +311,7 @@ class QdrantEdgeIndex(VectorIndex):
         """The JPEG stored with a frame; None when the frame is not indexed or has no thumbnail."""
         pid = frame_point_id(stream, seq)
         found = self._read(lambda: self._frames.retrieve([pid], [THUMB_FIELD], False), "read a thumbnail")
-        return thumbnail_from(found[0].payload) if found else None
+        return FrameEmbedding.thumbnail_from_index_payload(found[0].payload) if found else None
 
     def count_frames(self) -> int:
         return int(self._read(lambda: self._frames.count(CountRequest(exact=True)), "count frames"))

@@ -34,17 +34,15 @@ from dinostream.sinks.index_payload import (
     VECTOR_NAMES,
     FieldKind,
     check_limit,
+    default_cell_centering,
     event_from,
-    event_payload,
     event_point_id,
     frame_hit,
-    frame_payload,
     frame_vectors,
     frames_in_ts_order,
     query_vector,
     region_vectors,
     stored_frame,
-    thumbnail_from,
 )
 from dinostream.sinks.vector_index import EventFilter, FrameFilter, FrameHit, StoredFrame, VectorIndex
 
@@ -87,7 +85,8 @@ def _one_line(e: BaseException) -> str:
 class QdrantServerIndex(VectorIndex):
     """Frames and events in two collections of a Qdrant server, created on first use.
 
-    The index owns `client`: `close()` closes it, and so does a failing constructor."""
+    The index owns `client`: `close()` closes it, and so does a failing constructor. The keyword
+    arguments are `QdrantEdgeIndex`'s."""
 
     def __init__(
         self,
@@ -97,6 +96,7 @@ class QdrantServerIndex(VectorIndex):
         *,
         patch_dim: int | None = None,
         region_grid: int = 4,
+        cell_centering: float | None = None,
     ) -> None:
         if dim < 1:
             raise ValueError(f"dim must be positive, got {dim}")
@@ -108,6 +108,7 @@ class QdrantServerIndex(VectorIndex):
         self.dim = dim
         self.patch_dim = patch_dim or dim
         self.region_grid = region_grid
+        self.cell_centering = default_cell_centering() if cell_centering is None else cell_centering
         self.frames_collection = f"{prefix}_frames"
         self.regions_collection = f"{prefix}_regions"
         self.events_collection = f"{prefix}_events"
@@ -149,6 +150,7 @@ class QdrantServerIndex(VectorIndex):
         *,
         patch_dim: int | None = None,
         region_grid: int = 4,
+        cell_centering: float | None = None,
     ) -> QdrantServerIndex:
         """Connect to the server at `url`; IndexStoreError when it does not answer within `timeout` s."""
         try:
@@ -169,18 +171,19 @@ class QdrantServerIndex(VectorIndex):
         except Exception as e:
             client.close()
             raise IndexStoreError(f"Qdrant at {url} does not answer: {_one_line(e)}") from e
-        return cls(client, dim, prefix, patch_dim=patch_dim, region_grid=region_grid)
+        return cls(client, dim, prefix, patch_dim=patch_dim, region_grid=region_grid, cell_centering=cell_centering)
 
     def upsert_frames(self, records: Sequence[FrameEmbedding]) -> None:
         if not records:
             return
         # Everything is converted (and checked) before anything is written.
         frames = [
-            qm.PointStruct(id=r.point_id, vector=frame_vectors(r, self.dim), payload=frame_payload(r)) for r in records
+            qm.PointStruct(id=r.point_id, vector=frame_vectors(r, self.dim), payload=r.to_index_payload())
+            for r in records
         ]
         regions = []
         for r in records:
-            vectors, payload = region_vectors(r, self.patch_dim, self.region_grid)
+            vectors, payload = region_vectors(r, self.patch_dim, self.region_grid, self.cell_centering)
             regions.append(qm.PointStruct(id=r.point_id, vector=vectors, payload=payload))
         for i in range(0, len(frames), _WRITE_CHUNK):
             for collection, points in ((self.regions_collection, regions), (self.frames_collection, frames)):
@@ -193,7 +196,7 @@ class QdrantServerIndex(VectorIndex):
     def upsert_events(self, events: Sequence[Event]) -> None:
         if not events:
             return
-        points = [qm.PointStruct(id=event_point_id(e), vector={}, payload=event_payload(e)) for e in events]
+        points = [qm.PointStruct(id=event_point_id(e), vector={}, payload=e.to_index_payload()) for e in events]
         for i in range(0, len(points), _WRITE_CHUNK):
             chunk = points[i : i + _WRITE_CHUNK]
             self._call(
@@ -346,7 +349,7 @@ class QdrantServerIndex(VectorIndex):
             lambda: self.client.retrieve(self.frames_collection, [pid], with_payload=[THUMB_FIELD], with_vectors=False),
             f"read a thumbnail from {self.frames_collection}",
         )
-        return thumbnail_from(found[0].payload) if found else None
+        return FrameEmbedding.thumbnail_from_index_payload(found[0].payload) if found else None
 
     def count_frames(self) -> int:
         return self._call(

@@ -18,8 +18,9 @@ from qdrant_client import QdrantClient
 
 from dinostream.core.errors import IndexStoreError
 from dinostream.core.records import Event, FrameEmbedding, event_id, frame_point_id
-from dinostream.core.settings import IndexSettings
+from dinostream.core.settings import IndexSettings, ReidSettings
 from dinostream.sinks.index_factory import open_index
+from dinostream.sinks.index_payload import region_cells
 from dinostream.sinks.qdrant_edge_index import QdrantEdgeIndex
 from dinostream.sinks.qdrant_server_index import QdrantServerIndex
 from dinostream.sinks.vector_index import EventFilter, FrameFilter, VectorIndex
@@ -293,6 +294,33 @@ def test_factory_opens_edge_under_the_data_dir_without_a_url(tmp_path: Path) -> 
         index.close()
 
 
+def test_factory_centres_stored_cells_by_the_configured_feature_centering(tmp_path: Path) -> None:
+    """Point search compares cells centred as live click-to-segment centres patches."""
+    rng = np.random.default_rng(5)
+    rec = frame("cam-a", 0, rng)
+    rec = FrameEmbedding(
+        rec.stream, 0, 0.0, rec.ts, rec.model, rec.untrained, rec.cls, rec.pooled, rng.normal(size=(2, 2, DIM)) + 1.0
+    )
+    stored = {}
+    for centering in (0.0, 0.9):
+        index = open_index(
+            IndexSettings(region_grid=2), tmp_path / str(centering), DIM, reid=ReidSettings(feature_centering=centering)
+        )
+        try:
+            index.upsert_frames([rec])
+            got = index.frame("cam-a", 0, with_cells=True)
+            assert got is not None and got.cells is not None
+            stored[centering] = got.cells
+        finally:
+            index.close()
+
+    for centering, cells in stored.items():
+        want = region_cells(rec.patches, 2, centering)
+        want /= np.linalg.norm(want, axis=-1, keepdims=True)  # cosine storage keeps unit vectors
+        np.testing.assert_allclose(cells, want, atol=2e-3)
+    assert not np.allclose(stored[0.0], stored[0.9], atol=0.05)
+
+
 def test_factory_goes_to_the_server_when_a_url_is_set() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -326,11 +354,9 @@ def unit(v: np.ndarray) -> np.ndarray:
 
 
 def test_region_cells_pool_any_grid_to_at_most_n_cells() -> None:
-    from dinostream.sinks.index_payload import region_cells
-
     patches = np.arange(14 * 10 * 3, dtype=np.float32).reshape(14, 10, 3) + 1
-    assert region_cells(patches, 4).shape == (4, 4, 3)
-    assert region_cells(patches[:2, :3], 4).shape == (2, 3, 3)  # never upsampled
+    assert region_cells(patches, 4, 0.5).shape == (4, 4, 3)
+    assert region_cells(patches[:2, :3], 4, 0.5).shape == (2, 3, 3)  # never upsampled
     one = region_cells(patches, 1, centering=0.0)[0, 0]
     unit = patches / np.linalg.norm(patches, axis=-1, keepdims=True)
     np.testing.assert_allclose(one, unit.reshape(-1, 3).mean(axis=0), rtol=1e-5)
