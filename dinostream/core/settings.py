@@ -6,12 +6,15 @@ receive the sub-model they need through their constructor and never read globals
     >>> s = Settings(sources=["demo.mp4"])
     >>> s.ingest.sample_fps
     2.0
+
+A stream's own settings (`StreamOverrides`: the settings file's `streams.<id>`, then what the
+stream registry keeps) layer over these; `stream_settings` gives the result, validated.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -25,7 +28,17 @@ M = TypeVar("M", bound=BaseModel)
 
 def describe_validation_error(e: ValidationError) -> str:
     """One line naming every bad field: `ingest.sample_fps: Input should be greater than 0; ...`."""
-    return "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+    return "; ".join(_error_line(err) for err in e.errors())
+
+
+def _error_line(err: Any) -> str:
+    where = ".".join(map(str, err["loc"]))
+    return f"{where}: {_error_msg(err)}" if where else _error_msg(err)
+
+
+def _error_msg(err: Any) -> str:
+    # A validator's own message already says what is wrong (and often which field): no "Value error, ".
+    return str(err["ctx"]["error"]) if err["type"] == "value_error" and "error" in err.get("ctx", {}) else err["msg"]
 
 
 def merge_settings(current: M, changes: dict[str, Any]) -> M:
@@ -536,7 +549,9 @@ class IndexSettings(_Strict):
         None, gt=0, description="Delete indexed frames and events older than this (wall clock); None keeps all."
     )
     retention_per_stream: dict[str, float | None] = Field(
-        default_factory=dict, description="Per-stream retention in days, overriding retention_days; None keeps all."
+        default_factory=dict,
+        description="Per-stream retention in days, overriding retention_days; None keeps all. In `Settings`, a view "
+        "of `streams.<id>.index.retention_days` (either spelling sets both).",
     )
     maintenance_every_s: float = Field(
         600.0, gt=0, description="How often the index sink applies retention and builds the search graph."
@@ -743,6 +758,251 @@ class AlertSettings(_Strict):
         return self
 
 
+# -- per-stream settings ----------------------------------------------------------------------
+#
+# A stream runs with the global settings above, overlaid by its own values (Frigate's CameraConfig
+# over the global config): `Settings.streams.<id>` from the settings file, then the overrides kept
+# with the stream in the stream registry (set when it is added, changed by typed updates through
+# the HTTP API). Only what differs is stored, so a changed global default reaches every stream
+# that did not set that field itself.
+
+STREAM_FIELDS: dict[str, tuple[str, ...]] = {
+    "ingest": ("sample_fps", "decode", "realtime"),
+    "model": ("image_size",),
+    "index": ("retention_days",),
+}
+"""The fields a stream may set for itself, per section; each `analytics` processor section takes
+every field of its settings model. The rest (URL policy, broker, model weights...) is global."""
+
+MAX_STREAM_IMAGE_SIZE = 1024  # a stream's own model resolution (`resolution` in the API) is at most this
+
+_SECTIONS: dict[str, type[BaseModel]] = {"ingest": IngestSettings, "model": ModelSettings, "index": IndexSettings}
+
+
+def analytics_processors() -> list[str]:
+    """The processor sections of `AnalyticsSettings` ("scene_change", "anomaly", ...)."""
+    return [
+        name
+        for name, f in AnalyticsSettings.model_fields.items()
+        if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)
+    ]
+
+
+def section_model(section: str) -> type[BaseModel]:
+    """The settings model of a per-stream section: "ingest", "model", "index" or "analytics.<processor>"."""
+    if section in _SECTIONS:
+        return _SECTIONS[section]
+    group, _, processor = section.partition(".")
+    if group == "analytics" and processor in analytics_processors():
+        model = AnalyticsSettings.model_fields[processor].annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        return model
+    known = [*_SECTIONS, *(f"analytics.{p}" for p in analytics_processors())]
+    raise ValueError(f"unknown settings section {section!r}; a stream may set: {', '.join(known)}")
+
+
+def _messages(e: ValidationError, name: Callable[[str], str]) -> list[str]:
+    out = []
+    for err in e.errors():
+        loc = [str(p) for p in err["loc"]]
+        where = ".".join([name(loc[0]), *loc[1:]]) if loc else name("")
+        out.append(f"{where}: {_error_msg(err)}" if where else _error_msg(err))
+    return out
+
+
+def validate_overrides(
+    section: str, values: Mapping[str, Any], name: Callable[[str], str] | None = None
+) -> dict[str, Any]:
+    """`values` (some fields of `section`) checked by the section's own settings model and
+    normalised ("4" -> 4.0); ValueError names each bad field as `name(field)` (default
+    "<section>.<field>").
+
+    >>> validate_overrides("analytics.anomaly", {"threshold": "1.5"})
+    {'threshold': 1.5}
+    """
+    label = name or (lambda field: f"{section}.{field}" if field else section)
+    if not isinstance(values, Mapping):
+        raise ValueError(f"{label('')}: expected an object of settings, got {type(values).__name__}")
+    model = section_model(section)
+    allowed = STREAM_FIELDS.get(section)
+    problems = []
+    for field in values:
+        if field not in model.model_fields:
+            problems.append(f"{label(field)}: unknown setting; {section} has {', '.join(model.model_fields)}")
+        elif allowed is not None and field not in allowed:
+            problems.append(f"{label(field)}: set for all streams only; per stream: {', '.join(allowed)}")
+    if section == "model" and isinstance(values.get("image_size"), int):
+        if values["image_size"] > MAX_STREAM_IMAGE_SIZE:
+            problems.append(f"{label('image_size')}: at most {MAX_STREAM_IMAGE_SIZE} for one stream")
+    if problems:
+        raise ValueError("; ".join(problems))
+    try:
+        checked = model.model_validate(dict(values))  # the fields not given take the model's defaults
+    except ValidationError as e:
+        raise ValueError("; ".join(_messages(e, label))) from None
+    return {field: getattr(checked, field) for field in values}
+
+
+def _merged(base: M, values: Mapping[str, Any], where: str) -> M:
+    if not values:
+        return base
+    try:
+        return type(base).model_validate({**base.model_dump(), **values})
+    except ValidationError as e:  # a combination with the global values (e.g. model.patch_pool)
+        raise ValueError("; ".join(_messages(e, lambda field: f"{where}.{field}" if field else where))) from None
+
+
+class StreamUpdate(_Strict):
+    """A typed change of one stream's overrides: set some fields of one section and reset others to
+    the layer below (the settings file, then the global default).
+
+    >>> StreamOverrides().apply(StreamUpdate.analytics("anomaly", threshold=1.5)).analytics
+    {'anomaly': {'threshold': 1.5}}
+    """
+
+    section: str = Field(description='"ingest", "model", "index" or "analytics.<processor>".')
+    changes: dict[str, Any] = Field(default_factory=dict, description="Fields set to these values.")
+    reset: tuple[str, ...] = Field((), description="Fields that take the layer below again.")
+
+    @field_validator("section")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        section_model(v)
+        return v
+
+    @classmethod
+    def analytics(cls, processor: str, changes: Mapping[str, Any] | None = None, **fields: Any) -> StreamUpdate:
+        return cls(section=f"analytics.{processor}", changes={**(changes or {}), **fields})
+
+
+class StreamOverrides(_Strict):
+    """One stream's settings that differ from the layer below, by section; each value validated by
+    the section's own model. Immutable: `apply` returns a new, validated object.
+
+    >>> o = StreamOverrides(ingest={"sample_fps": 5}, analytics={"anomaly": {"threshold": 1.5}})
+    >>> o.effective(Settings()).analytics.anomaly.threshold
+    1.5
+    """
+
+    ingest: dict[str, Any] = Field(default_factory=dict, description=f"Of {', '.join(STREAM_FIELDS['ingest'])}.")
+    model: dict[str, Any] = Field(default_factory=dict, description="image_size: this stream's model resolution.")
+    index: dict[str, Any] = Field(default_factory=dict, description="retention_days: None keeps all.")
+    analytics: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="processor -> its settings (scene_change: {min_shot_s: 2}, ...)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _validated(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for section in _SECTIONS:
+            if data.get(section) is not None:
+                data[section] = validate_overrides(section, data[section])
+        if data.get("analytics") is not None:
+            if not isinstance(data["analytics"], Mapping):
+                raise ValueError("analytics: expected an object {processor: {field: value}}")
+            problems: list[str] = []
+            checked: dict[str, dict[str, Any]] = {}
+            for processor, values in data["analytics"].items():
+                try:
+                    if values:
+                        checked[processor] = validate_overrides(f"analytics.{processor}", values)
+                    else:
+                        section_model(f"analytics.{processor}")
+                except ValueError as e:
+                    problems.append(str(e))
+            if problems:
+                raise ValueError("; ".join(problems))
+            data["analytics"] = checked
+        return data
+
+    @property
+    def empty(self) -> bool:
+        return not (self.ingest or self.model or self.index or self.analytics)
+
+    def values(self, section: str) -> dict[str, Any]:
+        """The fields `section` ("ingest", "analytics.anomaly", ...) sets."""
+        section_model(section)
+        group, _, processor = section.partition(".")
+        return dict(self.analytics.get(processor, {})) if processor else dict(getattr(self, group))
+
+    def apply(self, update: StreamUpdate) -> StreamOverrides:
+        """A new object with `update` applied, validated; ValueError names a bad field."""
+        values = {k: v for k, v in self.values(update.section).items() if k not in update.reset}
+        values.update(update.changes)
+        return self._with({update.section: values})
+
+    def over(self, below: StreamOverrides | None) -> StreamOverrides:
+        """These overrides layered over `below` (ours win, field by field)."""
+        if below is None or below.empty:
+            return self
+        if self.empty:
+            return below
+        sections = [*_SECTIONS, *(f"analytics.{p}" for p in {*below.analytics, *self.analytics})]
+        return below._with({s: {**below.values(s), **self.values(s)} for s in sections})
+
+    def _with(self, sections: Mapping[str, dict[str, Any]]) -> StreamOverrides:
+        data: dict[str, Any] = self.model_dump()
+        for section, values in sections.items():
+            group, _, processor = section.partition(".")
+            if not processor:
+                data[group] = values
+            elif values:
+                data["analytics"][processor] = values
+            else:
+                data["analytics"].pop(processor, None)
+        try:
+            return StreamOverrides.model_validate(data)
+        except ValidationError as e:
+            raise ValueError("; ".join(_messages(e, str))) from None
+
+    def section_over(self, section: str, base: M) -> M:
+        """`base` (the section's settings below this stream) with this stream's values of `section`;
+        `base` itself when it sets none. ValueError names a field the combination breaks."""
+        return _merged(base, self.values(section), section)
+
+    def effective(self, settings: Settings) -> Settings:
+        """`settings` with these overrides applied, every section validated; ValueError names the field."""
+        if self.empty:
+            return settings
+        analytics = settings.analytics.model_copy(
+            update={p: self.section_over(f"analytics.{p}", getattr(settings.analytics, p)) for p in self.analytics}
+        )
+        return settings.model_copy(
+            update={
+                "ingest": self.section_over("ingest", settings.ingest),
+                "model": self.section_over("model", settings.model),
+                "index": self.section_over("index", settings.index),
+                "analytics": analytics,
+            }
+        )
+
+
+def stream_settings(settings: Settings, stream: str, overrides: StreamOverrides | None = None) -> Settings:
+    """The settings `stream` runs with: `settings`, then its `settings.streams` entry (the settings
+    file), then `overrides` (its own, kept in the stream registry). ValueError names a bad field.
+
+    >>> stream_settings(Settings(streams={"cam1": {"ingest": {"sample_fps": 5}}}), "cam1").ingest.sample_fps
+    5.0
+    """
+    configured = settings.streams.get(stream)
+    layered = overrides.over(configured) if overrides is not None else configured
+    return layered.effective(settings) if layered is not None else settings
+
+
+def _get(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return a == b or (a is not None and b is not None and float(a) == float(b))
+    except (TypeError, ValueError):
+        return False
+
+
 class Settings(_Strict):
     """Everything `dinostream up` needs."""
 
@@ -756,3 +1016,51 @@ class Settings(_Strict):
     http: HttpSettings = HttpSettings()
     whip: WhipSettings = WhipSettings()
     alerts: AlertSettings = AlertSettings()
+    streams: dict[str, StreamOverrides] = Field(
+        default_factory=dict,
+        description="Per-stream settings over the sections above, by stream id (see `StreamOverrides`); streams "
+        "added through the HTTP API keep theirs in the stream registry, layered on top (`stream_settings`).",
+    )
+
+    @field_validator("streams")
+    @classmethod
+    def _stream_ids(cls, v: dict[str, StreamOverrides]) -> dict[str, StreamOverrides]:
+        from dinostream.core.records import check_stream_id
+
+        for stream in v:
+            check_stream_id(stream)
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_retention_per_stream(cls, data: Any) -> Any:
+        """`index.retention_per_stream` (the older spelling) and `streams.<id>.index.retention_days` are
+        one setting: given either way, both show it; given both ways, they must agree."""
+        if not isinstance(data, dict):
+            return data
+        index, streams = data.get("index"), data.get("streams")
+        listed = dict(_get(index, "retention_per_stream") or {})
+        per_stream = {}
+        for sid, o in (streams or {}).items() if isinstance(streams, Mapping) else ():
+            section = _get(o, "index")
+            if isinstance(section, Mapping) and "retention_days" in section:
+                per_stream[sid] = section["retention_days"]
+        if not listed and not per_stream:
+            return data
+        for sid in listed.keys() & per_stream.keys():
+            if not _same(listed[sid], per_stream[sid]):
+                raise ValueError(
+                    f"retention of stream {sid!r} is set twice: index.retention_per_stream says {listed[sid]}, "
+                    f"streams.{sid}.index.retention_days says {per_stream[sid]}"
+                )
+        merged = {**listed, **per_stream}
+        new_streams = dict(streams or {})
+        for sid, days in merged.items():
+            if sid not in per_stream:
+                o = new_streams.get(sid) or {}
+                o = o.model_dump() if isinstance(o, BaseModel) else dict(o)
+                o["index"] = {**(o.get("index") or {}), "retention_days": days}
+                new_streams[sid] = o
+        if isinstance(index, BaseModel):
+            index = index.model_dump()
+        return {**data, "index": {**(index or {}), "retention_per_stream": merged}, "streams": new_streams}
