@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from dinostream.core.kafka_io import Batch, TopicFollower
-from dinostream.core.settings import IngestSettings, KafkaSettings
+from dinostream.core.settings import IngestSettings, KafkaSettings, StreamUpdate
 from dinostream.ingest.stream_manager import StreamStatus
 from dinostream.ingest.stream_ownership import decode_config, encode_config
 from dinostream.ingest.stream_registry import DuplicateStreamError, RegistryError, StreamConfig, UnknownStreamError
@@ -148,6 +148,18 @@ class StreamDirectory:
         self._configs.pop(stream_id, None)
         log.info("stream %s removed from %s", stream_id, self.kafka.streams_topic)
         return config
+
+    async def update(self, stream_id: str, update: StreamUpdate) -> StreamConfig:
+        """Publish the stream's config with `update` applied (ValueError names a bad field). The
+        owner restarts the stream only when how it is ingested changed, not for analytics settings."""
+        config = self._configs.get(stream_id)
+        if config is None:
+            raise UnknownStreamError(f"no stream {stream_id!r}")
+        new = config.apply(update)
+        await self._produce(stream_id, encode_config(new))
+        self._configs[stream_id] = new
+        log.info("stream %s: %s settings changed on %s", stream_id, update.section, self.kafka.streams_topic)
+        return new
 
     def get(self, stream_id: str) -> StreamStatus | None:
         config = self._configs.get(stream_id)

@@ -12,7 +12,8 @@ the partitions move, and the streams with them. Nothing here coordinates anythin
 - On revocation it stops the streams of those partitions *before* the partitions are handed
   over, so no stream runs on two nodes at once in a clean hand-over (a node cut off from the
   broker keeps running until it notices: delivery is at-least-once, the sinks are idempotent).
-- Afterwards it follows the topic: add, remove, and a changed config (= remove + add).
+- Afterwards it follows the topic: add, remove, and a changed config (= remove + add; a change of
+  the stream's analytics settings only, which the workers apply, leaves it running).
 - Every `health_every_s` it publishes each of its streams' health to the stream-health topic
   (keyed by stream id), and a tombstone when it stops running one.
 
@@ -146,6 +147,9 @@ class OwnershipTable:
     def _set(self, sid: str, config: StreamConfig | None, partition: int) -> list[Action]:
         current = self.running.get(sid)
         if current == config:
+            return []
+        if current is not None and config is not None and current.runs_like(config):
+            self.running[sid] = config  # analytics settings changed: the source runs on untouched
             return []
         actions: list[Action] = []
         if current is not None:

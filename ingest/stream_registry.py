@@ -9,6 +9,10 @@ naming the file, never an empty registry: silently dropping streams is worse tha
     >>> reg.add(StreamConfig(url="rtsp://cam1.local/live"))      # id derived: "cam1.local-live"
     >>> [c.id for c in reg.list()]
     ['cam1.local-live']
+    >>> reg.update("cam1.local-live", StreamUpdate.analytics("anomaly", threshold=1.5))  # persisted too
+
+Each entry is a `StreamConfig` written flat (`{"id", "url", "sample_fps", ..., "analytics"}`),
+the format of version 1 files from before the per-stream analytics settings.
 """
 
 from __future__ import annotations
@@ -17,14 +21,33 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from dinostream.core.errors import DinostreamError
 from dinostream.core.records import RecordError, check_stream_id
-from dinostream.core.settings import IngestSettings, describe_validation_error
+from dinostream.core.settings import (
+    MAX_STREAM_IMAGE_SIZE,
+    IngestSettings,
+    StreamOverrides,
+    StreamUpdate,
+    describe_validation_error,
+    section_model,
+    validate_overrides,
+)
 from dinostream.ingest.av_source import stream_id_for
 
 REGISTRY_FILE = "streams.json"
@@ -47,13 +70,52 @@ class UnknownStreamError(RegistryError, KeyError):
         return str(self.args[0]) if self.args else "unknown stream"
 
 
-class StreamConfig(BaseModel):
-    """One stream: where it comes from and its per-stream overrides of the service defaults.
+# The per-stream settings' names in the HTTP API and the registry file (one flat object, as
+# before `StreamOverrides`) -> their section and field there.
+FLAT_NAMES: dict[str, tuple[str, str]] = {
+    "sample_fps": ("ingest", "sample_fps"),
+    "resolution": ("model", "image_size"),
+    "decode": ("ingest", "decode"),
+    "realtime": ("ingest", "realtime"),
+}
 
-    Fields left None take the service's settings (`IngestSettings`, `ModelSettings.image_size`).
+
+def _flat_schema(schema: dict[str, Any]) -> None:
+    """The JSON schema shows the flat names the API takes, each described by its section's model."""
+    props = schema.setdefault("properties", {})
+    props.pop("overrides", None)
+    for name, (section, field) in FLAT_NAMES.items():
+        owner = {
+            k: v
+            for k, v in section_model(section).model_json_schema()["properties"][field].items()
+            if k not in ("default", "title")  # the service's default applies, not the model's
+        }
+        props[name] = {"anyOf": [owner, {"type": "null"}], "default": None, "description": owner.get("description")}
+    props["resolution"]["description"] = (
+        f"Model resolution preset for this stream (224, 448, 512; a multiple of 16, at most {MAX_STREAM_IMAGE_SIZE})."
+    )
+    props["analytics"] = {
+        "type": "object",
+        "additionalProperties": {"type": "object"},
+        "description": "Per-processor analytics settings of this stream: {processor: {field: value}}.",
+    }
+
+
+def _always(name: str) -> Callable[[str], str]:
+    return lambda _field: name
+
+
+class StreamConfig(BaseModel):
+    """One stream: where it comes from and its own settings (a `StreamOverrides`) over the service's.
+
+    Written and read as one flat object, as the API and the registry file always had it:
+    `{"id", "url", "sample_fps", "resolution", "decode", "realtime", "analytics"}`; a name left out
+    (or null) takes the service's setting (`IngestSettings`, `ModelSettings.image_size`, the
+    processors' settings). `resolution` is `model.image_size`; `analytics` is changed at run time
+    with `PATCH /api/v1/streams/{id}/analytics/{processor}`.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_flat_schema)
 
     id: str = Field(  # type: ignore[assignment]
         None,  # filled from the URL before validation; stays None only when the URL is missing (an error anyway)
@@ -62,22 +124,40 @@ class StreamConfig(BaseModel):
     url: str = Field(
         min_length=1, max_length=MAX_URL_LENGTH, description="Video file path, file://, rtsp(s):// or http(s):// URL."
     )
-    sample_fps: float | None = Field(
-        None, gt=0, le=120, description="Frames sampled per second (overrides the default)."
+    overrides: StreamOverrides = Field(
+        default_factory=StreamOverrides, description="This stream's settings (the flat names are views of it)."
     )
-    resolution: int | None = Field(
-        None, ge=16, le=1024, description="Model resolution preset for this stream (224, 448, 512; a multiple of 16)."
-    )
-    decode: Literal["auto", "all", "keyframes"] | None = Field(
-        None, description="Which frames are decoded: all, keyframes only, or auto."
-    )
-    realtime: bool | None = Field(None, description="Play a file at its native rate instead of as fast as possible.")
 
     @model_validator(mode="before")
     @classmethod
-    def _derive_id(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("id") is None and isinstance(data.get("url"), str) and data["url"]:
-            data = {**data, "id": stream_id_for(data["url"])}
+    def _from_flat(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if data.get("id") is None and isinstance(data.get("url"), str) and data["url"]:
+            data["id"] = stream_id_for(data["url"])
+        flat = {name: data.pop(name) for name in FLAT_NAMES if name in data}
+        analytics = data.pop("analytics", None)
+        if not any(v is not None for v in flat.values()) and analytics is None:
+            return data
+        given = data.get("overrides")
+        sections = given.model_dump() if isinstance(given, StreamOverrides) else dict(given or {})
+        problems = []
+        for name, value in flat.items():
+            if value is None:  # null: the service's setting
+                continue
+            section, field = FLAT_NAMES[name]
+            try:  # checked under its own name, so the message names what the caller wrote
+                checked = validate_overrides(section, {field: value}, name=_always(name))
+            except ValueError as e:
+                problems.append(str(e))
+                continue
+            sections[section] = {**(sections.get(section) or {}), **checked}
+        if problems:
+            raise ValueError("; ".join(problems))
+        if analytics is not None:
+            sections["analytics"] = analytics
+        data["overrides"] = sections
         return data
 
     @field_validator("id")
@@ -97,23 +177,66 @@ class StreamConfig(BaseModel):
             raise ValueError("url must not contain line breaks or NUL characters")
         return v
 
-    @field_validator("resolution")
+    @field_validator("overrides")
     @classmethod
-    def _multiple_of_16(cls, v: int | None) -> int | None:
-        if v is not None and v % 16:
-            raise ValueError(f"resolution must be a multiple of 16 (DINOv3 patch size), got {v}")
+    def _kept_with_the_stream(cls, v: StreamOverrides) -> StreamOverrides:
+        if v.index:  # the index sink reads retention from the settings, not from the registry
+            raise ValueError(
+                "retention per stream is a setting of the service: streams.<id>.index.retention_days (or "
+                "index.retention_per_stream) in the settings file"
+            )
         return v
+
+    @model_serializer(mode="wrap")
+    def _flat(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        sections = out.pop("overrides", None) or {}
+        for name, (section, field) in FLAT_NAMES.items():
+            value = (sections.get(section) or {}).get(field)
+            if value is not None or not info.exclude_none:
+                out[name] = value
+        if sections.get("analytics"):
+            out["analytics"] = sections["analytics"]
+        return out
+
+    # -- views of `overrides` under the flat names --------------------------------------------
+
+    @property
+    def sample_fps(self) -> float | None:
+        return self.overrides.ingest.get("sample_fps")
+
+    @property
+    def resolution(self) -> int | None:
+        return self.overrides.model.get("image_size")
+
+    @property
+    def decode(self) -> str | None:
+        return self.overrides.ingest.get("decode")
+
+    @property
+    def realtime(self) -> bool | None:
+        return self.overrides.ingest.get("realtime")
+
+    @property
+    def analytics(self) -> dict[str, dict[str, Any]]:
+        return self.overrides.analytics
 
     def ingest_settings(self, base: IngestSettings) -> IngestSettings:
         """`base` with this stream's overrides applied (validated again, so bad combinations fail)."""
-        overrides = {
-            k: v
-            for k, v in (("sample_fps", self.sample_fps), ("decode", self.decode), ("realtime", self.realtime))
-            if v is not None and k in IngestSettings.model_fields
-        }
-        if not overrides:
-            return base
-        return IngestSettings.model_validate({**base.model_dump(), **overrides})
+        return self.overrides.section_over("ingest", base)
+
+    def apply(self, update: StreamUpdate) -> StreamConfig:
+        """This stream with `update` applied to its settings, validated; ValueError names a bad field."""
+        try:
+            return StreamConfig(id=self.id, url=self.url, overrides=self.overrides.apply(update))
+        except ValidationError as e:
+            raise ValueError(describe_validation_error(e)) from None
+
+    def runs_like(self, other: StreamConfig) -> bool:
+        """Whether a stream running with `other` runs as with this config: the same source, ingest
+        and model settings (analytics settings do not touch the source)."""
+        mine, theirs = self.overrides, other.overrides
+        return (self.id, self.url, mine.ingest, mine.model) == (other.id, other.url, theirs.ingest, theirs.model)
 
 
 class StreamRegistry:
@@ -199,6 +322,18 @@ class StreamRegistry:
         streams = {k: v for k, v in self._streams.items() if k != stream_id}
         self._write(streams)
         return self._streams.pop(stream_id)
+
+    def update(self, stream_id: str, update: StreamUpdate) -> StreamConfig:
+        """Apply `update` to the stream's settings and persist; return the new config. Raises
+        UnknownStreamError if absent, ValueError (naming the field) for an invalid change."""
+        config = self._streams.get(stream_id)
+        if config is None:
+            raise UnknownStreamError(f"no stream {stream_id!r} in the registry")
+        new = config.apply(update)
+        streams = {**self._streams, stream_id: new}  # same place in the order
+        self._write(streams)
+        self._streams = streams
+        return new
 
     def get(self, stream_id: str) -> StreamConfig | None:
         return self._streams.get(stream_id)

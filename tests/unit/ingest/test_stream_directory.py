@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from dinostream.core.embedded_broker import EmbeddedBroker
 from dinostream.core.kafka_io import ensure_topics, make_producer
-from dinostream.core.settings import IngestSettings, KafkaSettings
+from dinostream.core.settings import IngestSettings, KafkaSettings, StreamUpdate
 from dinostream.dashboard.http_common import ApiError, _http_error
 from dinostream.dashboard.streams_api import streams_router
 from dinostream.ingest.stream_directory import StreamDirectory
@@ -128,3 +128,19 @@ async def test_the_streams_api_runs_on_the_directory(broker: EmbeddedBroker, kaf
             assert (await http.delete("/api/v1/streams/cam")).json()["removed"] is True
             r = await http.get("/api/v1/streams/cam")
             assert r.status_code == 404 and r.json()["error"]["code"] == "stream_not_found"
+
+
+async def test_a_stream_s_analytics_settings_are_kept_on_the_topic(
+    broker: EmbeddedBroker, kafka: KafkaSettings, media: Path
+) -> None:
+    async with directory(broker, kafka, media) as first:
+        await first.add(StreamConfig(url=str(media / "a.mp4"), sample_fps=4))
+        got = await first.update("a", StreamUpdate.analytics("anomaly", threshold=1.5))
+        assert got.analytics == {"anomaly": {"threshold": 1.5}} and got.sample_fps == 4.0
+        with pytest.raises(ValueError, match=r"analytics\.anomaly\.threshold"):
+            await first.update("a", StreamUpdate.analytics("anomaly", threshold=0))
+        with pytest.raises(UnknownStreamError):
+            await first.update("ghost", StreamUpdate.analytics("anomaly", threshold=2))
+        async with directory(broker, kafka, media) as restarted:  # a gateway started later reads them back
+            config = restarted.get("a").config  # type: ignore[union-attr]
+            assert config.analytics == {"anomaly": {"threshold": 1.5}} and config.sample_fps == 4.0

@@ -68,3 +68,21 @@ def test_configs_round_trip_and_bad_messages_name_the_problem() -> None:
         decode_config(b"cam-1", b'{"url": ""}')
     with pytest.raises(ValueError, match="without a key"):
         decode_config(None, encode_config(c))
+
+
+def test_a_change_of_analytics_settings_only_does_not_restart_the_stream() -> None:
+    table = OwnershipTable()
+    table.assigned({0: 0})
+    assert table.message(0, 0, "a", cfg("a", sample_fps=2)) == [Start(cfg("a", sample_fps=2))]
+    tuned = cfg("a", sample_fps=2, analytics={"anomaly": {"threshold": 1.5}})
+    assert table.message(0, 1, "a", tuned) == [], "the workers apply it; the source runs on"
+    assert table.running["a"] == tuned
+    faster = cfg("a", sample_fps=4, analytics={"anomaly": {"threshold": 1.5}})
+    assert table.message(0, 2, "a", faster) == [Stop("a"), Start(faster)]
+
+
+def test_analytics_settings_round_trip_through_the_topic() -> None:
+    c = cfg("cam-1", analytics={"scene_change": {"min_shot_s": 2.5}})
+    assert decode_config(b"cam-1", encode_config(c)) == ("cam-1", c)
+    with pytest.raises(ValueError, match=r"analytics\.scene_change\.min_shot_s"):
+        decode_config(b"cam-1", b'{"url": "a.mp4", "id": "cam-1", "analytics": {"scene_change": {"min_shot_s": -1}}}')

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from dinostream.core.settings import IngestSettings
+from dinostream.core.settings import IngestSettings, StreamUpdate
 from dinostream.ingest.stream_registry import (
     DuplicateStreamError,
     RegistryError,
@@ -124,3 +124,66 @@ def test_overrides_apply_on_top_of_the_service_settings() -> None:
     assert same.ingest_settings(base) is base
     got = StreamConfig(url="a.mp4", sample_fps=10, realtime=True, decode="all").ingest_settings(base)
     assert (got.sample_fps, got.realtime, got.queue_size, got.decode) == (10, True, 7, "all")
+
+
+def test_a_registry_file_of_today_s_format_loads_and_keeps_its_shape(path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    entry = {
+        "id": "cam",
+        "url": "rtsp://cam1.local/live",
+        "sample_fps": 5.0,
+        "resolution": 448,
+        "decode": "keyframes",
+        "realtime": True,
+    }
+    path.write_text(json.dumps({"version": 1, "streams": [entry, {"id": "clip", "url": "/media/a.mp4"}]}, indent=2))
+
+    reg = StreamRegistry(path)
+    cam = reg.get("cam")
+    assert cam is not None
+    assert (cam.sample_fps, cam.resolution, cam.decode, cam.realtime) == (5.0, 448, "keyframes", True)
+    assert cam.overrides.ingest == {"sample_fps": 5.0, "decode": "keyframes", "realtime": True}
+    assert cam.overrides.model == {"image_size": 448} and cam.analytics == {}
+
+    reg.update("clip", StreamUpdate.analytics("scene_change", min_shot_s=2.5))
+    saved = json.loads(path.read_text())
+    assert saved["version"] == 1
+    assert saved["streams"] == [
+        entry,
+        {"id": "clip", "url": "/media/a.mp4", "analytics": {"scene_change": {"min_shot_s": 2.5}}},
+    ]
+
+
+def test_a_stream_s_analytics_settings_survive_a_restart(path: Path) -> None:
+    reg = StreamRegistry(path)
+    reg.add(StreamConfig(id="cam", url="rtsp://a.example/live", sample_fps=3))
+    reg.add(StreamConfig(id="other", url="rtsp://b.example/live"))
+    got = reg.update("cam", StreamUpdate.analytics("anomaly", threshold=1.5))
+    assert got.analytics == {"anomaly": {"threshold": 1.5}} and got.sample_fps == 3.0
+    reg.update("cam", StreamUpdate.analytics("anomaly", {"cooldown_s": 1}))
+
+    again = StreamRegistry(path)
+    assert [c.id for c in again.list()] == ["cam", "other"], "an update keeps the stream's place"
+    cam = again.get("cam")
+    assert cam is not None and cam.analytics == {"anomaly": {"threshold": 1.5, "cooldown_s": 1.0}}
+    assert cam.sample_fps == 3.0
+
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=r"analytics\.anomaly\.threshold: Input should be greater than 0"):
+        again.update("cam", StreamUpdate.analytics("anomaly", threshold=-1))
+    with pytest.raises(UnknownStreamError, match="no stream 'ghost'"):
+        again.update("ghost", StreamUpdate.analytics("anomaly", threshold=2))
+    assert path.read_bytes() == before, "a refused change writes nothing"
+
+
+def test_analytics_settings_are_checked_by_the_processor_s_model_when_added() -> None:
+    with pytest.raises(ValidationError, match=r"analytics\.scene_change\.min_shot_s"):
+        StreamConfig.model_validate({"url": "a.mp4", "analytics": {"scene_change": {"min_shot_s": -1}}})
+    with pytest.raises(ValidationError, match="retention per stream is a setting of the service"):
+        StreamConfig.model_validate({"url": "a.mp4", "overrides": {"index": {"retention_days": 3}}})
+
+
+def test_analytics_changes_leave_the_source_as_it_runs() -> None:
+    cam = StreamConfig(id="cam", url="rtsp://a.example/live", sample_fps=2)
+    assert cam.runs_like(cam.apply(StreamUpdate.analytics("phase", window=4)))
+    assert not cam.runs_like(cam.apply(StreamUpdate(section="ingest", changes={"sample_fps": 4})))
