@@ -28,7 +28,6 @@ Pure: no I/O. numpy only; per frame one (patches x bank) matrix product, bounded
 
 from __future__ import annotations
 
-import base64
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ import numpy as np
 from scipy import ndimage
 
 from dinostream.analytics.processor import Processor
+from dinostream.analytics.state_codec import decode_array, encode_array
 from dinostream.core.records import Box, Event, FrameEmbedding, Heatmap, event_id
 from dinostream.core.settings import AnomalySettings
 
@@ -144,19 +144,6 @@ def _box_mean(x: np.ndarray, n: int) -> np.ndarray:
     return (s / count[..., None]).astype(np.float32)
 
 
-# --- compact, exact state -----------------------------------------------------------------------
-
-
-def _pack(a: np.ndarray) -> dict[str, Any]:
-    a = np.ascontiguousarray(a)
-    return {"dtype": a.dtype.str, "shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode()}
-
-
-def _unpack(d: dict[str, Any]) -> np.ndarray:
-    raw = base64.b64decode(d["b64"], validate=True)
-    return np.frombuffer(raw, dtype=np.dtype(d["dtype"])).reshape(d["shape"]).copy()
-
-
 class _Bank:
     """Unit vectors stored as int8 with a per-row scale (a quarter of fp32, saved exactly in
     snapshots); `vectors` is the dequantised, renormalised float32 matrix that is searched."""
@@ -175,11 +162,11 @@ class _Bank:
         return int(self.q.shape[0])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"q": _pack(self.q), "scale": _pack(self.scale)}
+        return {"q": encode_array(self.q), "scale": encode_array(self.scale)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> _Bank:
-        return cls(_unpack(d["q"]), _unpack(d["scale"]))
+        return cls(decode_array(d["q"]), decode_array(d["scale"]))
 
 
 # --- per-stream state -------------------------------------------------------------------------
@@ -438,10 +425,10 @@ class AnomalyDetector(Processor[AnomalySettings]):
                 "held": w.held,
                 "per_frame": w.per_frame,
                 "seen": w.seen,
-                "fit": _pack(np.concatenate(w.fit) if w.fit else np.zeros((0, dim), np.float16)),
-                "fit_globals": [_pack(g) for g in w.fit_globals],
-                "held_patches": [_pack(p) for p in w.held_patches],
-                "held_globals": [_pack(g) for g in w.held_globals],
+                "fit": encode_array(np.concatenate(w.fit) if w.fit else np.zeros((0, dim), np.float16)),
+                "fit_globals": [encode_array(g) for g in w.fit_globals],
+                "held_patches": [encode_array(p) for p in w.held_patches],
+                "held_globals": [encode_array(g) for g in w.held_globals],
                 "held_seqs": w.held_seqs,
             }
         if st.model is not None:
@@ -455,9 +442,9 @@ class AnomalyDetector(Processor[AnomalySettings]):
         if st.reservoir is not None:
             r = st.reservoir
             out["reservoir"] = {
-                "patches": _pack(r.patches),
+                "patches": encode_array(r.patches),
                 "patch_seq": r.patch_seq.tolist(),
-                "globals": _pack(r.globals),
+                "globals": encode_array(r.globals),
                 "global_seq": r.global_seq.tolist(),
                 "eligible": r.eligible,
                 "since_merge": r.since_merge,
@@ -489,16 +476,16 @@ class AnomalyDetector(Processor[AnomalySettings]):
         st = _Stream(cooldown_until=state["cooldown_until"])
         if "warmup" in state:
             w = state["warmup"]
-            fit = _unpack(w["fit"])
+            fit = decode_array(w["fit"])
             st.warmup = _Warmup(
                 target=int(w["target"]),
                 held=[int(i) for i in w["held"]],
                 per_frame=int(w["per_frame"]),
                 seen=int(w["seen"]),
                 fit=[fit] if len(fit) else [],
-                fit_globals=[_unpack(g) for g in w["fit_globals"]],
-                held_patches=[_unpack(p) for p in w["held_patches"]],
-                held_globals=[_unpack(g) for g in w["held_globals"]],
+                fit_globals=[decode_array(g) for g in w["fit_globals"]],
+                held_patches=[decode_array(p) for p in w["held_patches"]],
+                held_globals=[decode_array(g) for g in w["held_globals"]],
                 held_seqs=[int(q) for q in w["held_seqs"]],
             )
         if "model" in state:
@@ -512,9 +499,9 @@ class AnomalyDetector(Processor[AnomalySettings]):
         if "reservoir" in state:
             r = state["reservoir"]
             st.reservoir = _Reservoir(
-                patches=_unpack(r["patches"]),
+                patches=decode_array(r["patches"]),
                 patch_seq=np.asarray(r["patch_seq"], dtype=np.int64),
-                globals=_unpack(r["globals"]),
+                globals=decode_array(r["globals"]),
                 global_seq=np.asarray(r["global_seq"], dtype=np.int64),
                 eligible=int(r["eligible"]),
                 since_merge=int(r["since_merge"]),

@@ -33,8 +33,9 @@ from typing import Any
 import numpy as np
 
 from dinostream.analytics.processor import Processor
-from dinostream.analytics.regions import decode_array, encode_array, unit_rows
+from dinostream.analytics.regions import unit_rows
 from dinostream.analytics.scene_change import global_vector
+from dinostream.analytics.state_codec import decode_array, encode_array
 from dinostream.core.records import Event, FrameEmbedding, event_id
 from dinostream.core.settings import PhaseSettings
 
@@ -291,7 +292,9 @@ class PhaseSegmenter(Processor[PhaseSettings]):
         if st is None:
             return {}
         return {
-            "frames": [{"vector": encode_array(f.vector), "seq": f.seq, "pts": f.pts, "ts": f.ts} for f in st.frames],
+            "frames": [
+                {"vector": encode_array(f.vector, "<f4"), "seq": f.seq, "pts": f.pts, "ts": f.ts} for f in st.frames
+            ],
             "phase": None if st.phase is None else st.phase.to_state(),
             "pending": None if st.pending is None else st.pending.to_state(),
             "scores": list(st.scores),

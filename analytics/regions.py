@@ -15,7 +15,6 @@ after removing part of what every patch of the frame shares: see `centred_patche
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from dinostream.analytics.state_codec import decode_array, encode_array
 from dinostream.core.records import Box
 from dinostream.core.settings import ReidSettings
 
@@ -226,18 +226,6 @@ def extract_regions(
     return out
 
 
-def encode_array(a: np.ndarray, dtype: str = "f4") -> dict[str, Any]:
-    """A float array as JSON: its little-endian bytes ("f4" or "f2") in base64 and its shape, about
-    a fifth of the size of a JSON list of floats, and exact for an array already of that type."""
-    f = np.ascontiguousarray(a, dtype=f"<{dtype}")
-    return {"shape": list(f.shape), "dtype": dtype, "b64": base64.b64encode(f.tobytes()).decode("ascii")}
-
-
-def decode_array(d: dict[str, Any]) -> np.ndarray:
-    raw = np.frombuffer(base64.b64decode(d["b64"]), dtype=f"<{d['dtype']}")
-    return raw.reshape(d["shape"]).astype(np.float32)
-
-
 @dataclass
 class BackgroundModel:
     """Per-stream background: the running mean of unit patch vectors per grid cell.
@@ -296,7 +284,7 @@ class BackgroundModel:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "mean": None if self.mean is None else encode_array(self.mean, "f2"),
+            "mean": None if self.mean is None else encode_array(self.mean, "<f2"),
             "frames": self.frames,
             "resets": self.resets,
         }
@@ -305,7 +293,7 @@ class BackgroundModel:
     def from_state(cls, state: dict[str, Any]) -> BackgroundModel:
         mean = state.get("mean")
         return cls(
-            mean=None if mean is None else decode_array(mean).astype(np.float16),
+            mean=None if mean is None else decode_array(mean).astype(np.float16, copy=False),
             frames=int(state.get("frames", 0)),
             resets=int(state.get("resets", 0)),
         )

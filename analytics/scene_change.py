@@ -45,10 +45,9 @@ from the old picture to the new one (for a cut: the first new frame); `t_start`,
 
 from __future__ import annotations
 
-import base64
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
@@ -57,6 +56,7 @@ import numpy as np
 
 from dinostream.analytics.frame_motion import MotionFrame, align, motion_image, prepare
 from dinostream.analytics.processor import Processor
+from dinostream.analytics.state_codec import decode_array, decode_rows, encode_array
 from dinostream.core.records import Event, FrameEmbedding, event_id
 from dinostream.core.settings import SceneChangeSettings
 
@@ -81,7 +81,7 @@ _SHIFT_GAIN = 0.05  # ... when it explains the frame this much better than no sh
 _UNRELATED, _STILL, _MOVED = 0, 1, 2  # how a frame's pixels relate to the previous frame's
 _RESTLESS_SPREAD = 1.5  # a new picture holds if its frames stay within this many of its own steps of it
 _RESTLESS_CHANGE = 2.0  # ... and the change is at least this many times that (chord lengths)
-_STATE_VERSION = 4
+_STATE_VERSION = 5  # 5: arrays saved by state_codec (self-describing); 2-4: bare base64 strings
 
 
 def global_vector(record: FrameEmbedding) -> np.ndarray:
@@ -594,7 +594,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
     # --- state --------------------------------------------------------------------------------
 
     def snapshot(self, stream: str) -> dict[str, Any]:
-        """The stream's state as JSON-ready values; vectors are base64 of their exact bytes (about
+        """The stream's state as JSON-ready values; vectors are saved exactly (`state_codec`; about
         (gradual_s x fps + 8) x 3 KB of frames for ViT-S plus two 25 KB patch grids: 210 KB at
         10 fps)."""
         st = self._streams.get(stream)
@@ -604,28 +604,28 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         return {
             "version": _STATE_VERSION,
             "buf": _frame_rows(st.buf),
-            "buf_g": _pack([f.g for f in st.buf], np.float32),
+            "buf_g": _rows([f.g for f in st.buf], "<f4"),
             "past": _frame_rows(st.past),
-            "past_g": _pack([f.g for f in st.past], np.float32),
+            "past_g": _rows([f.g for f in st.past], "<f4"),
             "near": list(st.near),
             "far": list(st.far),
             "shot_near": st.shot_near,
             "shot_far": st.shot_far,
             "shot_start": st.shot_start,
             "floor_seq": st.floor_seq,
-            "keys": [[seq, list(p.shape), _pack([p], np.float16)] for seq, p in st.keys],
+            "keys": [[seq, encode_array(p, "<f2")] for seq, p in st.keys],
             "since_key": st.since_key,
             "model": st.model,
-            "pixels": None if st.pixels is None else [list(st.pixels.image.shape), _pack([st.pixels.image], np.uint8)],
+            "pixels": None if st.pixels is None else encode_array(st.pixels.image, "|u1"),
             "cand": None
             if c is None
             else {
                 "anchor": [c.anchor.seq, c.anchor.pts, c.anchor.ts, c.anchor.d1, c.anchor.div],
-                "anchor_g": _pack([c.anchor.g], np.float32),
+                "anchor_g": _rows([c.anchor.g], "<f4"),
                 "keys": c.keys,
                 "steps": [[x.seq, x.pts, x.ts, x.chord, x.d1, x.div, x.motion] for x in c.steps],
                 "checked": c.checked,
-                "old": [len(c.old), _pack(c.old, np.float32)],
+                "old": _rows(c.old, "<f4"),
             },
         }
 
@@ -634,7 +634,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             self._streams.pop(stream, None)
             return
         window = self.settings_for(stream).window
-        if state.get("version") not in (2, 3, _STATE_VERSION):  # the one-frame state of the first release
+        if state.get("version") not in (2, 3, 4, _STATE_VERSION):  # the one-frame state of the first release
             buf: deque[_Frame] = deque()
             if state.get("prev") is not None:
                 g = np.asarray(state["prev"], np.float32)
@@ -644,20 +644,21 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
                 buf=buf, near=near, far=deque(maxlen=window), shot_near=len(near), shot_start=state.get("shot_start")
             )
             return
+        # Arrays are dicts since version 5; before, bare strings with their shape or count beside them.
         cand = None
         if state["cand"] is not None:
             cs = state["cand"]
             q, p, t, d, v = cs["anchor"]
+            old = cs["old"]
             cand = _Candidate(
-                anchor=_Frame(
-                    int(q), float(p), float(t), _unpack(cs["anchor_g"], np.float32, 1)[0], float(d), float(v)
-                ),
+                anchor=_Frame(int(q), float(p), float(t), _read_rows(cs["anchor_g"], 1)[0], float(d), float(v)),
                 keys=[int(k) for k in cs["keys"]],
                 steps=[_Step(int(x[0]), *map(float, x[1:6]), *map(int, x[6:])) for x in cs["steps"]],
                 checked=int(cs["checked"]),
-                old=_unpack(cs["old"][1], np.float32, int(cs["old"][0])),
+                old=list(_read_rows(old) if isinstance(old, dict) else _read_rows(old[1], int(old[0]))),
             )
-        pixels = state.get("pixels")  # [shape, data]; version 2 had none
+        pixels = state.get("pixels")  # version 2 had none
+        image = None if pixels is None else _read_grid([pixels] if isinstance(pixels, dict) else pixels, np.uint8)
         self._streams[stream] = _StreamState(
             buf=deque(_frames_from(state["buf"], state["buf_g"])),
             past=deque(_frames_from(state.get("past", []), state.get("past_g", "")), maxlen=_OLD_FRAMES + 1),
@@ -667,42 +668,44 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             shot_far=int(state["shot_far"]),
             shot_start=state["shot_start"],
             floor_seq=int(state["floor_seq"]),
-            keys=[(int(seq), _unpack_as(data, shape, np.float16)) for seq, shape, data in state["keys"]],
+            keys=[(int(k[0]), _read_grid(k[1:], np.float16)) for k in state["keys"]],
             since_key=int(state["since_key"]),
             cand=cand,
             model=str(state["model"]),
-            pixels=None if pixels is None else prepare(_unpack_as(pixels[1], pixels[0], np.uint8)),
+            pixels=None if image is None else prepare(image.astype(np.float32)),
         )
 
 
 def _frame_rows(frames: Iterable[_Frame]) -> list[list[Any]]:
-    """Frames as JSON rows; their global vectors are stored apart, packed (`_pack`)."""
+    """Frames as JSON rows; their global vectors are saved apart, as one array (`_rows`)."""
     return [[f.seq, f.pts, f.ts, f.d1, f.div, f.motion, f.hidden] for f in frames]
 
 
-def _frames_from(rows: list[list[Any]], data: str) -> list[_Frame]:
-    """`_frame_rows` back, with the packed vectors. Version 2 rows have no motion (_UNRELATED),
+def _frames_from(rows: list[list[Any]], data: dict[str, Any] | str) -> list[_Frame]:
+    """`_frame_rows` back, with the saved vectors. Version 2 rows have no motion (_UNRELATED),
     version 3 rows no hidden flag."""
-    gs = _unpack(data, np.float32, len(rows))
+    gs = _read_rows(data, len(rows))
     return [
         _Frame(int(x[0]), float(x[1]), float(x[2]), g, float(x[3]), float(x[4]), *map(int, x[5:6]), *map(bool, x[6:]))
         for x, g in zip(rows, gs, strict=True)
     ]
 
 
-def _pack(arrays: list[np.ndarray], dtype: type) -> str:
-    """Arrays of one length as base64 of their little-endian bytes: compact and exact in JSON."""
-    if not arrays:
-        return ""
-    return base64.b64encode(np.stack(arrays).astype(np.dtype(dtype).newbyteorder("<")).tobytes()).decode()
+def _rows(arrays: Sequence[np.ndarray], dtype: str) -> dict[str, Any]:
+    """Vectors of one length as one saved (n, D) array."""
+    return encode_array(np.stack(arrays) if len(arrays) else np.zeros((0, 0)), dtype)
 
 
-def _unpack_as(data: str, shape: list[int], dtype: type) -> np.ndarray:
-    return _unpack(data, dtype, 1)[0].reshape(shape)
+def _read_rows(value: dict[str, Any] | str, n: int = 0, dtype: type = np.float32) -> np.ndarray:
+    """`_rows` back as an (n, D) float32 array; a bare string is `n` rows of `dtype` (versions 2 to 4)."""
+    if isinstance(value, str):
+        return decode_rows(value, dtype, n)
+    return decode_array(value).astype(np.float32)
 
 
-def _unpack(data: str, dtype: type, n: int) -> list[np.ndarray]:
-    if n == 0:
-        return []
-    raw = np.frombuffer(base64.b64decode(data), dtype=np.dtype(dtype).newbyteorder("<")).astype(np.float32)
-    return list(raw.reshape(n, -1))
+def _read_grid(saved: list[Any], dtype: type) -> np.ndarray:
+    """A patch grid or an image back as float32: [array] (version 5) or [shape, bare string of `dtype`]."""
+    if len(saved) == 1:
+        return decode_array(saved[0]).astype(np.float32)
+    shape, data = saved
+    return decode_rows(data, dtype, 1).reshape(shape)

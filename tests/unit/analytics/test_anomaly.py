@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -388,6 +389,20 @@ def test_snapshot_restore_mid_stream_gives_identical_events(cut: int) -> None:
     assert len(full) > 4
     assert got == full
     assert resumed.snapshot("cam") == whole.snapshot("cam")  # banks, reservoir, calibration: all of it
+
+
+def test_restores_state_saved_by_the_release_before_the_shared_codec() -> None:
+    # Saved by the release at ac29143 from these very records, with an event open at the cut.
+    fixture = json.loads((Path(__file__).parent / "states" / "anomaly_v1.json").read_text())
+    settings = {**AGGRESSIVE_ADAPTATION, "adapt_interval": 13}
+    records = Scene(seed=16).sequence(160, {range(40, 48): TOP_RIGHT, range(120, 126): BOTTOM_LEFT})
+    whole = detector(**settings)
+    run(whole, records[: fixture["cut"]])
+    resumed = detector(**settings)
+    resumed.restore("cam", fixture["state"])
+    assert resumed.snapshot("cam") == whole.snapshot("cam")
+    rest = run(resumed, records[fixture["cut"] :])
+    assert rest == run(whole, records[fixture["cut"] :]) and rest[0].status in ("update", "closed")
 
 
 def test_snapshot_is_compact_enough_for_a_kafka_message() -> None:

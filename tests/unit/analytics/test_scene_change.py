@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -553,6 +554,28 @@ def test_restores_first_release_state() -> None:
     det = SceneChangeDetector(SceneChangeSettings())
     det.restore("cam", old)
     assert _run(det, recs[2:]) == [3.0]
+
+
+@pytest.mark.parametrize("saved", ["plain", "cand"], ids=["between-changes", "candidate-open"])
+def test_restores_version_4_state_saved_by_that_release(saved: str) -> None:
+    # Saved by the release at ac29143 (arrays as bare base64 strings) from these very records,
+    # after the first `cut` of them; "cand" has a change waiting for its look-ahead.
+    fixture = json.loads((Path(__file__).parent / "states" / "scene_change_v4.json").read_text())[saved]
+    s = _Script(5.0)
+    _cut_in_pixels(s)
+    recs = s.records()
+    cut, state = fixture["cut"], fixture["state"]
+    assert state["version"] == 4 and isinstance(state["buf_g"], str) and state["pixels"] is not None
+    whole = SceneChangeDetector(SceneChangeSettings())
+    for r in recs[:cut]:
+        whole.process(r)
+    now = json.loads(json.dumps(whole.snapshot("cam")))
+    det = SceneChangeDetector(SceneChangeSettings())
+    det.restore("cam", state)
+    assert json.loads(json.dumps(det.snapshot("cam"))) == now  # every vector, grid and image as it was
+    events = _events(det, recs[cut:])
+    assert _dump(events) == _dump(_events(whole, recs[cut:]))
+    assert [round(e.t, 1) for e in events] == [4.0]
 
 
 @pytest.mark.parametrize("version", [2, 3])
