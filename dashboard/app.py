@@ -149,7 +149,7 @@ def create_app(
     app.include_router(search)  # /api/v1/search, /api/v1/streams/{id}/summary, /api/v1/images/*
 
     if manager is not None:
-        app.include_router(streams_router(manager, hub))
+        app.include_router(streams_router(manager, hub, analytics.publish if analytics is not None else None))
     # GET /metrics; more families: app.state.metrics.add(callable returning metric families)
     families = [*metrics, *([stream_families(manager.healths)] if manager is not None else [])]
     metrics_api, app.state.metrics = metrics_router(families)

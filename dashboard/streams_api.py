@@ -12,12 +12,14 @@ Errors use the app's one JSON shape (raised as `dinostream.dashboard.app.ApiErro
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from fastapi import APIRouter
 
 from dinostream.core.errors import DinostreamError
 from dinostream.core.records import RecordError, check_stream_id
+from dinostream.core.settings import StreamUpdate
 from dinostream.dashboard.http_common import ApiError
 from dinostream.dashboard.live_hub import LiveHub
 from dinostream.ingest.stream_manager import StreamStatus
@@ -36,6 +38,11 @@ class StreamCatalog(Protocol):
 
     async def remove(self, stream_id: str) -> StreamConfig: ...
 
+    async def update(self, stream_id: str, update: StreamUpdate) -> StreamConfig:
+        """Apply a typed change to the stream's settings and keep it with the stream (persisted
+        when the stream is). Raises UnknownStreamError, or ValueError naming a bad field."""
+        ...
+
     def get(self, stream_id: str) -> StreamStatus | None: ...
 
     def list(self) -> list[StreamStatus]: ...
@@ -43,9 +50,15 @@ class StreamCatalog(Protocol):
     def healths(self) -> dict[str, dict[str, Any]]: ...
 
 
-def streams_router(manager: StreamCatalog, hub: LiveHub | None = None) -> APIRouter:
+def streams_router(
+    manager: StreamCatalog,
+    hub: LiveHub | None = None,
+    on_added: Callable[[str], Awaitable[Any]] | None = None,
+) -> APIRouter:
     """The stream endpoints. With `hub`, each stream also carries what the dashboard shows live
-    (latest frame, thumbnail URL, last event: the fields of the hub-only `GET /api/v1/streams`)."""
+    (latest frame, thumbnail URL, last event: the fields of the hub-only `GET /api/v1/streams`).
+    `on_added(stream_id)` runs after a stream with analytics settings is added (the gateway's
+    `AnalyticsControl.publish` sends them to the workers)."""
     router = APIRouter(prefix=PREFIX, tags=["streams"])
 
     def render(status: StreamStatus) -> dict[str, Any]:
@@ -76,6 +89,8 @@ def streams_router(manager: StreamCatalog, hub: LiveHub | None = None) -> APIRou
             raise ApiError(500, "registry_error", str(e)) from None
         except DinostreamError as e:  # a resolution the model cannot use, a source error
             raise ApiError(422, "invalid_stream_config", str(e)) from None
+        if on_added is not None and config.analytics:
+            await on_added(config.id)
         return render(status)
 
     @router.get("")

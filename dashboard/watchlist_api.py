@@ -97,10 +97,15 @@ def watchlist_router(
     publish: Publish,
     recent: RecentFrames,
     embed_record: EmbedRecord | None,
-    reid: ReidSettings,
+    reid: ReidSettings | Callable[[str], ReidSettings],
     max_upload_bytes: int,
 ) -> APIRouter:
+    """`reid`: the re-identification settings, or the settings of a stream (`AnalyticsControl.reid`),
+    read at each request: a click on a stream's frame segments with that stream's threshold."""
     router = APIRouter(tags=["watchlist"])
+
+    def reid_of(stream: str) -> ReidSettings:
+        return reid if isinstance(reid, ReidSettings) else reid(stream)
 
     @router.get("/api/v1/watchlist")
     async def list_exemplars() -> dict[str, Any]:
@@ -140,8 +145,11 @@ def watchlist_router(
         the selected mask and its box (nothing is registered)."""
         body = await _json(request, SegmentRequest)
         rec = _recent(body.frame)
-        threshold = reid.click_threshold if body.threshold is None else body.threshold
-        seg = click_to_segment(rec.patches, (body.point.x, body.point.y), threshold, centering=reid.feature_centering)
+        settings = reid_of(body.frame.stream)
+        threshold = settings.click_threshold if body.threshold is None else body.threshold
+        seg = click_to_segment(
+            rec.patches, (body.point.x, body.point.y), threshold, centering=settings.feature_centering
+        )
         return {
             "grid": list(seg.similarity.shape),
             "similarity": np.round(seg.similarity, 4).tolist(),
@@ -168,16 +176,17 @@ def watchlist_router(
         body = await _json(request, FromFrame)
         rec = _recent(body.frame)
         extra: dict[str, Any] = {"source": "frame", "frame": body.frame.model_dump()}
+        settings = reid_of(body.frame.stream)
         if body.point is not None:
-            threshold = reid.click_threshold if body.threshold is None else body.threshold
+            threshold = settings.click_threshold if body.threshold is None else body.threshold
             seg = click_to_segment(
-                rec.patches, (body.point.x, body.point.y), threshold, centering=reid.feature_centering
+                rec.patches, (body.point.x, body.point.y), threshold, centering=settings.feature_centering
             )
             vector, extra["box"] = seg.vector, seg.box.to_dict()
         else:
             assert body.box is not None
             box = Box(body.box.x0, body.box.y0, body.box.x1, body.box.y1)
-            vector = exemplar_from_patches(rec.patches, box, centering=reid.feature_centering)
+            vector = exemplar_from_patches(rec.patches, box, centering=settings.feature_centering)
             extra["box"] = box.to_dict()
             if not np.isfinite(vector).all():
                 raise ApiError(422, "invalid_box", "the box covers no patch centre; draw it larger")

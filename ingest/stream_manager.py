@@ -21,12 +21,12 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dinostream.core.errors import DinostreamError, SourceError
-from dinostream.core.settings import IngestSettings
+from dinostream.core.settings import IngestSettings, StreamOverrides, StreamUpdate
 from dinostream.ingest.av_source import VideoInfo, make_source
 from dinostream.ingest.source import Frame, Source, session_first_seq
 from dinostream.ingest.stream_registry import DuplicateStreamError, StreamConfig, StreamRegistry, UnknownStreamError
@@ -130,10 +130,18 @@ class _Entry:
 class StreamManager:
     """Registry plus one supervisor task per stream, feeding `stage.put`."""
 
-    def __init__(self, stage: ModelStage, settings: IngestSettings, registry: StreamRegistry | None = None) -> None:
+    def __init__(
+        self,
+        stage: ModelStage,
+        settings: IngestSettings,
+        registry: StreamRegistry | None = None,
+        *,
+        configured: Mapping[str, StreamOverrides] | None = None,
+    ) -> None:
         self.stage = stage
         self.settings = settings
         self.registry = registry
+        self.configured = configured or {}  # the settings file's per-stream overrides (`Settings.streams`)
         self._entries: dict[str, _Entry] = {}
         self._reserved: set[str] = set()  # ids being added (the URL check awaits)
         self._started = False
@@ -198,8 +206,10 @@ class StreamManager:
         self._reserved.add(sid)
         try:
             checked = await asyncio.to_thread(check_url, config.url, self.settings, trusted=trusted)
-            self.stage.check_resolution(config.resolution)
-            settings = config.ingest_settings(self.settings)
+            own = config.overrides.over(self.configured.get(sid))  # the stream's own over the settings file's
+            resolution = own.model.get("image_size")
+            self.stage.check_resolution(resolution)
+            settings = own.section_over("ingest", self.settings)
             if write and self.registry is not None:
                 self.registry.add(config)
             entry = _Entry(config, persistent)
@@ -211,7 +221,7 @@ class StreamManager:
                 if entry.size is None:
                     spec = _Spec(sid, target, entry.info)
                     try:
-                        entry.size = await self.stage.resize_target(spec, config.resolution)
+                        entry.size = await self.stage.resize_target(spec, resolution)
                     except ValueError as e:  # a source size the model cannot fit
                         raise SourceError(f"stream {sid}: {e}") from e
                     self.stage.input_sizes[sid] = entry.size
@@ -248,6 +258,21 @@ class StreamManager:
         self.stage.input_sizes.pop(stream_id, None)
         log.info("stream %s removed", stream_id)
         return entry.config
+
+    async def update(self, stream_id: str, update: StreamUpdate) -> StreamConfig:
+        """Apply a typed change to the stream's settings (persisted for a registry stream); return
+        the new config. Only settings the running source does not read (analytics) change here:
+        ValueError names a bad field, or says to add the stream again. UnknownStreamError if absent."""
+        entry = self._entries.get(stream_id)
+        if entry is None:
+            raise UnknownStreamError(f"no stream {stream_id!r}")
+        config = entry.config.apply(update)
+        if not config.runs_like(entry.config):
+            raise ValueError(f"stream {stream_id!r}: {update.section} settings apply when it is added; add it again")
+        if entry.persistent and self.registry is not None and stream_id in self.registry:
+            config = self.registry.update(stream_id, update)
+        entry.config = config
+        return config
 
     async def _stop_entry(self, entry: _Entry) -> None:
         if entry.supervisor is None or entry.task is None:

@@ -20,7 +20,8 @@ import httpx
 import pytest
 
 from dinostream.core.errors import DinostreamError
-from dinostream.core.settings import HttpSettings, IngestSettings
+from dinostream.core.settings import AnalyticsSettings, HttpSettings, IngestSettings
+from dinostream.dashboard.analytics_control import AnalyticsControl
 from dinostream.dashboard.app import create_app
 from dinostream.dashboard.live_hub import LiveHub
 from dinostream.demo_video import make_video
@@ -73,13 +74,22 @@ class World:
         self.stage = CollectingStage()
         self.manager = StreamManager(self.stage, self.settings, StreamRegistry(self.registry_path))
         self.hub = LiveHub(16)
-        self.app = create_app(
+        self.sent: list[tuple[str, str, dict[str, Any]]] = []  # what went to the control topic
+        self.analytics = AnalyticsControl(AnalyticsSettings(), self.send_control, self.manager)
+        self.app = self.make_app(self.manager, self.analytics)
+
+    async def send_control(self, stream: str, processor: str, changes: dict[str, Any]) -> None:
+        self.sent.append((stream, processor, changes))
+
+    def make_app(self, manager: StreamManager, analytics: AnalyticsControl) -> Any:
+        return create_app(
             settings=HttpSettings(),
             hub=self.hub,
             index=None,
             embed_images=None,
-            health=lambda: {"streams": self.manager.healths()},
-            manager=self.manager,
+            health=lambda: {"streams": manager.healths()},
+            analytics=analytics,
+            manager=manager,
         )
 
 
@@ -257,6 +267,78 @@ async def test_streams_come_back_after_a_restart_and_refused_ones_are_kept(world
         assert [c.id for c in StreamRegistry(world.registry_path).list()] == ["broken"]
     finally:
         await refused.stop()
+
+
+async def test_analytics_settings_are_kept_with_the_stream_and_survive_a_restart(
+    world: World, http: httpx.AsyncClient
+) -> None:
+    assert (await http.post("/api/v1/streams", json={"url": "clip.mp4", "realtime": True})).status_code == 201
+    await wait_for_state(http, "clip", "live")
+    supervisor = world.manager.tasks()["clip"]
+    path = "/api/v1/streams/clip/analytics"
+
+    r = await http.patch(f"{path}/anomaly", json={"threshold": 1.5})
+    assert r.status_code == 202, r.text
+    assert r.json()["settings"]["threshold"] == 1.5
+    assert world.sent == [("clip", "anomaly", {"threshold": 1.5})]
+    assert world.manager.tasks()["clip"] is supervisor, "an analytics change does not restart the stream"
+    saved = json.loads(world.registry_path.read_text())["streams"]
+    assert saved == [{"id": "clip", "url": "clip.mp4", "realtime": True, "analytics": {"anomaly": {"threshold": 1.5}}}]
+    config = (await http.get("/api/v1/streams/clip")).json()["config"]
+    assert config["analytics"] == {"anomaly": {"threshold": 1.5}} and config["realtime"] is True
+
+    before = world.registry_path.read_bytes()
+    assert_error(await http.patch(f"{path}/anomaly", json={"threshold": -1}), 422, "invalid_settings", "threshold")
+    assert_error(await http.patch(f"{path}/anomaly", json={"treshold": 2}), 422, "invalid_settings", "treshold")
+    assert_error(await http.patch(f"{path}/nope", json={}), 404, "unknown_processor")
+    assert world.registry_path.read_bytes() == before and len(world.sent) == 1, "refused: nothing kept or sent"
+    await world.manager.stop()
+
+    # A restart: a new manager and gateway over the same registry file.
+    manager = StreamManager(CollectingStage(), world.settings, StreamRegistry(world.registry_path))
+    sent: list[tuple[str, str, dict[str, Any]]] = []
+
+    async def send(stream: str, processor: str, changes: dict[str, Any]) -> None:
+        sent.append((stream, processor, changes))
+
+    analytics = AnalyticsControl(AnalyticsSettings(), send, manager)
+    await manager.start()
+    try:
+        app = world.make_app(manager, analytics)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as again:
+            settings = (await again.get(path)).json()["settings"]
+            assert settings["anomaly"]["threshold"] == 1.5 and settings["scene_change"] == (
+                AnalyticsSettings().scene_change.model_dump(mode="json")
+            )
+        assert await analytics.republish() == 1
+        assert sent == [("clip", "anomaly", {"threshold": 1.5})], "the workers of `up` start empty: sent again"
+    finally:
+        await manager.stop()
+
+
+async def test_a_stream_added_with_analytics_settings_sends_them(world: World, http: httpx.AsyncClient) -> None:
+    body = {"url": "clip.mp4", "analytics": {"scene_change": {"min_shot_s": 3}}}
+    r = await http.post("/api/v1/streams", json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["config"]["analytics"] == {"scene_change": {"min_shot_s": 3.0}}
+    assert world.sent == [("clip", "scene_change", {"min_shot_s": 3.0})]
+    bad = {"url": "clip.mp4", "id": "other", "analytics": {"scene_change": {"min_shot_s": -3}}}
+    assert_error(await http.post("/api/v1/streams", json=bad), 422, "invalid_request", "scene_change.min_shot_s")
+
+
+async def test_command_line_and_unknown_streams_keep_their_analytics_settings_in_memory(
+    world: World, http: httpx.AsyncClient
+) -> None:
+    await world.manager.add(StreamConfig(url=str(world.media / "clip.mp4")), trusted=True, persist=False)
+    r = await http.patch("/api/v1/streams/clip/analytics/phase", json={"window": 4})
+    assert r.status_code == 202, r.text
+    assert (await http.get("/api/v1/streams/clip")).json()["config"]["analytics"] == {"phase": {"window": 4}}
+    assert not world.registry_path.exists(), "a command-line source is not persisted"
+
+    r = await http.patch("/api/v1/streams/elsewhere/analytics/phase", json={"window": 5})
+    assert r.status_code == 202, r.text  # a stream this gateway does not list (as before)
+    assert (await http.get("/api/v1/streams/elsewhere/analytics")).json()["settings"]["phase"]["window"] == 5
+    assert [s[0] for s in world.sent] == ["clip", "elsewhere"]
 
 
 async def test_without_a_manager_the_hub_endpoint_stays(tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ from PIL import Image
 
 from dinostream.analytics.watchlist import Exemplar, Watchlist
 from dinostream.core.records import FrameEmbedding
-from dinostream.core.settings import HttpSettings, ReidSettings
+from dinostream.core.settings import AnalyticsSettings, HttpSettings, ReidSettings
+from dinostream.dashboard.analytics_control import AnalyticsControl
 from dinostream.dashboard.app import create_app
 from dinostream.dashboard.live_hub import LiveHub
 from dinostream.dashboard.recent_frames import RecentFrames
@@ -186,3 +187,22 @@ def test_recent_frames_are_bounded_per_stream_and_in_bytes() -> None:
     assert small.seqs("cam-1") == [3, 4] and small.nbytes <= small.max_bytes and small.evicted == 3
     rec = small.latest("cam-1")
     assert rec is not None and rec.seq == 4
+
+
+async def test_a_click_segments_with_the_stream_s_own_threshold() -> None:
+    w = World()
+    control = AnalyticsControl(AnalyticsSettings(), _ignore)
+    app = create_app(settings=HttpSettings(), hub=LiveHub(16), index=None, embed_images=None, health=dict)
+    app.include_router(watchlist_router(w.watchlist, _ignore, w.recent, None, control.reid, 100_000))
+    click = {"frame": F5, "point": MID}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+        before = (await http.post("/api/v1/segment", json=click)).json()
+        assert before["threshold"] == ReidSettings().click_threshold and np.array(before["mask"]).sum() == 9
+        await control.change("cam-1", "reid", {"click_threshold": 0.999})  # as PATCH .../analytics/reid does
+        after = (await http.post("/api/v1/segment", json=click)).json()
+    assert after["threshold"] == 0.999 and np.array(after["mask"]).sum() < 9, "read at each click, per stream"
+    await w.client.aclose()
+
+
+async def _ignore(*args: object) -> None:
+    pass
