@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from dinostream.core.settings import HttpSettings, IndexSettings
+from dinostream.core.settings import HttpSettings, IndexSettings, ReidSettings
 from dinostream.dashboard.analytics_control import AnalyticsControl, UnknownProcessor
 from dinostream.dashboard.event_log import EventLog
 from dinostream.dashboard.http_common import (
@@ -68,6 +68,7 @@ def create_app(
     metrics: Sequence[Families] = (),
     event_log: EventLog | None = None,
     index_settings: IndexSettings | None = None,
+    reid_settings: ReidSettings | None = None,
 ) -> FastAPI:
     """Build the dashboard app. `index` or `embed_images` may be None: search then answers 503.
 
@@ -78,6 +79,8 @@ def create_app(
     With `manager`, `/api/v1/streams` adds, lists and removes streams (`dinostream.dashboard.streams_api`).
     `GET /metrics` serves Prometheus text from `metrics` (callables returning metric families)
     plus the manager's stream metrics; `app.state.metrics.add(...)` exports more.
+    Point search segments with each stream's re-identification settings: `analytics.reid(stream)`,
+    else `reid_settings` (default `ReidSettings()`).
     """
     app = FastAPI(title="dinostream dashboard", version="1", docs_url="/docs", redoc_url=None)
     install_error_handlers(app)
@@ -141,6 +144,7 @@ def create_app(
     search = search_router(
         http=settings,
         index_settings=index_settings or IndexSettings(),
+        reid_settings=analytics.reid if analytics is not None else reid_settings or ReidSettings(),
         hub=hub,
         index=index,
         embed_images=embed_images,

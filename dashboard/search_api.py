@@ -7,7 +7,8 @@ and the image embedder.
       `{"frame": {"stream": "cam1", "t": 12.5}}`           the indexed frame nearest media time t
       `{"point": {"stream": "cam1", "t": 12.5, "x": 0.4, "y": 0.6}}`  what is at (x, y) of that
           frame, x and y in 0..1 from the top left: a patch-level query (the clicked part of the
-          frame's pooled cell grid, segmented as in `dinostream.analytics.watchlist.click_to_segment`),
+          frame's pooled cell grid, segmented as in `dinostream.analytics.watchlist.click_to_segment`
+          with the stream's `ReidSettings.click_threshold`),
           matched against every frame's cells with MaxSim. The answer's `query.heatmap` is the
           similarity of every cell to the clicked one, `query.box` the segmented part.
       `{"event": "<event id>"}`                             the frame that triggered the event
@@ -24,8 +25,9 @@ back as `cursor` with the same query to get the next `limit` moments. A cursor i
 its query (another query gets 422 `invalid_cursor`), and computed afresh: frames indexed meanwhile
 may shift the pages.
 
-    >>> app.include_router(search_router(http=HttpSettings(), index_settings=IndexSettings(), hub=hub,
-    ...                                  index=index, embed_images=embed, health=health))
+    >>> app.include_router(search_router(http=HttpSettings(), index_settings=IndexSettings(),
+    ...                                  reid_settings=ReidSettings(), hub=hub, index=index,
+    ...                                  embed_images=embed, health=health))
 """
 
 from __future__ import annotations
@@ -63,8 +65,6 @@ MAX_SUMMARY_K = 64
 DEFAULT_SUMMARY_K = 8
 DEFAULT_SUMMARY_WINDOW_S = 3600.0
 _SUMMARY_SLICES = 20  # a window with too many frames is read as this many evenly spaced slices
-# Click-to-segment on the stored cells (already centred when stored, see dinostream.sinks.index_payload).
-POINT_THRESHOLD = float(ReidSettings.model_fields["click_threshold"].default)
 
 
 # ---------- request bodies ----------
@@ -157,15 +157,22 @@ def search_router(
     *,
     http: HttpSettings,
     index_settings: IndexSettings,
+    reid_settings: ReidSettings | Callable[[str], ReidSettings],
     hub: LiveHub,
     index: VectorIndex | None,
     embed_images: EmbedImages | None,
     health: Callable[[], dict[str, Any]],
 ) -> APIRouter:
     """Search, summaries and image utilities. Without `index` search and summaries answer 503,
-    without `embed_images` image queries and the image utilities do."""
+    without `embed_images` image queries and the image utilities do. `reid_settings` are the
+    re-identification settings, or those of a stream (`AnalyticsControl.reid`), read at each
+    request: a point query segments the clicked frame with its stream's `click_threshold`."""
     router = APIRouter()
     cfg = index_settings
+
+    def click_threshold(stream: str) -> float:
+        reid = reid_settings if isinstance(reid_settings, ReidSettings) else reid_settings(stream)
+        return reid.click_threshold
 
     @router.post("/api/v1/search", openapi_extra=_SEARCH_OPENAPI)
     async def search(request: Request) -> dict[str, Any]:
@@ -209,7 +216,7 @@ def search_router(
                 cfg.match_margin,
             )
             with _supported():
-                query = await _resolve_query(idx, body)
+                query = await _resolve_query(idx, body, click_threshold)
         else:
             raise ApiError(
                 415,
@@ -355,7 +362,7 @@ def _supported() -> Iterator[None]:
         raise ApiError(501, "not_supported", str(e) or "the vector index cannot do this") from None
 
 
-async def _resolve_query(idx: VectorIndex, body: SearchBody) -> _Query:
+async def _resolve_query(idx: VectorIndex, body: SearchBody, click_threshold: Callable[[str], float]) -> _Query:
     given = [name for name in ("frame", "point", "event") if getattr(body, name) is not None]
     if body.image is not None:
         raise ApiError(
@@ -380,7 +387,8 @@ async def _resolve_query(idx: VectorIndex, body: SearchBody) -> _Query:
             raise ApiError(
                 404, "frame_not_found", f"frame {f.seq} of stream {stream!r} has no stored patch grid for a point query"
             )
-        seg = click_to_segment(f.cells, (p.x, p.y), POINT_THRESHOLD, centering=0.0)
+        # The stored cells were centred when stored (see dinostream.sinks.index_payload.region_cells).
+        seg = click_to_segment(f.cells, (p.x, p.y), click_threshold(stream), centering=0.0)
         info = {
             "kind": "point",
             **_frame_json(f),

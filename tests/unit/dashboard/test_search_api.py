@@ -16,7 +16,8 @@ from fastapi import FastAPI
 from PIL import Image
 
 from dinostream.core.records import Event, FrameEmbedding, Heatmap, event_id
-from dinostream.core.settings import HttpSettings, IndexSettings
+from dinostream.core.settings import AnalyticsSettings, HttpSettings, IndexSettings, ReidSettings
+from dinostream.dashboard.analytics_control import AnalyticsControl
 from dinostream.dashboard.app import create_app
 from dinostream.dashboard.live_hub import LiveHub
 from dinostream.sinks.qdrant_edge_index import QdrantEdgeIndex
@@ -65,6 +66,8 @@ class World:
         self.hub = LiveHub(queue_size=16, recent=10)
         self.http = HttpSettings(max_upload_bytes=200_000)
         self.health: Callable[[], dict[str, Any]] = lambda: {"kafka": "ok"}
+        self.reid = ReidSettings()
+        self.analytics: AnalyticsControl | None = None
 
     def app(self) -> FastAPI:
         return create_app(
@@ -74,6 +77,8 @@ class World:
             embed_images=self.embed,
             health=self.health,
             index_settings=IndexSettings(moment_gap_s=1.5),
+            reid_settings=self.reid,
+            analytics=self.analytics,
         )
 
 
@@ -121,6 +126,42 @@ async def test_a_point_query_finds_every_moment_the_object_appears(world: World)
     heat = Heatmap.from_dict(query["heatmap"]).values
     assert heat.shape == (GRID, GRID) and heat[0, 0] == heat.max() and heat[3, 3] < 0.5
     assert query["box"]["x1"] == pytest.approx(0.25) and query["box"]["y1"] == pytest.approx(0.25)
+
+
+def _box(body: dict[str, Any]) -> tuple[float, float, float, float]:
+    box = body["query"]["box"]
+    return box["x0"], box["y0"], box["x1"], box["y1"]
+
+
+RED_CELL = (0.0, 0.0, pytest.approx(0.25), pytest.approx(0.25))  # the clicked cell alone
+WHOLE_FRAME = (0.0, 0.0, 1.0, 1.0)  # every cell passes a threshold of -1
+
+
+async def test_a_point_query_segments_with_the_configured_click_threshold(world: World) -> None:
+    click = {"point": {"stream": "cam1", "t": 1.0, "x": 0.1, "y": 0.1}}
+    async with serve(world.app()) as http:
+        default = (await http.post("/api/v1/search", json=click)).json()
+    world.reid = ReidSettings(click_threshold=-1.0)
+    async with serve(world.app()) as http:
+        configured = (await http.post("/api/v1/search", json=click)).json()
+
+    assert _box(default) == RED_CELL and _box(configured) == WHOLE_FRAME
+
+
+async def test_a_point_query_segments_with_the_streams_own_threshold_read_at_each_request(world: World) -> None:
+    control = AnalyticsControl(AnalyticsSettings(), _ignore)
+    world.analytics = control
+    click = {"point": {"stream": "cam1", "t": 1.0, "x": 0.1, "y": 0.1}}
+    async with serve(world.app()) as http:
+        before = (await http.post("/api/v1/search", json=click)).json()
+        await control.change("cam1", "reid", {"click_threshold": -1.0})  # as PATCH .../analytics/reid does
+        after = (await http.post("/api/v1/search", json=click)).json()
+
+    assert _box(before) == RED_CELL and _box(after) == WHOLE_FRAME
+
+
+async def _ignore(*args: object) -> None:
+    pass
 
 
 async def test_a_frame_query_and_an_event_query_search_with_that_frames_vector(world: World) -> None:
