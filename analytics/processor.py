@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -11,6 +11,17 @@ from dinostream.core.records import Event, FrameEmbedding
 from dinostream.core.settings import merge_settings
 
 S = TypeVar("S", bound=BaseModel)
+
+
+class FramePass(Protocol):
+    """Per-frame work that several processors read (`dinostream.analytics.objects.ObjectPass`):
+    computed once per frame, by whoever asks first, and the same for every later reader."""
+
+    def observe(self, record: FrameEmbedding) -> object:
+        """Compute (or return what was computed for) this frame."""
+
+    def end(self, stream: str) -> object:
+        """The stream ended: what its end does, once, whoever asks."""
 
 
 class Processor(ABC, Generic[S]):
@@ -23,6 +34,9 @@ class Processor(ABC, Generic[S]):
     """
 
     name: str
+    # The shared per-frame work this processor reads; its host computes each for a frame before
+    # it calls the processors (and ends each before it flushes them).
+    passes: tuple[FramePass, ...] = ()
 
     def __init__(self, settings: S) -> None:
         self.settings = settings

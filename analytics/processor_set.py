@@ -1,6 +1,8 @@
 """The processors a deployment runs, as one unit: route records, save and restore per-stream state.
 
-Pure like the processors themselves; the Faust agent and `dinostream analyze` both use it.
+The per-frame work several processors read (`Processor.passes`: regions and tracks) is computed
+once for each frame before they are called. Pure like the processors themselves; the Faust agent
+and `dinostream analyze` both use it.
 
     procs = ProcessorSet([SceneChangeDetector(s.scene_change)])
     events = procs.process(record)
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dinostream.analytics.processor import Processor
+from dinostream.analytics.processor import FramePass, Processor
 from dinostream.core.records import Event, FrameEmbedding
 
 
@@ -24,15 +26,21 @@ class ProcessorSet:
             raise ValueError(f"processor names must be unique, got {names}")
         self.processors = list(processors)
         self._by_name = {p.name: p for p in processors}
+        # Each shared pass once, however many processors read it.
+        self.passes: list[FramePass] = list({id(x): x for p in processors for x in p.passes}.values())
 
     @property
     def names(self) -> list[str]:
         return list(self._by_name)
 
     def process(self, record: FrameEmbedding) -> list[Event]:
+        for shared in self.passes:
+            shared.observe(record)
         return [ev for p in self.processors for ev in p.process(record)]
 
     def flush(self, stream: str) -> list[Event]:
+        for shared in self.passes:
+            shared.end(stream)
         return [ev for p in self.processors for ev in p.flush(stream)]
 
     def configure(self, stream: str, processor: str, changes: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Re-identification: tracks within each stream, identities across streams through a gallery.
 
 Per stream, the background model turns each frame's patch grid into regions and the tracker
-follows them (the tracks' expected boxes cut a region in two where objects touch or cross). A
+follows them (the tracks' expected boxes cut a region in two where objects touch or cross): the
+processor's `objects` pass (`dinostream.analytics.objects`), which it saves with its state and
+other processors (the watchlist) may read, following this processor's settings per stream. A
 confirmed track is ready once it has been seen whole `link_min_views` times (or in three times
 as many frames if never whole): from then on it is written to the shared `TrackGallery` (its
 appearance, i.e. the mean embedding of its full views, its last seen time and its identity) on
@@ -25,24 +27,25 @@ A link is one `reid` event per (stream, track): "open" when it is made, "update"
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from dinostream.analytics.gallery import GalleryHit, TrackEntry, TrackGallery
+from dinostream.analytics.objects import ObjectPass
 from dinostream.analytics.processor import Processor
-from dinostream.analytics.regions import BackgroundModel
-from dinostream.analytics.tracking import Track, Tracker
+from dinostream.analytics.tracking import Track
 from dinostream.core.records import Box, Event, FrameEmbedding, event_id
 from dinostream.core.settings import ReidSettings
 
 _PRUNE_EVERY = 100  # frames of a stream between two prunes of the gallery
+# 2: the background and tracks under "objects" (the shared pass); 1 had them at the top level.
+_STATE_VERSION = 2
 
 
 @dataclass
 class _Stream:
-    background: BackgroundModel = field(default_factory=BackgroundModel.empty)
-    tracker: Tracker = field(default_factory=Tracker)
     frames: int = 0
+    ended: bool = False  # flushed, and no frame since: its tracks' closings were sent
 
 
 def identity_of(stream: str, track: Track) -> str:
@@ -79,21 +82,22 @@ class ReidProcessor(Processor[ReidSettings]):
         super().__init__(settings)
         self.gallery = gallery
         self.search_limit = search_limit
+        self.objects = ObjectPass(self.settings_for)  # regions and tracks; saved with this processor's state
+        self.passes = (self.objects,)
         self._streams: dict[str, _Stream] = {}
 
     def tracks(self, stream: str) -> list[Track]:
-        """The stream's live tracks, confirmed or not (read-only: the processor owns them)."""
-        st = self._streams.get(stream)
-        return list(st.tracker.tracks) if st else []
+        """The stream's live tracks, confirmed or not (read-only: the objects pass owns them)."""
+        return self.objects.tracks(stream)
 
     def process(self, record: FrameEmbedding) -> list[Event]:
         s = self.settings_for(record.stream)
         st = self._streams.setdefault(record.stream, _Stream())
         st.frames += 1
-        regions, _ = st.background.observe(record.patches, s, st.tracker.priors(record.seq))
-        update = st.tracker.update(regions, seq=record.seq, pts=record.pts, ts=record.ts, s=s)
+        st.ended = False
+        frame = self.objects.observe(record)
         events: list[Event] = []
-        for track in update.seen:
+        for track in frame.seen:
             if not ready(track, s):
                 continue
             link = track.extra.get("link")
@@ -127,7 +131,7 @@ class ReidProcessor(Processor[ReidSettings]):
                     ts=record.ts,
                 )
             )
-        for track in update.ended:
+        for track in frame.ended:
             if "link" in track.extra:
                 events.append(self._event(record.stream, track, record.ts, "closed", record.model))
         if st.frames % _PRUNE_EVERY == 0:
@@ -136,9 +140,10 @@ class ReidProcessor(Processor[ReidSettings]):
 
     def flush(self, stream: str) -> list[Event]:
         st = self._streams.get(stream)
-        if st is None:
+        if st is None or st.ended:
             return []
-        return [self._event(stream, t, t.last_ts, "closed", "") for t in st.tracker.end_all() if "link" in t.extra]
+        st.ended = True
+        return [self._event(stream, t, t.last_ts, "closed", "") for t in self.objects.end(stream) if "link" in t.extra]
 
     def _event(self, stream: str, track: Track, ts: float, status: str, model: str) -> Event:
         link = track.extra["link"]
@@ -166,14 +171,16 @@ class ReidProcessor(Processor[ReidSettings]):
         st = self._streams.get(stream)
         if st is None:
             return {}
-        return {"background": st.background.to_state(), "tracker": st.tracker.to_state(), "frames": st.frames}
+        return {"version": _STATE_VERSION, "objects": self.objects.snapshot(stream), "frames": st.frames}
 
     def restore(self, stream: str, state: dict[str, Any]) -> None:
         if not state:
             self._streams.pop(stream, None)
+            self.objects.restore(stream, {})
             return
-        self._streams[stream] = _Stream(
-            background=BackgroundModel.from_state(state["background"]),
-            tracker=Tracker.from_state(state["tracker"]),
-            frames=int(state.get("frames", 0)),
-        )
+        if state.get("version", 1) == 1:  # saved before the pass was shared: its fields at the top
+            objects = {"background": state["background"], "tracker": state["tracker"]}
+        else:
+            objects = state["objects"]
+        self.objects.restore(stream, objects)
+        self._streams[stream] = _Stream(frames=int(state.get("frames", 0)))

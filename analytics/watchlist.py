@@ -5,8 +5,10 @@ An exemplar is a unit vector in region-embedding space, made from a box drawn on
 or a click on a frame (`click_to_segment`: the patches similar to the clicked one, the connected
 part containing the click, as in zero-shot click-to-segment).
 
-Matching uses the same regions and tracks as re-identification (its own background model and
-tracker per stream, with the `ReidSettings` given): a confirmed track whose appearance (the mean
+Matching reads the regions and tracks of an `ObjectPass` (`dinostream.analytics.objects`): in a
+deployment the one re-identification computes and saves (`objects=reid.objects`: one pass per
+frame for both, following the reid settings of each stream), else one of its own, following
+its own settings, saved with its state. A confirmed track whose appearance (the mean
 of its region embeddings, which is far steadier than one frame's) reaches `watch_threshold`
 against an exemplar is a match, and the track's box goes into the event. Something that has not
 moved since the camera started is part of the background and is not looked at.
@@ -30,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from dinostream.analytics.objects import ObjectPass
 from dinostream.analytics.processor import Processor
 from dinostream.analytics.regions import (
-    BackgroundModel,
     box_mask,
     centred_patches,
     components,
@@ -40,11 +42,15 @@ from dinostream.analytics.regions import (
     region_embedding,
     unit_rows,
 )
-from dinostream.analytics.tracking import Track, Tracker
+from dinostream.analytics.tracking import Track
 from dinostream.core.records import Box, Event, FrameEmbedding, event_id
 from dinostream.core.settings import ReidSettings
 
 _CENTERING = float(ReidSettings.model_fields["feature_centering"].default)
+
+# 2: the background and tracks under "objects" when the watchlist has its own pass (none when it
+# reads another processor's); 1 had its own at the top level.
+_STATE_VERSION = 2
 
 
 def _grid_cell(point: tuple[float, float], grid: tuple[int, int]) -> tuple[int, int]:
@@ -209,8 +215,6 @@ class _Occurrence:
 
 @dataclass
 class _Stream:
-    background: BackgroundModel = field(default_factory=BackgroundModel.empty)
-    tracker: Tracker = field(default_factory=Tracker)
     open: dict[str, _Occurrence] = field(default_factory=dict)  # by exemplar id
     closed_at: dict[str, float] = field(default_factory=dict)  # exemplar id -> media time its last occurrence closed
 
@@ -220,18 +224,22 @@ class WatchlistProcessor(Processor[ReidSettings]):
 
     name = "watchlist"
 
-    def __init__(self, settings: ReidSettings, watchlist: Watchlist) -> None:
+    def __init__(self, settings: ReidSettings, watchlist: Watchlist, *, objects: ObjectPass | None = None) -> None:
+        """`objects`: the regions and tracks another processor computes and saves (a
+        `ReidProcessor`'s `objects`); by default a pass of its own, saved with its state. With
+        another's pass, this processor's region and tracking settings are not the ones used."""
         super().__init__(settings)
         self.watchlist = watchlist
+        self._own_objects = objects is None
+        self.objects = ObjectPass(self.settings_for) if objects is None else objects
+        self.passes = (self.objects,)
         self._streams: dict[str, _Stream] = {}
 
     def process(self, record: FrameEmbedding) -> list[Event]:
         s = self.settings_for(record.stream)
         st = self._streams.setdefault(record.stream, _Stream())
         exemplars = {e.id: e for e in self.watchlist}
-        regions, _ = st.background.observe(record.patches, s, st.tracker.priors(record.seq))
-        seen = st.tracker.update(regions, seq=record.seq, pts=record.pts, ts=record.ts, s=s).seen
-        confirmed = [t for t in seen if t.confirmed]
+        confirmed = [t for t in self.objects.observe(record).seen if t.confirmed]
         matches = {m.exemplar: m for m in find_matches(confirmed, list(exemplars.values()), s.watch_threshold)}
         events: list[Event] = []
         for ex_id, current in list(st.open.items()):
@@ -278,7 +286,7 @@ class WatchlistProcessor(Processor[ReidSettings]):
         st = self._streams.get(stream)
         if st is None:
             return []
-        st.tracker.end_all()
+        self.objects.end(stream)
         events = [self._closing(stream, ex_id, occ) for ex_id, occ in st.open.items()]
         for ex_id, occ in st.open.items():
             st.closed_at[ex_id] = occ.last_pts
@@ -320,20 +328,30 @@ class WatchlistProcessor(Processor[ReidSettings]):
         st = self._streams.get(stream)
         if st is None:
             return {}
-        return {
-            "background": st.background.to_state(),
-            "tracker": st.tracker.to_state(),
+        state: dict[str, Any] = {
+            "version": _STATE_VERSION,
             "open": {k: o.to_state() for k, o in st.open.items()},
             "closed_at": dict(st.closed_at),
         }
+        if self._own_objects:
+            state["objects"] = self.objects.snapshot(stream)
+        return state
 
     def restore(self, stream: str, state: dict[str, Any]) -> None:
         if not state:
             self._streams.pop(stream, None)
+            if self._own_objects:
+                self.objects.restore(stream, {})
             return
+        if state.get("version", 1) == 1:  # saved before the pass was shared: its own at the top
+            objects = {"background": state["background"], "tracker": state["tracker"]}
+            # Another processor's pass is restored by that processor; this copy only stands in
+            # where it has nothing for the stream (its state was not saved).
+            if self._own_objects or not self.objects.has(stream):
+                self.objects.restore(stream, objects)
+        elif self._own_objects:
+            self.objects.restore(stream, state.get("objects") or {})
         self._streams[stream] = _Stream(
-            background=BackgroundModel.from_state(state["background"]),
-            tracker=Tracker.from_state(state["tracker"]),
             open={k: _Occurrence.from_state(d) for k, d in state.get("open", {}).items()},
             closed_at={k: float(v) for k, v in state.get("closed_at", {}).items()},
         )

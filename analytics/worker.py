@@ -49,13 +49,16 @@ def default_processors(
     `gallery` is where re-identification meets the tracks of other streams: shared by every
     worker (see `dinostream.analytics.gallery.open_gallery`); an in-process one by default. `watchlist` is
     the list of exemplars the watchlist processor looks for (kept current by a WatchlistFeed).
+    The watchlist reads the regions and tracks re-identification computes (one pass per frame,
+    saved with re-identification's state, following the stream's reid settings).
     """
+    reid = ReidProcessor(settings.reid, gallery if gallery is not None else MemoryTrackGallery())
     return [
         SceneChangeDetector(settings.scene_change),
         AnomalyDetector(settings.anomaly),
         PhaseSegmenter(settings.phase),
-        ReidProcessor(settings.reid, gallery if gallery is not None else MemoryTrackGallery()),
-        WatchlistProcessor(settings.reid, watchlist if watchlist is not None else Watchlist()),
+        reid,
+        WatchlistProcessor(settings.reid, watchlist if watchlist is not None else Watchlist(), objects=reid.objects),
     ]
 
 

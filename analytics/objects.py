@@ -1,0 +1,106 @@
+"""Objects in view, per stream: each frame's regions and tracks, computed once and read by every
+processor that needs them (re-identification, watchlists), as PySceneDetect's `StatsManager`
+holds the frame metrics its detectors share.
+
+Per stream, the background model turns the frame's patch grid into regions
+(`dinostream.analytics.regions`) and the tracker follows them (`dinostream.analytics.tracking`).
+The result of a frame is kept until the next one, so whoever asks first computes it and every
+other reader of that frame gets the same: the host of the processors (`ProcessorSet`) asks
+before it calls them, and a processor run on its own asks itself.
+
+    >>> objects = ObjectPass(lambda stream: ReidSettings())
+    >>> frame = objects.observe(record)          # the same FrameObjects for every reader
+    >>> [t.track_id for t in frame.seen if t.confirmed]
+
+The pass belongs to one processor, which saves its state (`snapshot`, `restore`) with its own;
+the others read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dinostream.analytics.regions import BackgroundModel, Region
+from dinostream.analytics.tracking import Track, Tracker
+from dinostream.core.records import FrameEmbedding
+from dinostream.core.settings import ReidSettings
+
+
+@dataclass(frozen=True, eq=False)
+class FrameObjects:
+    """What one frame of one stream holds: its regions and what they did to the tracks."""
+
+    seq: int
+    regions: list[Region]
+    seen: list[Track]  # tracks matched or born in this frame, confirmed or not
+    ended: list[Track]  # tracks that ended with this frame
+
+
+@dataclass
+class _Stream:
+    background: BackgroundModel = field(default_factory=BackgroundModel.empty)
+    tracker: Tracker = field(default_factory=Tracker)
+    last: FrameObjects | None = None  # the latest frame's result, for its other readers
+    ended: list[Track] | None = None  # the tracks the end of the stream ended, for its other readers
+
+
+class ObjectPass:
+    """Regions and tracks of every stream, one computation per frame whoever reads it.
+
+    `settings_for(stream)` gives the settings in force for a stream (its region and tracking
+    fields are read); the processor that owns the pass passes its own `settings_for`."""
+
+    def __init__(self, settings_for: Callable[[str], ReidSettings]) -> None:
+        self._settings_for = settings_for
+        self._streams: dict[str, _Stream] = {}
+
+    def observe(self, record: FrameEmbedding) -> FrameObjects:
+        """The regions and tracks of `record` (frames of a stream in order): computed on the first
+        call for its frame, the same object for every later call until the stream's next frame."""
+        st = self._streams.setdefault(record.stream, _Stream())
+        if st.last is not None and st.last.seq == record.seq:
+            return st.last
+        s = self._settings_for(record.stream)
+        regions, _ = st.background.observe(record.patches, s, st.tracker.priors(record.seq))
+        update = st.tracker.update(regions, seq=record.seq, pts=record.pts, ts=record.ts, s=s)
+        st.last = FrameObjects(record.seq, regions, update.seen, update.ended)
+        st.ended = None
+        return st.last
+
+    def end(self, stream: str) -> list[Track]:
+        """The stream ended: its live tracks end now. Every reader of this end gets the same
+        tracks (until the stream's next frame); an unknown stream has none."""
+        st = self._streams.get(stream)
+        if st is None:
+            return []
+        if st.ended is None:
+            st.ended = st.tracker.end_all()
+        return st.ended
+
+    def tracks(self, stream: str) -> list[Track]:
+        """The stream's live tracks, confirmed or not (read-only: the pass owns them)."""
+        st = self._streams.get(stream)
+        return list(st.tracker.tracks) if st else []
+
+    def has(self, stream: str) -> bool:
+        return stream in self._streams
+
+    def snapshot(self, stream: str) -> dict[str, Any]:
+        """JSON-ready state of one stream ({} when it has none): the background and the tracks."""
+        st = self._streams.get(stream)
+        if st is None:
+            return {}
+        return {"background": st.background.to_state(), "tracker": st.tracker.to_state()}
+
+    def restore(self, stream: str, state: dict[str, Any]) -> None:
+        """Load what `snapshot` saved (the same two fields re-identification and the watchlist
+        saved in their own state before the pass was shared); an empty dict resets the stream."""
+        if not state:
+            self._streams.pop(stream, None)
+            return
+        self._streams[stream] = _Stream(
+            background=BackgroundModel.from_state(state["background"]),
+            tracker=Tracker.from_state(state["tracker"]),
+        )
