@@ -153,7 +153,7 @@ class PhaseSegmenter(Processor[PhaseSettings]):
         if st.pending is not None:
             st.pending.add(frame)
         if st.phase.cluster < 0 and st.phase.count >= s.window:
-            self._open(st, st.phase, s.revisit_factor * change_threshold(st.scores, s))
+            self._open(st, st.phase, s.revisit_factor * change_threshold(st.scores, s), s.max_clusters)
             events.append(self._event(record.stream, st.phase, "open", record.ts, record.model))
         elif len(st.frames) == 2 * s.window:
             self._detect(st, s)
@@ -225,7 +225,7 @@ class PhaseSegmenter(Processor[PhaseSettings]):
         old.last_seq, old.last_pts = new.prev_seq, new.prev_pts
         events = [self._event(record.stream, old, "closed", record.ts, record.model)]
         self._join(st, old)
-        self._open(st, new, new.revisit)
+        self._open(st, new, new.revisit, self.settings_for(record.stream).max_clusters)
         st.phase, st.pending = new, None
         events.append(self._event(record.stream, new, "open", record.ts, record.model))
         return events
@@ -234,11 +234,11 @@ class PhaseSegmenter(Processor[PhaseSettings]):
         mean, count = st.clusters[phase.cluster]
         st.clusters[phase.cluster] = ((mean * count + phase.total) / (count + phase.count), count + phase.count)
 
-    def _open(self, st: _Stream, phase: _Phase, revisit: float) -> None:
+    def _open(self, st: _Stream, phase: _Phase, revisit: float, max_clusters: int) -> None:
         """Label the phase: the nearest cluster within `revisit` (cosine distance), else a new one
-        (or the nearest anyway once `max_clusters` labels exist)."""
+        (or the nearest anyway once the stream has `max_clusters` labels)."""
         k, sim = nearest_cluster(st.clusters, phase.mean)
-        if k < 0 or (1.0 - sim > revisit and len(st.clusters) < self.settings.max_clusters):
+        if k < 0 or (1.0 - sim > revisit and len(st.clusters) < max_clusters):
             st.clusters.append((np.zeros_like(phase.total), 0))
             k, sim = len(st.clusters) - 1, 1.0
         phase.cluster, phase.similarity, phase.sent_pts = k, sim, phase.last_pts
@@ -251,7 +251,7 @@ class PhaseSegmenter(Processor[PhaseSettings]):
         phase = st.phase
         if phase.cluster < 0:
             s = self.settings_for(stream)
-            self._open(st, phase, s.revisit_factor * change_threshold(st.scores, s))
+            self._open(st, phase, s.revisit_factor * change_threshold(st.scores, s), s.max_clusters)
         self._join(st, phase)
         last_ts = st.frames[-1].ts if st.frames else 0.0
         st.phase, st.pending, st.peak, st.falling = None, None, None, 0

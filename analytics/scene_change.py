@@ -231,9 +231,9 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
 
     # --- thresholds ---------------------------------------------------------------------------
 
-    def threshold(self, distances: deque[float] | list[float], settings: SceneChangeSettings | None = None) -> float:
-        """The distance above which a change is a shot change, given the shot's recent distances."""
-        s = settings or self.settings
+    def threshold(self, distances: deque[float] | list[float], s: SceneChangeSettings) -> float:
+        """The distance above which a change is a shot change, given the shot's recent distances and
+        the stream's settings (`settings_for`: a stream's overrides, not the defaults)."""
         if len(distances) < 2:
             return max(s.min_distance, 2 * s.min_distance)
         d = np.fromiter(distances, dtype=np.float64)

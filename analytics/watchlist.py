@@ -18,9 +18,9 @@ latest box at most every `update_every_s` while it keeps matching, "closed" afte
 `watch_max_misses` frames without a match. A new occurrence of the same exemplar on the same
 stream waits `watch_cooldown_s` after the previous one closed.
 
-    >>> seg = click_to_segment(rec.patches, (0.4, 0.6), threshold=0.6)
+    >>> seg = click_to_segment(rec.patches, (0.4, 0.6), threshold=0.6, centering=s.feature_centering)
     >>> wl = Watchlist([Exemplar("suitcase-7", "red suitcase", seg.vector)])
-    >>> proc = WatchlistProcessor(ReidSettings(), wl)
+    >>> proc = WatchlistProcessor(s, wl)       # s: ReidSettings
     >>> events = proc.process(next_rec)       # every stream, each in its own order
 """
 
@@ -46,8 +46,6 @@ from dinostream.analytics.tracking import Track
 from dinostream.core.records import Box, Event, FrameEmbedding, event_id
 from dinostream.core.settings import ReidSettings
 
-_CENTERING = float(ReidSettings.model_fields["feature_centering"].default)
-
 # 2: the background and tracks under "objects" when the watchlist has its own pass (none when it
 # reads another processor's); 1 had its own at the top level.
 _STATE_VERSION = 2
@@ -61,9 +59,10 @@ def _grid_cell(point: tuple[float, float], grid: tuple[int, int]) -> tuple[int, 
     return min(int(y * gh), gh - 1), min(int(x * gw), gw - 1)
 
 
-def exemplar_from_patches(patches: np.ndarray, box: Box, *, centering: float = _CENTERING) -> np.ndarray:
+def exemplar_from_patches(patches: np.ndarray, box: Box, *, centering: float) -> np.ndarray:
     """An exemplar from a box drawn on a frame: the unit mean of the (centred, see
-    `dinostream.analytics.regions.centred_patches`) patch vectors whose cells' centres are inside `box`."""
+    `dinostream.analytics.regions.centred_patches`) patch vectors whose cells' centres are inside `box`.
+    `centering` is the stream's `ReidSettings.feature_centering`, as its regions are centred."""
     centred = centred_patches(patches, centering)
     return unit_rows(centred[box_mask(box, centred.shape[:2])].mean(axis=0))
 
@@ -84,14 +83,13 @@ class Segment:
     similarity: np.ndarray  # (gh, gw) cosine of every patch to the clicked one
 
 
-def click_to_segment(
-    patches: np.ndarray, point: tuple[float, float], threshold: float, *, centering: float = _CENTERING
-) -> Segment:
+def click_to_segment(patches: np.ndarray, point: tuple[float, float], threshold: float, *, centering: float) -> Segment:
     """Zero-shot click-to-segment: every patch's cosine similarity to the clicked patch, the patches
     at least `threshold` similar, and of those the connected part containing the click; the
     exemplar is the region embedding of that part.
 
-    `point` is (x, y) in normalised frame coordinates. The clicked patch is always selected."""
+    `point` is (x, y) in normalised frame coordinates. The clicked patch is always selected.
+    `centering`: as for `exemplar_from_patches` (0 compares the patches as they are)."""
     centred = centred_patches(patches, centering)
     unit = unit_rows(centred)
     r, c = _grid_cell(point, unit.shape[:2])

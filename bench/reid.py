@@ -496,6 +496,7 @@ def run_watchlist(scene: Scene, emb: Embedded) -> WatchScores:
     for p in scene.passes:
         first.setdefault(p.oid, p)
     visits = Counter(p.oid for p in scene.passes)
+    settings = ReidSettings()
     wl = Watchlist()
     for oid, p in first.items():
         if visits[oid] < 2:
@@ -503,8 +504,9 @@ def run_watchlist(scene: Scene, emb: Embedded) -> WatchScores:
         seq = int(round((p.t0 + p.t1) / 2 * FPS))
         rec, truth = by_key[(scene.cameras[p.camera], seq)]
         (box,) = [Box(*b) for o, b in truth if o == oid]
-        wl.add(Exemplar(f"obj{oid}", scene.objects[oid].name, exemplar_from_patches(rec.patches, box)))
-    proc = WatchlistProcessor(ReidSettings(), wl)
+        vector = exemplar_from_patches(rec.patches, box, centering=settings.feature_centering)
+        wl.add(Exemplar(f"obj{oid}", scene.objects[oid].name, vector))
+    proc = WatchlistProcessor(settings, wl)
     events = [e for r in emb.records for e in proc.process(r)]
     for name in scene.cameras:
         events += proc.flush(name)

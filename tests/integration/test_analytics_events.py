@@ -25,7 +25,7 @@ from dinostream.analytics.worker import WorkerStats, build_app
 from dinostream.core.embedded_broker import EmbeddedBroker
 from dinostream.core.kafka_io import ensure_topics, make_producer
 from dinostream.core.records import Box, Event, FrameEmbedding
-from dinostream.core.settings import AnalyticsSettings, AnomalySettings, KafkaSettings, PhaseSettings
+from dinostream.core.settings import AnalyticsSettings, AnomalySettings, KafkaSettings, PhaseSettings, ReidSettings
 
 DIM = 32
 GRID = (8, 10)
@@ -84,7 +84,9 @@ def _camera(
 def _suitcase_exemplar() -> Exemplar:
     """Registered from a box drawn around the suitcase on a frame of a third camera."""
     frame = _camera("ref", [("store", 0)], [("suitcase", 0)], 8)[6]  # fully in view, columns 4-6
-    return Exemplar("suitcase-7", "red suitcase", exemplar_from_patches(frame.patches, Box(0.4, 3 / 8, 0.7, 6 / 8)))
+    box = Box(0.4, 3 / 8, 0.7, 6 / 8)
+    vector = exemplar_from_patches(frame.patches, box, centering=ReidSettings().feature_centering)
+    return Exemplar("suitcase-7", "red suitcase", vector)
 
 
 async def test_every_event_type_through_broker_and_faust(

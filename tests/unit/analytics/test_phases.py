@@ -116,3 +116,12 @@ def test_a_stream_shorter_than_a_window_still_gets_its_phase_on_flush() -> None:
     seg = PhaseSegmenter(PhaseSettings())
     events = run(seg, records([("A", 3)]))
     assert [(e.status, e.t_start, e.t_end, e.details["phase_label"]) for e in events] == [("closed", 0.0, 2.0, "P1")]
+
+
+def test_a_streams_own_label_limit_applies_to_it_only() -> None:
+    plan = [("A", 30), ("B", 30), ("C", 30)]
+    seg = PhaseSegmenter(PhaseSettings())
+    seg.configure("few", {"max_clusters": 2})  # a third kind of phase takes the nearest label
+    few = phases(run(seg, records(plan, stream="few")))
+    assert len({label for _, _, label in few}) == 2 and len(few) == 3
+    assert [label for _, _, label in phases(run(seg, records(plan, stream="many")))] == ["P1", "P2", "P3"]

@@ -24,6 +24,7 @@ DIM = 32
 GRID = (8, 10)
 T0 = 1_700_000_000.0
 CLICK = ReidSettings().click_threshold
+CENTERING = ReidSettings().feature_centering
 
 
 def seed(name: str) -> int:
@@ -88,33 +89,33 @@ CLICKS = {
 @pytest.mark.parametrize(("block", "point"), CLICKS.values(), ids=CLICKS.keys())
 def test_click_selects_the_object_under_the_click(block: tuple[int, int, int, int], point: tuple[float, float]) -> None:
     patches = grid("cam-a", 0, [("suitcase", *block)])
-    seg = click_to_segment(patches, point, CLICK)
+    seg = click_to_segment(patches, point, CLICK, centering=CENTERING)
     expected = np.zeros(GRID, dtype=bool)
     r, c, h, w = block
     expected[r : r + h, c : c + w] = True
     assert np.array_equal(seg.mask, expected)
     assert coords(seg.box) == pytest.approx(cells(*block))
     assert seg.similarity.shape == GRID
-    drawn = exemplar_from_patches(patches, Box(*cells(*block)))
+    drawn = exemplar_from_patches(patches, Box(*cells(*block)), centering=CENTERING)
     assert float(seg.vector @ drawn) > 0.95
 
 
 def test_click_takes_only_the_connected_part_under_the_click() -> None:
     patches = grid("cam-a", 0, [("suitcase", 1, 1, 2, 2), ("suitcase", 5, 6, 2, 2)])  # two alike, apart
-    seg = click_to_segment(patches, (0.15, 0.2), CLICK)
+    seg = click_to_segment(patches, (0.15, 0.2), CLICK, centering=CENTERING)
     assert coords(seg.box) == pytest.approx(cells(1, 1, 2, 2))
     assert seg.similarity[5:7, 6:8].min() >= CLICK  # the other one is similar, just not connected
 
 
 def test_click_on_plain_background_selects_the_clicked_patch_only() -> None:
-    seg = click_to_segment(grid("cam-a", 0, []), (0.55, 0.3), CLICK)
+    seg = click_to_segment(grid("cam-a", 0, []), (0.55, 0.3), CLICK, centering=CENTERING)
     assert seg.mask.sum() == 1 and seg.mask[2, 5]
 
 
 @pytest.mark.parametrize("point", [(-0.1, 0.5), (0.5, 1.2)], ids=["left-of-frame", "below-frame"])
 def test_click_outside_the_frame_is_refused(point: tuple[float, float]) -> None:
     with pytest.raises(ValueError, match="normalised"):
-        click_to_segment(grid("cam-a", 0, []), point, CLICK)
+        click_to_segment(grid("cam-a", 0, []), point, CLICK, centering=CENTERING)
 
 
 def test_exemplar_from_an_uploaded_crop_is_the_unit_mean_of_its_patches() -> None:
@@ -126,7 +127,7 @@ def test_exemplar_from_an_uploaded_crop_is_the_unit_mean_of_its_patches() -> Non
 def register(obj: str) -> Watchlist:
     """An exemplar made by clicking on `obj` in a frame of another camera."""
     frame = grid("cam-z", 0, [(obj, 2, 2, 3, 3)])
-    seg = click_to_segment(frame, (0.35, 0.45), CLICK)
+    seg = click_to_segment(frame, (0.35, 0.45), CLICK, centering=CENTERING)
     return Watchlist([Exemplar(f"ex-{obj}", f"the {obj}", seg.vector)])
 
 
