@@ -7,7 +7,8 @@ Every source passes `dinostream.ingest.url_policy.check_url` first. The public f
 Decoding runs in a worker thread; frames are sampled by presentation time, resized and
 converted to RGB by FFmpeg's scaler, and handed to the event loop through a `FrameQueue`.
 When sampling is far below the stream's rate only keyframes are decoded
-(`IngestSettings.decode`).
+(`IngestSettings.decode`), from the first one on; `IngestSettings.hwaccel` asks for a hardware
+decoder, with software decoding (and a logged warning) where there is none.
 
     source = make_source("cam.mp4", stream_id_for("cam.mp4"), IngestSettings(), (224, 224))
     async for frame in source.frames():
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import math
@@ -39,7 +41,10 @@ from urllib.parse import unquote, urlsplit
 import av
 import av.container
 import av.error
+import av.video.codeccontext
 import av.video.stream
+from av.codec.hwaccel import HWAccel, hwdevices_available
+from av.video.reformatter import VideoReformatter
 
 from dinostream.core.errors import SourceError
 from dinostream.core.settings import IngestSettings
@@ -83,16 +88,20 @@ def _check_file(loc: CheckedUrl) -> None:
         raise SourceError(f"cannot read {loc.display}: permission denied")
 
 
-def _open(loc: CheckedUrl, settings: IngestSettings) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+def _open(
+    loc: CheckedUrl, settings: IngestSettings, *, probe: bool = False
+) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
     """Open a container the policy checked and find its video stream, with the open/read timeouts.
 
     The demuxer and options (protocol whitelist, RTSP transport, socket timeouts) come from the
-    policy; raise SourceError.
+    policy; `settings.hwaccel` picks a hardware decoder unless only the header is `probe`d.
+    Raise SourceError.
     """
     if not loc.is_network:
         _check_file(loc)
     if loc.kind == "hls":
         _check_hls(loc, settings)
+    hwaccel = _hwaccel(settings.hwaccel, loc) if settings.hwaccel and not probe else None
     started = time.monotonic()
     try:
         container = av.open(
@@ -101,13 +110,64 @@ def _open(loc: CheckedUrl, settings: IngestSettings) -> tuple[av.container.Input
             timeout=(settings.open_timeout_s, settings.read_timeout_s),
             options=dict(loc.options),
             metadata_errors="replace",
+            hwaccel=hwaccel,
         )
     except Exception as exc:  # FFmpegError mostly; anything else still becomes one clear line
         raise _open_error(loc, exc, time.monotonic() - started, settings.open_timeout_s) from exc
     if not container.streams.video:
         container.close()
         raise SourceError(f"cannot decode {loc.display}: no video stream")
-    return container, container.streams.video[0]
+    video = container.streams.video[0]
+    if hwaccel is not None and not video.codec_context.is_hwaccel:
+        log.warning(
+            "%s: hwaccel=%r has no decoder for %s; decoding in software",
+            loc.display,
+            settings.hwaccel,
+            video.codec_context.name,
+        )
+    return container, video
+
+
+_HWACCEL_PROBE_CODECS = ("h264", "hevc", "av1", "vp9")  # a device is tried with the first that decodes on it
+
+
+def _hwaccel(setting: str, loc: CheckedUrl) -> HWAccel | None:
+    """Hardware decoding as `IngestSettings.hwaccel` asks ('cuda', 'cuda:1', 'vaapi:/dev/dri/renderD128'),
+    or None (software) with a warning when it cannot work here."""
+    device_type, _, device = setting.partition(":")
+    problem = _hwaccel_problem(device_type, device or None)
+    if problem is not None:
+        log.warning("%s: hwaccel=%r unavailable (%s); decoding in software", loc.display, setting, problem)
+        return None
+    return _hwaccel_for(device_type, device or None)
+
+
+@functools.cache
+def _hwaccel_problem(device_type: str, device: str | None) -> str | None:
+    """Why hardware decoding on this device cannot work here, or None when the device opens.
+
+    Tried once per process: without it, PyAV would fail every open on a missing device (or, for
+    an unknown name, pick another device type).
+    """
+    available = hwdevices_available()
+    if device_type not in available:
+        return f"this FFmpeg has no {device_type!r} hardware decoding (it has: {', '.join(available) or 'none'})"
+    for name in _HWACCEL_PROBE_CODECS:
+        codec = av.Codec(name, "r")
+        if any(config.device_type.name == device_type for config in codec.hardware_configs):
+            try:
+                _hwaccel_for(device_type, device).create(codec)
+            except Exception as exc:  # the device is missing, busy or not ours: FFmpegError or OSError
+                return f"cannot open {device_type} device {device or '(default)'}: {_reason(exc)}"
+            return None
+    return f"no decoder of this FFmpeg decodes on {device_type}"
+
+
+def _hwaccel_for(device_type: str, device: str | None) -> HWAccel:
+    # One CUDA context per process and GPU, not one per stream (each costs hundreds of MB of GPU memory).
+    options: dict[str, object] | None = {"primary_ctx": "1"} if device_type == "cuda" else None
+    # Falling back to software mid-stream (a profile the hardware cannot decode) beats failing.
+    return HWAccel(device_type, device, allow_software_fallback=True, options=options)
 
 
 def _check_hls(loc: CheckedUrl, settings: IngestSettings) -> None:
@@ -207,7 +267,7 @@ def probe_source(url: str, settings: IngestSettings | None = None, *, trusted: b
     Raises SourceError naming the problem. Nothing is decoded. The HTTP API passes `trusted=False`.
     """
     settings = settings or IngestSettings()
-    container, video = _open(check_url(url, settings, trusted=trusted), settings)
+    container, video = _open(check_url(url, settings, trusted=trusted), settings, probe=True)
     try:
         ctx = video.codec_context
         width, height = int(video.width or ctx.width or 0), int(video.height or ctx.height or 0)
@@ -315,7 +375,7 @@ class KeyframePlan:
     Pure logic, so the rule can be tested without video.
     """
 
-    _SLACK = 1.02  # a 30000/1001 fps stream with a 30-frame GOP still counts as 1 s
+    SLACK = 1.02  # a 30000/1001 fps stream with a 30-frame GOP still counts as 1 s
 
     def __init__(self, mode: Literal["auto", "all", "keyframes"], step: float) -> None:
         self.mode = mode
@@ -327,7 +387,7 @@ class KeyframePlan:
     def keyframes_only(self) -> bool:
         if self.mode != "auto":
             return self.mode == "keyframes"
-        return self.interval is not None and self.interval <= self.step * self._SLACK + 1e-6
+        return self.interval is not None and self.interval <= self.step * self.SLACK + 1e-6
 
     def keyframe(self, t: float) -> None:
         """A keyframe at media time `t` (seconds) is next."""
@@ -467,18 +527,17 @@ class AvSource(Source):
     def _decode(
         self, container: av.container.InputContainer, video: av.video.stream.VideoStream, queue: FrameQueue[Frame]
     ) -> None:
-        video.thread_type = "AUTO"  # frame and slice threads; must be set before the codec opens
         codec = video.codec_context
         width, height = self._size
         sampler = PtsSampler(self._settings.sample_fps)
         plan = KeyframePlan(self._settings.decode, sampler.step)
-        if plan.keyframes_only:
-            codec.skip_frame = "NONKEY"
+        decoder = _SparseDecoder(codec, plan)
         rate = video.average_rate or video.guessed_rate
         frame_dt = 1.0 / float(rate) if rate else sampler.step  # to time frames that have no pts
         pacer = _Pacer(sampler.step) if self._settings.realtime and not self._loc.is_live else None
         clock = self.clock
         sender_clock = self._loc.kind == "rtsp"  # RTCP sender reports give the camera's wall clock
+        reformatter = VideoReformatter()  # keeps its scaler context from frame to frame
         started = time.monotonic()
         # Live frames without timestamps are timed by arrival; MJPEG over HTTP has none (FFmpeg
         # makes some up at a guessed 25 fps).
@@ -492,44 +551,40 @@ class AvSource(Source):
                 packet_end = packet_t + frame_dt
             if sender_clock and clock.origin is None:
                 clock.sender_report(container.start_time_realtime)
-            if packet.is_keyframe and self._settings.decode == "auto":
-                if packet_t is not None:  # learn from the demuxer: known before anything is decoded
-                    plan.keyframe(packet_t)
-                # Switch only at a keyframe: the frames after it never reference a skipped one.
-                codec.skip_frame = "NONKEY" if plan.keyframes_only else "DEFAULT"
-            began = time.perf_counter()
-            try:
-                decoded = packet.decode()
-                bad_packets = 0
-            except av.error.FFmpegError as exc:
-                bad_packets += 1
-                if not self._loc.is_live or bad_packets > _MAX_BAD_PACKETS:
-                    at = f" at {t:.2f} s" if t is not None else ""
-                    raise SourceError(f"cannot decode {self._loc.display}{at}: {_reason(exc)}") from exc
-                continue  # live streams lose packets now and then; the decoder recovers at the next keyframe
-            finally:
-                self.stats.decode_s += time.perf_counter() - began
-            for frame in decoded:
-                self.stats.decoded += 1
-                if arrival_timed or (self._loc.is_live and frame.pts is None and frame.dts is None):
-                    t = time.monotonic() - started
-                else:
-                    t = _frame_time(frame, video.time_base, t, frame_dt)
-                if frame.key_frame and frame.pts is None and frame.dts is None:
-                    plan.keyframe(t)  # untimed packets (raw H.264): learn from the frames' estimated times
-                if not sampler.take(t):
-                    continue
-                if pacer is not None and pacer.wait(t, self._stop):
-                    return
-                ts = clock.stamp(t, time.time())
+            for todo in decoder.schedule(packet, packet_t):
                 began = time.perf_counter()
-                image = frame.reformat(width=width, height=height, format="rgb24", interpolation="BILINEAR")
-                item = Frame(self.stream, self.stats.sampled, t, ts, image.to_ndarray())
-                self.stats.decode_s += time.perf_counter() - began
-                if not queue.put(item):
-                    return  # closed by the consumer
-                self.stats.sampled += 1
-                self.stats.dropped = queue.dropped
+                try:
+                    decoded = decoder.decode(todo)
+                    bad_packets = 0
+                except av.error.FFmpegError as exc:
+                    bad_packets += 1
+                    if not self._loc.is_live or bad_packets > _MAX_BAD_PACKETS:
+                        at = f" at {t:.2f} s" if t is not None else ""
+                        raise SourceError(f"cannot decode {self._loc.display}{at}: {_reason(exc)}") from exc
+                    continue  # live streams lose packets now and then; the decoder recovers at the next keyframe
+                finally:
+                    self.stats.decode_s += time.perf_counter() - began
+                for frame in decoded:
+                    self.stats.decoded += 1
+                    if arrival_timed or (self._loc.is_live and frame.pts is None and frame.dts is None):
+                        t = time.monotonic() - started
+                    else:
+                        t = _frame_time(frame, video.time_base, t, frame_dt)
+                    if frame.key_frame and frame.pts is None and frame.dts is None:
+                        plan.keyframe(t)  # untimed packets (raw H.264): learn from the frames' estimated times
+                    if not sampler.take(t):
+                        continue
+                    if pacer is not None and pacer.wait(t, self._stop):
+                        return
+                    ts = clock.stamp(t, time.time())
+                    began = time.perf_counter()
+                    image = reformatter.reformat(frame, width, height, "rgb24", interpolation="BILINEAR")
+                    item = Frame(self.stream, self.stats.sampled, t, ts, image.to_ndarray())
+                    self.stats.decode_s += time.perf_counter() - began
+                    if not queue.put(item):
+                        return  # closed by the consumer
+                    self.stats.sampled += 1
+                    self.stats.dropped = queue.dropped
             if self._stop.is_set():
                 return
         if self._stop.is_set():  # closed, not ended: none of the end-of-file checks apply
@@ -571,6 +626,67 @@ class AvSource(Source):
         if isinstance(exc, av.error.ExitError) or elapsed >= timeout:
             return SourceError(f"no data from {self._loc.display} for {timeout:g} s (read timeout)")
         return SourceError(f"lost connection to {self._loc.display}: {_reason(exc)}")
+
+
+class _SparseDecoder:
+    """Hands the decoder only the packets sampling needs, as `KeyframePlan` decides.
+
+    Keyframes only: the other packets are not even read by the decoder, and the decoder is drained
+    after each keyframe, so its frame comes out at once rather than after the next few keyframes
+    (frame threads and B-frame reordering hold frames back). "auto" holds the packets that follow
+    a keyframe until it knows the keyframe interval (the next keyframe, or a sampling step without
+    one): the first GOP is not decoded whole just to learn that keyframes suffice. A live stream's
+    first frame waits for that, at most one sampling step.
+    """
+
+    def __init__(self, codec: av.video.codeccontext.VideoCodecContext, plan: KeyframePlan) -> None:
+        self.codec = codec
+        self.plan = plan
+        self.auto = plan.mode == "auto"
+        self.held: list[av.Packet] = []  # "auto": a keyframe and what follows it, interval unknown
+        self.hold_until = 0.0
+        self.keyed = False  # the demuxer flags keyframe packets, so the others can be left unread
+        if plan.keyframes_only:
+            codec.skip_frame = "NONKEY"
+
+    def schedule(self, packet: av.Packet, packet_t: float | None) -> list[av.Packet]:
+        """The packets to decode now, in order, given the next demuxed one (its media time `packet_t`)."""
+        key = packet.is_keyframe
+        if key:
+            self.keyed = True
+            if self.auto and packet_t is not None:  # learn from the demuxer: known before anything is decoded
+                self.plan.keyframe(packet_t)
+        todo: list[av.Packet] = []
+        if self.held:
+            if not key and packet_t is not None and packet_t <= self.hold_until:
+                self.held.append(packet)
+                return []
+            # The interval is known now: a keyframe came (within a step: only the held keyframe is
+            # needed), or a step passed without one (everything held is).
+            todo, self.held = (self.held[:1] if self.plan.keyframes_only else self.held), []
+        if key and self.auto and self.plan.interval is None and packet_t is not None:
+            self.held, self.hold_until = [packet], packet_t + self.plan.step * KeyframePlan.SLACK + 1e-6
+            return todo
+        todo.append(packet)
+        return todo
+
+    def decode(self, packet: av.Packet) -> list[av.VideoFrame]:
+        """Decode one scheduled packet; FFmpegError for a bad one."""
+        codec, keyframes_only = self.codec, self.plan.keyframes_only
+        if not codec.is_open:
+            # Frame threads only help when consecutive frames are decoded; slice threads still
+            # split a frame when the encoder made slices. Fixed once the codec opens.
+            codec.thread_type = "SLICE" if keyframes_only else "AUTO"
+        if packet.is_keyframe and self.auto:
+            # Switch only at a keyframe: the frames after it never reference a skipped one.
+            codec.skip_frame = "NONKEY" if keyframes_only else "DEFAULT"
+        if keyframes_only and self.keyed and not packet.is_keyframe and packet.size:
+            return []  # skip_frame would drop it anyway
+        frames = packet.decode()
+        if keyframes_only and packet.is_keyframe:
+            frames += codec.decode(None)  # drain: nothing before the next keyframe is decoded
+            codec.flush_buffers()
+        return frames
 
 
 class _Pacer:

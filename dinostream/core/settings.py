@@ -143,6 +143,12 @@ class IngestSettings(_Strict):
         description="'keyframes': decode only keyframes; 'all': every frame; 'auto': keyframes when the stream's "
         "keyframe interval is no longer than the sampling interval, else all.",
     )
+    hwaccel: str | None = Field(
+        None,
+        description="Decode on this FFmpeg hardware device type, optionally ':device' ('cuda', 'cuda:1', "
+        "'vaapi:/dev/dri/renderD128', 'videotoolbox'); where it cannot (no such device, or no decoder for the "
+        "stream's codec), decoding stays in software with a logged warning.",
+    )
 
 
 class ModelSettings(_Strict):

@@ -502,8 +502,9 @@ async def test_sparse_sampling_decodes_keyframes_only(gop_video, decode):
     all_frames, sparse_frames = await _collect(every), await _collect(sparse)
 
     assert every.stats.decoded == 10 * FPS
-    # "auto" decodes the first GOP, until the second keyframe packet tells the interval.
-    assert sparse.stats.decoded <= (10 if decode == "keyframes" else GOP + 10)
+    # "auto" does not decode the first GOP whole: it holds its packets until the second keyframe
+    # packet tells the interval.
+    assert sparse.stats.decoded == 10
     assert len(sparse_frames) == len(all_frames) == 10
     assert np.diff([f.pts for f in sparse_frames]) == pytest.approx(np.ones(9), abs=1 / FPS)
     assert [f.pts for f in sparse_frames] == pytest.approx([f.pts for f in all_frames], abs=1e-6)
@@ -523,6 +524,72 @@ async def test_keyframes_only_does_not_mistake_the_last_gop_for_truncation(gop_v
     source = AvSource(str(gop_video), "cam", _settings(sample_fps=0.25, decode="keyframes"), (32, 32))
     frames = await _collect(source)  # the last keyframe is at 9 s of 10 s: not a truncated file
     assert [round(f.pts) for f in frames] == [0, 4, 8]
+
+
+def _write_gop_video(path: Path, options: dict[str, str]) -> None:
+    """10 s of 160x120 at 25 fps, a keyframe every second, with these extra libx264 options."""
+    rng = np.random.default_rng(3)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        stream.options = {"g": str(GOP), "keyint_min": str(GOP), "sc_threshold": "0", **options}
+        for i in range(10 * FPS):
+            img = rng.integers(0, 40, (120, 160, 3), dtype=np.uint8)
+            img[:, (i * 4) % 140 : (i * 4) % 140 + 20] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+@pytest.mark.timeout(30)
+async def test_live_keyframe_sampling_hands_on_each_keyframe_without_waiting_for_the_next(tmp_path):
+    """B-frame reordering and frame threads hold a decoded frame back until more frames are decoded;
+    decoding keyframes only, those would be the next keyframes, seconds later on a live stream."""
+    mp4, ts = tmp_path / "bframes.mp4", tmp_path / "live.ts"
+    _write_gop_video(mp4, {"preset": "fast", "bf": "3"})
+    _remux(mp4, ts, "mpegts")
+    with av.open(str(ts)) as container:
+        packets = [(p.pos, p.is_keyframe, p.pts) for p in container.demux(video=0) if p.dts is not None]
+    assert [pts for *_, pts in packets] != sorted(pts for *_, pts in packets)  # B-frames: decode order is not pts order
+    keys = [i for i, (_, key, _) in enumerate(packets) if key]
+    cut = packets[keys[2] + 5][0]  # the third keyframe (2 s) and a few frames after it; not the fourth
+    data = ts.read_bytes()[:cut]
+
+    def respond(conn):
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\n\r\n" + data)
+        # ... and then nothing yet, with the connection left open: a live stream between keyframes
+
+    with _tcp_server(respond) as port:
+        source = AvSource(
+            f"http://127.0.0.1:{port}/live.ts",
+            "cam",
+            _settings(sample_fps=1.0, decode="keyframes", read_timeout_s=20),
+            (32, 32),
+        )
+        pts = []
+        async with asyncio.timeout(15):  # well within the read timeout: the frames come from what was sent
+            async for frame in source.frames():
+                pts.append(frame.pts)
+                if len(pts) == 3:
+                    break
+    assert np.diff(pts) == pytest.approx([1.0, 1.0], abs=1e-6)  # the first three keyframes, one per second
+    assert source.stats.decoded == 3
+
+
+@pytest.mark.parametrize("hwaccel", ["no-such-device", "cuda:99"], ids=["unknown-type", "missing-device"])
+async def test_unavailable_hardware_decoding_falls_back_to_software_with_a_warning(gop_video, hwaccel, caplog):
+    software = await _collect(AvSource(str(gop_video), "sw", _settings(sample_fps=1.0), (32, 32)))
+    with caplog.at_level("WARNING", logger="dinostream.ingest.av_source"):
+        source = AvSource(str(gop_video), "hw", _settings(sample_fps=1.0, hwaccel=hwaccel), (32, 32))
+        frames = await _collect(source)
+
+    assert [r.getMessage() for r in caplog.records if f"hwaccel={hwaccel!r} unavailable" in r.getMessage()]
+    assert "decoding in software" in caplog.text
+    assert source.stats.error is None
+    assert [f.pts for f in frames] == [f.pts for f in software]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(frames, software, strict=True))
 
 
 def test_keyframe_plan_learns_the_interval_per_keyframe():
