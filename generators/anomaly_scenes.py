@@ -197,7 +197,15 @@ class SceneStream:
             stream = container.add_stream("libx264", rate=fps)
             stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
             gop = max(1, round(keyframe_s * fps))
-            stream.options = {"preset": "veryfast", "crf": str(crf), "g": str(gop), "keyint_min": str(gop)}
+            # mbtree=0: x264's macroblock-tree rate control made the bytes depend on what the process's
+            # memory held before, so one seed gave different videos (see groundtruth.py).
+            stream.options = {
+                "preset": "veryfast",
+                "crf": str(crf),
+                "g": str(gop),
+                "keyint_min": str(gop),
+                "x264-params": "mbtree=0",
+            }
             for i in range(self.frames):
                 image, truth = self.render(i)
                 frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
