@@ -1,0 +1,136 @@
+"""The worker's sans-I/O host: record bytes in, events and state-table writes out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from dinostream.analytics.processor_set import (
+    ProcessorHost,
+    ProcessorSet,
+    StateWrite,
+    WorkerStats,
+    control_message,
+)
+from dinostream.analytics.scene_change import SceneChangeDetector
+from dinostream.core.records import Event, FrameEmbedding
+from dinostream.core.settings import SceneChangeSettings
+from tests.records import shots
+
+
+class Table(dict[str, Any]):
+    """The state table as the worker keeps it: values go through JSON (the changelog)."""
+
+    def apply(self, writes: list[StateWrite]) -> None:
+        for w in writes:
+            if w.value is None:
+                del self[w.key]
+            else:
+                self[w.key] = json.loads(json.dumps(w.value))
+
+
+def host(table: Table, **kw: Any) -> ProcessorHost:
+    kw = {"snapshot_every_s": 10.0, "chunk_chars": 1_000_000, **kw}
+    return ProcessorHost(ProcessorSet([SceneChangeDetector(SceneChangeSettings())]), table.get, **kw)
+
+
+def feed(h: ProcessorHost, table: Table, records: list[FrameEmbedding], t0: float = 0.0) -> list[Event]:
+    """One record a second of the host's clock; writes applied as the worker does."""
+    events = []
+    for i, r in enumerate(records):
+        out = h.receive_record(r.encode(), now=t0 + i)
+        events += out.events
+        table.apply(out.writes)
+    return events
+
+
+def cuts(events: list[Event]) -> list[tuple[str, float]]:
+    return [(e.stream, e.t) for e in events if e.type == "scene_change"]
+
+
+def test_a_second_host_resumes_from_the_table_the_first_wrote() -> None:
+    recs = shots("cam-r", [6, 6, 6], 5)
+    whole = cuts(feed(host(Table()), Table(), recs))
+    assert whole == [("cam-r", 3.0), ("cam-r", 6.0)]
+    table = Table()
+    first = host(table, snapshot_every_s=1.0)
+    assert cuts(feed(first, table, recs[:6])) == []
+    assert set(table) == {"cam-r/scene_change"} and first.stats.snapshots == 6
+    second = host(table)  # a restarted worker, reading the table the first left
+    assert cuts(feed(second, table, recs[6:])) == whole
+    assert second.stats.restored == 1 and second.stats.records == 12
+
+
+def test_state_is_saved_every_snapshot_interval_of_the_clock() -> None:
+    table = Table()
+    h = host(table, snapshot_every_s=5.0)
+    feed(h, table, shots("cam", [12], 1))  # at t = 0..11: saved at 0, 5 and 10
+    assert h.stats.snapshots == 3
+
+
+def test_a_big_state_is_written_in_chunks_before_its_head_and_stale_chunks_go() -> None:
+    table = Table()
+    recs = shots("cam", [30], 2)
+    h = host(table, snapshot_every_s=0.0, chunk_chars=2_000)
+    writes = []
+    for i, r in enumerate(recs):
+        out = h.receive_record(r.encode(), now=float(i))
+        writes.append([w.key for w in out.writes])
+        table.apply(out.writes)
+    assert writes[0] == ["cam/scene_change"]  # one frame's state fits: no chunks
+    n = len(writes[-1]) - 1
+    assert n > 1 and writes[-1] == [f"cam/scene_change#{i}" for i in range(n)] + ["cam/scene_change"]
+    h.chunk_chars = 1_000_000  # now it fits in one message: the chunks are deleted after the head
+    out = h.receive_record(shots("cam", [1], 3)[0].encode(), now=99.0)
+    assert [(w.key, w.value is None) for w in out.writes] == [("cam/scene_change", False)] + [
+        (f"cam/scene_change#{i}", True) for i in range(n)
+    ]
+    table.apply(out.writes)
+    assert set(table) == {"cam/scene_change"}
+
+
+def test_a_state_over_the_chunk_limit_is_not_saved_but_counted() -> None:
+    table = Table()
+    h = host(table, snapshot_every_s=0.0, chunk_chars=100, max_chunks=2)
+    feed(h, table, shots("cam", [3], 4))
+    assert table == {} and h.stats.oversize_state == 3
+
+
+def test_malformed_records_are_skipped_and_counted() -> None:
+    table = Table()
+    h = host(table)
+    assert h.receive_record(b"garbage", now=0.0, where="at p0 offset 7").events == []
+    assert h.stats.malformed == 1 and h.stats.records == 0
+
+
+def test_a_processor_bug_is_recorded_and_raised() -> None:
+    class Broken(SceneChangeDetector):
+        def process(self, record: FrameEmbedding) -> list[Event]:
+            raise RuntimeError("processor bug")
+
+    stats = WorkerStats()
+    h = ProcessorHost(
+        ProcessorSet([Broken(SceneChangeSettings())]), {}.get, snapshot_every_s=1, chunk_chars=1000, stats=stats
+    )
+    with pytest.raises(RuntimeError):
+        h.receive_record(shots("cam-x", [1], 3)[0].encode(), now=0.0)
+    assert stats.failure == "stream cam-x frame 0: RuntimeError: processor bug"
+
+
+def test_control_messages_change_one_stream_and_are_saved() -> None:
+    table = Table()
+    h = host(table)
+    table.apply(h.receive_control(control_message("cam-q", "scene_change", {"min_distance": 1.99}), now=0.0))
+    assert table["cam-q/scene_change"]["settings"]["min_distance"] == 1.99
+    for bad in (control_message("cam-q", "nope", {}), b"{not json", control_message("cam-q", "scene_change", {"x": 1})):
+        assert h.receive_control(bad, now=1.0) == []
+    assert h.stats.control == 1
+    recs = shots("cam-q", [6, 6], 6)
+    assert cuts(feed(h, table, recs)) == []  # nothing is a cut at that distance
+    assert cuts(feed(host(Table()), Table(), shots("cam-q", [6, 6], 6))) == [("cam-q", 3.0)]
+    restarted = host(table)  # the saved settings come back with the state, at first sight of the stream
+    assert restarted.processors.settings("cam-q")["scene_change"]["min_distance"] != 1.99
+    restarted.receive_record(recs[0].encode(), now=0.0)
+    assert restarted.processors.settings("cam-q")["scene_change"]["min_distance"] == 1.99
