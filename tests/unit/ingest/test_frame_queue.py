@@ -1,21 +1,12 @@
 import asyncio
 import threading
-import time
 
 import pytest
 
 from dinostream.ingest.frame_queue import FrameQueue
+from tests.waiting import started, wait_for_sync, waiting_in
 
 pytestmark = pytest.mark.timeout(20)
-
-
-def _wait_until(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 async def _drain(queue: FrameQueue) -> list:
@@ -44,8 +35,8 @@ async def test_blocking_mode_blocks_the_producer_and_loses_nothing():
 
     producer = threading.Thread(target=produce)
     producer.start()
-    assert _wait_until(lambda: len(queue) == 4)
-    time.sleep(0.05)
+    wait_for_sync(lambda: waiting_in(producer, FrameQueue.put), 5, "the producer to wait in a put")
+    assert len(queue) == 4
     assert producer.is_alive() and len(produced) == 4  # the fifth put waits for room
 
     items = []
@@ -67,7 +58,7 @@ async def test_close_unblocks_a_blocked_producer():
     result = []
     producer = threading.Thread(target=lambda: result.append(queue.put(2)))
     producer.start()
-    time.sleep(0.05)
+    wait_for_sync(lambda: waiting_in(producer, FrameQueue.put), 5, "the producer to wait for room")
     assert producer.is_alive()
 
     queue.close()
@@ -114,19 +105,21 @@ async def test_a_waiting_consumer_is_woken_from_another_thread(signal):
         "fail": lambda: queue.fail(OSError("gone")),
         "close": queue.close,
     }[signal]
-    timer = threading.Timer(0.05, action)
-    timer.start()
+    getting = await started(queue.get())  # the queue is empty: it waits
+    assert not getting.done()
+    waker = threading.Thread(target=action)
+    waker.start()
     try:
         if signal == "put":
-            assert await asyncio.wait_for(queue.get(), 5) == "late"
+            assert await asyncio.wait_for(getting, 5) == "late"
         elif signal == "fail":
             with pytest.raises(OSError, match="gone"):
-                await asyncio.wait_for(queue.get(), 5)
+                await asyncio.wait_for(getting, 5)
         else:
             with pytest.raises(StopAsyncIteration):
-                await asyncio.wait_for(queue.get(), 5)
+                await asyncio.wait_for(getting, 5)
     finally:
-        timer.cancel()
+        waker.join(5)
 
 
 async def test_a_cancelled_get_leaves_the_queue_usable():
