@@ -138,6 +138,11 @@ class IngestSettings(_Strict):
         False,
         description="Let the HTTP API add sources on private hosts (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7).",
     )
+    allowed_devices: list[str] = Field(
+        default_factory=list,
+        description="Camera devices (/dev/videoN) that sources added through the HTTP API may open; empty: none "
+        "(a device named on the command line is always allowed).",
+    )
     decode: Literal["auto", "all", "keyframes"] = Field(
         "auto",
         description="'keyframes': decode only keyframes; 'all': every frame; 'auto': keyframes when the stream's "
@@ -593,6 +598,19 @@ class IndexSettings(_Strict):
         return v
 
 
+Role = Literal["viewer", "operator", "admin"]
+
+
+class ApiToken(_Strict):
+    """One access token of the HTTP API, kept hashed: `python -m dinostream.dashboard.auth new NAME ROLE`
+    makes one and prints its entry. `viewer` reads (events, thumbnails, search), `operator` also
+    manages streams, the watchlist, analytics settings and WHIP, `admin` everything."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$", description="Who, in the audit log.")
+    role: Role
+    sha256: str = Field(..., pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 of the token's UTF-8 bytes")
+
+
 class HttpSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535, description="0 picks a free port.")
@@ -601,7 +619,8 @@ class HttpSettings(_Strict):
     api_token: str | None = Field(
         None,
         min_length=8,
-        description="Token websocket clients must present (first message or subprotocol); None: no auth.",
+        description="An admin token given in clear (named 'api_token' in the audit log); prefer `tokens`. "
+        "None and no `tokens`: no auth.",
     )
     allowed_origins: list[str] = Field(
         default_factory=list,
@@ -612,6 +631,42 @@ class HttpSettings(_Strict):
     )
     ws_resume_memory: int = Field(10_000, ge=0, description="Recent events kept in memory for fast resume.")
     ws_replay_limit: int = Field(10_000, ge=1, description="Most events replayed from Kafka to one resuming client.")
+    # Access control and limits (dinostream.dashboard.guard): every request passes them.
+    tokens: list[ApiToken] = Field(
+        default_factory=list,
+        description="Access tokens, hashed, each with a role; with any token (or api_token) set, every REST, WHIP "
+        "and websocket request needs one (Authorization: Bearer on REST and WHIP).",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header names accepted besides the bind address, localhost and IP literals (a guard "
+        "against DNS rebinding); '*' accepts any.",
+    )
+    metrics_public: bool = Field(False, description="Serve /metrics without a token even when tokens are set.")
+    docs_public: bool = Field(
+        False, description="Serve /docs and /openapi.json without a token even when tokens are set."
+    )
+    ssl_certfile: Path | None = Field(
+        None, description="PEM certificate (chain): serve HTTPS and WSS (with ssl_keyfile)."
+    )
+    ssl_keyfile: Path | None = Field(None, description="PEM private key of ssl_certfile.")
+    max_body_bytes: int = Field(
+        65_536, ge=1024, description="Largest request body of JSON endpoints (uploads have max_upload_bytes)."
+    )
+    max_request_pixels: int = Field(
+        50_000_000,
+        ge=1,
+        description="Pixels one request's uploaded pictures may decode to, all pictures together (memory bound).",
+    )
+
+    @model_validator(mode="after")
+    def _tls_pair_and_unique_tokens(self) -> HttpSettings:
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together: set both or neither")
+        names = [t.name for t in self.tokens]
+        if len(set(names)) != len(names) or (self.api_token is not None and "api_token" in names):
+            raise ValueError("token names must be unique ('api_token' names the api_token setting)")
+        return self
 
 
 class IceServerSettings(_Strict):
