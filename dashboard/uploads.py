@@ -7,21 +7,28 @@ received), with the app's error shape: 413 `upload_too_large`; a file that is no
     async with limited_form(request, settings.max_upload_bytes, max_files=1) as form:
         data = await form["image"].read()
     rgb = await asyncio.to_thread(decode_rgb, data)
+
+Decoded pixels are bounded per request, not per picture: `dinostream.dashboard.guard` opens a
+`pixel_budget(http.max_request_pixels)` around every request, and `decode_rgb` charges each
+picture's size (read from its header, before decoding) to it: 413 `too_many_pixels` past it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import io
-from collections.abc import AsyncIterator, Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import numpy as np
 from fastapi import Request
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from starlette.types import Message
 
 from dinostream.dashboard.http_common import ApiError
+from dinostream.ingest.pictures import PictureError, PictureTooLarge, read_rgb
 
 
 @contextlib.asynccontextmanager
@@ -65,16 +72,63 @@ def too_large(max_bytes: int) -> ApiError:
     return ApiError(413, "upload_too_large", f"upload is larger than the {max_bytes}-byte limit")
 
 
+class PixelBudget:
+    """Pixels the pictures of one request may still decode to (shared by its worker threads)."""
+
+    def __init__(self, max_pixels: int) -> None:
+        self.max_pixels = max_pixels
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def charge(self, pixels: int) -> None:
+        with self._lock:
+            if self.used + pixels > self.max_pixels:
+                raise ApiError(
+                    413,
+                    "too_many_pixels",
+                    f"the pictures of this request decode to more than {self.max_pixels} pixels in all "
+                    "(http.max_request_pixels): send fewer or smaller pictures",
+                )
+            self.used += pixels
+
+
+_budget: contextvars.ContextVar[PixelBudget | None] = contextvars.ContextVar("pixel_budget", default=None)
+
+
+@contextlib.contextmanager
+def pixel_budget(max_pixels: int) -> Iterator[PixelBudget]:
+    """Bound the pixels `decode_rgb` may produce in this context (a request; threads it starts
+    with `asyncio.to_thread` share it)."""
+    budget = PixelBudget(max_pixels)
+    token = _budget.set(budget)
+    try:
+        yield budget
+    finally:
+        _budget.reset(token)
+
+
+def _charge_pixels(data: bytes) -> None:
+    """Charge the picture's pixel count, read from its header, to the current request's budget."""
+    budget = _budget.get()
+    if budget is None:
+        return
+    try:
+        with Image.open(io.BytesIO(data)) as img:  # reads the header only
+            width, height = img.size
+    except Exception:  # noqa: BLE001 - not a picture (or a bomb): the decoder says why
+        return
+    budget.charge(width * height)
+
+
 def decode_rgb(data: bytes) -> np.ndarray:
-    """Decode an uploaded picture to an (H, W, 3) uint8 RGB array (first frame if animated)."""
+    """Decode an uploaded picture to an (H, W, 3) uint8 RGB array (first frame if animated), with
+    `dinostream.ingest.pictures.read_rgb`: 413 `image_too_large` past PIL's pixel limit, else 415."""
     if not data:
         raise ApiError(415, "not_an_image", "the uploaded file is empty")
+    _charge_pixels(data)
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            rgb = img.convert("RGB")
-    except Image.DecompressionBombError as e:
-        raise ApiError(413, "image_too_large", f"the picture has too many pixels: {e}") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise ApiError(415, "not_an_image", f"the uploaded file is not a readable image: {e}") from None
-    return np.asarray(rgb, dtype=np.uint8)
+        return read_rgb(data)
+    except PictureTooLarge as e:
+        raise ApiError(413, "image_too_large", f"the picture has too many pixels: {e.reason}") from None
+    except PictureError as e:
+        raise ApiError(415, "not_an_image", f"the uploaded file is not a readable image: {e.reason}") from None
