@@ -56,7 +56,46 @@ def retention_cutoffs(settings: IndexSettings, streams: Iterable[str], now: floa
     return cutoffs
 
 
-class IndexSink:
+class IndexWriter:
+    """Frames and events into `index`, counted, and the index's upkeep (`maintain`): the part of
+    the sink without Kafka, which `dinostream analyze --index` writes through directly."""
+
+    def __init__(self, index: VectorIndex, settings: IndexSettings, *, clock: Callable[[], float] = time.time) -> None:
+        self.index = index
+        self.settings = settings
+        self.stats = IndexSinkStats()
+        self._clock = clock
+
+    def write(self, frames: list[FrameEmbedding], events: list[Event]) -> None:
+        """Upsert one batch (blocking; idempotent by record id). Index errors propagate."""
+        if frames:
+            self.index.upsert_frames(frames)
+        if events:
+            self.index.upsert_events(events)
+        self.stats.frames += len(frames)
+        self.stats.events += len(events)
+        self.stats.batches += 1
+
+    def maintain(self) -> None:
+        """Apply retention and build search graphs now (blocking). Index errors propagate."""
+        started = time.monotonic()
+        cutoffs = retention_cutoffs(self.settings, self._indexed_streams(), self._clock())
+        for stream, ts in cutoffs.items():
+            self.index.delete_older_than(stream, ts)
+        self.index.optimize()
+        self.stats.maintenance_runs += 1
+        self.stats.last_maintenance_s = time.monotonic() - started
+        log.info(
+            "index: maintenance took %.1f s (retention cutoffs: %s)",
+            self.stats.last_maintenance_s,
+            {k or "*": round(v) for k, v in cutoffs.items()} or "none",
+        )
+
+    def _indexed_streams(self) -> list[str]:
+        return self.index.streams() if self.settings.retention_per_stream else []
+
+
+class IndexSink(IndexWriter):
     """Consumes both topics in the consumer group `group` and upserts into `index`."""
 
     def __init__(
@@ -69,11 +108,8 @@ class IndexSink:
         group: str = "dinostream-index",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.index = index
+        super().__init__(index, settings, clock=clock)
         self.kafka = kafka
-        self.settings = settings
-        self.stats = IndexSinkStats()
-        self._clock = clock
         self._next_maintenance = time.monotonic()  # once at start
         self._positions: dict[TopicPartition, int] = {}  # next offset to write, per partition
         self._consumer = AIOKafkaConsumer(
@@ -127,33 +163,9 @@ class IndexSink:
                         except RecordError as e:
                             self.stats.malformed += 1
                             log.error("index: skipping malformed record at %s offset %s: %s", tp, msg.offset, e)
-                if frames:
-                    await asyncio.to_thread(self.index.upsert_frames, frames)
-                if events:
-                    await asyncio.to_thread(self.index.upsert_events, events)
+                await asyncio.to_thread(self.write, frames, events)
                 await self._consumer.commit()
                 for tp, messages in batches.items():
                     self._positions[tp] = messages[-1].offset + 1
-                self.stats.frames += len(frames)
-                self.stats.events += len(events)
-                self.stats.batches += 1
         finally:
             await self._consumer.stop()
-
-    def maintain(self) -> None:
-        """Apply retention and build search graphs now (blocking). Index errors propagate."""
-        started = time.monotonic()
-        cutoffs = retention_cutoffs(self.settings, self._indexed_streams(), self._clock())
-        for stream, ts in cutoffs.items():
-            self.index.delete_older_than(stream, ts)
-        self.index.optimize()
-        self.stats.maintenance_runs += 1
-        self.stats.last_maintenance_s = time.monotonic() - started
-        log.info(
-            "index: maintenance took %.1f s (retention cutoffs: %s)",
-            self.stats.last_maintenance_s,
-            {k or "*": round(v) for k, v in cutoffs.items()} or "none",
-        )
-
-    def _indexed_streams(self) -> list[str]:
-        return self.index.streams() if self.settings.retention_per_stream else []
