@@ -14,7 +14,7 @@ event loop's longest turns), the messages per websocket frame (batching), client
 falling behind, and the CPU seconds of the gateway and of the client processes, so a run on few
 cores says whether the clients or the server were the limit. Clients ask for batches
 (`"batch": true`, as the dashboard does) unless --no-batch; the server turns permessage-deflate
-down (as `dinostream.roles.serve_http` does) unless --server-deflate.
+down (as `dinostream.gateway_node.HttpNode` does) unless --server-deflate.
 
     python bench/fanout.py --clients 500 --rate 100 --seconds 20
     python bench/fanout.py --no-batch --server-deflate   # a frame per message, compressed (as before)

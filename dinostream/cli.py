@@ -1,5 +1,5 @@
 """The `dinostream` command: `up`, `analyze`, `demo`, `streams` (add/list/rm on a running `up` or
-gateway), and the separate roles `ingest`, `worker`, `index`, `gateway` (`dinostream.roles`).
+gateway), and the separate roles `ingest`, `worker`, `index`, `gateway` (`dinostream.service`).
 
 Flags override fields of `dinostream.core.settings.Settings`; a flag left out keeps the default
 defined there. Errors a user can fix print one line (`dinostream: error: ...`) and exit 2.
@@ -18,7 +18,7 @@ import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -276,34 +276,32 @@ def _configure_logging(verbose: bool) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-async def _run_role(role: str, settings: Settings) -> None:
-    from dinostream.roles import RUNNERS
+async def _run_service(roles: tuple[str, ...], settings: Settings, ready: Callable[[str], None]) -> None:
+    from dinostream.service import Service
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    await Service(settings, roles).run(stop, ready)
 
+
+async def _run_role(role: str, settings: Settings) -> None:
     def ready(url: str) -> None:
         print(f"dinostream {role} is up: {url}", flush=True)
 
-    await RUNNERS[role](settings, stop, ready)
+    await _run_service((role,), settings, ready)
     log.info("%s stopped cleanly", role)
 
 
 async def _run_up(settings: Settings) -> None:
-    from dinostream.stack import Stack
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    from dinostream.node import ROLES
 
     def ready(url: str) -> None:
         print(f"dinostream is up: dashboard {url}", flush=True)
         print("press Ctrl-C to stop", flush=True)
 
-    await Stack(settings).run(stop, ready)
+    await _run_service(ROLES, settings, ready)
     log.info("stopped cleanly")
 
 
@@ -368,11 +366,9 @@ def main(argv: list[str] | None = None) -> int:
             args.source = [*args.source, _demo_video(args.data_dir or Path("dinostream-data"))]
         settings = settings_from_args(args)
         if args.command in ROLE_HELP:
-            if not settings.kafka.bootstrap:  # before anything loads: one line, exit 2
-                raise DinostreamError(
-                    f"`dinostream {args.command}` needs a Kafka cluster: pass --kafka HOST:PORT or set "
-                    "DINOSTREAM_KAFKA__BOOTSTRAP (the separate roles never start an embedded broker)"
-                )
+            from dinostream.node import require_bootstrap
+
+            require_bootstrap(settings, [args.command])  # before anything loads: one line, exit 2
             asyncio.run(_run_role(args.command, settings))
             return 0
         if args.command == "analyze":

@@ -4,6 +4,13 @@
 the same processors. Neither has its own copy of ingest or embedding. In `up`, sources are run
 by `dinostream.ingest.stream_manager.StreamManager` (one supervisor per stream, added and removed at run
 time) and feed the stage through `put`; `analyze` reads its one file with `pump`.
+
+Query pictures (search by image, watchlist exemplars, `dinostream.Engine`) take one path too:
+`embed_image_records`, through the same scaler and batcher as video.
+
+    async with EmbeddingStage(loaded, settings.model, settings.ingest, sink) as stage:
+        await stage.pump(spec)
+        vectors = await stage.embed_images([rgb])
 """
 
 from __future__ import annotations
@@ -11,10 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from types import TracebackType
 
 import numpy as np
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from pydantic import ValidationError
 
 from dinostream.core.errors import DinostreamError, SourceError
@@ -26,6 +36,7 @@ from dinostream.embedding.input_size import model_input_size
 from dinostream.embedding.model_loader import LoadedModel, load_model, replicate
 from dinostream.embedding.patch_pca import PatchPCA
 from dinostream.ingest.av_source import make_source, probe_source
+from dinostream.ingest.pictures import read_rgb
 from dinostream.ingest.resize import resize_rgb
 from dinostream.ingest.source import Frame, Source
 from dinostream.ingest.source_plan import SourceSpec
@@ -99,15 +110,66 @@ class EmbeddingStage:
             queue_size=model.queue_size,
             sink=sink,
         )
-        self.sources: dict[str, Source] = {}  # those fed by `pump`
-        self.input_sizes: dict[str, tuple[int, int]] = {}  # per stream: the decoder's resize target
-        self.failures: dict[str, str] = {}  # `pump` sources that failed
+        # The streams `pump` runs (the StreamManager keeps its own streams' sizes and health).
+        self._sources: dict[str, Source] = {}
+        self._input_sizes: dict[str, tuple[int, int]] = {}
+        self._failures: dict[str, str] = {}
+
+    @classmethod
+    def from_settings(
+        cls,
+        loaded: LoadedModel,
+        settings: Settings,
+        sink: Callable[[list[FrameEmbedding]], Awaitable[None]],
+        *,
+        kafka: bool = True,
+    ) -> EmbeddingStage:
+        """The stage of a service built from its settings: the patch PCA fitted under
+        `settings.data_dir`; with `kafka`, settings whose records could exceed the Kafka message
+        limit are refused here (before anything is written)."""
+        return cls(
+            loaded,
+            settings.model,
+            settings.ingest,
+            sink,
+            max_message_bytes=settings.kafka.max_message_bytes if kafka else None,
+            data_dir=settings.data_dir,
+        )
+
+    async def __aenter__(self) -> EmbeddingStage:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
 
     @property
     def input_size(self) -> tuple[int, int]:
-        """The square preset's input size (with aspect "preserve", sources get their own: `input_sizes`)."""
+        """The square preset's input size (with aspect "preserve", sources get their own: `input_size_for`)."""
         s = self.model_settings.image_size
         return (s, s)
+
+    @property
+    def input_sizes(self) -> dict[str, tuple[int, int]]:
+        """The decoder's resize target of each stream `pump` ran (a copy)."""
+        return dict(self._input_sizes)
+
+    def metric_families(self) -> list[Metric]:
+        """The frames waiting for the model, for /metrics."""
+        queued = GaugeMetricFamily("dinostream_model_queue_frames", "Frames waiting for the model.")
+        queued.add_metric([], self.batcher.stats().queued)
+        return [queued]
+
+    def failure_of(self, stream: str) -> str | None:
+        """Why the source `pump` ran for `stream` failed, or None."""
+        return self._failures.get(stream)
+
+    def input_size_for(self, source_size: tuple[int, int]) -> tuple[int, int]:
+        """(width, height) a source whose frames are `source_size` (width, height) is resized to,
+        when its size is only known from its first frame (a WebRTC track)."""
+        return self.embedder.input_size(source_size)
 
     async def resize_target(self, spec: SourceSpec, resolution: int | None = None) -> tuple[int, int]:
         """(width, height) the source's frames are resized to by the decoder: see `dinostream.embedding.input_size`.
@@ -157,7 +219,7 @@ class EmbeddingStage:
 
     async def stop(self) -> None:
         """Close the sources, then let the batcher finish everything it accepted."""
-        for src in self.sources.values():
+        for src in self._sources.values():
             await src.close()
         await self.batcher.stop()
 
@@ -166,15 +228,16 @@ class EmbeddingStage:
         one file (`analyze`). A source's failure is logged, recorded and raised."""
         source: Source | None = None
         try:
-            size = self.input_sizes[spec.stream] = await self.resize_target(spec)
+            size = self._input_sizes[spec.stream] = await self.resize_target(spec)
             log.info("stream %s: model input %dx%d", spec.stream, *size)
             source = make_source(spec.url, spec.stream, self.ingest, size)
-            self.sources[spec.stream] = source
+            self._sources[spec.stream] = source
+            self._failures.pop(spec.stream, None)
             async for frame in source.frames():
                 await self.batcher.put(frame)
             log.info("stream %s ended after %d sampled frames", spec.stream, source.stats.sampled)
         except SourceError as e:
-            self.failures[spec.stream] = str(e)
+            self._failures[spec.stream] = str(e)
             if source is not None:
                 source.stats.error = str(e)
             log.error("stream %s failed: %s", spec.stream, e)
@@ -182,18 +245,34 @@ class EmbeddingStage:
         finally:
             if source is not None:
                 await source.close()
+                self._sources.pop(spec.stream, None)
+
+    async def embed_image_records(self, images: Sequence[np.ndarray], *, stream: str = "query") -> list[FrameEmbedding]:
+        """Whole records (global vectors and patch grid) for query pictures, in order: each is
+        resized with the decoder's scaler to the input size a video of its shape would get, then
+        batched with the video frames (pictures of one input size share batches). `images` are
+        (H, W, 3) uint8 RGB (`dinostream.ingest.pictures.read_rgb` makes them); record i has seq i."""
+        now = time.time()
+        frames = []
+        for i, image in enumerate(images):
+            rgb = read_rgb(image)
+            size = self.input_size_for((int(rgb.shape[1]), int(rgb.shape[0])))
+            frames.append(Frame(stream=stream, seq=i, pts=0.0, ts=now, image=resize_rgb(rgb, size)))
+        return list(await asyncio.gather(*(self.batcher.embed(f) for f in frames)))
 
     async def embed_image_record(self, image: np.ndarray) -> FrameEmbedding:
-        """A whole record (global vectors and patch grid) for an uploaded picture, through the same
-        scaler and batcher as video: what a watchlist crop or a patch-level query needs."""
-        size = self.embedder.input_size((int(image.shape[1]), int(image.shape[0])))
-        frame = Frame(stream="query", seq=0, pts=0.0, ts=time.time(), image=resize_rgb(image, size))
-        return await self.batcher.embed(frame)
+        """One query picture's whole record: what a watchlist crop or a patch-level query needs."""
+        (record,) = await self.embed_image_records([image])
+        return record
 
-    async def embed_images(self, images: list[np.ndarray]) -> np.ndarray:
-        """Unit-length CLS vectors for query images, through the same scaler and batcher as video."""
-        out = []
-        for img in images:
-            v = (await self.embed_image_record(img)).cls.astype(np.float32)
-            out.append(v / max(float(np.linalg.norm(v)), 1e-12))
-        return np.stack(out)
+    async def embed_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, D) unit-length CLS vectors for query pictures (see `embed_image_records`)."""
+        if not images:
+            return np.zeros((0, self.loaded.hidden_size), np.float32)
+        return unit_rows(np.stack([r.cls for r in await self.embed_image_records(images)]))
+
+
+def unit_rows(v: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (float32)."""
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)

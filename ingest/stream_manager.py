@@ -4,6 +4,8 @@ own `StreamSupervisor` task, persisted in a `StreamRegistry`.
 `add` checks the URL against the policy (`dinostream.ingest.url_policy.check_url`) before anything
 connects, then returns: the supervisor connects in the background, so a camera that is down
 shows up as connecting/backoff in `list()`, not as an error of the call that added it.
+`attach` runs a source that arrived by itself (a WHIP publisher's track) the same way: its own
+supervisor, frame numbers, health and failures, listed with the others.
 
     manager = StreamManager(stage, settings.ingest, StreamRegistry(data_dir / "streams.json"))
     await manager.start()                                    # the registry's streams
@@ -11,6 +13,7 @@ shows up as connecting/backoff in `list()`, not as an error of the call that add
     status = await manager.add(StreamConfig(url="rtsp://cam.example.com/live"))   # from the API
     manager.list()                                           # [StreamStatus(config, health, ...)]
     await manager.remove("cam.example.com-live")
+    await manager.attach("lobby", whip_source, url="whip:lobby")   # until the publisher leaves
     await manager.stop()
 """
 
@@ -40,8 +43,6 @@ _STOP_GRACE_S = 10.0  # how long stop()/remove() wait for a supervisor to finish
 
 class ModelStage(Protocol):
     """What the manager needs from the model stage (`dinostream.embedding.stage.EmbeddingStage`)."""
-
-    input_sizes: dict[str, tuple[int, int]]
 
     def check_resolution(self, resolution: int | None) -> None: ...
 
@@ -125,6 +126,8 @@ class _Entry:
     size: tuple[int, int] | None = None
     refused: str | None = None  # a persisted stream whose URL the policy refuses now: not started
     refused_since: float = 0.0
+    attached: bool = False  # a source that arrived by itself (`attach`), not one the manager opens
+    size_of: Callable[[], tuple[int, int] | None] | None = None  # an attached source's size, once known
 
 
 class StreamManager:
@@ -224,7 +227,6 @@ class StreamManager:
                         entry.size = await self.stage.resize_target(spec, resolution)
                     except ValueError as e:  # a source size the model cannot fit
                         raise SourceError(f"stream {sid}: {e}") from e
-                    self.stage.input_sizes[sid] = entry.size
                     log.info("stream %s: model input %dx%d", sid, *entry.size)
                 return entry.size
 
@@ -255,9 +257,46 @@ class StreamManager:
             self.registry.remove(stream_id)  # first: if the write fails, the stream keeps running
         self._entries.pop(stream_id, None)
         await self._stop_entry(entry)
-        self.stage.input_sizes.pop(stream_id, None)
         log.info("stream %s removed", stream_id)
         return entry.config
+
+    async def attach(
+        self,
+        stream: str,
+        source: Source,
+        *,
+        url: str,
+        size: Callable[[], tuple[int, int] | None] | None = None,
+    ) -> None:
+        """Run `source`, which arrived by itself (a WHIP publisher's track), until it ends, fails,
+        stalls or the stream is removed: one supervisor like any stream's (not reopened: a file's
+        rules), frames numbered from a new session's first id. The stream stays listed, ended or
+        failed, until it is removed or attached again. `url` is what `list()` shows as its URL;
+        `size()` its model input once known.
+
+        Raises `DuplicateStreamError` when a stream the manager opens has this id."""
+        if self._stopped:
+            raise RuntimeError("the stream manager is stopped")
+        old = self._entries.get(stream)
+        if stream in self._reserved or (old is not None and not old.attached):
+            raise DuplicateStreamError(f"stream {stream!r} is fed by a configured source")
+        if old is not None:  # an earlier publisher of this stream: replaced
+            self._entries.pop(stream, None)
+            await self._stop_entry(old)
+        entry = _Entry(StreamConfig(id=stream, url=url), False, attached=True, size_of=size)
+        entry.supervisor = StreamSupervisor(
+            stream, lambda: source, self.stage.put, self.settings, live=False, first_seq=session_first_seq()
+        )
+        task = entry.task = asyncio.create_task(entry.supervisor.run(), name=f"stream:{stream}")
+        task.add_done_callback(lambda t: _log_end(stream, t))
+        self._entries[stream] = entry
+        log.info("stream %s attached: %s", stream, url)
+        await asyncio.wait({task})  # not cancelled with the caller: closing the source ends it
+
+    def opens(self, stream_id: str) -> bool:
+        """Whether a stream the manager opens itself (not an attached one) has this id."""
+        entry = self._entries.get(stream_id)
+        return stream_id in self._reserved or (entry is not None and not entry.attached)
 
     async def update(self, stream_id: str, update: StreamUpdate) -> StreamConfig:
         """Apply a typed change to the stream's settings (persisted for a registry stream); return
@@ -303,7 +342,8 @@ class StreamManager:
         return {sid: e.task for sid, e in self._entries.items() if e.task is not None}
 
     def _status(self, entry: _Entry) -> StreamStatus:
-        return StreamStatus(entry.config, self._health(entry), entry.persistent, entry.size)
+        size = entry.size if entry.size_of is None else entry.size_of()
+        return StreamStatus(entry.config, self._health(entry), entry.persistent, size)
 
     def _health(self, entry: _Entry) -> dict[str, Any]:
         if entry.supervisor is None:

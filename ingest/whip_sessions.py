@@ -21,6 +21,9 @@ by POSTing; the publisher DELETEs its session first (or waits until a vanished o
     ...
     await sessions.delete("cam1", session_id)
     await sessions.close_all()
+
+In the service each publisher is a stream of the `StreamManager` (`whip_streams`): supervised,
+numbered, listed and reported like a file or camera.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from dinostream.core.errors import DinostreamError
 from dinostream.core.records import RecordError, check_stream_id
 from dinostream.core.settings import IngestSettings, WhipSettings
 from dinostream.ingest.source import Source
+from dinostream.ingest.stream_manager import StreamManager
 from dinostream.ingest.whip_source import SizeSpec, WhipSource
 
 log = logging.getLogger(__name__)
@@ -346,6 +350,18 @@ class WhipSessions:
                     log.exception("stream %s: on_end failed", session.stream)
         finally:
             session.pc.remove_all_listeners()
+
+
+def whip_streams(manager: StreamManager, settings: WhipSettings, size: SizeSpec) -> WhipSessions:
+    """WHIP sessions whose video tracks are streams of `manager` (`StreamManager.attach`, under
+    a supervisor like any stream's, sampled by `manager.settings`); an id the manager opens
+    itself (a configured file or camera) is refused with 409."""
+
+    async def attach(stream: str, source: Source) -> None:
+        url = f"whip:{stream}"
+        await manager.attach(stream, source, url=url, size=lambda: getattr(source, "size", None))
+
+    return WhipSessions(settings, manager.settings, size, on_source=attach, taken=manager.opens)
 
 
 def _check_offer(sdp: str) -> None:

@@ -8,6 +8,7 @@ and per-stream analytics state lives on one worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -93,6 +94,20 @@ def make_producer(bootstrap: str, settings: KafkaSettings, *, embedded: bool) ->
         request_timeout_ms=int(settings.connect_timeout_s * 1000) * 3,
         client_id="dinostream-producer",
     )
+
+
+async def start_producer(bootstrap: str, settings: KafkaSettings, *, embedded: bool) -> AIOKafkaProducer:
+    """`make_producer`, started. BrokerError in one line when the cluster refuses it (e.g. an
+    idempotent producer on a broker without support); the caller stops it."""
+    producer = make_producer(bootstrap, settings, embedded=embedded)
+    try:
+        await producer.start()
+    except KafkaError as e:
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        hint = "; set kafka.idempotent = false if the broker does not support idempotent producers"
+        raise BrokerError(f"Kafka at {bootstrap} refused the producer: {type(e).__name__}: {e}{hint}") from None
+    return producer
 
 
 Batch = dict[TopicPartition, list[Any]]  # what AIOKafkaConsumer.getmany returns

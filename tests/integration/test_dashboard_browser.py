@@ -20,7 +20,7 @@ import pytest
 
 from dinostream.core.embedded_broker import EmbeddedBroker
 from dinostream.core.settings import Settings
-from dinostream.stack import Stack
+from dinostream.service import Service
 
 if TYPE_CHECKING:
     from playwright.async_api import ConsoleMessage, Page
@@ -40,7 +40,7 @@ async def running(settings: Settings) -> AsyncIterator[str]:
     """Run the stack until the block ends; yields the dashboard's URL."""
     stop = asyncio.Event()
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(Stack(settings).run(stop, ready.set_result))
+    task = asyncio.create_task(Service(settings).run(stop, ready.set_result))
     await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
     if not ready.done():
         task.result()  # raises why it could not start

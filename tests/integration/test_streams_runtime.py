@@ -23,7 +23,7 @@ from dinostream.analytics.watchlist import Watchlist
 from dinostream.analytics.watchlist_feed import WatchlistFeed
 from dinostream.core.embedded_broker import EmbeddedBroker
 from dinostream.core.settings import Settings
-from dinostream.stack import Stack
+from dinostream.service import Service
 from tests.records import unique_kafka
 
 
@@ -32,7 +32,7 @@ async def running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """Run the stack until the block ends; an HTTP client on its dashboard address."""
     stop = asyncio.Event()
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(Stack(settings).run(stop, ready.set_result))
+    task = asyncio.create_task(Service(settings).run(stop, ready.set_result))
     await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
     if not ready.done():
         task.result()  # raises why it could not start

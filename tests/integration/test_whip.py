@@ -32,7 +32,8 @@ from dinostream.dashboard.whip_api import whip_router
 from dinostream.embedding.embedder import Embedder
 from dinostream.embedding.stage import EmbeddingStage, load_model_async
 from dinostream.ingest.source import Frame, Source
-from dinostream.ingest.whip_sessions import WhipSessions
+from dinostream.ingest.stream_manager import StreamManager
+from dinostream.ingest.whip_sessions import WhipSessions, whip_streams
 from dinostream.ingest.whip_source import WhipSource
 from tests.serving import serve
 
@@ -210,29 +211,26 @@ async def test_webrtc_frames_become_embeddings(tiny_model_dir: Path) -> None:
             got.set()
 
     stage = EmbeddingStage(await load_model_async(model), model, ingest, sink)
-
-    async def on_source(stream: str, source: Source) -> None:  # what the service's hook does
-        stage.sources[stream] = source
-        async for frame in source.frames():
-            await stage.batcher.put(frame)
-
-    def size_for(stream: str, wh: tuple[int, int]) -> tuple[int, int]:
-        size = stage.input_sizes[stream] = stage.embedder.input_size(wh)
-        return size
-
-    sessions = WhipSessions(WhipSettings(), ingest, size_for, on_source=on_source)
+    manager = StreamManager(stage, ingest)  # what the service does: each publisher is a supervised stream
+    sessions = whip_streams(manager, WhipSettings(), lambda stream, wh: stage.input_size_for(wh))
     stage.start()
     try:
         async with whip_service(sessions) as (_, client):
             pub = await publish(client, "lobby")
             await asyncio.wait_for(got.wait(), WAIT_S)
+            status = manager.get("lobby")
+            assert status is not None and status.health["state"] == "live" and status.config.url == "whip:lobby"
             assert (await client.delete("/api/v1/whip/lobby")).status_code == 200
             await pub.pc.close()
+        status = manager.get("lobby")
+        assert status is not None and status.health["state"] == "ended" and status.health["frames_out"] >= 3
     finally:
+        await manager.stop()
         await stage.stop()
     mine = [r for r in records if r.stream == "lobby"]
     assert len(mine) >= 3
-    width, height = stage.input_sizes["lobby"]
+    assert status.input_size is not None
+    width, height = status.input_size
     assert (width, height) == stage.embedder.input_size((320, 240))  # the camera's 4:3 within the preset
     assert all(r.patches.shape[:2] == (height // 16, width // 16) for r in mine)
     assert all(np.isfinite(r.cls.astype(np.float32)).all() for r in mine)

@@ -11,7 +11,7 @@ import pytest
 from dinostream.cli import main
 from dinostream.core.errors import DinostreamError
 from dinostream.core.settings import ModelSettings
-from dinostream.roles import model_dims
+from dinostream.embedding.model_dims import model_dims
 
 
 @pytest.mark.parametrize("role", ["ingest", "worker", "index", "gateway"])

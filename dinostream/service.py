@@ -1,0 +1,174 @@
+"""The service, declared once: which nodes a process runs for its roles (`DECLARATION`), and the
+one routine that prepares, starts, supervises and stops them (`Service.run`).
+
+`dinostream up` runs every role in one process (with the embedded broker unless `--kafka`);
+`dinostream ingest|worker|index|gateway` runs one role and what it needs, talking to the others
+only through Kafka (and Qdrant). Every process serves `GET /api/v1/health` (200 ok, 503
+degraded) and `GET /metrics` on `settings.http.host:port`, and stops with a non-zero exit when a
+long-lived task dies; a failing source only fails its stream.
+
+Order matters for the promise that bad input leaves nothing half-written: Kafka (an external
+cluster), the sources, the stream registry and the model are checked (`Node.prepare`) before
+the data dir is touched. Then the broker, the nodes in declaration order, and last the streams.
+
+    await Service(settings).run(stop, on_ready=print)                 # up
+    await Service(settings, ["index"]).run(stop, on_ready=print)      # dinostream index
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Collection
+from typing import Any
+
+from dinostream.core.embedded_broker import EmbeddedBroker
+from dinostream.core.kafka_io import ensure_topics
+from dinostream.core.settings import Settings
+from dinostream.dashboard.metrics import Families
+from dinostream.gateway_node import GatewayNode, HttpNode, families_of
+from dinostream.node import ROLES, Node, RoleFailed, Runtime, merge_health, require_bootstrap
+from dinostream.nodes import AlertsNode, IndexNode, ModelNode, StreamsNode, WorkerNode
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DECLARATION", "ROLES", "RoleFailed", "Service", "build_nodes", "require_bootstrap"]
+
+# The nodes of the service, in start order (stop is the reverse), with the roles that run each.
+DECLARATION: tuple[tuple[str, frozenset[str]], ...] = (
+    ("model", frozenset({"ingest"})),  # the model stage; a gateway alone loads a model lazily, for image queries
+    ("worker", frozenset({"worker"})),
+    ("index", frozenset({"index"})),
+    ("alerts", frozenset({"gateway"})),  # when alert rules are set
+    ("gateway", frozenset({"gateway"})),
+    ("http", frozenset(ROLES)),  # the dashboard, or a role's health and metrics
+    ("streams", frozenset({"ingest"})),  # last: frames flow once everything downstream runs
+)
+
+
+def build_nodes(runtime: Runtime, health: Callable[[], dict[str, Any]], metrics: Families) -> list[Node]:
+    """The nodes `runtime.roles` need, in declaration order. `health` and `metrics` are the
+    whole process's, which the HTTP node (and the dashboard) serve."""
+    wanted = {name for name, roles in DECLARATION if roles & runtime.roles}
+    if not runtime.settings.alerts.rules:
+        wanted.discard("alerts")
+    model = ModelNode(runtime) if "model" in wanted else None
+    streams = StreamsNode(runtime, model) if model is not None and "streams" in wanted else None
+    index = IndexNode(runtime, model) if "index" in wanted else None
+    alerts = AlertsNode(runtime) if "alerts" in wanted else None
+    gateway = None
+    if "gateway" in wanted:
+        gateway = GatewayNode(
+            runtime, model=model, streams=streams, index=index, alerts=alerts, health=health, metrics=metrics
+        )
+    built: dict[str, Node | None] = {
+        "model": model,
+        "worker": WorkerNode(runtime) if "worker" in wanted else None,
+        "index": index,
+        "alerts": alerts,
+        "gateway": gateway,
+        "http": HttpNode(runtime, gateway=gateway, health=health, metrics=metrics),
+        "streams": streams,
+    }
+    return [node for name, _ in DECLARATION if (node := built[name]) is not None]
+
+
+class Service:
+    """One process of the service: the nodes of `roles` (default: all, as `dinostream up`)."""
+
+    def __init__(self, settings: Settings, roles: Collection[str] = ROLES) -> None:
+        unknown = set(roles) - set(ROLES)
+        if unknown or not roles:
+            raise ValueError(f"roles must be some of {', '.join(ROLES)}; got {sorted(roles)}")
+        self.runtime = Runtime(settings, roles)
+        self.nodes: list[Node] = []
+        self.nodes.extend(build_nodes(self.runtime, self.health, families_of(self.nodes)))
+        self.url: str | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    def node(self, name: str) -> Node | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
+    def health(self) -> dict[str, Any]:
+        """The process's health: its uptime and Kafka, and every node's sections."""
+        rt = self.runtime
+        out: dict[str, Any] = {
+            "uptime_s": round(time.time() - rt.started, 1),
+            "kafka": {"bootstrap": rt.bootstrap, "embedded": rt.embedded},
+        }
+        for node in self.nodes:
+            merge_health(out, node.health())
+        return out
+
+    async def run(self, stop: asyncio.Event, on_ready: Callable[[str], None] | None = None) -> None:
+        """Prepare, start, and supervise the nodes until `stop` is set; RoleFailed (or the error
+        that stopped a start) when something dies."""
+        rt, s = self.runtime, self.settings
+        require_bootstrap(s, rt.roles)
+        if rt.bootstrap is not None:  # a dead cluster fails before the model loads
+            await ensure_topics(rt.bootstrap, s.kafka)
+        for node in self.nodes:
+            await node.prepare()
+        async with contextlib.AsyncExitStack() as stack:
+            if rt.bootstrap is None:
+                s.data_dir.mkdir(parents=True, exist_ok=True)
+                broker = await stack.enter_async_context(EmbeddedBroker(s.data_dir / "logs" / "broker.log"))
+                await ensure_topics(broker.bootstrap, s.kafka)
+                rt.bootstrap, rt.embedded = broker.bootstrap, True
+            stack.push_async_callback(rt.close)
+            started: list[Node] = []
+            try:
+                for node in self.nodes:
+                    started.append(node)
+                    await node.start()
+                for node in self.nodes:
+                    await node.ready()
+                http = self.node("http")
+                assert isinstance(http, HttpNode) and http.url is not None
+                self.url = http.url
+                if on_ready:
+                    on_ready(self.url)
+                await self._supervise(stop)
+            except BaseException:
+                await self._stop(started, raise_errors=False)
+                raise
+            await self._stop(started, raise_errors=True)
+
+    async def _supervise(self, stop: asyncio.Event) -> None:
+        """Wait for `stop`; RoleFailed when a long-lived task ends or a node reports a failure."""
+        critical = {name: task for node in self.nodes for name, task in node.tasks().items()}
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            while True:
+                done, _ = await asyncio.wait(
+                    [stopper, *critical.values()], timeout=1.0, return_when=asyncio.FIRST_COMPLETED
+                )
+                if stopper in done:
+                    return
+                for name, task in critical.items():
+                    if task in done:
+                        exc = task.exception() if not task.cancelled() else None
+                        log.error("%s stopped unexpectedly: %s", name, exc, exc_info=exc)
+                        raise RoleFailed(f"{name} stopped unexpectedly: {exc or 'no error given'}")
+                failure = next((f for node in self.nodes if (f := node.failure())), None)
+                if failure:
+                    raise RoleFailed(failure)
+        finally:
+            stopper.cancel()
+
+    async def _stop(self, started: list[Node], *, raise_errors: bool) -> None:
+        """Stop the started nodes, last first; each is stopped even when another's stop fails."""
+        errors = []
+        for node in reversed(started):
+            try:
+                await node.stop()
+            except Exception as e:
+                log.error("%s did not stop cleanly: %s", node.name, e, exc_info=e)
+                errors.append(f"{node.name}: {type(e).__name__}: {e}")
+        if errors and raise_errors:
+            raise RoleFailed(f"did not stop cleanly: {'; '.join(errors)}")
