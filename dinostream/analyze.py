@@ -1,6 +1,10 @@
 """`dinostream analyze VIDEO...`: the live pipeline's ingest, model and processors on files, with
 no broker or servers. Events go to `emit` (the CLI prints one JSON object per line).
 
+The pieces are the service's: the model loading and `EmbeddingStage.from_settings` of the model
+node, the processor set of the analytics worker (`default_processors`), and with `--index` the
+index sink's writer (`IndexWriter`), each called here without Kafka.
+
 Several files are analysed one after the other with one set of processors, as cameras of one
 site: re-identification links an object seen in a later file to the same object in an earlier
 one, and watchlist exemplars (`watch`: label and picture of what to look for) are looked for
@@ -11,24 +15,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image
 
 from dinostream.analytics.processor_set import ProcessorSet
 from dinostream.analytics.watchlist import Exemplar, Watchlist, exemplar_from_image_embedding
 from dinostream.analytics.worker import default_processors
-from dinostream.core.errors import DinostreamError
 from dinostream.core.records import Event, FrameEmbedding
 from dinostream.core.settings import Settings
 from dinostream.embedding.model_loader import LoadedModel
 from dinostream.embedding.stage import EmbeddingStage, load_model_async
+from dinostream.ingest.pictures import read_rgb
 from dinostream.ingest.source_plan import plan_sources
 from dinostream.progress import Progress
 from dinostream.sinks.index_factory import open_index
+from dinostream.sinks.index_sink import IndexWriter
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +51,6 @@ def video_duration(path: str) -> float | None:
     return None
 
 
-def read_picture(path: str | Path) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB; DinostreamError naming the file otherwise."""
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError) as e:
-        raise DinostreamError(f"cannot read picture {path}: {e}") from None
-
-
 async def embed_file(
     path: str,
     settings: Settings,
@@ -64,8 +59,9 @@ async def embed_file(
     *,
     progress: Progress | None = None,
 ) -> str:
-    """Decode and embed every sampled frame of `path` as fast as possible, in order; returns the
-    stream id the records carry."""
+    """Decode and embed every sampled frame of `path` as fast as possible, in order, with the
+    service's model stage (`EmbeddingStage.from_settings`, no Kafka); returns the stream id the
+    records carry."""
     (spec,) = await plan_sources([path], settings.ingest)
 
     async def sink(batch: list[FrameEmbedding]) -> None:
@@ -74,14 +70,22 @@ async def embed_file(
             if progress is not None:
                 progress.update(rec.pts)
 
-    ingest = settings.ingest.model_copy(update={"realtime": False})  # every frame, as fast as possible
-    stage = EmbeddingStage(loaded, settings.model, ingest, sink, data_dir=settings.data_dir)
-    stage.start()
-    try:
+    fast = settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"realtime": False})})
+    async with EmbeddingStage.from_settings(loaded, fast, sink, kafka=False) as stage:  # stopping delivers all
         await stage.pump(spec)
-    finally:
-        await stage.stop()
     return spec.stream
+
+
+def replay(processors: ProcessorSet, records: Iterable[FrameEmbedding]) -> list[Event]:
+    """What `processors` report for `records` in order, then what each stream leaves open at its end."""
+    events: list[Event] = []
+    streams: dict[str, None] = {}
+    for rec in records:
+        streams[rec.stream] = None
+        events += processors.process(rec)
+    for stream in streams:
+        events += processors.flush(stream)
+    return events
 
 
 async def analyze_files(
@@ -98,41 +102,35 @@ async def analyze_files(
     `watch`: (label, picture path) pairs registered as watchlist exemplars first. With `index`,
     frames and events are also written to the index (`settings.index`: Qdrant Edge under the data
     dir, or the Qdrant server), so a recording becomes searchable like a live stream."""
-    pictures = [(label, read_picture(p)) for label, p in watch]  # a bad picture fails before the model loads
+    pictures = [(label, read_rgb(Path(p))) for label, p in watch]  # a bad picture fails before the model loads
     loaded = await load_model_async(settings.model)
     watchlist = Watchlist()
     if pictures:
         await _register(watchlist, pictures, settings, loaded)
     processors = ProcessorSet(default_processors(settings.analytics, watchlist=watchlist))
-    store = (
-        await asyncio.to_thread(
-            open_index, settings.index, settings.data_dir, loaded.hidden_size, settings.model.patch_pca_dims
-        )
-        if index
-        else None
-    )
+    writer = None
+    if index:
+        dims = (loaded.hidden_size, settings.model.patch_pca_dims)
+        store = await asyncio.to_thread(open_index, settings.index, settings.data_dir, *dims)
+        writer = IndexWriter(store, settings.index)  # the index sink's writes, without Kafka
     pending: list[FrameEmbedding] = []
     frames = 0
-
-    def flush_frames() -> None:
-        if store is not None and pending:
-            store.upsert_frames(pending)  # idempotent by (stream, seq): a re-run overwrites
-            pending.clear()
 
     def report(events: list[Event]) -> None:
         for event in events:
             emit(event)
-        if store is not None and events:
-            store.upsert_events(events)
+        if writer is not None and events:
+            writer.write([], events)
 
     def process(rec: FrameEmbedding) -> None:
         nonlocal frames
         frames += 1
         report(processors.process(rec))
-        if store is not None:
+        if writer is not None:
             pending.append(rec)
             if len(pending) >= settings.index.batch_size:
-                flush_frames()
+                writer.write(pending, [])  # idempotent by (stream, seq): a re-run overwrites
+                pending.clear()
 
     try:
         for path in paths:
@@ -142,10 +140,11 @@ async def analyze_files(
             if bar is not None:
                 bar.close()
             report(processors.flush(stream))  # close what is still open at the end of the file
-        flush_frames()
+        if writer is not None and pending:
+            writer.write(pending, [])
     finally:
-        if store is not None:
-            store.close()
+        if writer is not None:
+            writer.index.close()
     return frames
 
 
@@ -160,11 +159,7 @@ async def _register(
     async def ignore(batch: list[FrameEmbedding]) -> None:
         return None
 
-    stage = EmbeddingStage(loaded, settings.model, settings.ingest, ignore, data_dir=settings.data_dir)
-    stage.start()
-    try:
-        for i, (label, rgb) in enumerate(pictures):
-            rec = await stage.embed_image_record(rgb)
-            watchlist.add(Exemplar(f"watch-{i + 1}", label, exemplar_from_image_embedding(rec)))
-    finally:
-        await stage.stop()
+    async with EmbeddingStage.from_settings(loaded, settings, ignore, kafka=False) as stage:
+        records = await stage.embed_image_records([rgb for _, rgb in pictures])
+    for i, ((label, _), rec) in enumerate(zip(pictures, records, strict=True)):
+        watchlist.add(Exemplar(f"watch-{i + 1}", label, exemplar_from_image_embedding(rec)))

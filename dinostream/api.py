@@ -1,5 +1,5 @@
 """The Python API for notebooks and scripts: the service's own engine (the same model loading,
-scaler, batching and processors as `dinostream up`) with plain return types.
+model stage, scaler, batching and processors as `dinostream up`) with plain return types.
 
     >>> import dinostream
     >>> ds = dinostream.Engine.load("facebook/dinov3-vits16-pretrain-lvd1689m")  # or a local dir, a .pth
@@ -32,9 +32,11 @@ import numpy as np
 from PIL import Image
 
 from dinostream.analytics.phases import PhaseSegmenter
+from dinostream.analytics.processor_set import ProcessorSet
 from dinostream.analytics.scene_change import SceneChangeDetector
 from dinostream.analytics.summary import summarize_records
 from dinostream.analytics.watchlist import Segment, click_to_segment
+from dinostream.analyze import embed_file, replay
 from dinostream.core.records import FrameEmbedding
 from dinostream.core.settings import (
     IndexSettings,
@@ -44,10 +46,9 @@ from dinostream.core.settings import (
     SceneChangeSettings,
     Settings,
 )
-from dinostream.embedding.embedder import Embedder
-from dinostream.embedding.model_loader import LoadedModel, load_model
-from dinostream.ingest.resize import resize_rgb
-from dinostream.ingest.source import Frame
+from dinostream.embedding.model_loader import LoadedModel
+from dinostream.embedding.stage import EmbeddingStage, load_model_async, unit_rows
+from dinostream.ingest.pictures import read_rgb
 
 T = TypeVar("T")
 ImageLike = np.ndarray | Image.Image | str | Path
@@ -91,12 +92,15 @@ class FrameHit:
 
 
 class Engine:
-    """One loaded DINOv3 model and the analytics that run on its embeddings."""
+    """One loaded DINOv3 model and the analytics that run on its embeddings.
+
+    Pictures go through the service's model stage (`EmbeddingStage.from_settings`) and its one
+    picture decoder (`dinostream.ingest.pictures.read_rgb`); videos through `dinostream analyze`'s
+    `embed_file`; events come from the processors' `ProcessorSet`."""
 
     def __init__(self, loaded: LoadedModel, settings: ModelSettings) -> None:
         self.loaded = loaded
         self.settings = settings
-        self.embedder = Embedder(loaded, settings)
 
     @classmethod
     def load(
@@ -110,8 +114,7 @@ class Engine:
     ) -> Engine:
         """Load a model: a local checkpoint directory, a Meta .pth file, a Hub id, or "random:vits16"."""
         settings = ModelSettings(model=model, device=device, image_size=image_size, precision=precision, seed=seed)
-        loaded = load_model(model, device=device, seed=seed, precision=precision)
-        return cls(loaded, settings)
+        return cls(_run(load_model_async(settings)), settings)
 
     @property
     def untrained(self) -> bool:
@@ -122,27 +125,22 @@ class Engine:
 
     def embed_records(self, images: Sequence[ImageLike], *, batch_size: int = 16) -> list[FrameEmbedding]:
         """Whole records (global vectors and the patch grid) for images, batched by input size."""
-        rgbs = [_rgb(im) for im in images]
-        frames = [
-            Frame("image", i, 0.0, 0.0, resize_rgb(img, self.embedder.input_size((img.shape[1], img.shape[0]))))
-            for i, img in enumerate(rgbs)
-        ]
-        out: list[FrameEmbedding | None] = [None] * len(frames)
-        by_size: dict[tuple[int, ...], list[int]] = {}
-        for i, f in enumerate(frames):
-            by_size.setdefault(f.image.shape, []).append(i)
-        for idx in by_size.values():
-            for lo in range(0, len(idx), batch_size):
-                chunk = idx[lo : lo + batch_size]
-                for i, rec in zip(chunk, self.embedder.embed([frames[i] for i in chunk]), strict=True):
-                    out[i] = rec
-        return [r for r in out if r is not None]
+        rgbs = [read_rgb(im) for im in images]
+        if not rgbs:
+            return []
+        settings = Settings(model=self.settings.model_copy(update={"max_batch": batch_size}))
+
+        async def embed() -> list[FrameEmbedding]:
+            async with EmbeddingStage.from_settings(self.loaded, settings, _no_sink, kafka=False) as stage:
+                return await stage.embed_image_records(rgbs, stream="image")
+
+        return _run(embed())
 
     def embed(self, images: Sequence[ImageLike], *, batch_size: int = 16) -> np.ndarray:
         """(N, D) unit-length global (CLS) embeddings."""
         if not images:
             return np.zeros((0, self.loaded.hidden_size), np.float32)
-        return _unit(np.stack([r.cls for r in self.embed_records(images, batch_size=batch_size)]))
+        return unit_rows(np.stack([r.cls for r in self.embed_records(images, batch_size=batch_size)]))
 
     def similarity(self, a: ImageLike, b: ImageLike) -> float:
         va, vb = self.embed([a, b])
@@ -178,8 +176,6 @@ class Engine:
     def video(self, path: str | Path, *, fps: float = 2.0) -> list[FrameEmbedding]:
         """Decode `path` (sampled at `fps` by presentation time) and embed every sampled frame,
         with the service's ingest and batching."""
-        from dinostream.analyze import embed_file
-
         settings = Settings(model=self.settings, ingest={"sample_fps": fps})
         records: list[FrameEmbedding] = []
         _run(embed_file(str(path), settings, self.loaded, records.append))
@@ -192,11 +188,9 @@ class Engine:
         fps: float = 2.0,
         settings: SceneChangeSettings | None = None,
     ) -> list[SceneChange]:
-        records = self._records(video, fps)
-        det = SceneChangeDetector(settings or SceneChangeSettings())
-        events = [e for r in records for e in det.process(r)]
-        if records:
-            events += det.flush(records[0].stream)
+        events = replay(
+            ProcessorSet([SceneChangeDetector(settings or SceneChangeSettings())]), self._records(video, fps)
+        )
         return [
             SceneChange(e.t, float(e.score), str(e.details.get("kind", "cut")), e.t_start)
             for e in events
@@ -206,11 +200,7 @@ class Engine:
     def phases(
         self, video: str | Path | Sequence[FrameEmbedding], *, fps: float = 1.0, settings: PhaseSettings | None = None
     ) -> list[Phase]:
-        records = self._records(video, fps)
-        seg = PhaseSegmenter(settings or PhaseSettings())
-        events = [e for r in records for e in seg.process(r)]
-        if records:
-            events += seg.flush(records[0].stream)
+        events = replay(ProcessorSet([PhaseSegmenter(settings or PhaseSettings())]), self._records(video, fps))
         return [Phase(e.t_start, e.t_end, str(e.details["phase_label"])) for e in events if e.status == "closed"]
 
     def search(self, query: ImageLike, records: Sequence[FrameEmbedding], *, k: int = 10) -> list[FrameHit]:
@@ -218,7 +208,7 @@ class Engine:
         if not records:
             return []
         q = self.embed([query])[0]
-        scores = _unit(np.stack([r.cls for r in records])) @ q
+        scores = unit_rows(np.stack([r.cls for r in records])) @ q
         top = np.argsort(-scores, kind="stable")[:k]
         return [FrameHit(records[i].seq, records[i].pts, float(scores[i])) for i in top]
 
@@ -230,21 +220,8 @@ class Engine:
         return self.video(video, fps=fps) if isinstance(video, (str, Path)) else list(video)
 
 
-def _rgb(image: ImageLike) -> np.ndarray:
-    if isinstance(image, (str, Path)):
-        with Image.open(image) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    arr = np.asarray(image)
-    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
-        raise ValueError(f"images must be (H, W, 3) uint8 RGB, got shape {arr.shape} dtype {arr.dtype}")
-    return np.ascontiguousarray(arr)
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v, dtype=np.float32)
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+async def _no_sink(batch: list[FrameEmbedding]) -> None:
+    """Query pictures come back to their caller; the stage sends nothing on."""
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
