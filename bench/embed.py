@@ -33,13 +33,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import av
 import numpy as np
 import torch
 
@@ -47,11 +46,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dinostream.core.records import FrameEmbedding  # noqa: E402
 from dinostream.core.settings import KafkaSettings, ModelSettings  # noqa: E402
-from dinostream.demo_video import make_video  # noqa: E402
 from dinostream.embedding.batcher import MicroBatcher  # noqa: E402
 from dinostream.embedding.embedder import Embedder, record_size_bound  # noqa: E402
 from dinostream.embedding.model_loader import LoadedModel, load_model  # noqa: E402
 from dinostream.ingest.source import Frame  # noqa: E402
+
+if TYPE_CHECKING:
+    import av
+
+# PyAV (and the demo video writer) only where frames are decoded: bench/gpu_check.py reuses this
+# module's pieces on machines without it.
 
 SOURCE_SIZE = (1920, 1080)
 T = TypeVar("T")
@@ -111,6 +115,10 @@ class PeakRSS:
 
 def decoded_1080p(n: int, workdir: Path) -> list[av.VideoFrame]:
     """n decoded 1080p frames (yuv420p, as a camera or file decoder hands them over)."""
+    import av
+
+    from dinostream.demo_video import make_video
+
     video = workdir / "bench-1080p.mp4"
     fps = 25
     make_video(video, shots=max(1, n // 25 + 1), shot_s=1.0, fps=fps, size=SOURCE_SIZE, seed=3)
@@ -173,20 +181,31 @@ def run_pipeline(pipe, images: list, batch: int) -> Timed:  # type: ignore[no-un
     return on_worker_thread(call)
 
 
+def scaler(size: tuple[int, int]) -> Callable[[av.VideoFrame], np.ndarray]:
+    """The decoder's scaler (swscale) from a decoded frame to the model's input size, RGB uint8."""
+    w, h = size
+
+    def scale(f: av.VideoFrame) -> np.ndarray:
+        return f.reformat(width=w, height=h, format="rgb24", interpolation="BILINEAR").to_ndarray()
+
+    return scale
+
+
 async def run_project(
     embedders: list[Embedder],
-    frames: list[av.VideoFrame],
-    size: tuple[int, int],
+    frames: Sequence[Any],
     batch: int,
     *,
+    prepare: Callable[[Any], np.ndarray] | None = None,
     rate: float | None = None,
     max_wait_ms: float = 5.0,
 ) -> tuple[Timed, MicroBatcher, list[FrameEmbedding]]:
-    """Decoded 1080p frames through swscale, the MicroBatcher and the Embedder.
+    """Frames through the MicroBatcher and the Embedder(s), each embedder with two batches in flight.
 
-    The scaler runs in a thread, like a source's decode thread, while the model computes on the
-    batcher's executor. With `rate`, frames are fed at that many per second (a steady load)
-    instead of as fast as the stage takes them.
+    `prepare` turns each frame into the model's input (the scaler for decoded frames, run in a
+    thread like a source's decode thread while the model computes); without it the frames are
+    model-sized RGB arrays already. With `rate`, frames are fed at that many per second (a
+    steady load) instead of as fast as the stage takes them.
     """
     records: list[FrameEmbedding] = []
     done = asyncio.Event()
@@ -196,15 +215,8 @@ async def run_project(
         if len(records) == len(frames):
             done.set()
 
-    batcher = MicroBatcher(
-        [e.embed for e in embedders], max_batch=batch, max_wait_s=max_wait_ms / 1000, queue_size=2 * batch, sink=sink
-    )
+    batcher = MicroBatcher(embedders, max_batch=batch, max_wait_s=max_wait_ms / 1000, queue_size=2 * batch, sink=sink)
     batcher.start()
-    w, h = size
-
-    def scale(f: av.VideoFrame) -> np.ndarray:
-        return f.reformat(width=w, height=h, format="rgb24", interpolation="BILINEAR").to_ndarray()
-
     with Timed(len(frames)).clock() as t:
         start = time.perf_counter()
         for i, f in enumerate(frames):
@@ -212,21 +224,20 @@ async def run_project(
                 delay = start + i / rate - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            image = await asyncio.to_thread(scale, f)
-            await batcher.put(Frame("bench", i, float(f.time or 0.0), time.time(), image))
+            image = f if prepare is None else await asyncio.to_thread(prepare, f)
+            await batcher.put(Frame("bench", i, float(getattr(f, "time", None) or i / 25), time.time(), image))
         await done.wait()
     await batcher.stop()
     return t, batcher, records
 
 
 def model_only(loaded: LoadedModel, batch: int, size: int, n: int) -> Timed:
-    """The forward pass alone on ready-made normalised tensors: the work both paths share."""
-    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0)).to(loaded.device)
-    autocast = (
-        torch.autocast("cuda", dtype=loaded.dtype)
-        if loaded.device.type == "cuda" and loaded.dtype != torch.float32
-        else nullcontext()
-    )
+    """The forward pass alone on ready-made normalised tensors (in the compute dtype, as the stage
+    hands them over): the work both paths share."""
+    half = loaded.device.type == "cuda" and loaded.dtype != torch.float32
+    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+    x = x.to(loaded.device, loaded.dtype if half else torch.float32)
+    autocast = torch.autocast("cuda", dtype=loaded.dtype) if half else nullcontext()
     steps = max(1, n // batch)
 
     def call() -> Timed:
@@ -296,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     warm = frames[: min(len(frames), args.batch)]
     run_pipeline(pipe, images[: len(warm)], args.batch)
-    asyncio.run(run_project([embedder], warm, size, args.batch))
+    scale = scaler(size)
+    asyncio.run(run_project([embedder], warm, args.batch, prepare=scale))
     print(f"warm-up{' and compilation' if args.compile else ''}: {time.perf_counter() - t0:.1f} s")
 
     pipe_runs: list[Timed] = []
@@ -314,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             vram_pipe = max(vram_pipe, torch.cuda.max_memory_allocated(dev))
             torch.cuda.reset_peak_memory_stats(dev)
         with rss_proj.watch():
-            timed, _, records = asyncio.run(run_project([embedder], frames, size, args.batch))
+            timed, _, records = asyncio.run(run_project([embedder], frames, args.batch, prepare=scale))
         proj_runs.append(timed)
         if dev.type == "cuda":
             vram_proj = max(vram_proj, torch.cuda.max_memory_allocated(dev))
@@ -327,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     lat_frames = (frames * (n_lat // len(frames) + 1))[:n_lat]
     rate = 0.6 * med(proj_runs, "fps")
     _, batcher, _ = asyncio.run(
-        run_project([embedder], lat_frames, size, args.batch, rate=rate, max_wait_ms=settings.max_wait_ms)
+        run_project([embedder], lat_frames, args.batch, prepare=scale, rate=rate, max_wait_ms=settings.max_wait_ms)
     )
     stats = batcher.stats()
     sizes = [len(r.encode()) for r in records]

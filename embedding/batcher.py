@@ -9,8 +9,14 @@ after its oldest frame was enqueued, whichever comes first. The batch led by the
 the oldest waiting frame goes next, so no frame waits behind other shapes for long.
 
 Each embedder (one per device) runs on its own single-thread executor, never on the event loop;
-a batch goes to an idle embedder, the least used first. Results reach the sink in dispatch
-order, so every stream's records stay in order even when devices finish out of order.
+a batch goes to an idle embedder, the least used first. An embedder with a `launch` method
+(`dinostream.embedding.embedder.Embedder`) keeps two batches in flight: its device thread
+launches the next batch while another thread finishes the last one (waits for the device,
+builds the records); its `warm_up`, if any, runs on the device thread at `start()`, before any
+batch. Results reach the sink in dispatch order, so every stream's records stay in order even
+when devices finish out of order. A frame that the embedder could not embed (None in its
+results: a non-finite embedding) is counted in `stats().dropped`; an `embed()` caller gets
+`FrameDroppedError` for it.
 `embed()` takes the same path but hands its frame's result back to the caller, for one-off
 queries. Latency per frame (enqueue -> embedding) is kept for `stats()`.
 
@@ -40,6 +46,7 @@ import time
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -48,12 +55,27 @@ from dinostream.ingest.source import Frame
 
 log = logging.getLogger(__name__)
 
-EmbedFn = Callable[[list[Frame]], list[FrameEmbedding]]
+# One result per frame, in order; None for a frame that got no embedding.
+Results = list[FrameEmbedding] | list[FrameEmbedding | None]
+EmbedFn = Callable[[list[Frame]], Results]
+Finish = Callable[[], Results]
 Sink = Callable[[list[FrameEmbedding]], Awaitable[None]]
+
+
+@runtime_checkable
+class LaunchingEmbedder(Protocol):
+    """An embedder whose batches are queued on the device by `launch` (on the device's thread)
+    and completed by the finish step it returns (on another thread), so two are in flight."""
+
+    def launch(self, frames: list[Frame]) -> Finish: ...
 
 
 class BatcherClosedError(RuntimeError):
     """The batcher is not running (not started, stopping, or ended by an embedding failure)."""
+
+
+class FrameDroppedError(RuntimeError):
+    """The embedder produced no embedding for this frame (it logged why: a non-finite output)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +90,7 @@ class BatcherStats:
     queued: int  # frames waiting now, all streams
     last_batch_at: float | None  # time.monotonic() when the last batch finished: a liveness signal
     worker_frames: tuple[int, ...] = ()  # frames embedded by each embedder (device)
+    dropped: int = 0  # frames the embedder returned no embedding for (non-finite output)
 
 
 @dataclass(eq=False)
@@ -80,10 +103,31 @@ class _Item:
 @dataclass(eq=False)
 class _Worker:
     index: int
-    fn: EmbedFn
-    executor: ThreadPoolExecutor | None = None
-    busy: bool = False
+    launch: Callable[[list[Frame]], Finish]
+    depth: int  # batches in flight at once: 2 for a launching embedder, 1 for a plain function
+    warm_up: Callable[[], None] | None = None
+    executor: ThreadPoolExecutor | None = None  # the device's thread: launches (the whole call for a function)
+    finisher: ThreadPoolExecutor | None = None  # waits for the device and builds records
+    launching: bool = False
+    in_flight: int = 0  # launched, not yet finished
     frames: int = 0
+
+    @property
+    def free(self) -> bool:
+        return not self.launching and self.in_flight < self.depth
+
+
+def _worker(index: int, embedder: EmbedFn | LaunchingEmbedder) -> _Worker:
+    if isinstance(embedder, LaunchingEmbedder):
+        warm_up = getattr(embedder, "warm_up", None)
+        return _Worker(index, embedder.launch, 2, warm_up if callable(warm_up) else None)
+    fn = embedder
+
+    def launch(frames: list[Frame]) -> Finish:
+        results = fn(frames)
+        return lambda: results
+
+    return _Worker(index, launch, 1)
 
 
 @dataclass(eq=False)
@@ -103,7 +147,7 @@ class MicroBatcher:
 
     def __init__(
         self,
-        embed_fn: EmbedFn | Sequence[EmbedFn],
+        embed_fn: EmbedFn | LaunchingEmbedder | Sequence[EmbedFn | LaunchingEmbedder],
         *,
         max_batch: int,
         max_wait_s: float,
@@ -111,12 +155,13 @@ class MicroBatcher:
         sink: Sink,
         latency_window: int = 1024,
     ) -> None:
-        fns = [embed_fn] if callable(embed_fn) else list(embed_fn)
+        one = callable(embed_fn) or isinstance(embed_fn, LaunchingEmbedder)
+        fns = [embed_fn] if one else list(embed_fn)  # type: ignore[arg-type]
         if not fns:
             raise ValueError("at least one embed function is needed")
         if max_batch < 1 or queue_size < 1 or max_wait_s < 0 or latency_window < 1:
             raise ValueError("max_batch, queue_size and latency_window must be >= 1 and max_wait_s >= 0")
-        self._workers = [_Worker(i, fn) for i, fn in enumerate(fns)]
+        self._workers = [_worker(i, fn) for i, fn in enumerate(fns)]
         self._sink = sink
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
@@ -132,16 +177,21 @@ class MicroBatcher:
         self._latencies: collections.deque[float] = collections.deque(maxlen=latency_window)
         self._batches = 0
         self._frames = 0
+        self._dropped = 0
         self._last_batch_at: float | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the run task on the running event loop and one executor thread per embedder."""
+        """Start the run task on the running event loop and the threads of each embedder; queue each
+        embedder's warm-up (compilation) on its device thread, ahead of any batch."""
         if self._task is not None:
             raise RuntimeError("MicroBatcher.start() called twice")
         for w in self._workers:
             w.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dinostream-embed-{w.index}")
+            w.finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dinostream-finish-{w.index}")
+            if w.warm_up is not None:
+                w.executor.submit(w.warm_up).add_done_callback(_log_warm_up_failure)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
 
     async def stop(self) -> None:
@@ -158,8 +208,9 @@ class MicroBatcher:
             await self._task
         finally:
             for w in self._workers:
-                if w.executor is not None:
-                    w.executor.shutdown(wait=False)
+                for ex in (w.executor, w.finisher):
+                    if ex is not None:
+                        ex.shutdown(wait=False)
 
     @property
     def task(self) -> asyncio.Task[None] | None:
@@ -231,14 +282,15 @@ class MicroBatcher:
             raise
 
     async def _free_worker(self) -> _Worker:
-        """An idle embedder (the least used), once fewer than workers + 1 batches await delivery."""
-        limit = len(self._workers) + 1
+        """An embedder that can take a batch (the least loaded, then the least used), once fewer
+        batches await delivery than the embedders hold in flight, plus one."""
+        limit = sum(w.depth for w in self._workers) + 1
         async with self._cond:
             await self._cond.wait_for(
-                lambda: self._failed or (len(self._flights) < limit and any(not w.busy for w in self._workers))
+                lambda: self._failed or (len(self._flights) < limit and any(w.free for w in self._workers))
             )
             self._raise_failure()
-            return min((w for w in self._workers if not w.busy), key=lambda w: w.frames)
+            return min((w for w in self._workers if w.free), key=lambda w: (w.in_flight, w.frames))
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
@@ -302,7 +354,8 @@ class MicroBatcher:
         previous = self._flights[-1].delivered if self._flights else None
         flight = _Flight(batch, loop.create_future())
         self._flights.append(flight)
-        worker.busy = True
+        worker.launching = True
+        worker.in_flight += 1
         task = loop.create_task(self._process(worker, flight, previous), name=f"embed-batch-{worker.index}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -310,9 +363,15 @@ class MicroBatcher:
     async def _process(self, worker: _Worker, flight: _Flight, previous: asyncio.Future[None] | None) -> None:
         batch = flight.items
         frames = [it.frame for it in batch]
+        loop = asyncio.get_running_loop()
         try:
             try:
-                results = await asyncio.get_running_loop().run_in_executor(worker.executor, worker.fn, frames)
+                try:
+                    finish = await loop.run_in_executor(worker.executor, worker.launch, frames)
+                finally:
+                    worker.launching = False  # the device thread may launch the next batch
+                    await self._notify()
+                results = await loop.run_in_executor(worker.finisher, finish)
                 if len(results) != len(frames):
                     raise RuntimeError(f"embed_fn returned {len(results)} results for {len(frames)} frames")
             except Exception as exc:
@@ -328,7 +387,11 @@ class MicroBatcher:
             await self._release(worker)
             to_sink = []
             for it, res in zip(batch, results, strict=True):
-                if it.future is None:
+                if res is None:  # the embedder logged why
+                    self._dropped += 1
+                    if it.future is not None and not it.future.done():
+                        it.future.set_exception(FrameDroppedError(f"no embedding for {it.frame.stream}#{it.frame.seq}"))
+                elif it.future is None:
                     to_sink.append(res)
                 elif not it.future.done():  # the caller may have been cancelled meanwhile
                     it.future.set_result(res)
@@ -350,13 +413,15 @@ class MicroBatcher:
         finally:
             if not flight.delivered.done():
                 flight.delivered.set_result(None)
-            async with self._cond:
-                self._cond.notify_all()
+            await self._notify()
 
-    async def _release(self, worker: _Worker) -> None:
-        worker.busy = False
+    async def _notify(self) -> None:
         async with self._cond:
             self._cond.notify_all()
+
+    async def _release(self, worker: _Worker) -> None:
+        worker.in_flight -= 1
+        await self._notify()
 
     def _embedding_failed(self, batch: list[_Item], exc: Exception) -> None:
         for it in batch:
@@ -423,4 +488,12 @@ class MicroBatcher:
             queued=sum(len(q) for q in self._queues.values()),
             last_batch_at=self._last_batch_at,
             worker_frames=tuple(w.frames for w in self._workers),
+            dropped=self._dropped,
         )
+
+
+def _log_warm_up_failure(fut: object) -> None:
+    """A failed warm-up is logged; the first batch then meets the same error and fails loudly."""
+    exc = fut.exception()  # type: ignore[attr-defined]
+    if exc is not None:
+        log.error("embedder warm-up failed: %r", exc, exc_info=exc)

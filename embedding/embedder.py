@@ -1,16 +1,24 @@
-"""Frames in, DINOv3 embeddings out: one blocking forward pass per batch, on one device.
+"""Frames in, DINOv3 embeddings out, on one device, one batch at a time or two in flight.
 
-Frames stay uint8 on the host; they are stacked into one array (on CUDA straight into a
-reused pinned buffer), copied to the device without blocking and normalised there (one
-in-place multiply and add). CUDA computes under bf16/fp16 autocast, the CPU in fp32; attention is
-PyTorch's SDPA; `compile=True` runs the whole device step through `torch.compile`. Per frame
-the embedder keeps the CLS token, the mean of the patch tokens and the patch grid (optionally
-average-pooled and PCA-reduced on the device), all fp16, brought back in one device-to-host
-copy per batch, plus a JPEG thumbnail encoded while the device computes.
+`launch(frames)` stacks a batch of uint8 frames into a pinned host buffer of its own (on CUDA),
+queues its upload on a copy stream, the model on the compute stream and the copy of the packed
+fp16 result into another pinned buffer, and returns at once; the finish step it returns encodes
+the JPEG thumbnails (in a thread pool on CUDA) while the device computes, then waits for that
+batch's event and builds the records. `MicroBatcher` runs launches on the device's thread and
+finishes on another, so the next batch is queued while the last one finishes; `embed(frames)` is
+both in one call. Frames are normalised on the device; CUDA computes in bf16/fp16 (Linear and
+Conv weights stored in that dtype once, pixels in it too, under autocast), the CPU in fp32;
+attention is PyTorch's SDPA; `compile=True` runs the device step through `torch.compile`, one
+graph for every batch size, compiled by `warm_up` before the first frame. Per frame the
+embedder keeps the CLS token, the mean of the patch tokens and the patch grid (optionally
+average-pooled and PCA-reduced on the device), all fp16.
 
-A CUDA out-of-memory error halves the batch and retries each half (down to single frames;
-later batches are capped at the size that fit). A frame that does not fit alone raises
-`EmbeddingOOMError`; no frame is ever dropped silently.
+A CUDA out-of-memory error halves the batch and retries each half, once the failed attempt's
+memory is free (down to single frames). Later batches of that input size are capped at the size
+that fit, and the cap is raised again after a run of batches that fit. A frame that does not fit
+alone raises `EmbeddingOOMError`. A frame whose embedding has a NaN gets no record (its slot in
+the finish step's list is None, `embed` leaves it out): it is logged with its stream and counted
+in `nonfinite_frames`, and the other frames of its batch carry on.
 
     >>> embedder = Embedder(load_model("random:tiny", device="cpu"), ModelSettings())
     >>> [rec] = embedder.embed([frame])         # frame.image: (224, 224, 3) uint8
@@ -26,7 +34,12 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
+import shutil
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -39,7 +52,6 @@ from dinostream.core.settings import ModelSettings
 from dinostream.embedding.input_size import grid_size, model_input_size
 from dinostream.embedding.model_loader import LoadedModel
 from dinostream.embedding.patch_pca import PatchPCA, PatchPCAError
-from dinostream.ingest.resize import resize_rgb
 from dinostream.ingest.source import Frame
 
 log = logging.getLogger(__name__)
@@ -47,6 +59,18 @@ log = logging.getLogger(__name__)
 _FP16_MAX = float(np.finfo(np.float16).max)
 _HEADER_BYTES = 512  # JSON header without the model id: stream (<= 64), numbers, dims, grid
 _SUPPORTED_OOM = (torch.cuda.OutOfMemoryError,)  # the same class as torch.OutOfMemoryError, in CPU builds too
+# Batches of an input size that fit after an out-of-memory error before its cap is doubled again
+# (doubled once more after each new failure at the raised size, so a size that never fits is
+# retried ever more rarely).
+OOM_PATIENCE = 64
+# Dynamo is not thread-safe while it compiles: one compilation at a time in the process (each
+# device's executor thread would otherwise trace the same code at once).
+_COMPILE_LOCK = threading.Lock()
+# Guards that fail per device and input size each add a graph to the same code object: more
+# than Dynamo's default 8 would silently fall back to eager.
+_RECOMPILE_LIMIT = 64
+
+Finish = Callable[[], list[FrameEmbedding | None]]
 
 
 class EmbeddingOOMError(DinostreamError, RuntimeError):
@@ -55,6 +79,20 @@ class EmbeddingOOMError(DinostreamError, RuntimeError):
 
 class RecordTooLargeError(DinostreamError, ValueError):
     """The configuration would produce records over the message size limit."""
+
+
+class CompileUnavailableError(DinostreamError, RuntimeError):
+    """`compile=True` on a machine that cannot compile (no C compiler for Inductor/Triton)."""
+
+
+@dataclass
+class _Cap:
+    """The largest batch of one input size known to fit after an out-of-memory error."""
+
+    size: int
+    patience: int
+    fits: int = 0  # batches at `size` that fitted since it was set
+    raised: bool = False  # `size` was doubled after `patience` fits and has not failed since
 
 
 def record_size_bound(settings: ModelSettings, hidden_size: int, model_id: str, patch_size: int = 16) -> int:
@@ -122,11 +160,27 @@ class Embedder:
             self._pca_t = torch.from_numpy(np.ascontiguousarray(self.patch_pca.components.T)).to(dev)
         if max_message_bytes is not None:
             check_record_size(settings, loaded.hidden_size, loaded.model_id, max_message_bytes)
-        self._pinned: torch.Tensor | None = None  # reused host staging buffer (CUDA only)
-        self._copied: torch.cuda.Event | None = None  # recorded after the last copy out of it
-        self.oom_cap: int | None = None  # largest batch known to fit, after an out-of-memory error
+        self._cuda = dev.type == "cuda"
+        # CUDA: uploads and downloads on their own streams, so they overlap the model's work on
+        # the compute stream (the device's default stream).
+        self._h2d = torch.cuda.Stream(dev) if self._cuda else None
+        self._d2h = torch.cuda.Stream(dev) if self._cuda else None
+        # Thumbnails are CPU work that the device thread must not do: a pool on CUDA (PIL releases
+        # the GIL while it resizes and encodes); the finish step itself on the CPU, whose cores
+        # the model already uses.
+        self._thumb_pool = (
+            ThreadPoolExecutor(max_workers=_thumbnail_threads(), thread_name_prefix="dinostream-thumb")
+            if self._cuda
+            else None
+        )
+        self._caps: dict[tuple[int, int], _Cap] = {}  # per input (H, W): after an out-of-memory error
+        self.nonfinite_frames = 0  # frames dropped because their embedding had a NaN
+        self._compiled_sizes: set[tuple[int, int]] = set()
         self._step: Callable[[torch.Tensor], torch.Tensor] = self._device_step
         if settings.compile:
+            _check_compiler()
+            dynamo_config = torch._dynamo.config
+            dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, _RECOMPILE_LIMIT)
             # One graph for normalise + forward + pool + PCA + pack (fusing, among others, the
             # RoPE and layer-scale elementwise work that dominates eager CPU time after the GEMMs).
             self._step = torch.compile(self._device_step)
@@ -140,6 +194,16 @@ class Embedder:
         """Dimension of each patch vector in the records (the PCA's k, or the model width)."""
         return self.patch_pca.dims if self.patch_pca is not None else self.dim
 
+    @property
+    def oom_cap(self) -> int | None:
+        """The smallest batch cap set by an out-of-memory error, over all input sizes (None: none)."""
+        return min((c.size for c in self._caps.values()), default=None)
+
+    @property
+    def oom_caps(self) -> dict[tuple[int, int], int]:
+        """Batch caps per input (H, W), set by out-of-memory errors."""
+        return {k: c.size for k, c in self._caps.items()}
+
     def input_size(self, source_size: tuple[int, int], sample_aspect_ratio: float = 1.0) -> tuple[int, int]:
         """(width, height) the decoder should resize a source of `source_size` to (see
         `dinostream.embedding.input_size`)."""
@@ -151,46 +215,52 @@ class Embedder:
             sample_aspect_ratio=sample_aspect_ratio,
         )
 
+    def warm_up(self, sizes: Sequence[tuple[int, int]] | None = None) -> None:
+        """Compile the device step (and, on CUDA, load its kernels) before the first frame, so no
+        compilation stalls a stream. Blocking; the batcher runs it on each device's thread at start.
+
+        `sizes` are (width, height) inputs; by default the square preset and, when sources keep
+        their aspect ratio, a 16:9 one: the second size makes Dynamo compile a graph with dynamic
+        height and width, which later aspect ratios reuse. Without compilation on the CPU there
+        is nothing to warm up.
+        """
+        if not (self.settings.compile or self._cuda):
+            return
+        if sizes is None:
+            square = (self.settings.image_size, self.settings.image_size)
+            sizes = [square] if self.settings.aspect == "square" else [square, self.input_size((1920, 1080))]
+        with torch.inference_mode():
+            self._bind_device()
+            for w, h in dict.fromkeys(sizes):
+                for n in (2, 3) if self.settings.compile else (1,):  # two sizes: the batch is dynamic
+                    x = torch.zeros((n, h, w, 3), dtype=torch.uint8, device=self.loaded.device)
+                    self._run(x)
+        if self._cuda:
+            torch.cuda.synchronize(self.loaded.device)
+
     def embed(self, frames: Sequence[Frame]) -> list[FrameEmbedding]:
-        """Embed frames that all have the same (H, W), multiples of the patch size. Blocking."""
+        """Embed frames that all have the same (H, W), multiples of the patch size. Blocking.
+
+        A frame whose embedding is not finite gets no record (see the module docstring).
+        """
+        return [r for r in self.launch(frames)() if r is not None]
+
+    def launch(self, frames: Sequence[Frame]) -> Finish:
+        """Queue a batch on the device and return its finish step (call it on another thread to
+        overlap the next launch): it returns one record per frame, in order, None for a frame
+        whose embedding is not finite. Only the CPU blocks here until the model is done."""
         if not frames:
-            return []
+            return list
+        frames = list(frames)
         images = [f.image for f in frames]
         self._check(images, what="frame")
-        n = len(frames)
         h, w = images[0].shape[:2]
-        gh, gw = grid_size((w, h), patch=self.loaded.patch_size, pool=self._pool)
+        grid = grid_size((w, h), patch=self.loaded.patch_size, pool=self._pool)
         with torch.inference_mode():
-            x = self._upload(images)
-            thumbs: list[bytes] = []
-
-            def encode_thumbnails() -> None:  # while the device computes (CUDA runs asynchronously)
-                if not thumbs:
-                    thumbs.extend(self.thumbnail(img) for img in images)
-
-            packed = self._run(x, encode_thumbnails)
-            encode_thumbnails()
-            host = packed.cpu().numpy()  # the one device-to-host copy of the batch
-        d, pdim = self.dim, self.patch_dim
-        out = []
-        for i, f in enumerate(frames):
-            row = host[i]
-            out.append(
-                FrameEmbedding(
-                    stream=f.stream,
-                    seq=f.seq,
-                    pts=f.pts,
-                    ts=f.ts,
-                    model=self.loaded.model_id,
-                    untrained=self.loaded.untrained,
-                    cls=row[:d],
-                    pooled=row[d : 2 * d],
-                    patches=row[2 * d :].reshape(gh, gw, pdim),
-                    thumbnail=thumbs[i],
-                )
-            )
-        assert len(out) == n
-        return out
+            self._bind_device()
+            packed = self._run(self._upload(images))
+            host, done = self._download(packed)
+        return lambda: self._finish(frames, images, grid, host, done)
 
     def embed_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """L2-normalised CLS vectors, (B, D) float32, for query images of any size. Blocking.
@@ -198,6 +268,9 @@ class Embedder:
         Each image is first resized with the decoder's scaler to the input size a video of its
         shape would get, so a query image is seen the way a video frame of it would be.
         """
+        # PyAV's scaler, only here: embedding decoded frames needs no video library.
+        from dinostream.ingest.resize import resize_rgb
+
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
         self._check(list(images), what="image", same_size=False, patch_multiple=False)
@@ -210,8 +283,9 @@ class Embedder:
             groups.setdefault(r.shape[:2], []).append(i)
         d = self.dim
         with torch.inference_mode():
+            self._bind_device()
             for idx in groups.values():
-                packed = self._run(self._upload([resized[i] for i in idx]), None)
+                packed = self._run(self._upload([resized[i] for i in idx]))
                 cls = packed[:, :d].float()
                 out[idx] = torch.nn.functional.normalize(cls, dim=-1).cpu().numpy()
         return out
@@ -270,77 +344,186 @@ class Embedder:
                 f"{patch} (e.g. {max(patch, round(w / patch) * patch)}x{max(patch, round(h / patch) * patch)})"
             )
 
+    def _bind_device(self) -> None:
+        """Make this model's device the calling thread's current CUDA device (each executor
+        thread starts on cuda:0, where allocations and kernels of another device's replica would
+        otherwise land)."""
+        if self._cuda:
+            torch.cuda.set_device(self.loaded.device)
+
     def _upload(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """The batch as one uint8 (B, H, W, 3) tensor on the device (through a pinned buffer on CUDA)."""
-        dev = self.loaded.device
-        if dev.type != "cuda":
+        """The batch as one uint8 (B, H, W, 3) tensor on the device.
+
+        On CUDA the frames are stacked into a pinned buffer of this batch's own (PyTorch's caching
+        host allocator hands it out again only once the copy out of it has completed) and copied
+        on the upload stream, which the compute stream then waits for: no host synchronisation.
+        """
+        if not self._cuda:
             return torch.from_numpy(np.stack(images))
-        if self._copied is not None:
-            self._copied.synchronize()  # the last batch's copy (even a failed batch's) has left the buffer
-        n = len(images) * images[0].size
-        if self._pinned is None or self._pinned.numel() < n:
-            self._pinned = torch.empty(
-                max(n, 2 * (self._pinned.numel() if self._pinned is not None else 0)), dtype=torch.uint8
-            ).pin_memory()
-        staging = self._pinned[:n].view(len(images), *images[0].shape)
+        staging = torch.empty((len(images), *images[0].shape), dtype=torch.uint8, pin_memory=True)
         np.stack(images, out=staging.numpy())
-        x = staging.to(dev, non_blocking=True)
-        self._copied = torch.cuda.Event()
-        self._copied.record(torch.cuda.current_stream(dev))  # the copy runs on the target device's stream
+        compute = torch.cuda.current_stream(self.loaded.device)
+        assert self._h2d is not None
+        self._h2d.wait_stream(compute)  # the buffer it allocates may be one the compute stream just freed
+        with torch.cuda.stream(self._h2d):
+            x = staging.to(self.loaded.device, non_blocking=True)
+        compute.wait_stream(self._h2d)
+        x.record_stream(compute)  # freed by the upload stream's allocator only after compute used it
         return x
 
-    def _run(self, x: torch.Tensor, meanwhile: Callable[[], None] | None) -> torch.Tensor:
-        """Packed fp16 (B, 2D + cells * pdim) for a uint8 batch on the device, halving on out-of-memory."""
-        cap = self.oom_cap
-        if cap is not None and len(x) > cap:
-            return torch.cat([self._run(x[i : i + cap], meanwhile) for i in range(0, len(x), cap)])
-        try:
-            out = self._compiled_step(x) if self.settings.compile else self._step(x)
-        except _SUPPORTED_OOM as e:
-            dev = self.loaded.device
-            if dev.type == "cuda":
-                torch.cuda.empty_cache()
-            if len(x) == 1:
-                h, w = x.shape[1:3]
-                raise EmbeddingOOMError(
-                    f"out of memory on {dev} embedding a single {w}x{h} frame with {self.loaded.model_id}: "
-                    f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else 'no details'}; "
-                    "use a smaller image_size, a smaller model, or a device with more free memory"
-                ) from e
-            half = (len(x) + 1) // 2  # 7 -> 4 + 3: a size that fits is found without going below it
-            self.oom_cap = half if self.oom_cap is None else min(self.oom_cap, half)
-            log.warning(
-                "out of memory on %s with a batch of %d frames; retrying as two batches (batches capped at %d)",
-                dev,
-                len(x),
-                self.oom_cap,
+    def _download(self, packed: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event | None]:
+        """The packed batch on the host: on CUDA a copy into a pinned buffer queued on the download
+        stream, and the event that says it has arrived; on the CPU the tensor itself."""
+        if not self._cuda:
+            return packed, None
+        host = torch.empty(packed.shape, dtype=packed.dtype, pin_memory=True)
+        assert self._d2h is not None
+        self._d2h.wait_stream(torch.cuda.current_stream(self.loaded.device))
+        with torch.cuda.stream(self._d2h):
+            host.copy_(packed, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record(self._d2h)
+        packed.record_stream(self._d2h)
+        return host, done
+
+    def _finish(
+        self,
+        frames: list[Frame],
+        images: list[np.ndarray],
+        grid: tuple[int, int],
+        packed: torch.Tensor,
+        done: torch.cuda.Event | None,
+    ) -> list[FrameEmbedding | None]:
+        """Thumbnails (while the device computes), then the batch's records once it has arrived."""
+        if self._thumb_pool is not None:
+            thumbs = list(self._thumb_pool.map(self.thumbnail, images))
+        else:
+            thumbs = [self.thumbnail(img) for img in images]
+        if done is not None:
+            done.synchronize()
+            host = packed.numpy().copy()  # the records own their memory; the pinned buffer goes back
+        else:
+            host = packed.numpy()
+        finite = np.isfinite(host).all(axis=1)  # one pass for the batch (the clamp saturates inf, not NaN)
+        gh, gw = grid
+        d, pdim = self.dim, self.patch_dim
+        out: list[FrameEmbedding | None] = []
+        for i, f in enumerate(frames):
+            if not finite[i]:
+                self.nonfinite_frames += 1
+                log.warning(
+                    "stream %s frame %d (pts %.3f): the model's output has NaN values; the frame is dropped "
+                    "(%d so far on %s)",
+                    f.stream,
+                    f.seq,
+                    f.pts,
+                    self.nonfinite_frames,
+                    self.loaded.device,
+                )
+                out.append(None)
+                continue
+            row = host[i]
+            out.append(
+                FrameEmbedding(
+                    stream=f.stream,
+                    seq=f.seq,
+                    pts=f.pts,
+                    ts=f.ts,
+                    model=self.loaded.model_id,
+                    untrained=self.loaded.untrained,
+                    cls=row[:d],
+                    pooled=row[d : 2 * d],
+                    patches=row[2 * d :].reshape(gh, gw, pdim),
+                    thumbnail=thumbs[i],
+                )
             )
-            return torch.cat([self._run(x[:half], meanwhile), self._run(x[half:], meanwhile)])
-        if meanwhile is not None:
-            meanwhile()
         return out
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        """Packed fp16 (B, 2D + cells * pdim) for a uint8 batch on the device, halving on out-of-memory."""
+        n = len(x)
+        key = (int(x.shape[1]), int(x.shape[2]))
+        cap = self._caps.get(key)
+        if cap is not None and n > cap.size:
+            size = cap.size
+            return torch.cat([self._run(x[i : i + size]) for i in range(0, n, size)])
+        out, oom = self._attempt(x)
+        if out is not None:
+            if cap is not None and n == cap.size:
+                self._fitted(key, cap)
+            return out
+        # Outside the `except` block: the failed attempt's exception, traceback and the activations
+        # its frames held are gone, so the cache can give their memory back before the retry.
+        dev = self.loaded.device
+        if self._cuda:
+            torch.cuda.empty_cache()
+        if n == 1:
+            h, w = key
+            raise EmbeddingOOMError(
+                f"out of memory on {dev} embedding a single {w}x{h} frame with {self.loaded.model_id}: "
+                f"{oom or 'no details'}; use a smaller image_size, a smaller model, or a device with more free memory"
+            )
+        half = (n + 1) // 2  # 7 -> 4 + 3: a size that fits is found without going below it
+        if cap is None:
+            self._caps[key] = _Cap(half, OOM_PATIENCE)
+        elif half < cap.size:
+            if cap.raised:
+                cap.patience *= 2  # the raised cap did not fit: wait longer before the next try
+            cap.size, cap.fits, cap.raised = half, 0, False
+        log.warning(
+            "out of memory on %s with a batch of %d %dx%d frames; retrying as two batches (batches of this size "
+            "capped at %d)",
+            dev,
+            n,
+            key[1],
+            key[0],
+            self._caps[key].size,
+        )
+        return torch.cat([self._run(x[:half]), self._run(x[half:])])
+
+    def _attempt(self, x: torch.Tensor) -> tuple[torch.Tensor | None, str | None]:
+        """The device step, or None and the first line of its out-of-memory error."""
+        try:
+            return (self._compiled_step(x) if self.settings.compile else self._step(x)), None
+        except _SUPPORTED_OOM as e:
+            return None, (str(e).strip().splitlines() or [""])[0][:200]
+
+    def _fitted(self, key: tuple[int, int], cap: _Cap) -> None:
+        """A batch at the cap fitted: after `patience` of them, try twice the size again."""
+        cap.fits += 1
+        if cap.fits >= cap.patience:
+            cap.size, cap.fits, cap.raised = 2 * cap.size, 0, True
+            log.info("%dx%d batches fitted %d times: trying batches of %d", key[1], key[0], cap.patience, cap.size)
 
     def _compiled_step(self, x: torch.Tensor) -> torch.Tensor:
         """The compiled step with one graph for every batch size: the batch dimension is marked
         dynamic, and a lone frame is run as a pair (dynamic dimensions specialise on size 1, and a
-        second compilation would stall the stage for many seconds in the middle of a stream)."""
+        second compilation would stall the stage for many seconds in the middle of a stream).
+        The first call for an input size may compile: it holds the process-wide compile lock."""
         if len(x) == 1:
             return self._compiled_step(torch.cat([x, x]))[:1]
         torch._dynamo.mark_dynamic(x, 0)
-        return self._step(x)
+        key = (int(x.shape[1]), int(x.shape[2]))
+        if key in self._compiled_sizes:
+            return self._step(x)
+        with _COMPILE_LOCK:
+            out = self._step(x)
+        self._compiled_sizes.add(key)
+        return out
 
     def _device_step(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 NHWC -> normalise -> model -> [CLS | mean patch | pooled/PCA'd patch grid], fp16."""
         loaded = self.loaded
         dev = loaded.device
         b, h, w, _ = x.shape
-        # NHWC uint8 -> NCHW float: permute is a view, the conversion runs on the device.
+        # NHWC uint8 -> NCHW float: permute is a view, the conversion runs on the device. Normalised
+        # in fp32, then handed to the model in its compute dtype (fp32 pixels would also make RoPE's
+        # cos/sin and the rotated q/k fp32).
         pixels = x.permute(0, 3, 1, 2).float().mul_(self._scale).add_(self._shift)
-        autocast = (
-            torch.autocast(device_type="cuda", dtype=loaded.dtype)
-            if dev.type == "cuda" and loaded.dtype != torch.float32
-            else contextlib.nullcontext()
-        )
+        autocast: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+        if dev.type == "cuda" and loaded.dtype != torch.float32:
+            pixels = pixels.to(loaded.dtype)
+            autocast = torch.autocast(device_type="cuda", dtype=loaded.dtype)
         with autocast:
             tokens = loaded.model(pixel_values=pixels).last_hidden_state
         # `pooler_output` is `last_hidden_state[:, 0]` (CLS after the final LayerNorm), so
@@ -358,3 +541,19 @@ class Embedder:
         # Values beyond fp16's range (none in practice after the final LayerNorm) saturate.
         packed = torch.cat([cls, pooled, grid.reshape(b, -1)], dim=1)
         return packed.clamp_(-_FP16_MAX, _FP16_MAX).to(torch.float16)
+
+
+def _thumbnail_threads() -> int:
+    """Threads for thumbnails on a GPU machine: at 224 one thumbnail takes about 15 times the GPU
+    time of its frame, so all cores but two (the device and finish threads)."""
+    return max(1, min(16, (os.cpu_count() or 1) - 2))
+
+
+def _check_compiler() -> None:
+    """Inductor (C++ on the CPU, Triton on CUDA) needs a C compiler at run time: refuse at start-up
+    rather than fail at the first batch."""
+    if not any(shutil.which(c) for c in (os.environ.get("CC", "cc"), "cc", "gcc", "clang")):
+        raise CompileUnavailableError(
+            "compile=True needs a C compiler (Inductor builds its kernels' launchers with one): install gcc "
+            "(e.g. apt-get install gcc) or run without --compile"
+        )

@@ -56,6 +56,8 @@ async def load_model_async(settings: ModelSettings) -> LoadedModel:
     loaded = await asyncio.to_thread(
         load_model, settings.model, device=settings.devices[0], seed=settings.seed, precision=settings.precision
     )
+    for device in settings.devices[1:]:  # copies of every weight: off the event loop (kept on `loaded`)
+        await asyncio.to_thread(replicate, loaded, device, settings.precision)
     if loaded.untrained:
         log.warning(
             "model %s has RANDOM weights: features are untrained and events carry no meaning; "
@@ -104,7 +106,7 @@ class EmbeddingStage:
         ]
         self.embedder = self.embedders[0]
         self.batcher = MicroBatcher(
-            [e.embed for e in self.embedders],
+            self.embedders,  # launch/finish: two batches in flight per device, warm-up at start
             max_batch=model.max_batch,
             max_wait_s=model.max_wait_ms / 1000.0,
             queue_size=model.queue_size,

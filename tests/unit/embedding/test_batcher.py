@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from dinostream.core.records import FrameEmbedding
 from dinostream.embedding.batcher import BatcherClosedError, MicroBatcher
 from dinostream.ingest.source import Frame
+from tests.waiting import started, wait_for
 
 _IMAGE = np.zeros((16, 16, 3), np.uint8)
 
@@ -131,8 +133,7 @@ async def test_put_waits_while_the_queue_is_full() -> None:
             await asyncio.sleep(0.005)
     await b.put(_frame("cam-1", 1))
     await b.put(_frame("cam-1", 2))  # the queue is now full
-    blocked = asyncio.create_task(b.put(_frame("cam-1", 3)))
-    await asyncio.sleep(0.2)
+    blocked = await started(b.put(_frame("cam-1", 3)))
 
     assert not blocked.done()
     assert b.stats().queued == 2
@@ -221,7 +222,7 @@ async def test_embed_fn_error_with_put_frames_ends_the_batcher_loudly(caplog: py
         while not fake.batches:
             await asyncio.sleep(0.005)
     queued_query = asyncio.create_task(b.embed(_frame("query", 1)))  # waits behind the failing batch
-    await asyncio.sleep(0.05)
+    await wait_for(lambda: b.stats().queued == 1, 5, "the query to be queued")
     with caplog.at_level(logging.ERROR, logger="dinostream.embedding.batcher"):
         fake.gate.set()
         with pytest.raises(RuntimeError, match="out of memory"):
@@ -242,8 +243,8 @@ async def test_cancelling_the_run_task_fails_pending_queries_instead_of_hanging(
     b = _batcher(fake, sink, max_batch=4, max_wait_s=30.0)
     b.start()
     await b.put(_frame("cam-1", 0))
-    query = asyncio.create_task(b.embed(_frame("query", 1)))  # gathered, waiting for the deadline
-    await asyncio.sleep(0.05)
+    query = await started(b.embed(_frame("query", 1)))  # accepted ...
+    await wait_for(lambda: b.stats().queued == 0, 5, "the batch to gather it")  # ... and gathered: the deadline is 30 s
     assert b.task is not None
     b.task.cancel()
 
@@ -320,11 +321,10 @@ async def test_each_streams_queue_is_bounded_on_its_own() -> None:
     await _until(lambda: bool(fake.batches))
     await b.put(_frame("busy", 1))
     await b.put(_frame("busy", 2))
-    blocked = asyncio.create_task(b.put(_frame("busy", 3)))  # busy's queue is full: its decoder waits
+    blocked = await started(b.put(_frame("busy", 3)))  # busy's queue is full: its decoder waits
     async with asyncio.timeout(1):
         await b.put(_frame("quiet", 0))  # ... but another camera is not held back
         await b.put(_frame("quiet", 1))
-    await asyncio.sleep(0.05)
     assert not blocked.done()
     assert b.stats().queued == 4
 
@@ -418,3 +418,78 @@ async def test_a_failing_device_ends_the_batcher_and_names_every_frame_it_could_
     delivered = {seq for _, seq in sink.keys}
     for seq in accepted:
         assert seq in delivered or f"cam-1#{seq}" in caplog.text, seq
+
+
+class LaunchingFake:
+    """A two-step embedder: `launch` on the device thread, the finish step on another; records the
+    order of steps, the threads, and how many batches were launched but not finished at once."""
+
+    def __init__(self, *, nan_seqs: frozenset[int] = frozenset()) -> None:
+        self.steps: list[str] = []
+        self.launch_threads: set[int] = set()
+        self.finish_threads: set[int] = set()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.release = threading.Event()
+        self.nan_seqs = nan_seqs
+        self.lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        self.steps.append("warm_up")
+        self.launch_threads.add(threading.get_ident())
+
+    def launch(self, frames: list[Frame]) -> Callable[[], list[FrameEmbedding | None]]:
+        self.launch_threads.add(threading.get_ident())
+        self.steps.append(f"launch {frames[0].seq}")
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+        def finish() -> list[FrameEmbedding | None]:
+            self.finish_threads.add(threading.get_ident())
+            if not self.release.wait(timeout=10):
+                raise TimeoutError("test never released the finish steps")
+            with self.lock:
+                self.in_flight -= 1
+            return [None if f.seq in self.nan_seqs else _record(f) for f in frames]
+
+        return finish
+
+
+async def test_a_launching_embedder_keeps_two_batches_in_flight_and_order() -> None:
+    fake, sink = LaunchingFake(), Collector()
+    b = MicroBatcher(fake, max_batch=2, max_wait_s=0.0, queue_size=16, sink=sink)
+    b.start()
+    for seq in range(8):
+        await b.put(_frame("cam-1", seq))
+    async with asyncio.timeout(5):  # the second launch happens while the first batch is unfinished
+        while fake.steps.count("launch 2") == 0:
+            await asyncio.sleep(0.005)
+    assert fake.max_in_flight == 2 and sink.records == []
+    await asyncio.sleep(0.05)
+    assert fake.max_in_flight == 2  # never a third: the device thread waits for a finish
+    fake.release.set()
+    await b.stop()
+
+    assert fake.steps[0] == "warm_up"  # queued on the device thread at start, before any batch
+    assert sink.keys == [("cam-1", seq) for seq in range(8)]
+    assert fake.launch_threads.isdisjoint(fake.finish_threads)
+    assert threading.get_ident() not in fake.launch_threads | fake.finish_threads
+
+
+async def test_frames_without_an_embedding_are_counted_and_fail_only_their_query() -> None:
+    from dinostream.embedding.batcher import FrameDroppedError
+
+    fake, sink = LaunchingFake(nan_seqs=frozenset({1, 5})), Collector()
+    fake.release.set()
+    b = MicroBatcher(fake, max_batch=4, max_wait_s=0.01, queue_size=16, sink=sink)
+    b.start()
+    for seq in range(4):
+        await b.put(_frame("cam-1", seq))
+    with pytest.raises(FrameDroppedError, match="cam-q#5"):
+        await b.embed(_frame("cam-q", 5))
+    assert (await b.embed(_frame("cam-q", 6))).seq == 6
+    await b.stop()
+
+    assert sink.keys == [("cam-1", 0), ("cam-1", 2), ("cam-1", 3)]  # the batcher went on
+    assert b.stats().dropped == 2
