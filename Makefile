@@ -11,7 +11,7 @@ STAMP := $(VENV)/.dinostream-installed
 APT_PACKAGES ?= chromium mosquitto python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0 \
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad
 
-.PHONY: install demo test lint apt bench clean
+.PHONY: install demo test lint apt bench clean gpu-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,22 @@ lint: install
 
 test: install apt lint
 	$(BIN)/python -m pytest
+
+# The GPU stage proven and measured in one run (bench/gpu_check.py): CUDA tests, then the bench,
+# into $(OUT)/gpu_check.json and $(OUT)/gpu_check.log. Runs under the machine's own python3 (the
+# project need not be installed); wheels of what it lacks (bench/gpu_wheels.txt) are taken from
+# .whl/ when that folder exists. Stopped by SIGINT at 470 s, keeping what it measured; without
+# CUDA it is a dry run on the CPU with tiny sizes.
+GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+gpu-check:
+	@test -n "$(OUT)" || { echo "usage: make gpu-check OUT=dir"; exit 2; }
+	@mkdir -p "$(OUT)"
+	if [ -d .whl ]; then \
+	  $(GPU_PYTHON) -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+	    --target /tmp/dinostream-wheels .whl/*.whl || exit 1; \
+	  export PYTHONPATH=/tmp/dinostream-wheels$${PYTHONPATH:+:$$PYTHONPATH}; \
+	fi; \
+	PYTHONUNBUFFERED=1 timeout -s INT -k 10 470 $(GPU_PYTHON) bench/gpu_check.py --out "$(OUT)"
 
 clean:
 	rm -rf $(VENV) dinostream-data .pytest_cache

@@ -254,3 +254,56 @@ def test_replicating_to_a_missing_cuda_device_fails_in_one_line() -> None:
     with pytest.raises(ModelLoadError) as err:
         replicate(loaded, missing)
     _assert_one_line_naming(err, "random:tiny", repr(missing), "requested but")
+
+
+def test_device_auto_without_cuda_falls_back_to_the_cpu_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="dinostream.embedding.model_loader"):
+        loaded = load_model("random:tiny", device="auto")
+    assert loaded.device == torch.device("cpu")
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING and "CPU" in r.getMessage()]
+    assert "no CUDA device" in warning.getMessage()
+
+
+def test_half_precision_weights_are_stored_once_so_autocast_casts_no_weight_per_step() -> None:
+    """CPU autocast stands in for CUDA's: the same casting rules, visible on any machine."""
+    from bench.gpu_check import weight_casts
+    from dinostream.embedding.model_loader import prepare_for_inference
+
+    model = load_model("random:tiny", device="cpu").model
+    pixels = torch.zeros(1, 3, 64, 64)
+
+    def step() -> None:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            model(pixel_values=pixels.to(model.embeddings.patch_embeddings.weight.dtype))
+
+    assert len(weight_casts(model, step)) >= 2 * 6  # fp32 master weights: every Linear's, every step
+    prepare_for_inference(model, torch.device("cuda"), torch.bfloat16)  # what load_model does on CUDA
+    assert weight_casts(model, step) == []
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(m.weight.dtype == torch.bfloat16 for m in linears)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert norms and all(m.weight.dtype == torch.float32 for m in norms)  # norms stay fp32
+    assert model.embeddings.cls_token.dtype == torch.float32
+
+
+def test_the_cpu_keeps_its_fp32_weights() -> None:
+    loaded = load_model("random:tiny", device="cpu", precision="bf16")
+    assert {p.dtype for p in loaded.model.parameters()} == {torch.float32}
+
+
+def test_a_module_copy_has_its_own_weights_with_the_same_values_and_outputs() -> None:
+    from dinostream.embedding.model_loader import copy_module
+
+    loaded = load_model("random:tiny", device="cpu")
+    copy = copy_module(loaded.model, torch.device("cpu"))
+    pairs = list(zip(loaded.model.state_dict().values(), copy.state_dict().values(), strict=True))
+    assert all(torch.equal(a, b) and a.data_ptr() != b.data_ptr() for a, b in pairs)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.inference_mode():
+        assert torch.equal(loaded.model(pixel_values=x).last_hidden_state, copy(pixel_values=x).last_hidden_state)
+    assert not any(p.requires_grad for p in copy.parameters())
