@@ -24,6 +24,8 @@ from dinostream.dashboard.live_feed import LiveFeed
 from dinostream.dashboard.live_hub import LiveHub
 from dinostream.dashboard.ws_api import ws_router
 
+pytestmark = pytest.mark.integration
+
 STREAMS = ("cam0", "cam1", "cam2", "cam3")  # keyed by stream: spread over the 2 partitions
 
 

@@ -9,6 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.integration  # a real broker, in a child process
+
 CHILD = """
 import asyncio, sys
 from pathlib import Path

@@ -26,6 +26,8 @@ from dinostream.sinks.vector_index import FrameHit, VectorIndex
 from tests.pictures import ColourEmbedder, colour_features, picture
 from tests.serving import serve
 
+pytestmark = pytest.mark.integration  # uvicorn on a real socket
+
 RED, ORANGE, GREEN, BLUE = (230, 20, 20), (240, 140, 10), (20, 200, 40), (30, 40, 220)
 
 

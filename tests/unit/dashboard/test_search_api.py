@@ -24,6 +24,8 @@ from dinostream.sinks.qdrant_edge_index import QdrantEdgeIndex
 from tests.pictures import ColourEmbedder, colour_features, jpeg, picture
 from tests.serving import serve as serve_on_port
 
+pytestmark = pytest.mark.integration  # uvicorn on a real socket
+
 RED, ORANGE, GREEN, BLUE = (230, 20, 20), (240, 140, 10), (20, 200, 40), (30, 40, 220)
 T0 = 1_700_000_000.0
 GRID = 4

@@ -80,6 +80,7 @@ async def closed_with(ws: ClientConnection) -> tuple[int, str]:
 # ---------- filters ----------
 
 
+@pytest.mark.integration  # uvicorn on a real socket
 async def test_filters_apply_to_events_and_frame_notices_by_stream() -> None:
     hub = LiveHub(queue_size=64)
     async with serve(hub) as url:
@@ -112,6 +113,7 @@ async def test_filters_apply_to_events_and_frame_notices_by_stream() -> None:
         await everything.close()
 
 
+@pytest.mark.integration  # uvicorn on a real socket
 @pytest.mark.parametrize(
     ("first", "problem"),
     [
@@ -138,6 +140,7 @@ async def test_bad_subscribe_message_is_closed_with_4400_and_the_problem(first: 
 # ---------- batches ----------
 
 
+@pytest.mark.integration  # uvicorn on a real socket
 async def test_batch_client_gets_what_queued_up_as_one_batch_and_single_messages_otherwise() -> None:
     hub = LiveHub(queue_size=64, recent=3)
     for k in range(3):
@@ -179,6 +182,7 @@ async def test_batch_client_gets_what_queued_up_as_one_batch_and_single_messages
 # ---------- auth ----------
 
 
+@pytest.mark.integration  # uvicorn on a real socket
 @pytest.mark.parametrize("ws_impl", ["websockets", "websockets-sansio"])
 async def test_token_in_the_first_message_or_as_subprotocol(ws_impl: str) -> None:
     hub = LiveHub(queue_size=8)
@@ -198,6 +202,7 @@ async def test_token_in_the_first_message_or_as_subprotocol(ws_impl: str) -> Non
             assert (await recv(ws))["kind"] == "hello"
 
 
+@pytest.mark.integration  # uvicorn on a real socket
 @pytest.mark.parametrize(
     ("subprotocols", "first", "reason"),
     [
@@ -227,6 +232,7 @@ async def test_bad_or_missing_token_closes_with_4401_or_4408(
     assert hub.clients == 0
 
 
+@pytest.mark.integration  # uvicorn on a real socket
 async def test_silent_client_gets_everything_when_no_token_is_required() -> None:
     hub = LiveHub(queue_size=8)
     hub.publish_event(make_event("cam1", 1))
@@ -238,6 +244,7 @@ async def test_silent_client_gets_everything_when_no_token_is_required() -> None
 # ---------- Origin ----------
 
 
+@pytest.mark.integration  # uvicorn on a real socket
 @pytest.mark.parametrize("ws_impl", ["websockets", "websockets-sansio"])
 async def test_foreign_origin_is_refused_at_the_handshake(ws_impl: str) -> None:
     hub = LiveHub(queue_size=8)
@@ -282,6 +289,7 @@ def test_subprotocol_choice() -> None:
 # ---------- resume ----------
 
 
+@pytest.mark.integration  # uvicorn on a real socket
 async def test_resume_from_cursor_or_event_id_gets_exactly_the_missed_events() -> None:
     hub = LiveHub(queue_size=64, recent=2)
     async with serve(hub) as url:
@@ -319,6 +327,7 @@ async def test_resume_from_cursor_or_event_id_gets_exactly_the_missed_events() -
     assert hub.stats()["resumes"] == 3 and hub.stats()["resume_gaps"] == 1
 
 
+@pytest.mark.integration  # uvicorn on a real socket
 async def test_resume_from_before_memory_without_event_log_says_resume_gap() -> None:
     hub = LiveHub(queue_size=64, resume_memory=3)
     async with serve(hub) as url:
@@ -341,6 +350,7 @@ async def test_resume_from_before_memory_without_event_log_says_resume_gap() -> 
 # ---------- slow clients ----------
 
 
+@pytest.mark.integration  # uvicorn on a real socket
 @pytest.mark.parametrize("ws_impl", ["websockets", "websockets-sansio"])
 async def test_stuck_client_is_closed_1013_while_another_keeps_receiving(ws_impl: str) -> None:
     hub = LiveHub(queue_size=8)

@@ -280,6 +280,7 @@ async def test_unreachable_rtsp_url_fails_fast():
     assert time.monotonic() - started < 5.0  # refused, not timed out
 
 
+@pytest.mark.integration  # a server on a real loopback socket
 @pytest.mark.timeout(20)
 @pytest.mark.parametrize("scheme", ["rtsp", "http"])
 async def test_silent_server_times_out_at_the_open_timeout(scheme):
@@ -291,6 +292,7 @@ async def test_silent_server_times_out_at_the_open_timeout(scheme):
     assert "timeout" in str(caught.value)
 
 
+@pytest.mark.integration  # a server on a real loopback socket
 @pytest.mark.timeout(20)
 async def test_stream_that_stalls_delivers_frames_then_times_out(video, tmp_path):
     ts = tmp_path / "live.ts"

@@ -24,6 +24,8 @@ from dinostream.ingest.stream_ownership import decode_config
 from dinostream.ingest.stream_registry import DuplicateStreamError, StreamConfig, UnknownStreamError
 from dinostream.ingest.url_policy import UrlRefused
 
+pytestmark = pytest.mark.integration  # the real embedded broker
+
 
 @pytest.fixture
 def kafka() -> KafkaSettings:
