@@ -6,7 +6,11 @@ playlist, cloud metadata endpoints. `check_url` turns a user's source into a `Ch
 `UrlRefused` naming the reason.
 
 Sources the operator gives on the command line are `trusted` (any local file, loopback and
-private hosts); sources added through the HTTP API are not, and must pass `trusted=False`.
+private hosts, camera devices); sources added through the HTTP API are not, and must pass
+`trusted=False`: files only under `media_roots`, camera devices only from `allowed_devices`, public
+hosts only (an IPv4 address inside an IPv6 one, NAT64, 6to4, Teredo or IPv4-compatible, is judged
+as that IPv4 address), no HTTP redirects, and only the demuxers of plain video files, so a
+playlist served under another name is never read unchecked (`FORMATS`).
 
     checked = check_url("rtsp://cam.example.com/live", IngestSettings(), trusted=False)
     av.open(checked.target, format=checked.av_format, options=checked.options)
@@ -44,6 +48,14 @@ PROTOCOLS: dict[str, str] = {
     "hls": "http,https,tcp,tls,crypto",
 }
 
+# Demuxers an untrusted network source may be read with (FFmpeg's format_whitelist; a demuxer
+# matches when any of its names is listed): single streams, never a playlist or concat list whose
+# entries FFmpeg would open. HLS checks its playlists first, then reads segments with these.
+FORMATS: dict[str, str] = {
+    "http": "mov,matroska,mpegts,flv,avi,mjpeg,mpjpeg,h264,hevc,m4v,mpeg,ogg,asf,ivf,obu",
+    "hls": "hls,mpegts,mov,aac,mp3,ac3,eac3,webvtt",
+}
+
 _V4L2_DEVICE = re.compile(r"/dev/video[0-9]{1,3}")
 _HLS_SUFFIXES = (".m3u8", ".m3u")
 _MJPEG_SUFFIXES = (".mjpg", ".mjpeg")
@@ -54,6 +66,8 @@ _PRIVATE = tuple(
     ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
 )
 _LINK_LOCAL = tuple(ipaddress.ip_network(n) for n in ("169.254.0.0/16", "fe80::/10"))
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 address in the last 32 bits
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # ::a.b.c.d (deprecated, still routed by some stacks)
 
 
 class UrlRefused(SourceError):
@@ -109,14 +123,14 @@ def check_url(
     if "\x00" in url or any(c in url for c in "\r\n"):
         raise UrlRefused(f"refused source {url!r}: it contains control characters")
     if _V4L2_DEVICE.fullmatch(url):
-        return _v4l2(url, trusted)
+        return _v4l2(url, settings, trusted)
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "v4l2":
         device = parts.path if parts.netloc == "" else ""
         if not _V4L2_DEVICE.fullmatch(device):
             raise UrlRefused(f"refused source {url}: a v4l2 source names a camera device, v4l2:///dev/videoN")
-        return _v4l2(device, trusted)
+        return _v4l2(device, settings, trusted)
     if scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt"):  # len 1: a Windows drive letter
         if scheme == "file":
             if parts.netloc not in ("", "localhost"):
@@ -142,7 +156,13 @@ def check_url(
     return _network(url, display, scheme, parts.path, settings, trusted)
 
 
-def _v4l2(device: str, trusted: bool) -> CheckedUrl:
+def _v4l2(device: str, settings: IngestSettings, trusted: bool) -> CheckedUrl:
+    """A camera device: any when trusted, else only one listed in `settings.allowed_devices`."""
+    if not trusted and device not in settings.allowed_devices:
+        raise UrlRefused(
+            f"refused camera device {device}: sources added through the API may open only the devices listed in "
+            "ingest.allowed_devices"
+        )
     return CheckedUrl(
         kind="v4l2",
         target=device,
@@ -191,27 +211,63 @@ def _network(url: str, display: str, scheme: str, path: str, settings: IngestSet
         options["max_redirects"] = "0"
     if lower.endswith(_HLS_SUFFIXES):
         options["protocol_whitelist"] = PROTOCOLS["hls"]
+        if not trusted:
+            options["format_whitelist"] = FORMATS["hls"]
         return CheckedUrl("hls", url, display, scheme, "hls", options, trusted)
     options["protocol_whitelist"] = PROTOCOLS[scheme]
+    if not trusted:
+        # FFmpeg also picks its HLS demuxer by content (a playlist served as cam.mp4 with an HLS
+        # Content-Type), and that playlist was never checked: only plain video demuxers.
+        options["format_whitelist"] = FORMATS["http"]
     if lower.endswith(_MJPEG_SUFFIXES):
         return CheckedUrl("mjpeg", url, display, scheme, "mpjpeg", options, trusted)
     return CheckedUrl("http", url, display, scheme, None, options, trusted)
 
 
-_URI_ATTRIBUTE = re.compile(r'URI="([^"]*)"')
+# URI= of any tag (EXT-X-KEY, EXT-X-MAP, EXT-X-MEDIA, EXT-X-I-FRAME-STREAM-INF, ...), quoted or not:
+# FFmpeg's attribute parser takes an unquoted value up to the next comma.
+_URI_ATTRIBUTE = re.compile(r'(?:^|[:,])\s*URI\s*=\s*(?:"([^"]*)"|([^,"]*))', re.IGNORECASE)
+# Tags whose URI (or, for EXT-X-STREAM-INF, the next URI line) is another playlist.
+_PLAYLIST_TAGS = ("#EXT-X-STREAM-INF", "#EXT-X-MEDIA:", "#EXT-X-I-FRAME-STREAM-INF")
+
+
+def _attribute_uris(line: str) -> list[str]:
+    return [(quoted or bare).strip() for quoted, bare in _URI_ATTRIBUTE.findall(line) if (quoted or bare).strip()]
 
 
 def playlist_uris(text: str) -> list[str]:
-    """Every URI an HLS playlist names: segment and variant lines, and URI="..." attributes (keys, maps)."""
+    """Every URI an HLS playlist names: segment and variant lines, and URI attributes (keys, maps,
+    renditions), quoted or not."""
     uris: list[str] = []
     for raw in text.splitlines():
         line = raw.strip()
         if not line:
             continue
         if line.startswith("#"):
-            uris.extend(_URI_ATTRIBUTE.findall(line))
+            uris.extend(_attribute_uris(line))
         else:
             uris.append(line)
+    return uris
+
+
+def variant_uris(text: str) -> list[str]:
+    """The URIs of a master playlist that FFmpeg reads as playlists (variant streams, renditions,
+    I-frame playlists), whatever their names end with."""
+    uris: list[str] = []
+    next_is_variant = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            upper = line.upper()
+            if upper.startswith("#EXT-X-STREAM-INF"):
+                next_is_variant = True
+            elif upper.startswith(_PLAYLIST_TAGS):
+                uris.extend(_attribute_uris(line))
+        elif next_is_variant:
+            uris.append(line)
+            next_is_variant = False
     return uris
 
 
@@ -227,9 +283,17 @@ def check_playlist(
     A playlist may name only http(s) URLs (relative ones resolve against the playlist's URL):
     a `file:` segment or any other protocol is refused, and so is a host the playlist's own
     trust would refuse. FFmpeg's protocol_whitelist enforces the protocol rule again at read time.
+    A variant playlist (`variant_uris`) must end in .m3u8 or .m3u, the names the caller fetches
+    and checks in turn; one named otherwise is refused rather than read by FFmpeg unchecked.
     """
-    if not text.lstrip("\ufeff").startswith("#EXTM3U"):
+    if not is_playlist(text):
         raise UrlRefused(f"cannot open HLS stream {playlist.display}: the response is not an HLS playlist (#EXTM3U)")
+    for uri in variant_uris(text):
+        if not unquote(urlsplit(urljoin(playlist.target, uri)).path).lower().endswith(_HLS_SUFFIXES):
+            raise UrlRefused(
+                f"refused HLS playlist {playlist.display}: its variant playlist {redact(uri)} does not end in .m3u8, "
+                "so it cannot be checked before FFmpeg reads it"
+            )
     hosts: dict[str, None] = {}
     absolute: list[str] = []
     for uri in playlist_uris(text):
@@ -249,6 +313,12 @@ def check_playlist(
                 raise UrlRefused(f"refused HLS playlist {playlist.display}: it names {redact(uri)}: {exc}") from None
         absolute.append(url)
     return absolute
+
+
+def is_playlist(content: str | bytes) -> bool:
+    """Whether a response is an HLS playlist, by its content (#EXTM3U first), not its name."""
+    head = content[:64].decode("utf-8", "replace") if isinstance(content, bytes) else content[:64]
+    return head.lstrip("\ufeff \t\r\n").startswith("#EXTM3U")
 
 
 def _check_host(
@@ -290,9 +360,12 @@ def _ip_literal(host: str) -> IpAddress | None:
 
 
 def address_refusal(address: IpAddress, settings: IngestSettings, trusted: bool) -> str | None:
-    """Why a source on `address` is refused, or None when it is allowed."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Why a source on `address` is refused, or None when it is allowed. An IPv6 address that
+    carries an IPv4 one (mapped, NAT64, 6to4, Teredo, IPv4-compatible) is judged as the IPv4 one."""
+    embedded = embedded_ipv4(address)
+    if embedded is not None:
+        reason = address_refusal(embedded, settings, trusted)
+        return f"{reason} ({embedded} inside an IPv6 address)" if reason else None
     if any(address in net for net in _LINK_LOCAL):
         return "a link-local address (cloud metadata and similar), never allowed"
     if any(address in net for net in _LOOPBACK):
@@ -307,6 +380,21 @@ def address_refusal(address: IpAddress, settings: IngestSettings, trusted: bool)
         return "a multicast address, not allowed for sources added through the API"
     if not address.is_global and not trusted:
         return "a reserved (non-public) address, not allowed for sources added through the API"
+    return None
+
+
+def embedded_ipv4(address: IpAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address reaches through a translation or tunnel form, if any."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]  # the client behind the tunnel
+    if address in _NAT64 or (address in _IPV4_COMPATIBLE and int(address) > 1):  # :: and ::1 are IPv6's own
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 
 

@@ -8,7 +8,15 @@ import pytest
 from dinostream.core.errors import SourceError
 from dinostream.core.settings import IngestSettings
 from dinostream.ingest import url_policy
-from dinostream.ingest.url_policy import CheckedUrl, UrlRefused, check_playlist, check_url, playlist_uris
+from dinostream.ingest.url_policy import (
+    CheckedUrl,
+    UrlRefused,
+    check_playlist,
+    check_url,
+    is_playlist,
+    playlist_uris,
+    variant_uris,
+)
 
 # Host names resolve through this table, not DNS: tests see exactly the addresses they name.
 HOSTS = {
@@ -61,11 +69,32 @@ def _check(url: str, settings: IngestSettings | None = None, *, trusted: bool = 
     ids=["rtsp", "rtsps", "http", "https", "hls", "mjpeg", "ipv6-literal", "ipv6-host", "v4l2-path", "v4l2-url"],
 )
 def test_public_sources_are_accepted_untrusted_with_a_protocol_whitelist(url, kind, av_format, whitelist):
-    checked = _check(url)
+    # Camera devices only when the settings list them (test_camera_devices_need_the_allowlist_untrusted).
+    checked = _check(url, IngestSettings(allowed_devices=["/dev/video0", "/dev/video12"]))
     assert (checked.kind, checked.av_format) == (kind, av_format)
     assert checked.options["protocol_whitelist"] == whitelist
     assert "file" not in checked.options["protocol_whitelist"].split(",") or kind == "v4l2"
     assert checked.trusted is False
+
+
+@pytest.mark.parametrize("url", ["/dev/video0", "v4l2:///dev/video0"])
+def test_camera_devices_need_the_allowlist_untrusted(url):
+    with pytest.raises(UrlRefused, match=r"refused camera device /dev/video0: .*ingest\.allowed_devices"):
+        _check(url)
+    with pytest.raises(UrlRefused, match="allowed_devices"):
+        _check(url, IngestSettings(allowed_devices=["/dev/video1"]))
+    assert _check(url, IngestSettings(allowed_devices=["/dev/video0"])).target == "/dev/video0"
+    assert _check(url, trusted=True).target == "/dev/video0"  # the operator's command line
+
+
+def test_untrusted_network_sources_are_read_only_with_plain_video_demuxers():
+    # FFmpeg picks its HLS demuxer by content too (a playlist served as cam.mp4): not for these.
+    for url in ("http://cam.example.com/cam.mp4", "https://cam.example.com/live", "http://cam.example.com/a.mjpg"):
+        formats = _check(url).options["format_whitelist"].split(",")
+        assert "hls" not in formats and "concat" not in formats and "mov" in formats
+    hls = _check("http://cam.example.com/live/index.m3u8").options["format_whitelist"].split(",")
+    assert "hls" in hls and "concat" not in hls
+    assert "format_whitelist" not in _check("http://cam.example.com/cam.mp4", trusted=True).options
 
 
 def test_rtsp_gets_transport_and_socket_timeout_from_settings():
@@ -139,6 +168,13 @@ HOSTILE = [
     ("metadata-hex-ip", "http://0xa9fea9fe/", "link-local"),
     ("loopback-short-ip", "http://127.1/", "loopback"),
     ("metadata-v4-mapped-v6", "http://[::ffff:169.254.169.254]/", "link-local"),
+    ("metadata-nat64", "http://[64:ff9b::a9fe:a9fe]/", r"link-local.*169\.254\.169\.254 inside an IPv6"),
+    ("metadata-6to4", "http://[2002:a9fe:a9fe::]/", r"link-local.*169\.254\.169\.254 inside an IPv6"),
+    ("metadata-v4-compatible", "http://[::169.254.169.254]/", r"link-local.*169\.254\.169\.254 inside an IPv6"),
+    ("loopback-nat64", "http://[64:ff9b::7f00:1]/", r"loopback.*127\.0\.0\.1 inside an IPv6"),
+    ("loopback-6to4", "http://[2002:7f00:1::]/", r"loopback.*127\.0\.0\.1 inside an IPv6"),
+    ("loopback-v4-compatible", "http://[::127.0.0.1]/", r"loopback.*127\.0\.0\.1 inside an IPv6"),
+    ("private-nat64", "rtsp://[64:ff9b::a00:7]/", "private-network"),
     ("link-local-v6", "rtsp://[fe80::1]/", "link-local"),
     ("loopback-untrusted", "http://127.0.0.1/", "loopback"),
     ("localhost-untrusted", "rtsp://0.0.0.0:554/", "loopback"),
@@ -162,6 +198,7 @@ def test_hostile_sources_are_refused_untrusted_with_the_reason(media, monkeypatc
 
 ALWAYS_REFUSED = ["concat", "subfile", "data-url", "gopher", "ftp", "pipe", "cloud-metadata", "metadata-by-name"]
 ALWAYS_REFUSED += ["metadata-decimal-ip", "metadata-v4-mapped-v6", "link-local-v6", "v4l2-not-a-camera"]
+ALWAYS_REFUSED += ["metadata-nat64", "metadata-6to4", "metadata-v4-compatible"]
 
 
 @pytest.mark.parametrize(("url", "reason"), [(u, r) for i, u, r in HOSTILE if i in ALWAYS_REFUSED], ids=ALWAYS_REFUSED)
@@ -247,8 +284,23 @@ def test_a_playlist_of_http_segments_passes_with_absolute_urls():
         ("http://169.254.169.254/latest/meta-data/x.ts", "link-local"),
         ("http://127.0.0.1:9000/x.ts", "loopback"),
         ('#EXT-X-MAP:URI="file:///etc/passwd"', "names file:///etc/passwd"),
+        ("#EXT-X-MAP:URI=file:///etc/passwd", "names file:///etc/passwd"),
+        ("#EXT-X-KEY:METHOD=AES-128,URI=http://169.254.169.254/key,IV=0x1", "link-local"),
+        ("#EXT-X-KEY:METHOD=AES-128,uri=file:///etc/shadow", "names file:///etc/shadow"),
+        ("http://[64:ff9b::a9fe:a9fe]/x.ts", "link-local"),
     ],
-    ids=["file-url", "file-scheme-upper", "concat", "metadata-host", "loopback-host", "map-uri"],
+    ids=[
+        "file-url",
+        "file-scheme-upper",
+        "concat",
+        "metadata-host",
+        "loopback-host",
+        "map-uri",
+        "map-uri-unquoted",
+        "key-uri-unquoted",
+        "key-uri-lower-case",
+        "metadata-nat64",
+    ],
 )
 def test_hostile_playlist_entries_are_refused(entry, reason):
     text = f"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\n{entry}\n"
@@ -261,3 +313,41 @@ def test_a_response_that_is_no_playlist_is_refused():
     playlist = _check("http://cam.example.com/live/index.m3u8")
     with pytest.raises(UrlRefused, match="not an HLS playlist"):
         check_playlist("<html>login</html>", playlist, IngestSettings(), resolve=_resolve)
+
+
+MASTER = """#EXTM3U
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a",NAME="en",URI=audio/en.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=800000
+low/index.m3u8
+#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=1000,URI="iframes.m3u8"
+"""
+
+
+def test_variant_uris_names_every_playlist_a_master_playlist_points_to():
+    assert variant_uris(MASTER) == ["audio/en.m3u8", "low/index.m3u8", "iframes.m3u8"]
+    playlist = _check("http://cam.example.com/live/master.m3u8")
+    assert "http://cam.example.com/live/low/index.m3u8" in check_playlist(
+        MASTER, playlist, IngestSettings(), resolve=_resolve
+    )
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "#EXT-X-STREAM-INF:BANDWIDTH=1\nlow/chunklist",
+        "#EXT-X-STREAM-INF:BANDWIDTH=1\nlow.mp4",
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a",NAME="x",URI="audio.txt"',
+        "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=1,URI=iframes",
+    ],
+    ids=["no-extension", "named-mp4", "rendition", "iframe-unquoted"],
+)
+def test_a_variant_playlist_that_would_not_be_checked_is_refused(variant):
+    playlist = _check("http://cam.example.com/live/master.m3u8")
+    with pytest.raises(UrlRefused, match="does not end in .m3u8, so it cannot be checked"):
+        check_playlist(f"#EXTM3U\n{variant}\n", playlist, IngestSettings(), resolve=_resolve)
+
+
+def test_a_playlist_is_recognised_by_its_content_not_its_name():
+    assert is_playlist("#EXTM3U\n#EXTINF:1,\na.ts\n") and is_playlist(b"\xef\xbb\xbf#EXTM3U\n")
+    assert is_playlist("\ufeff#EXTM3U") and not is_playlist(b"\x00\x00\x00\x18ftypmp42")
+    assert not is_playlist("<html>#EXTM3U</html>")
