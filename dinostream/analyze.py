@@ -111,7 +111,9 @@ async def analyze_files(
     writer = None
     if index:
         dims = (loaded.hidden_size, settings.model.patch_pca_dims)
-        store = await asyncio.to_thread(open_index, settings.index, settings.data_dir, *dims)
+        store = await asyncio.to_thread(
+            open_index, settings.index, settings.data_dir, *dims, reid=settings.analytics.reid
+        )
         writer = IndexWriter(store, settings.index)  # the index sink's writes, without Kafka
     pending: list[FrameEmbedding] = []
     frames = 0

@@ -86,7 +86,7 @@ class GatewayNode(Node):
         if self.index_node is not None:
             self.index = self.index_node.index
         elif self.dims is not None:
-            self.index = await asyncio.to_thread(open_index, s.index, s.data_dir, *self.dims)
+            self.index = await asyncio.to_thread(open_index, s.index, s.data_dir, *self.dims, reid=s.analytics.reid)
             self._own_index = True
         producer = await self.runtime.producer()
         catalog: StreamCatalog

@@ -260,7 +260,7 @@ class IndexNode(Node):
         s = self.settings
         assert self.dims is not None
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        self.index = await asyncio.to_thread(open_index, s.index, s.data_dir, *self.dims)
+        self.index = await asyncio.to_thread(open_index, s.index, s.data_dir, *self.dims, reid=s.analytics.reid)
         self.sink = IndexSink(self.index, self.runtime.kafka, s.kafka, s.index, group=self.group)
         self._task = asyncio.create_task(self.sink.run(), name="index-sink")
 
