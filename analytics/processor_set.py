@@ -15,7 +15,7 @@ It reads the table through a lookup and never touches it; the worker applies the
 
     host = ProcessorHost(procs, table.get, snapshot_every_s=10.0, chunk_chars=450_000)
     out = host.receive_record(value, now=time.monotonic())
-    # send out.events, then apply out.writes to the table in order
+    # send out.events (counting each with host.sent), then apply out.writes to the table in order
 """
 
 from __future__ import annotations
@@ -177,10 +177,12 @@ class ProcessorHost:
             log.exception("analytics failed on stream %s frame %d", record.stream, record.seq)
             self.stats.failure = f"stream {record.stream} frame {record.seq}: {type(exc).__name__}: {exc}"
             raise
-        for ev in out.events:
-            self.stats.events += 1
-            self.stats.events_by_type[ev.type] = self.stats.events_by_type.get(ev.type, 0) + 1
         return out
+
+    def sent(self, event: Event) -> None:
+        """Count an event the worker has handed to the events topic (`stats.events`: sent, not just made)."""
+        self.stats.events += 1
+        self.stats.events_by_type[event.type] = self.stats.events_by_type.get(event.type, 0) + 1
 
     def receive_control(self, value: bytes, now: float) -> list[StateWrite]:
         """One control message's bytes: the state writes that save its change. A message that

@@ -137,6 +137,7 @@ def build_app(
             out = host.receive_record(event.value, time.monotonic(), where=where)  # raises on a processor bug
             for ev in out.events:
                 await events_topic.send(key=ev.key, value=ev.encode())
+                host.sent(ev)
             write(out.writes)
 
     @app.agent(control)

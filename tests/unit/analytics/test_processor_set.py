@@ -59,8 +59,13 @@ def test_a_second_host_resumes_from_the_table_the_first_wrote() -> None:
     assert cuts(feed(first, table, recs[:6])) == []
     assert set(table) == {"cam-r/scene_change"} and first.stats.snapshots == 6
     second = host(table)  # a restarted worker, reading the table the first left
-    assert cuts(feed(second, table, recs[6:])) == whole
+    events = feed(second, table, recs[6:])
+    assert cuts(events) == whole
     assert second.stats.restored == 1 and second.stats.records == 12
+    assert second.stats.events == 0  # made, not yet sent
+    for ev in events:
+        second.sent(ev)
+    assert second.stats.events == len(events) and second.stats.events_by_type["scene_change"] == 2
 
 
 def test_state_is_saved_every_snapshot_interval_of_the_clock() -> None:
