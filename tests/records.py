@@ -1,4 +1,5 @@
-"""What tests feed the pipeline: unique Kafka topics per test, synthetic frame records."""
+"""What tests feed the pipeline: unique Kafka topics per test, synthetic frame records, and how far a
+consumer group has read."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import uuid
 from typing import Any
 
 import numpy as np
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from dinostream.core.records import FrameEmbedding
 from dinostream.core.settings import KafkaSettings
@@ -48,3 +50,19 @@ def shots(stream: str, lengths: list[int], seed: int) -> list[FrameEmbedding]:
                 )
             )
     return out
+
+
+async def committed_to_end(bootstrap: str, group: str, topic: str, partitions: int) -> bool:
+    """Whether consumer group `group` has committed every record now on `topic` (it does not join
+    the group: no rebalance for its members)."""
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await probe.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        ends = await probe.end_offsets(tps)
+        for tp in tps:
+            if ((await probe.committed(tp)) or 0) < ends[tp]:
+                return False
+        return True
+    finally:
+        await probe.stop()

@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 from aiokafka import AIOKafkaConsumer
 
 from dinostream.analytics.gallery import EdgeTrackGallery, LazyTrackGallery
@@ -26,6 +27,9 @@ from dinostream.core.embedded_broker import EmbeddedBroker
 from dinostream.core.kafka_io import ensure_topics, make_producer
 from dinostream.core.records import Box, Event, FrameEmbedding
 from dinostream.core.settings import AnalyticsSettings, AnomalySettings, KafkaSettings, PhaseSettings, ReidSettings
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.integration
 
 DIM = 32
 GRID = (8, 10)
@@ -125,6 +129,13 @@ async def test_every_event_type_through_broker_and_faust(
                 if stats.records >= until:
                     return
 
+    sent = 0  # events the workers handed to Kafka
+
+    async def all_arrived() -> bool:
+        batch = await consumer.getmany(timeout_ms=500)
+        events.extend(Event.decode(m.value) for msgs in batch.values() for m in msgs)
+        return len(events) >= sent
+
     try:
         half = len(records) // 2  # frame 60 of each camera: after the warm-ups, before the cut
         for part, (lo, hi) in enumerate(((0, half), (half, len(records)))):
@@ -143,10 +154,8 @@ async def test_every_event_type_through_broker_and_faust(
                     assert stats.restored >= 2 * 5
             finally:
                 await app.stop()
-        await asyncio.sleep(1.0)
-        events.extend(
-            Event.decode(m.value) for msgs in (await consumer.getmany(timeout_ms=1000)).values() for m in msgs
-        )
+                sent += stats.events
+        await wait_for(all_arrived, 60, f"the {sent} events the workers sent")
     finally:
         await producer.stop()
         await consumer.stop()

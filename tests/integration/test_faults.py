@@ -39,7 +39,8 @@ from dinostream.demo_video import make_video
 from dinostream.ingest.stream_ownership import encode_config
 from dinostream.ingest.stream_registry import StreamConfig
 from dinostream.sinks.qdrant_edge_index import QdrantEdgeIndex
-from tests.records import shots, unique_kafka
+from tests.records import committed_to_end, shots, unique_kafka
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -216,7 +217,12 @@ async def test_killing_a_worker_loses_no_event(broker: EmbeddedBroker, tmp_path:
         healths = [await w.health() for w in workers]
         busy = [w for w, h in zip(workers, healths, strict=True) if h["analytics"]["records"] > 0]
         assert len(busy) == 2, f"only {len(busy)} worker got records: {healths}"
-        await asyncio.sleep(4)  # a commit interval and a state snapshot go by
+        await wait_for(  # a commit goes by (Faust writes the state snapshots out before it commits)
+            lambda: committed_to_end(broker.bootstrap, d.app_id, d.kafka.embeddings_topic, PARTITIONS),
+            60,
+            "the workers to commit every record sent so far",
+            interval=0.5,
+        )
         victim, survivor = busy
         victim.kill(signal.SIGKILL)
         assert await victim.wait() == -signal.SIGKILL

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from dinostream.core.embedded_broker import EmbeddedBroker
 from dinostream.core.kafka_io import ensure_topics, make_producer
@@ -15,6 +16,9 @@ from dinostream.core.records import Event, FrameEmbedding, event_id
 from dinostream.core.settings import IndexSettings, KafkaSettings
 from dinostream.sinks.index_sink import IndexSink
 from dinostream.sinks.qdrant_edge_index import QdrantEdgeIndex
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.integration
 
 
 def _frames(n: int) -> list[FrameEmbedding]:
@@ -33,12 +37,6 @@ def _frames(n: int) -> list[FrameEmbedding]:
         )
         for i in range(n)
     ]
-
-
-async def _until(pred, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not pred():
-            await asyncio.sleep(0.1)
 
 
 async def test_index_sink_writes_and_redelivery_overwrites(
@@ -69,7 +67,9 @@ async def test_index_sink_writes_and_redelivery_overwrites(
 
         sink = IndexSink(index, broker.bootstrap, kafka_settings, IndexSettings(batch_size=8), group=group)
         task = asyncio.create_task(sink.run())
-        await _until(lambda: sink.stats.frames == 30 and sink.stats.events == 1)
+        await wait_for(
+            lambda: sink.stats.frames == 30 and sink.stats.events == 1, 60, "the first 30 frames and 1 event"
+        )
         assert sink.stats.malformed == 1
         assert index.count_frames() == 30 and index.count_events() == 1
 
@@ -77,7 +77,9 @@ async def test_index_sink_writes_and_redelivery_overwrites(
         for rec in frames[:10]:
             await producer.send(kafka_settings.embeddings_topic, rec.encode(), key=rec.key)
         await producer.send_and_wait(kafka_settings.events_topic, ev.encode(), key=ev.key)
-        await _until(lambda: sink.stats.frames == 40 and sink.stats.events == 2)
+        await wait_for(
+            lambda: sink.stats.frames == 40 and sink.stats.events == 2, 60, "the 10 frames and 1 event again"
+        )
         assert index.count_frames() == 30 and index.count_events() == 1
         top = index.search_frames(frames[7].cls.astype(np.float32), limit=1)[0]
         assert (top.stream, top.seq) == ("cam", 7)
@@ -86,10 +88,15 @@ async def test_index_sink_writes_and_redelivery_overwrites(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        # A new frame after them is the marker: once it is indexed the restarted sink has read its
+        # partition up to there, and anything old it re-read would have come first (same key).
         again = IndexSink(index, broker.bootstrap, kafka_settings, IndexSettings(), group=group)
         task = asyncio.create_task(again.run())
-        await asyncio.sleep(8)
-        assert again.stats.frames == 0
+        marker = _frames(31)[30]
+        await producer.send_and_wait(kafka_settings.embeddings_topic, marker.encode(), key=marker.key)
+        await wait_for(lambda: again.stats.frames >= 1, 60, "the restarted sink to index the marker frame")
+        assert index.count_frames() == 31  # the marker is in ...
+        assert again.stats.frames == 1  # ... and it is all the restarted sink read
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 from aiokafka import AIOKafkaConsumer
 
 from dinostream.analytics.scene_change import SceneChangeDetector
@@ -14,6 +15,9 @@ from dinostream.core.kafka_io import ensure_topics, make_producer
 from dinostream.core.records import Event, FrameEmbedding
 from dinostream.core.settings import AnalyticsSettings, KafkaSettings
 from tests.records import shots
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.integration
 
 
 def _scene_changes(batch: dict) -> list[Event]:  # type: ignore[type-arg]
@@ -100,7 +104,7 @@ async def test_restarted_worker_resumes_state_and_applies_control(
     them is only found if the replacement restored the first worker's state from the table."""
     await ensure_topics(broker.bootstrap, kafka_settings)
     settings = AnalyticsSettings(app_id=f"test-{uuid.uuid4().hex[:8]}", snapshot_every_s=1e-6)
-    recs = shots("cam-r", [6, 6, 6], 5)
+    recs = shots("cam-r", [6, 6, 6, 6], 5)  # the 4th shot is the marker at the end
     producer = make_producer(broker.bootstrap, kafka_settings, embedded=True)
     consumer = AIOKafkaConsumer(
         kafka_settings.events_topic,
@@ -149,14 +153,29 @@ async def test_restarted_worker_resumes_state_and_applies_control(
             async with asyncio.timeout(60):
                 while stats.control < 1:
                     await asyncio.sleep(0.1)
-            for r in recs[12:]:
+            for r in recs[12:18]:
                 await producer.send_and_wait(kafka_settings.embeddings_topic, r.encode(), key=r.key)
             async with asyncio.timeout(60):
                 while stats.records < 12:
                     await asyncio.sleep(0.1)
-            batch = await consumer.getmany(timeout_ms=2000)
-            assert not _scene_changes(batch), "the control message must have applied"
-            assert stats.control == 1, "the message for an unknown processor is refused"
+            # The marker: the default back, then a 4th shot whose cut (9 s) must arrive. A cut of the
+            # 3rd shot (6 s) would be on the same partition before it, so the first cut read is the test.
+            default = AnalyticsSettings().scene_change.min_distance
+            await producer.send_and_wait(
+                kafka_settings.control_topic,
+                control_message("cam-r", "scene_change", {"min_distance": default}),
+                key=b"cam-r",
+            )
+            await wait_for(lambda: stats.control >= 2, 60, "the default settings to apply again")
+            for r in recs[18:]:
+                await producer.send_and_wait(kafka_settings.embeddings_topic, r.encode(), key=r.key)
+            later: list[Event] = []
+            async with asyncio.timeout(60):
+                while not later:
+                    later += _scene_changes(await consumer.getmany(timeout_ms=500))
+            assert [(e.stream, e.t) for e in later] == [("cam-r", 9.0)], "the control message must have applied"
+            # Control messages of one stream apply in order: the refused one came before the marker.
+            assert stats.control == 2, "the message for an unknown processor is refused"
         finally:
             await second.stop()
     finally:
