@@ -1,6 +1,7 @@
 """The GPU stage, proven and measured in one prepared run: CUDA tests, then the bench, into one JSON.
 
     make gpu-check OUT=dir                          # what a machine with CUDA runs (under 8 minutes)
+    make gpu-check OUT=dir GPU_BUDGET=240 GPU_CHECK_ARGS=--no-tests   # a shorter rerun of the bench
     python bench/gpu_check.py --out dir             # the same; without CUDA: a dry run on the CPU
 
 Writes `dir/gpu_check.json` (results, rewritten after every section, so an interrupted run
@@ -207,7 +208,7 @@ def cuda_tests(out: Path, cap_s: float) -> dict[str, Any]:
     """`pytest -m cuda tests/cuda` in a subprocess, killed at `cap_s`; per-test outcomes from JUnit."""
     xml = out / "cuda-tests.xml"
     cmd = [sys.executable, "-m", "pytest", "-m", "cuda", "tests/cuda", "-q", "-p", "no:cacheprovider", "-rA"]
-    cmd += [f"--junitxml={xml}", "-o", "addopts="]
+    cmd += [f"--junitxml={xml}", "-o", "addopts=", "--timeout=120"]  # a hung test costs 2 minutes, not all
     t = time.monotonic()
     try:
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=cap_s)

@@ -364,7 +364,7 @@ class Embedder:
         np.stack(images, out=staging.numpy())
         compute = torch.cuda.current_stream(self.loaded.device)
         assert self._h2d is not None
-        self._h2d.wait_stream(compute)  # the buffer it allocates may be one the compute stream just freed
+        # No wait for the compute stream: the next batch's upload overlaps this one's forward pass.
         with torch.cuda.stream(self._h2d):
             x = staging.to(self.loaded.device, non_blocking=True)
         compute.wait_stream(self._h2d)

@@ -170,26 +170,6 @@ def test_a_real_out_of_memory_is_split_and_retried_without_losing_a_frame(
     _assert_close(got[:4], want)
 
 
-def test_compiled_step_gives_the_eager_embeddings(vits16_bf16: LoadedModel, make_frames: Frames) -> None:
-    frames = make_frames(6)
-    compiled = Embedder(vits16_bf16, SQUARE.model_copy(update={"compile": True}))
-    compiled.warm_up()
-    _assert_close(compiled.embed(frames), Embedder(vits16_bf16, SQUARE).embed(frames))
-
-
-def test_compiling_over_batch_sizes_and_three_aspect_ratios_makes_at_most_two_graphs(make_frames: Frames) -> None:
-    from torch._dynamo.utils import counters
-
-    tiny = load_model("random:tiny", device="cuda", precision="bf16")
-    embedder = Embedder(tiny, ModelSettings(model="random:tiny", image_size=64, aspect="preserve", compile=True))
-    before = counters["stats"]["unique_graphs"]
-    embedder.warm_up()  # the square preset and 16:9
-    for h, w in ((64, 64), (48, 80), (80, 48)):
-        for n in range(1, 18):
-            assert len(embedder.embed(make_frames(n, size=h, width=w))) == n
-    assert counters["stats"]["unique_graphs"] - before <= 2
-
-
 def test_two_streams_through_the_micro_batcher_keep_their_order(vits16_bf16: LoadedModel, make_frames: Frames) -> None:
     embedder = Embedder(vits16_bf16, SQUARE)
     streams = {s: make_frames(40, stream=s, seed=i) for i, s in enumerate(("left", "right"))}
@@ -246,3 +226,26 @@ def test_each_device_thread_makes_its_model_device_current(vits16_bf16: LoadedMo
     t.start()
     t.join()
     assert seen == [vits16_bf16.device.index]
+
+
+# --- compilation last: the slowest (tens of seconds each), so a time cap cuts the fewest tests -----
+
+
+def test_compiled_step_gives_the_eager_embeddings(vits16_bf16: LoadedModel, make_frames: Frames) -> None:
+    frames = make_frames(6)
+    compiled = Embedder(vits16_bf16, SQUARE.model_copy(update={"compile": True}))
+    compiled.warm_up()
+    _assert_close(compiled.embed(frames), Embedder(vits16_bf16, SQUARE).embed(frames))
+
+
+def test_compiling_over_batch_sizes_and_three_aspect_ratios_makes_at_most_two_graphs(make_frames: Frames) -> None:
+    from torch._dynamo.utils import counters
+
+    tiny = load_model("random:tiny", device="cuda", precision="bf16")
+    embedder = Embedder(tiny, ModelSettings(model="random:tiny", image_size=64, aspect="preserve", compile=True))
+    before = counters["stats"]["unique_graphs"]
+    embedder.warm_up()  # the square preset and 16:9
+    for h, w in ((64, 64), (48, 80), (80, 48)):
+        for n in range(1, 18):
+            assert len(embedder.embed(make_frames(n, size=h, width=w))) == n
+    assert counters["stats"]["unique_graphs"] - before <= 2
