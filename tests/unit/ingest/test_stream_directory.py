@@ -23,6 +23,7 @@ from dinostream.ingest.stream_directory import StreamDirectory
 from dinostream.ingest.stream_ownership import decode_config
 from dinostream.ingest.stream_registry import DuplicateStreamError, StreamConfig, UnknownStreamError
 from dinostream.ingest.url_policy import UrlRefused
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration  # the real embedded broker
 
@@ -84,13 +85,24 @@ async def test_a_refused_url_is_never_published(broker: EmbeddedBroker, kafka: K
     async with directory(broker, kafka, media) as later:
         assert [s.config.id for s in later.list()] == ["a"]
     # And on the topic itself: only the accepted stream.
-    from aiokafka import AIOKafkaConsumer
+    from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(kafka.streams_topic, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest")
     await consumer.start()
+    keys: list[str] = []
     try:
-        batch = await consumer.getmany(timeout_ms=3000)
-        keys = [decode_config(m.key, m.value)[0] for msgs in batch.values() for m in msgs]
+        consumer.assign([TopicPartition(kafka.streams_topic, p) for p in range(kafka.partitions)])
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+
+        async def read_to_end() -> bool:
+            batch = await consumer.getmany(timeout_ms=500)
+            keys.extend(decode_config(m.key, m.value)[0] for msgs in batch.values() for m in msgs)
+            for tp, end in ends.items():
+                if await consumer.position(tp) < end:
+                    return False
+            return True
+
+        await wait_for(read_to_end, 30, "the whole streams topic")
     finally:
         await consumer.stop()
     assert keys == ["a"]
