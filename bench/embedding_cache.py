@@ -1,0 +1,111 @@
+"""Embeddings of video files cached on disk, so a processor can be re-run without the model.
+
+The records are what the live path makes (`dinostream.analyze.embed_file`: PyAV ingest sampled at
+the given rate, then the DINOv3 stage); they are stored one `.npz` per (file content, sampling
+rate, model, image size) and read back as `FrameEmbedding`s. Used by `bench/scenecut.py --cache`.
+
+    >>> cache = EmbeddingCache(Path("/tmp/scenecut-cache"), settings)  # doctest: +SKIP
+    >>> records = cache.records(Path("video.mp4"), fps=2.0)            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dinostream.analyze import embed_file
+from dinostream.core.records import FrameEmbedding
+from dinostream.core.settings import IngestSettings, Settings
+from dinostream.embedding.model_loader import LoadedModel
+from dinostream.embedding.stage import load_model_async
+from dinostream.ingest.av_source import PtsSampler
+
+
+class EmbeddingCache:
+    """Records of each (video, rate), computed once with the model in `settings` and kept in `root`."""
+
+    def __init__(self, root: Path | None, settings: Settings) -> None:
+        self.root = root
+        self.settings = settings
+        self._loaded: LoadedModel | None = None
+        self.embedded_frames = 0  # frames that had to go through the model (cache misses)
+        self.embed_seconds = 0.0
+
+    def records(self, path: Path, fps: float, finer: float | None = None) -> list[FrameEmbedding]:
+        """The records of `path` sampled at `fps`, from the cache when there. With `finer` (a rate
+        that is a whole multiple of `fps`), they are taken from that rate's records instead: the
+        sampler picks the first frame at or after each grid point, and every point of the coarser
+        grid is one of the finer grid's, so the frames are the same ones."""
+        if finer is not None and finer != fps:
+            if abs(finer / fps - round(finer / fps)) > 1e-9:
+                raise ValueError(f"{finer:g} fps is not a multiple of {fps:g} fps")
+            return subsample(self.records(path, finer), fps)
+        file = self._file(path, fps)
+        if file is not None and file.exists():
+            return _load(file)
+        t0 = time.perf_counter()
+        recs = asyncio.run(self._embed(path, fps))
+        self.embed_seconds += time.perf_counter() - t0
+        self.embedded_frames += len(recs)
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            _save(file.with_suffix(".tmp.npz"), recs)
+            file.with_suffix(".tmp.npz").replace(file)
+        return recs
+
+    def _file(self, path: Path, fps: float) -> Path | None:
+        if self.root is None:
+            return None
+        m = self.settings.model
+        h = hashlib.sha256(path.read_bytes())
+        h.update(json.dumps([fps, m.model, m.image_size, m.aspect, m.patch_pool, m.patch_pca_dims]).encode())
+        return self.root / f"{path.stem}-{fps:g}fps-{h.hexdigest()[:16]}.npz"
+
+    async def _embed(self, path: Path, fps: float) -> list[FrameEmbedding]:
+        if self._loaded is None:
+            self._loaded = await load_model_async(self.settings.model)
+        ingest = IngestSettings(**{**self.settings.ingest.model_dump(), "sample_fps": fps})
+        settings = self.settings.model_copy(update={"ingest": ingest})
+        out: list[FrameEmbedding] = []
+        await embed_file(str(path), settings, self._loaded, out.append)
+        return out
+
+
+def subsample(records: list[FrameEmbedding], fps: float) -> list[FrameEmbedding]:
+    """The records a stream sampled at `fps` would have had, renumbered."""
+    sampler = PtsSampler(fps)
+    kept = [r for r in records if sampler.take(r.pts)]
+    return [dataclasses.replace(r, seq=i) for i, r in enumerate(kept)]
+
+
+def _save(file: Path, recs: list[FrameEmbedding]) -> None:
+    head = [[r.stream, r.seq, r.pts, r.ts, r.model, r.untrained] for r in recs]
+    thumbs = [r.thumbnail for r in recs]
+    np.savez(
+        file,
+        head=np.asarray(json.dumps(head)),
+        cls=np.stack([r.cls for r in recs]),
+        pooled=np.stack([r.pooled for r in recs]),
+        patches=np.stack([r.patches for r in recs]),
+        thumb_len=np.asarray([len(t) for t in thumbs], dtype=np.int64),
+        thumbs=np.frombuffer(b"".join(thumbs), dtype=np.uint8),
+    )
+
+
+def _load(file: Path) -> list[FrameEmbedding]:
+    with np.load(file) as z:
+        head = json.loads(str(z["head"]))
+        ends = np.cumsum(z["thumb_len"])
+        raw = z["thumbs"].tobytes()
+        cls, pooled, patches = z["cls"], z["pooled"], z["patches"]
+    starts = [0, *ends[:-1].tolist()]
+    return [
+        FrameEmbedding(s, q, p, t, m, u, cls[i], pooled[i], patches[i], raw[starts[i] : ends[i]])
+        for i, (s, q, p, t, m, u) in enumerate(head)
+    ]
