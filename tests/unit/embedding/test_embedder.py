@@ -610,3 +610,41 @@ def test_the_first_compiled_call_per_input_size_holds_the_compile_lock(
     compiled.embed([_frame(224, 224, 3)])
     compiled.embed([_frame(256, 448, 4)])
     assert held == [False, True]  # a known size runs without the lock; a new one takes it
+
+
+@pytest.mark.parametrize(
+    ("w", "h"), [(224, 224), (448, 256), (256, 448), (592, 336), (160, 160), (96, 64), (1000, 17), (17, 1000)]
+)
+def test_thumbnail_size_is_pils(w: int, h: int) -> None:
+    from dinostream.embedding.embedder import thumbnail_size
+
+    img = Image.new("RGB", (w, h))
+    img.thumbnail((160, 160))
+    assert thumbnail_size((w, h), 160) == img.size
+
+
+@pytest.mark.parametrize(("h", "w"), [(224, 224), (256, 448)], ids=["square", "wide"])
+def test_thumbnails_shrunk_on_the_device_are_pils_within_a_level(
+    embedder: Embedder, loaded: LoadedModel, h: int, w: int
+) -> None:
+    """What CUDA does (resize on the device, JPEG on the host), run on the CPU here."""
+    import dataclasses
+
+    frames = [_frame(h, w, s) for s in range(3)]
+    shrunk = embedder.shrink(torch.from_numpy(np.stack([f.image for f in frames]))).numpy()
+    for f, small in zip(frames, shrunk, strict=True):
+        pil = Image.fromarray(f.image)
+        pil.thumbnail((160, 160), Image.Resampling.BILINEAR)
+        assert small.shape == (pil.height, pil.width, 3)
+        assert np.abs(small.astype(int) - np.asarray(pil).astype(int)).mean() < 1.0  # 0.1-0.2 measured
+
+    device = Embedder(dataclasses.replace(loaded), embedder.settings)
+    device.device_thumbnails = True
+    recs, want = device.embed(frames), embedder.embed(frames)
+    assert [(r.stream, r.seq) for r in recs] == [(r.stream, r.seq) for r in want]
+    for r, wr in zip(recs, want, strict=True):
+        got, ref = Image.open(io.BytesIO(r.thumbnail)), Image.open(io.BytesIO(wr.thumbnail))
+        assert (got.format, got.size) == ("JPEG", ref.size)
+        diff = np.abs(np.asarray(got).astype(int) - np.asarray(ref).astype(int)).mean()
+        assert diff < 4.0, diff  # two JPEG encodings of nearly the same pixels
+        assert np.array_equal(r.patches, wr.patches)
