@@ -2,16 +2,17 @@
 
 `launch(frames)` stacks a batch of uint8 frames into a pinned host buffer of its own (on CUDA),
 queues its upload on a copy stream, the model on the compute stream and the copy of the packed
-fp16 result into another pinned buffer, and returns at once; the finish step it returns encodes
-the JPEG thumbnails (in a thread pool on CUDA) while the device computes, then waits for that
-batch's event and builds the records. `MicroBatcher` runs launches on the device's thread and
-finishes on another, so the next batch is queued while the last one finishes; `embed(frames)` is
-both in one call. Frames are normalised on the device; CUDA computes in bf16/fp16 (Linear and
-Conv weights stored in that dtype once, pixels in it too, under autocast), the CPU in fp32;
-attention is PyTorch's SDPA; `compile=True` runs the device step through `torch.compile`, one
-graph for every batch size, compiled by `warm_up` before the first frame. Per frame the
-embedder keeps the CLS token, the mean of the patch tokens and the patch grid (optionally
-average-pooled and PCA-reduced on the device), all fp16.
+fp16 result (and of the thumbnails, resized on the device) into other pinned buffers, and
+returns at once; the finish step it returns waits for that batch's event, JPEG-encodes the
+thumbnails in a thread pool and builds the records (on the CPU it makes PIL thumbnails).
+`MicroBatcher` runs launches on the device's thread and finishes on another, so the next batch
+is queued while the last one finishes; `embed(frames)` is both in one call. Frames are
+normalised on the device; CUDA computes in bf16/fp16 (Linear and Conv weights stored in that
+dtype once, pixels in it too, under autocast), the CPU in fp32; attention is PyTorch's SDPA;
+`compile=True` runs the device step through `torch.compile`, one graph for every batch size,
+compiled by `warm_up` before the first frame. Per frame the embedder keeps the CLS token, the
+mean of the patch tokens and the patch grid (optionally average-pooled and PCA-reduced on the
+device), all fp16.
 
 A CUDA out-of-memory error halves the batch and retries each half, once the failed attempt's
 memory is free (down to single frames). Later batches of that input size are capped at the size
