@@ -17,13 +17,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from dinostream.core.settings import HttpSettings, IndexSettings, ReidSettings
 from dinostream.dashboard.analytics_control import AnalyticsControl, UnknownProcessor
 from dinostream.dashboard.event_log import EventLog
+from dinostream.dashboard.guard import install_guard, restricted
 from dinostream.dashboard.http_common import (
     FRAME_THUMBNAIL_PATH,
     ApiError,
@@ -72,6 +73,8 @@ def create_app(
 ) -> FastAPI:
     """Build the dashboard app. `index` or `embed_images` may be None: search then answers 503.
 
+    Every request passes `dinostream.dashboard.guard` first (access control by `settings.tokens`,
+    Host and Origin checks, body and pixel limits, the audit log), routes included later too.
     `health()` returns a dict of component states; the endpoint reports `"status": "degraded"`
     when it raises, has a non-empty `"problems"`, or has `"ok": false` or `"failed": true` at
     any level (e.g. `{"streams": {"cam1": {"failed": true}}}`).
@@ -84,6 +87,7 @@ def create_app(
     """
     app = FastAPI(title="dinostream dashboard", version="1", docs_url="/docs", redoc_url=None)
     install_error_handlers(app)
+    install_guard(app, settings)  # Host, Origin, tokens and roles, body and pixel limits, audit log
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -91,9 +95,10 @@ def create_app(
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=_PAGE_HEADERS)
 
     @app.get("/api/v1/health")
-    async def get_health() -> Response:
-        """200 when ok, 503 (same body) when degraded: load balancers and probes read the status code."""
-        return health_response(health, {"dashboard": hub.stats()})
+    async def get_health(request: Request) -> Response:
+        """200 when ok, 503 (same body) when degraded: load balancers and probes read the status code.
+        Where tokens are required, a caller without one gets only the status."""
+        return health_response(health, {"dashboard": hub.stats()}, details=not restricted(request.scope))
 
     if manager is None:  # with a manager, the streams router serves it (live info merged in)
 

@@ -2,12 +2,15 @@
 health response, and small checks. Imports nothing else of the dashboard, so the routers and
 `app.create_app` can all import it.
 
-Every error answers `{"error": {"code": "<short_code>", "message": "<one clear line>"}}`.
+Every error answers `{"error": {"code": "<short_code>", "message": "<one clear line>"}}`: one
+line of at most `MAX_MESSAGE_CHARS`, without the server's absolute paths or object reprs
+(`public_text`). Health reports drop what only an insider needs (`public_health`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any, TypeVar
@@ -24,6 +27,14 @@ from dinostream.core.records import RecordError, check_stream_id
 log = logging.getLogger(__name__)
 
 FRAME_THUMBNAIL_PATH = "/api/v1/frames/{stream}/{seq}/thumbnail.jpg"
+MAX_MESSAGE_CHARS = 500
+
+# An absolute POSIX path of two or more parts not inside a URL (/srv/media/a.mp4, not http://h/a/b).
+_ABS_PATH = re.compile(r"(?<![\w.:/~%-])/(?:[^\s/'\"()<>,;:]+/)+([^\s/'\"()<>,;:]*)")
+_REPR = re.compile(r"<[^<>]*? at 0x[0-9a-fA-F]+>")
+# Health fields that name internals: the Kafka and Qdrant addresses, WHIP session ids (the secret
+# part of a session URL).
+_PRIVATE_HEALTH_KEYS = frozenset({"bootstrap", "qdrant_url", "session", "session_id"})
 
 T = TypeVar("T")
 EmbedImages = Callable[[list[np.ndarray]], Awaitable[np.ndarray]]
@@ -35,6 +46,17 @@ class ApiError(HTTPException):
     def __init__(self, status_code: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(status_code=status_code, detail=message, headers=headers)
         self.code = code
+
+
+def public_text(text: str) -> str:
+    """`text` fit to show a caller: absolute paths cut to their last part (`.../clip.mp4`), object
+    reprs replaced, one line, at most MAX_MESSAGE_CHARS."""
+    return _capped(_REPR.sub("<object>", _ABS_PATH.sub(r".../\1", text)))
+
+
+def _capped(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 3] + "..."
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -52,8 +74,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = getattr(exc, "code", None) or _default_code(exc.status_code)
     message = exc.detail if isinstance(exc.detail, str) and exc.detail else _default_code(exc.status_code)
+    message = public_text(message)
     if exc.status_code == 404 and not isinstance(exc, ApiError):
-        message = f"no such endpoint: {request.method} {request.url.path}"
+        message = _capped(f"no such endpoint: {request.method} {request.url.path}")  # the caller's own path
     return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
 
 
@@ -65,7 +88,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     message = f"{where}: {first.get('msg', 'invalid value')}" if where else str(first.get("msg", "invalid request"))
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more)"
-    return JSONResponse(error_body("invalid_request", message), status_code=422)
+    return JSONResponse(error_body("invalid_request", public_text(message)), status_code=422)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
@@ -96,20 +119,40 @@ def check_stream(stream: str) -> str:
         raise ApiError(422, "invalid_stream", str(e)) from None
 
 
-def health_response(health: Callable[[], dict[str, Any]], extra: dict[str, Any]) -> JSONResponse:
+def health_response(
+    health: Callable[[], dict[str, Any]], extra: dict[str, Any], *, details: bool = True
+) -> JSONResponse:
     """The health report with `extra` fields it lacks and its `status`: 200 "ok", or 503
     "degraded" when it has `problems`, or `"ok": false` / `"failed": true` at any level, or
-    when `health()` itself raised (a broken probe is a health problem)."""
+    when `health()` itself raised (a broken probe is a health problem). Only `status` without
+    `details` (a caller without a token where tokens are required); internals never
+    (`public_health`)."""
     try:
         body = dict(health())
     except Exception as e:
         log.exception("health callable failed")
         body = {"problems": [f"health check failed: {type(e).__name__}: {e}"]}
     degraded = bool(body.get("problems")) or _reports_failure(body)
+    status = "degraded" if degraded else "ok"
+    if not details:
+        return JSONResponse({"status": status}, status_code=503 if degraded else 200)
     for key, value in extra.items():
         body.setdefault(key, value)
-    body["status"] = "degraded" if degraded else "ok"
-    return JSONResponse(jsonable_encoder(body), status_code=503 if degraded else 200)
+    body["status"] = status
+    return JSONResponse(public_health(jsonable_encoder(body)), status_code=503 if degraded else 200)
+
+
+def public_health(report: Any, depth: int = 0) -> Any:
+    """A health report without internal addresses, WHIP session ids and absolute paths."""
+    if depth > 16:
+        return None
+    if isinstance(report, dict):
+        return {k: public_health(v, depth + 1) for k, v in report.items() if k not in _PRIVATE_HEALTH_KEYS}
+    if isinstance(report, list):
+        return [public_health(v, depth + 1) for v in report]
+    if isinstance(report, str):
+        return public_text(report)
+    return report
 
 
 def _reports_failure(report: Any, depth: int = 0) -> bool:

@@ -1,8 +1,10 @@
 """WHIP endpoints (RFC 9725): publishers POST an SDP offer, get the answer and a session URL to DELETE.
 
 A thin shell over `dinostream.ingest.whip_sessions.WhipSessions`; errors use the dashboard's one JSON
-shape through `ApiError`. Non-trickle: the offer must carry its candidates (wait for ICE
-gathering to complete), so PATCH answers 405.
+shape through `ApiError`. Where tokens are configured, publishers send an operator token as
+`Authorization: Bearer <token>` (RFC 9725 section 4.5), checked by the app's guard for every route.
+Non-trickle: the offer must carry its candidates (wait for ICE gathering to complete), so PATCH
+answers 405.
 
     app = create_app(...)
     app.include_router(whip_router(sessions))

@@ -6,12 +6,14 @@ The protocol, from the client's side:
    `HttpSettings.allowed_origins`; any other is refused at the handshake (HTTP 403). Clients
    that send no Origin (not browsers) are not checked.
 2. Optionally offer the subprotocol `dinostream.v1` (echoed back) and, to authenticate without a
-   message, `dinostream.token.<token>` (the token never goes in the query string).
+   message, `dinostream.token.<token>` (the token never goes in the query string); clients that can
+   set headers may send `Authorization: Bearer <token>` instead (checked by the app's guard).
 3. Send one JSON text message first (all fields optional):
    `{"token": "...", "streams": ["cam1"], "types": ["anomaly"], "min_score": 0.5,
    "resume_from": "<cursor or event id>", "batch": true}`. A client that sends nothing within
    `ws_first_message_timeout_s` gets everything from now on, if no token is required; when
-   `HttpSettings.api_token` is set it is closed with 4408. Send `{}` to start at once.
+   tokens are configured (`HttpSettings.tokens`, `api_token`; any role may watch) it is closed
+   with 4408. Send `{}` to start at once.
 4. Receive `hello` (stream info), then recent events (or, with `resume_from`, every event after
    that point, exactly once and in order per stream, or a `resume_gap` message saying what can
    no longer be replayed), then live `event` and `frame` messages. Every event message carries
@@ -34,13 +36,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
@@ -48,7 +48,9 @@ from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 from dinostream.core.errors import BrokerError
 from dinostream.core.records import Event, RecordError
 from dinostream.core.settings import HttpSettings
+from dinostream.dashboard.auth import Authenticator
 from dinostream.dashboard.event_log import EventLog, format_positions
+from dinostream.dashboard.guard import identity_of, origin_allowed
 from dinostream.dashboard.live_hub import (
     EVERYTHING,
     Filter,
@@ -113,33 +115,6 @@ def parse_subscribe(text: str) -> SubscribeRequest:
     return SubscribeRequest(token, Filter.from_request(obj), resume_from, batch)
 
 
-def _host_port(netloc: str, default_port: int) -> tuple[str, int] | None:
-    netloc = netloc.strip().lower()
-    if netloc.startswith("["):  # [v6]:port
-        host, _, rest = netloc[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
-    else:
-        host, _, port = netloc.partition(":")
-    if not host:
-        return None
-    if not port:
-        return host, default_port
-    return (host, int(port)) if port.isdigit() else None
-
-
-def origin_allowed(origin: str | None, host: str | None, allowed: Sequence[str]) -> bool:
-    """Same-origin (the Origin's host and port are the Host header's), listed, or no Origin at all."""
-    if origin is None:
-        return True
-    if "*" in allowed or origin.rstrip("/").lower() in {a.rstrip("/").lower() for a in allowed}:
-        return True
-    parts = urlsplit(origin)
-    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
-    if default is None or not host:
-        return False  # "null", file://, extensions: never same-origin
-    return _host_port(parts.netloc, default) == _host_port(host, default)
-
-
 def pick_subprotocol(offered: Sequence[str]) -> tuple[str | None, str | None]:
     """The subprotocol to echo (browsers require one of those offered) and the token offered, if any."""
     token = next((p[len(TOKEN_PROTOCOL_PREFIX) :] for p in offered if p.startswith(TOKEN_PROTOCOL_PREFIX)), None)
@@ -148,10 +123,6 @@ def pick_subprotocol(offered: Sequence[str]) -> tuple[str | None, str | None]:
     if token is not None:
         return TOKEN_PROTOCOL_PREFIX + token, token
     return None, None
-
-
-def _token_ok(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 class _Close(Exception):
@@ -171,6 +142,7 @@ def ws_router(*, settings: HttpSettings, hub: LiveHub, event_log: EventLog | Non
     """The `/ws/events` endpoint. Without `event_log`, resuming from before what the hub holds in
     memory yields a `resume_gap` message instead of the missed events."""
     router = APIRouter()
+    auth = Authenticator.from_settings(settings)
 
     @router.websocket(WS_PATH)
     async def ws_events(websocket: WebSocket) -> None:
@@ -183,10 +155,9 @@ def ws_router(*, settings: HttpSettings, hub: LiveHub, event_log: EventLog | Non
             return
         chosen, proto_token = pick_subprotocol(websocket.scope.get("subprotocols") or [])
         await websocket.accept(subprotocol=chosen)
-        required = settings.api_token
-        authed = required is None
-        if required is not None and proto_token is not None:
-            if not _token_ok(proto_token, required):
+        authed = not auth.required or identity_of(websocket.scope) is not None  # the guard read its header
+        if not authed and proto_token is not None:
+            if auth.identify(proto_token) is None:
                 await _close(websocket, CLOSE_UNAUTHORIZED, "invalid token")
                 return
             authed = True
@@ -220,11 +191,10 @@ def ws_router(*, settings: HttpSettings, hub: LiveHub, event_log: EventLog | Non
                 await _close(websocket, CLOSE_BAD_REQUEST, str(e))
                 return
             if not authed:
-                assert required is not None
                 if req.token is None:
                     await _close(websocket, CLOSE_UNAUTHORIZED, 'missing token: send {"token": ...} first')
                     return
-                if not _token_ok(req.token, required):
+                if auth.identify(req.token) is None:
                     await _close(websocket, CLOSE_UNAUTHORIZED, "invalid token")
                     return
 

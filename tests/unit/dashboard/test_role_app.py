@@ -33,7 +33,7 @@ async def test_health_status_code_follows_the_report(report: dict[str, Any] | No
         return [c]
 
     app = create_role_app("worker", health=health, metrics=[families])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://role") as http:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as http:
         r = await http.get("/api/v1/health")
         assert r.status_code == code
         assert r.json()["status"] == status and r.json()["role"] == "worker"

@@ -103,7 +103,7 @@ async def world(tmp_path: Path, video: Path) -> AsyncIterator[World]:
 
 @pytest.fixture
 async def http(world: World) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=world.app), base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=world.app), base_url="http://localhost") as client:
         yield client
 
 
@@ -305,7 +305,7 @@ async def test_analytics_settings_are_kept_with_the_stream_and_survive_a_restart
     await manager.start()
     try:
         app = world.make_app(manager, analytics)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as again:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as again:
             settings = (await again.get(path)).json()["settings"]
             assert settings["anomaly"]["threshold"] == 1.5 and settings["scene_change"] == (
                 AnalyticsSettings().scene_change.model_dump(mode="json")
@@ -344,7 +344,7 @@ async def test_command_line_and_unknown_streams_keep_their_analytics_settings_in
 async def test_without_a_manager_the_hub_endpoint_stays(tmp_path: Path) -> None:
     hub = LiveHub(16)
     app = create_app(settings=HttpSettings(), hub=hub, index=None, embed_images=None, health=dict)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
         assert (await client.get("/api/v1/streams")).json() == {"streams": {}}
         assert_error(await client.post("/api/v1/streams", json={"url": "a.mp4"}), 405, "method_not_allowed")
         assert (await client.get("/metrics")).status_code == 200

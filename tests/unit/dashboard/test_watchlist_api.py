@@ -73,7 +73,7 @@ class World:
         app.include_router(
             watchlist_router(self.watchlist, publish, self.recent, embed_record, ReidSettings(), 100_000)
         )
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost")
 
 
 @pytest.fixture
@@ -195,7 +195,7 @@ async def test_a_click_segments_with_the_stream_s_own_threshold() -> None:
     app = create_app(settings=HttpSettings(), hub=LiveHub(16), index=None, embed_images=None, health=dict)
     app.include_router(watchlist_router(w.watchlist, _ignore, w.recent, None, control.reid, 100_000))
     click = {"frame": F5, "point": MID}
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as http:
         before = (await http.post("/api/v1/segment", json=click)).json()
         assert before["threshold"] == ReidSettings().click_threshold and np.array(before["mask"]).sum() == 9
         await control.change("cam-1", "reid", {"click_threshold": 0.999})  # as PATCH .../analytics/reid does
