@@ -63,6 +63,11 @@ def _add_up(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--allow-private-networks", action="store_true", help="let the API add cameras on private networks (LAN)"
     )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve the dashboard and API on a non-loopback address without any access token (http.tokens)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -365,6 +370,10 @@ def main(argv: list[str] | None = None) -> int:
                 args.model = "random:vits16"
             args.source = [*args.source, _demo_video(args.data_dir or Path("dinostream-data"))]
         settings = settings_from_args(args)
+        if hasattr(args, "insecure"):  # up and demo serve the dashboard and the API
+            from dinostream.dashboard.auth import check_exposure
+
+            check_exposure(settings.http, insecure=args.insecure)  # one line, exit 2
         if args.command in ROLE_HELP:
             from dinostream.node import require_bootstrap
 
