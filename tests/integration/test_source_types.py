@@ -212,11 +212,12 @@ async def test_v4l2_device_is_accepted_and_a_missing_one_is_named():
     device = "/dev/video7"
     if os.path.exists(device):
         pytest.skip(f"{device} exists on this machine")
+    camera = _settings(allowed_devices=[device])  # the API opens only devices the settings list
     for url in (device, f"v4l2://{device}"):
-        checked = check_url(url, _settings(), trusted=False)
+        checked = check_url(url, camera, trusted=False)
         assert (checked.kind, checked.target, checked.av_format) == ("v4l2", device, "video4linux2")
     with pytest.raises(SourceError, match=f"^no such camera device {device}$"):
-        check_source(device, _settings(), trusted=False)
+        check_source(device, camera, trusted=False)
     with pytest.raises(SourceError, match=f"^no such camera device {device}$"):
         [f async for f in make_source(device, "cam", _settings(), (32, 32)).frames()]
 

@@ -651,4 +651,5 @@ async def test_missing_camera_device_is_named():
     with pytest.raises(SourceError, match=f"^no such camera device {device}$"):
         check_source(device)
     with pytest.raises(SourceError, match=f"^no such camera device {device}$"):
-        await _collect(make_source(f"v4l2://{device}", "cam", _settings(), (32, 32), trusted=False))
+        camera = _settings(allowed_devices=[device])  # the API opens only devices the settings list
+        await _collect(make_source(f"v4l2://{device}", "cam", camera, (32, 32), trusted=False))
