@@ -3,7 +3,7 @@
 // one websocket message, asked for with "batch": true); the panels use the HTTP API
 // (streams, search, segment, watchlist). Modules talk through the page bus in util.js.
 
-import { $, apiToken } from "./util.js";
+import { $, apiToken, askToken } from "./util.js";
 import { onEventSeen, onFrame, onHello, setupStreams, untrainedStreams } from "./streams.js";
 import { onEvent, setupTimeline } from "./timeline.js";
 import { setupInspector } from "./inspector.js";
@@ -76,11 +76,19 @@ function connect() {
     if (msg.kind === "batch" && Array.isArray(msg.messages)) msg.messages.forEach(handleMessage);
     else handleMessage(msg);
   });
-  socket.addEventListener("close", (e) => {
+  socket.addEventListener("close", async (e) => {
+    if (e.code === 4401) {
+      // The server needs a (valid) token: ask for it once, then connect again at once.
+      setConnection("down", `unauthorized (${e.reason || "token"})`);
+      if (await askToken(`The live feed needs an access token (${e.reason || "token"}).`)) {
+        connect();
+        return;
+      }
+    }
     const delay = Math.round(backoff * (0.75 + Math.random() * 0.5));
     backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
     let why = "disconnected";
-    if (e.code === 4401) why = `unauthorized (${e.reason || "token"}): open the page with #token=…`;
+    if (e.code === 4401) why = `unauthorized (${e.reason || "token"}): reload the page to give a token`;
     else if (e.code === 1013 || e.code === 1008 || e.code >= 4000) why = `dropped (${e.reason || "too slow"})`;
     setConnection("down", `${why} · retrying in ${(delay / 1000).toFixed(1)} s`);
     setTimeout(connect, delay);

@@ -3,7 +3,7 @@
 // live frame (POST /api/v1/segment), else a point query over the index (POST /api/v1/search);
 // the similarity heatmap is drawn over the frame and the mask follows the threshold slider.
 
-import { $, api, emit, fmtClock, fmtMedia, fmtScore, frameThumbUrl, latestThumbUrl, on, setStatus, typeLabel } from "./util.js";
+import { $, api, emit, fmtClock, fmtMedia, fmtScore, frameThumbUrl, latestThumbUrl, on, setStatus, showImage, typeLabel } from "./util.js";
 import {
   decodeHeatmap,
   drawBoxes,
@@ -47,13 +47,13 @@ function makeStage(frame, caption, fallbackUrl) {
   img.addEventListener("error", () => {
     // The index may store a frame a moment after the event that names it: retry, then fall back.
     tries += 1;
-    if (tries === 1) setTimeout(() => (img.src = `${frameThumbUrl(frame.stream, frame.seq)}?retry=1`), 1500);
-    else if (tries === 2 && fallbackUrl) img.src = fallbackUrl;
+    if (tries === 1) setTimeout(() => showImage(img, `${frameThumbUrl(frame.stream, frame.seq)}?retry=1`), 1500);
+    else if (tries === 2 && fallbackUrl) showImage(img, fallbackUrl);
     else el.classList.add("missing");
   });
   // The index stores a frame a moment after the analytics see it: give a fresh one a moment.
   const wait = typeof frame.ts === "number" ? INDEX_LAG_MS - (Date.now() - frame.ts * 1000) : 0;
-  const load = () => (img.src = frame.thumbnail_url || frameThumbUrl(frame.stream, frame.seq));
+  const load = () => showImage(img, frame.thumbnail_url || frameThumbUrl(frame.stream, frame.seq));
   if (wait > 0) setTimeout(load, Math.min(wait, INDEX_LAG_MS));
   else load();
   canvas.addEventListener("click", (e) => {

@@ -2,7 +2,7 @@
 // returns (a point or an event query from the inspector lands here too). A moment opens in the
 // inspector.
 
-import { $, api, emit, fmtClock, fmtMedia, fmtScore, fromTemplate, on, setStatus } from "./util.js";
+import { $, api, emit, fmtClock, fmtMedia, fmtScore, fromTemplate, on, setStatus, showImage } from "./util.js";
 
 let previewUrl = null;
 
@@ -25,7 +25,7 @@ function showResults(data) {
     fig.dataset.stream = m.stream;
     fig.dataset.seq = m.seq;
     const img = fig.querySelector("img");
-    img.src = m.thumbnail_url;
+    showImage(img, m.thumbnail_url);
     img.alt = `${m.stream} at ${fmtMedia(m.t)}`;
     img.addEventListener("error", () => fig.classList.add("missing"));
     fig.querySelector(".result-stream").textContent = m.stream;

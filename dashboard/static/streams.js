@@ -2,7 +2,7 @@
 // Live info comes from the websocket (hello, frame); health and configuration from polling
 // GET /api/v1/streams. When that lists health (a stream manager runs), it is the list of streams.
 
-import { $, api, emit, fmtMedia, fmtClock, fromTemplate, setStatus } from "./util.js";
+import { $, api, emit, fmtMedia, fmtClock, fromTemplate, setStatus, showImage } from "./util.js";
 
 const POLL_MS = 2000;
 const FPS_WINDOW_MS = 1500;
@@ -82,7 +82,7 @@ function setThumb(s, url) {
     return;
   }
   s.loading = Date.now(); // a request that never settles stops blocking after 10 s
-  s.img.src = url;
+  showImage(s.img, url);
 }
 
 function nextThumb(s) {

@@ -39,16 +39,47 @@ export function latestThumbUrl(stream, seq) {
 }
 
 // ---------- the API token (only when the server requires one) ----------
-// It comes from the page URL's #token=... fragment, never the query string, and is kept in
-// sessionStorage for this tab.
+// Asked for once, when the server first answers 401 (or the websocket closes with 4401), and kept in
+// sessionStorage for this tab. A #token=... fragment of the page URL (never the query string) works too.
+
+const TOKEN_KEY = "dinostream-token";
+let asking = null; // one dialog for every request that needs the token at once
 
 export function apiToken() {
   const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
   if (m) {
-    sessionStorage.setItem("dinostream-token", decodeURIComponent(m[1]));
+    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
     history.replaceState(null, "", location.pathname + location.search); // keep it out of the address bar
   }
-  return sessionStorage.getItem("dinostream-token");
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+/** Ask for the access token (the server said `why`); resolves to it, or null when the user cancels. */
+export function askToken(why) {
+  if (asking) return asking;
+  sessionStorage.removeItem(TOKEN_KEY);
+  const dialog = $("token-dialog");
+  $("token-why").textContent = why || "This dinostream needs an access token.";
+  $("token-input").value = "";
+  asking = new Promise((resolve) => {
+    dialog.addEventListener(
+      "close",
+      () => {
+        const token = dialog.returnValue === "ok" ? $("token-input").value.trim() : "";
+        if (token) sessionStorage.setItem(TOKEN_KEY, token);
+        asking = null;
+        resolve(token || null);
+      },
+      { once: true },
+    );
+  });
+  dialog.showModal();
+  return asking;
+}
+
+function authHeaders() {
+  const token = apiToken();
+  return token ? { Authorization: `Bearer ${token}` } : {};
 }
 
 // ---------- JSON API ----------
@@ -61,12 +92,21 @@ export class ApiError extends Error {
   }
 }
 
+/** fetch() with the token, asking for one (and trying again) while the server answers 401. */
+async function authedFetch(path, init) {
+  for (;;) {
+    const resp = await fetch(path, { ...init, headers: { ...init.headers, ...authHeaders() } });
+    if (resp.status !== 401) return resp;
+    const data = await resp.clone().json().catch(() => null);
+    const why = data && data.error ? data.error.message : "This dinostream needs an access token.";
+    if (!(await askToken(why))) return resp;
+  }
+}
+
 /** fetch() a JSON endpoint. `body` may be FormData (multipart) or a plain object (sent as JSON).
  * Resolves to the parsed JSON; rejects with ApiError carrying the server's one-line message. */
 export async function api(method, path, body) {
   const init = { method, headers: {} };
-  const token = apiToken();
-  if (token) init.headers.Authorization = `Bearer ${token}`;
   if (body instanceof FormData) {
     init.body = body;
   } else if (body !== undefined) {
@@ -75,7 +115,7 @@ export async function api(method, path, body) {
   }
   let resp;
   try {
-    resp = await fetch(path, init);
+    resp = await authedFetch(path, init);
   } catch (err) {
     throw new ApiError(0, "network", `cannot reach the server: ${err.message}`);
   }
@@ -85,6 +125,28 @@ export async function api(method, path, body) {
     throw new ApiError(resp.status, e ? e.code : "http_error", e ? e.message : `HTTP ${resp.status} ${resp.statusText}`);
   }
   return data;
+}
+
+const shown = new WeakMap(); // img -> the object URL it shows
+
+/** Show the picture at `url` (an API path) in `img`. With a token the picture is fetched with it
+ * (an <img> cannot send headers) and shown from a blob; `load` and `error` fire on `img` as usual. */
+export async function showImage(img, url) {
+  if (!apiToken()) {
+    img.src = url;
+    return;
+  }
+  try {
+    const resp = await authedFetch(url, { headers: {} });
+    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+    const blobUrl = URL.createObjectURL(await resp.blob());
+    const previous = shown.get(img);
+    shown.set(img, blobUrl);
+    img.addEventListener("load", () => previous && URL.revokeObjectURL(previous), { once: true });
+    img.src = blobUrl;
+  } catch {
+    img.dispatchEvent(new Event("error"));
+  }
 }
 
 // ---------- a page-wide bus: modules talk through named events, not imports of each other ----------
