@@ -11,10 +11,18 @@ import uvicorn
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any, ws: str = "auto") -> AsyncIterator[str]:
-    """Run `app` with uvicorn (websocket implementation `ws`) on port 0; yield its base URL."""
+async def serve(app: Any, ws: str = "auto", **options: Any) -> AsyncIterator[str]:
+    """Run `app` with uvicorn (websocket implementation `ws`, more uvicorn.Config `options` such as
+    ssl_certfile/ssl_keyfile) on port 0; yield its base URL (https:// with a certificate)."""
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, ws=ws, log_level="warning", lifespan="off", timeout_graceful_shutdown=3
+        app,
+        host="127.0.0.1",
+        port=0,
+        ws=ws,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=3,
+        **options,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -26,7 +34,7 @@ async def serve(app: Any, ws: str = "auto") -> AsyncIterator[str]:
             await asyncio.sleep(0.005)
     host, port = server.servers[0].sockets[0].getsockname()[:2]
     try:
-        yield f"http://{host}:{port}"
+        yield f"{'https' if options.get('ssl_certfile') else 'http'}://{host}:{port}"
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
