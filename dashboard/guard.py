@@ -203,7 +203,7 @@ class Guard:
         refusal = self._refusal(method, path, headers, host, websocket, state)
         if refusal is not None:
             status, code, message = refusal
-            _log_refusal(scope, method, path, status, code)
+            _log_refusal(scope, method, path, 403 if websocket else status, code)  # a websocket learns only 403
             if websocket:
                 await _refuse_websocket(receive, send)
             else:
