@@ -466,7 +466,10 @@ async def test_a_launching_embedder_keeps_two_batches_in_flight_and_order() -> N
         while fake.steps.count("launch 2") == 0:
             await asyncio.sleep(0.005)
     assert fake.max_in_flight == 2 and sink.records == []
-    await asyncio.sleep(0.05)
+    # The batcher has seen launch 2 return (its device-thread flag is down): a third batch would be
+    # taken from the queue in the very next step of its loop, before this poll wakes.
+    await wait_for(lambda: not any(w.launching for w in b._workers), 5, "the batcher to see launch 2 return")
+    assert b.stats().queued == 4  # frames 4-7 wait ...
     assert fake.max_in_flight == 2  # never a third: the device thread waits for a finish
     fake.release.set()
     await b.stop()
