@@ -22,6 +22,7 @@ from dinostream.analytics.watchlist_feed import WatchlistFeed, exemplar_message
 from dinostream.analytics.worker import control_message
 from dinostream.dashboard.analytics_control import AnalyticsControl
 from dinostream.dashboard.app import create_app
+from dinostream.dashboard.guard import tls_options
 from dinostream.dashboard.live_feed import LiveFeed
 from dinostream.dashboard.live_hub import LiveHub
 from dinostream.dashboard.metrics import Families, component_families
@@ -201,10 +202,18 @@ class HttpNode(Node):
             app = self.gateway.app
         else:
             role = "+".join(sorted(self.runtime.roles))
-            app = create_role_app(role, health=self._health, metrics=[self._metrics])
+            app = create_role_app(role, health=self._health, metrics=[self._metrics], http=self.settings.http)
         s = self.settings.http
+        tls = tls_options(s)
         config = uvicorn.Config(
-            app, host=s.host, port=s.port, ws="auto", ws_per_message_deflate=False, log_level="warning", lifespan="off"
+            app,
+            host=s.host,
+            port=s.port,
+            ws="auto",
+            ws_per_message_deflate=False,
+            log_level="warning",
+            lifespan="off",
+            **tls,  # type: ignore[arg-type]
         )
         server = self.server = uvicorn.Server(config)
         task = self._task = asyncio.create_task(server.serve(), name="http")
@@ -214,7 +223,7 @@ class HttpNode(Node):
                 raise RoleFailed(f"HTTP server could not listen on {s.host}:{s.port}")
             await asyncio.sleep(0.05)
         port = server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://{s.host}:{port}/"
+        self.url = f"{'https' if tls else 'http'}://{s.host}:{port}/"
 
     def tasks(self) -> dict[str, asyncio.Task[Any]]:
         return {"http": self._task} if self._task is not None else {}
