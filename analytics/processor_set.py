@@ -16,19 +16,21 @@ It reads the table through a lookup and never touches it; the worker applies the
     host = ProcessorHost(procs, table.get, snapshot_every_s=10.0, chunk_chars=450_000)
     out = host.receive_record(value, now=time.monotonic())
     # send out.events (counting each with host.sent), then apply out.writes to the table in order
+    # (a processor that raises on one stream is quarantined there: an "error" event among out.events)
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from dinostream.analytics.processor import FramePass, Processor
 from dinostream.analytics.state_chunks import chunk_count, join_chunks, split_chunks
-from dinostream.core.records import Event, FrameEmbedding, RecordError, check_stream_id
+from dinostream.core.records import Event, FrameEmbedding, RecordError, check_stream_id, event_id
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,32 @@ class ProcessorSet:
         for shared in self.passes:
             shared.observe(record)
         return [ev for p in self.processors for ev in p.process(record)]
+
+    def process_isolated(
+        self, record: FrameEmbedding, skip: Container[str] = ()
+    ) -> tuple[list[Event], dict[str, Exception]]:
+        """`process`, but a processor that raises (or whose shared pass raises) is left out and
+        named with its exception instead of stopping the others; processors in `skip` are not
+        called (nor the passes only they read)."""
+        active = [p for p in self.processors if p.name not in skip]
+        failed: dict[str, Exception] = {}
+        for shared in self.passes:
+            readers = [p for p in active if any(x is shared for x in p.passes)]
+            if not readers:
+                continue
+            try:
+                shared.observe(record)
+            except Exception as e:
+                failed.update((p.name, e) for p in readers)
+        events: list[Event] = []
+        for p in active:
+            if p.name in failed:
+                continue
+            try:
+                events += p.process(record)
+            except Exception as e:
+                failed[p.name] = e
+        return events, failed
 
     def flush(self, stream: str) -> list[Event]:
         for shared in self.passes:
@@ -76,6 +104,10 @@ class ProcessorSet:
             "settings": None if overrides is None else overrides.model_dump(mode="json"),
         }
 
+    def reset(self, stream: str, processor: str) -> None:
+        """Start one processor's state for one stream afresh (its settings overrides stay)."""
+        self._by_name[processor].restore(stream, {})
+
     def load(self, stream: str, processor: str, saved: dict[str, Any]) -> None:
         proc = self._by_name.get(processor)
         if proc is None:  # a processor that was removed from the deployment: nothing to restore
@@ -98,7 +130,9 @@ class WorkerStats:
     restored: int = 0
     oversize_state: int = 0
     control: int = 0
-    failure: str | None = None  # set when a processor raised; the agent is dead from then on
+    processor_failures: int = 0  # times a processor raised on a stream's record, state or settings
+    quarantined: dict[str, str] = field(default_factory=dict)  # "stream/processor" -> why, until reconfigured
+    failure: str | None = None  # set when the worker itself failed (not one stream's processor)
 
 
 def control_message(stream: str, processor: str, changes: dict[str, Any]) -> bytes:
@@ -133,6 +167,13 @@ class ProcessorHost:
     restart). Control messages change a processor's settings for one stream
     (`control_message`) and save its state at once.
 
+    A processor that raises on one stream (on a record, or restoring, saving or reconfiguring
+    that stream's state) is quarantined for that stream only: an "error" event for the stream
+    says which and why, `stats.quarantined` lists it (health shows it under the stream) and
+    `stats.processor_failures` counts it; the stream's other processors and every other stream
+    go on. It stays out until a control message reconfigures it for that stream (which starts
+    its state afresh), or the worker restarts.
+
     `saved(key)` reads the table as it is (None when the key is absent); `now` is a monotonic clock.
     """
 
@@ -156,9 +197,9 @@ class ProcessorHost:
         self._last_save: dict[str, float] = {}
 
     def receive_record(self, value: bytes, now: float, *, where: str = "") -> HostOutput:
-        """One embedding record's bytes: the events it produced and the state writes due. A
-        malformed record is skipped and counted (`where` says where it came from, for the log).
-        A processor's exception is recorded in `stats.failure` and raised."""
+        """One embedding record's bytes: the events it produced (an "error" event for each
+        processor quarantined on it) and the state writes due. A malformed record is skipped and
+        counted (`where` says where it came from, for the log)."""
         try:
             record = FrameEmbedding.decode(value)
         except RecordError as e:
@@ -166,56 +207,121 @@ class ProcessorHost:
             log.error("skipping malformed record %s: %s", where, e)
             return HostOutput()
         self.stats.records += 1
-        try:
-            self._ensure_restored(record.stream)
-            out = HostOutput(self.processors.process(record))
-            if now - self._last_save.get(record.stream, float("-inf")) >= self.snapshot_every_s:
-                out.writes = self._save(record.stream, now)
-        except Exception as exc:
-            # A processor bug must not leave a silently dead agent (faust #416): record it where
-            # the owner's supervisor looks (`stats.failure`) so it stops non-zero.
-            log.exception("analytics failed on stream %s frame %d", record.stream, record.seq)
-            self.stats.failure = f"stream {record.stream} frame {record.seq}: {type(exc).__name__}: {exc}"
-            raise
+        stream = record.stream
+        out = HostOutput(self._ensure_restored(stream, record))
+        events, failed = self.processors.process_isolated(record, self._quarantined_on(stream))
+        out.events += events
+        for name, exc in failed.items():
+            out.events.append(self._quarantine(stream, name, exc, record))
+        if now - self._last_save.get(stream, float("-inf")) >= self.snapshot_every_s:
+            out.writes, errors = self._save(stream, now, record)
+            out.events += errors
         return out
+
+    def quarantined(self, stream: str) -> dict[str, str]:
+        """The processors quarantined on `stream`, with why."""
+        prefix = f"{stream}/"
+        return {k[len(prefix) :]: why for k, why in self.stats.quarantined.items() if k.startswith(prefix)}
+
+    def _quarantined_on(self, stream: str) -> set[str]:
+        return set(self.quarantined(stream))
+
+    def _quarantine(self, stream: str, processor: str, exc: Exception, record: FrameEmbedding | None) -> Event:
+        """Leave `processor` out for `stream` from now on; the "error" event that says so."""
+        where = f"frame {record.seq}" if record is not None else "settings"
+        why = f"{type(exc).__name__}: {exc}"[:500]
+        log.error(
+            "analytics: %s failed on stream %s (%s) and is quarantined for that stream: %s",
+            processor,
+            stream,
+            where,
+            why,
+            exc_info=exc,
+        )
+        self.stats.processor_failures += 1
+        self.stats.quarantined[f"{stream}/{processor}"] = f"{where}: {why}"
+        t = record.pts if record is not None else 0.0
+        return Event(
+            id=event_id(stream, "error", f"{processor}/{record.seq if record is not None else time.time_ns()}"),
+            type="error",
+            stream=stream,
+            t=t,
+            t_start=t,
+            t_end=t,
+            ts=record.ts if record is not None else time.time(),
+            score=1.0,
+            frames=(record.seq,) if record is not None else (),
+            details={"processor": processor, "error": why, "quarantined": True},
+        )
 
     def sent(self, event: Event) -> None:
         """Count an event the worker has handed to the events topic (`stats.events`: sent, not just made)."""
         self.stats.events += 1
         self.stats.events_by_type[event.type] = self.stats.events_by_type.get(event.type, 0) + 1
 
-    def receive_control(self, value: bytes, now: float) -> list[StateWrite]:
+    def receive_control(self, value: bytes, now: float) -> HostOutput:
         """One control message's bytes: the state writes that save its change. A message that
-        names an unknown processor or a bad setting is logged and ignored."""
+        names an unknown processor or a bad setting is logged and ignored. A change to a processor
+        quarantined on that stream lifts the quarantine, with its state started afresh."""
         try:
             msg = json.loads(value)
             target = check_stream_id(msg["stream"])
-            self._ensure_restored(target)
-            applied = self.processors.configure(target, msg["processor"], msg["changes"])
+            processor, changes = msg["processor"], msg["changes"]
+            if processor not in self.processors.names or not isinstance(changes, dict):
+                raise ValueError(f"unknown processor {processor!r} or changes not an object")
         except (ValueError, KeyError, TypeError, RecordError) as e:
             log.error("ignoring control message %r: %s", value[:200], e)
-            return []
+            return HostOutput()
+        out = HostOutput(self._ensure_restored(target, None))
+        lifted = self.stats.quarantined.pop(f"{target}/{processor}", None) is not None
+        try:
+            if lifted:
+                self.processors.reset(target, processor)
+            applied = self.processors.configure(target, processor, changes)
+        except ValueError as e:
+            log.error("ignoring control message %r: %s", value[:200], e)
+            if lifted:  # still not running: say so again
+                out.events.append(self._quarantine(target, processor, e, None))
+            return out
+        except Exception as e:  # the processor's own code raised: that stream's problem only
+            out.events.append(self._quarantine(target, processor, e, None))
+            return out
         self.stats.control += 1
-        log.info("stream %s: %s settings now %s", target, msg["processor"], applied)
-        return self._save(target, now)
+        log.info("stream %s: %s settings now %s%s", target, processor, applied, " (quarantine lifted)" * lifted)
+        out.writes, errors = self._save(target, now, None)
+        out.events += errors
+        return out
 
-    def _ensure_restored(self, stream: str) -> None:
+    def _ensure_restored(self, stream: str, record: FrameEmbedding | None) -> list[Event]:
         if stream in self._seen:
-            return
+            return []
         self._seen.add(stream)
+        errors = []
         for name in self.processors.names:
             key = f"{stream}/{name}"
-            saved = join_chunks(self._saved(key), lambda i, key=key: self._saved(f"{key}#{i}"))
-            if saved:
-                self.processors.load(stream, name, saved)
-                self.stats.restored += 1
-                log.info("restored %s state of stream %s", name, stream)
+            try:
+                saved = join_chunks(self._saved(key), lambda i, key=key: self._saved(f"{key}#{i}"))
+                if saved:
+                    self.processors.load(stream, name, saved)
+                    self.stats.restored += 1
+                    log.info("restored %s state of stream %s", name, stream)
+            except Exception as e:  # a saved state or setting the processor now refuses
+                errors.append(self._quarantine(stream, name, e, record))
+        return errors
 
-    def _save(self, stream: str, now: float) -> list[StateWrite]:
+    def _save(self, stream: str, now: float, record: FrameEmbedding | None) -> tuple[list[StateWrite], list[Event]]:
         writes: list[StateWrite] = []
+        errors: list[Event] = []
+        skip = self._quarantined_on(stream)  # their last good state stays in the table
         for name in self.processors.names:
+            if name in skip:
+                continue
             key = f"{stream}/{name}"
-            head, chunks = split_chunks(self.processors.state(stream, name), self.chunk_chars)
+            try:
+                head, chunks = split_chunks(self.processors.state(stream, name), self.chunk_chars)
+            except Exception as e:
+                errors.append(self._quarantine(stream, name, e, record))
+                continue
             if len(chunks) > self.max_chunks:
                 self.stats.oversize_state += 1
                 log.warning(
@@ -234,4 +340,4 @@ class ProcessorHost:
             writes += [StateWrite(f"{key}#{i}", None) for i in range(len(chunks), before)]
         self._last_save[stream] = now
         self.stats.snapshots += 1
-        return writes
+        return writes, errors

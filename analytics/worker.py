@@ -2,7 +2,9 @@
 
 The agents only move bytes: each message goes to the worker's `ProcessorHost`
 (`dinostream.analytics.processor_set`), which runs the pure processors, and what it returns is
-sent (events) or written to a Faust table (processor state; a changelog topic). Records are keyed
+sent (events) or written to a Faust table (processor state; a changelog topic). A processor that
+raises on one stream's record is quarantined for that stream (an "error" event); the agent and
+every other stream go on. Records are keyed
 by stream, so each stream's records arrive in order on one partition and its state lives on one
 worker; the host saves it every `snapshot_every_s` and reads it back the first time it sees the
 stream, so a restarted or rebalanced worker resumes where the last one stopped.
@@ -28,7 +30,14 @@ from dinostream.analytics.anomaly import AnomalyDetector
 from dinostream.analytics.gallery import MemoryTrackGallery, TrackGallery
 from dinostream.analytics.phases import PhaseSegmenter
 from dinostream.analytics.processor import Processor
-from dinostream.analytics.processor_set import ProcessorHost, ProcessorSet, StateWrite, WorkerStats, control_message
+from dinostream.analytics.processor_set import (
+    HostOutput,
+    ProcessorHost,
+    ProcessorSet,
+    StateWrite,
+    WorkerStats,
+    control_message,
+)
 from dinostream.analytics.reid import ReidProcessor
 from dinostream.analytics.scene_change import SceneChangeDetector
 from dinostream.analytics.watchlist import Watchlist, WatchlistProcessor
@@ -130,20 +139,23 @@ def build_app(
             else:
                 state_table[w.key] = w.value
 
+    async def deliver(out: HostOutput) -> None:
+        for ev in out.events:
+            await events_topic.send(key=ev.key, value=ev.encode())
+            host.sent(ev)
+        write(out.writes)
+
     @app.agent(embeddings)
     async def analyse(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             where = f"at {event.message.tp} offset {event.message.offset}"
-            out = host.receive_record(event.value, time.monotonic(), where=where)  # raises on a processor bug
-            for ev in out.events:
-                await events_topic.send(key=ev.key, value=ev.encode())
-                host.sent(ev)
-            write(out.writes)
+            # A processor that raises is quarantined for that stream only (an "error" event in out).
+            await deliver(host.receive_record(event.value, time.monotonic(), where=where))
 
     @app.agent(control)
     async def configure(stream: faust.StreamT[bytes]) -> None:
         async for value in stream:
-            write(host.receive_control(value, time.monotonic()))
+            await deliver(host.receive_control(value, time.monotonic()))
 
     app.dinostream_stats = counters  # type: ignore[attr-defined]
     app.dinostream_processors = procs  # type: ignore[attr-defined]

@@ -123,7 +123,8 @@ def health_response(
     health: Callable[[], dict[str, Any]], extra: dict[str, Any], *, details: bool = True
 ) -> JSONResponse:
     """The health report with `extra` fields it lacks and its `status`: 200 "ok", or 503
-    "degraded" when it has `problems`, or `"ok": false` / `"failed": true` at any level, or
+    "degraded" when it has `problems`, or `"ok": false` / `"failed": true` at any level outside
+    `streams` (a failed camera is that camera's: shown under it, not a service-wide 503), or
     when `health()` itself raised (a broken probe is a health problem). Only `status` without
     `details` (a caller without a token where tokens are required); internals never
     (`public_health`)."""
@@ -132,7 +133,9 @@ def health_response(
     except Exception as e:
         log.exception("health callable failed")
         body = {"problems": [f"health check failed: {type(e).__name__}: {e}"]}
-    degraded = bool(body.get("problems")) or _reports_failure(body)
+    # Readiness is the service's: a failed camera shows under `streams` only (any caller who can add
+    # a broken stream could otherwise flip a load balancer's probe).
+    degraded = bool(body.get("problems")) or _reports_failure({k: v for k, v in body.items() if k != "streams"})
     status = "degraded" if degraded else "ok"
     if not details:
         return JSONResponse({"status": status}, status_code=503 if degraded else 200)

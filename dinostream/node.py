@@ -143,11 +143,12 @@ async def cancel(tasks: Collection[asyncio.Task[Any]]) -> None:
 
 
 def merge_health(into: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
-    """`part`'s sections into `into`: dicts merge one level deep, lists add up, the rest replaces."""
+    """`part`'s sections into `into`: dicts merge all the way down (a stream's section gets the
+    worker's analytics beside the streams node's state), lists add up, the rest replaces."""
     for key, value in part.items():
         old = into.get(key)
         if isinstance(old, dict) and isinstance(value, dict):
-            into[key] = {**old, **value}
+            into[key] = merge_health(dict(old), value)
         elif isinstance(old, list) and isinstance(value, list):
             into[key] = old + value
         else:

@@ -222,7 +222,16 @@ class WorkerNode(Node):
 
     def health(self) -> dict[str, Any]:
         failure = self.failure()
-        return {"analytics": vars(self.stats), "problems": [failure] if failure else []}
+        # A processor quarantined on one stream is that stream's (not a failed worker): shown under it.
+        quarantined: dict[str, dict[str, str]] = {}
+        for key, why in self.stats.quarantined.items():
+            stream, _, processor = key.partition("/")
+            quarantined.setdefault(stream, {})[processor] = why
+        return {
+            "analytics": vars(self.stats),
+            "streams": {sid: {"analytics": {"quarantined": q}} for sid, q in quarantined.items()},
+            "problems": [failure] if failure else [],
+        }
 
     def metrics(self) -> list[Families]:
         return [component_families("analytics", lambda: self.stats)]

@@ -395,7 +395,7 @@ class AnomalySettings(_Strict):
     projection_dim: int = Field(
         128, ge=0, description="Coreset selection runs on a random projection to this many dims; 0 uses full vectors."
     )
-    seed: int = Field(0, description="Seed for the projection and patch subsampling (results are reproducible).")
+    seed: int = Field(0, ge=0, description="Seed for the projection and patch subsampling (results are reproducible).")
     # Alarm and lifecycle
     threshold: float = Field(1.3, gt=0, description="A frame is anomalous when its score exceeds this.")
     open_after: int = Field(2, ge=1, description="Consecutive anomalous frames before an event opens.")

@@ -67,33 +67,52 @@ async def test_faust_worker_emits_scene_changes(broker: EmbeddedBroker, kafka_se
         await app.stop()
 
 
-class _Broken(SceneChangeDetector):
+class _BrokenOnOneStream(SceneChangeDetector):
     def process(self, record: FrameEmbedding) -> list[Event]:
-        raise RuntimeError("processor bug")
+        if record.stream == "cam-x":
+            raise RuntimeError("processor bug")
+        return super().process(record)
 
 
-async def test_processor_crash_is_not_silent(broker: EmbeddedBroker, kafka_settings: KafkaSettings) -> None:
+async def test_a_processor_raising_on_one_stream_quarantines_it_and_the_other_goes_on(
+    broker: EmbeddedBroker, kafka_settings: KafkaSettings
+) -> None:
     await ensure_topics(broker.bootstrap, kafka_settings)
     stats = WorkerStats()
     app = build_app(
         broker.bootstrap,
         kafka_settings,
         AnalyticsSettings(app_id=f"test-{uuid.uuid4().hex[:8]}"),
-        processors=lambda s: [_Broken(s.scene_change)],
+        processors=lambda s: [_BrokenOnOneStream(s.scene_change)],
         stats=stats,
+    )
+    consumer = AIOKafkaConsumer(
+        kafka_settings.events_topic,
+        bootstrap_servers=broker.bootstrap,
+        group_id=f"g-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
     )
     producer = make_producer(broker.bootstrap, kafka_settings, embedded=True)
     await app.start()
+    await consumer.start()
     await producer.start()
     try:
-        rec = shots("cam-x", [1], 3)[0]
-        await producer.send_and_wait(kafka_settings.embeddings_topic, rec.encode(), key=rec.key)
+        bad, good = shots("cam-x", [6, 6], 3), shots("cam-y", [6, 6, 6], 1)
+        for r in bad[:1] + good + bad[1:]:
+            await producer.send_and_wait(kafka_settings.embeddings_topic, r.encode(), key=r.key)
+        events: list[Event] = []
         async with asyncio.timeout(60):
-            while stats.failure is None:
-                await asyncio.sleep(0.1)
-        assert stats.failure == "stream cam-x frame 0: RuntimeError: processor bug"
+            while len([e for e in events if e.type == "scene_change"]) < 2 or stats.records < len(bad) + len(good):
+                batch = await consumer.getmany(timeout_ms=500)
+                events += [Event.decode(m.value) for msgs in batch.values() for m in msgs]
+        errors = [e for e in events if e.type == "error"]
+        assert [(e.stream, e.details["processor"]) for e in errors] == [("cam-x", "scene_change")]
+        assert sorted((e.stream, e.t) for e in events if e.type == "scene_change") == [("cam-y", 3.0), ("cam-y", 6.0)]
+        assert stats.failure is None and not app.crashed
+        assert stats.quarantined == {"cam-x/scene_change": "frame 0: RuntimeError: processor bug"}
     finally:
         await producer.stop()
+        await consumer.stop()
         await app.stop()
 
 

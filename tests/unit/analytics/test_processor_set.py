@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from dinostream.analytics.anomaly import AnomalyDetector
 from dinostream.analytics.processor_set import (
+    HostOutput,
     ProcessorHost,
     ProcessorSet,
     StateWrite,
@@ -16,7 +18,7 @@ from dinostream.analytics.processor_set import (
 )
 from dinostream.analytics.scene_change import SceneChangeDetector
 from dinostream.core.records import Event, FrameEmbedding
-from dinostream.core.settings import SceneChangeSettings
+from dinostream.core.settings import AnomalySettings, SceneChangeSettings, StreamOverrides, StreamUpdate
 from tests.records import shots
 
 
@@ -110,27 +112,67 @@ def test_malformed_records_are_skipped_and_counted() -> None:
     assert h.stats.malformed == 1 and h.stats.records == 0
 
 
-def test_a_processor_bug_is_recorded_and_raised() -> None:
-    class Broken(SceneChangeDetector):
-        def process(self, record: FrameEmbedding) -> list[Event]:
-            raise RuntimeError("processor bug")
+class Fragile(SceneChangeDetector):
+    """Raises on the records of streams whose settings say min_distance 1.5, as a processor bug might."""
 
+    def process(self, record: FrameEmbedding) -> list[Event]:
+        if self.settings_for(record.stream).min_distance == 1.5:
+            raise RuntimeError("processor bug")
+        return super().process(record)
+
+
+def test_a_processor_raising_on_one_of_two_streams_quarantines_it_there_only() -> None:
+    table = Table()
     stats = WorkerStats()
     h = ProcessorHost(
-        ProcessorSet([Broken(SceneChangeSettings())]), {}.get, snapshot_every_s=1, chunk_chars=1000, stats=stats
+        ProcessorSet([Fragile(SceneChangeSettings())]), table.get, snapshot_every_s=0.0, chunk_chars=10**6, stats=stats
     )
-    with pytest.raises(RuntimeError):
-        h.receive_record(shots("cam-x", [1], 3)[0].encode(), now=0.0)
-    assert stats.failure == "stream cam-x frame 0: RuntimeError: processor bug"
+    table.apply(h.receive_control(control_message("cam-bad", "scene_change", {"min_distance": 1.5}), now=0.0).writes)
+    good, bad = shots("cam-ok", [6, 6, 6], 1), shots("cam-bad", [6, 6, 6], 1)
+    events: list[Event] = []
+    for i, (g, b) in enumerate(zip(good, bad, strict=True)):  # interleaved, as a worker sees them
+        for r in (b, g):
+            out = h.receive_record(r.encode(), now=float(i))
+            events += out.events
+            table.apply(out.writes)
+    errors = [e for e in events if e.type == "error"]
+    assert len(errors) == 1, "one error event, at the first record that raised; then the processor is out"
+    assert errors[0].stream == "cam-bad" and errors[0].frames == (0,)
+    assert errors[0].details == {
+        "processor": "scene_change",
+        "error": "RuntimeError: processor bug",
+        "quarantined": True,
+    }
+    assert cuts(events) == [("cam-ok", 3.0), ("cam-ok", 6.0)], "the other stream goes on"
+    assert stats.failure is None and stats.records == 36 and stats.processor_failures == 1
+    assert stats.quarantined == {"cam-bad/scene_change": "frame 0: RuntimeError: processor bug"}
+    assert h.quarantined("cam-bad") == {"scene_change": "frame 0: RuntimeError: processor bug"}
+    assert h.quarantined("cam-ok") == {}
+    # A good setting for that stream lifts the quarantine; its state starts afresh.
+    out = h.receive_control(control_message("cam-bad", "scene_change", {"min_distance": 0.3}), now=20.0)
+    table.apply(out.writes)
+    assert out.events == [] and stats.quarantined == {}
+    later = []
+    for i, r in enumerate(shots("cam-bad", [6, 6], 2)):
+        later += h.receive_record(r.encode(), now=21.0 + i).events
+    assert [e.type for e in later] == ["scene_change"]
+
+
+def test_a_processor_that_cannot_restore_a_stream_is_quarantined_for_it() -> None:
+    table = Table({"cam-x/scene_change": {"state": {}, "settings": {"no_such_field": 1}}})
+    h = host(table)
+    out = h.receive_record(shots("cam-x", [1], 3)[0].encode(), now=0.0)
+    assert [e.type for e in out.events] == ["error"] and "cam-x/scene_change" in h.stats.quarantined
+    assert h.receive_record(shots("cam-y", [1], 3)[0].encode(), now=0.0).events == []
 
 
 def test_control_messages_change_one_stream_and_are_saved() -> None:
     table = Table()
     h = host(table)
-    table.apply(h.receive_control(control_message("cam-q", "scene_change", {"min_distance": 1.99}), now=0.0))
+    table.apply(h.receive_control(control_message("cam-q", "scene_change", {"min_distance": 1.99}), now=0.0).writes)
     assert table["cam-q/scene_change"]["settings"]["min_distance"] == 1.99
     for bad in (control_message("cam-q", "nope", {}), b"{not json", control_message("cam-q", "scene_change", {"x": 1})):
-        assert h.receive_control(bad, now=1.0) == []
+        assert h.receive_control(bad, now=1.0) == HostOutput()
     assert h.stats.control == 1
     recs = shots("cam-q", [6, 6], 6)
     assert cuts(feed(h, table, recs)) == []  # nothing is a cut at that distance
@@ -139,3 +181,13 @@ def test_control_messages_change_one_stream_and_are_saved() -> None:
     assert restarted.processors.settings("cam-q")["scene_change"]["min_distance"] != 1.99
     restarted.receive_record(recs[0].encode(), now=0.0)
     assert restarted.processors.settings("cam-q")["scene_change"]["min_distance"] == 1.99
+
+
+def test_a_setting_the_processor_would_raise_on_is_refused_before_it_is_accepted() -> None:
+    """Issue 17: {"seed": -1} was accepted (202) and the anomaly detector raised on the stream's next record."""
+    procs = ProcessorSet([AnomalyDetector(AnomalySettings())])
+    with pytest.raises(ValueError, match="seed"):
+        procs.configure("cam", "anomaly", {"seed": -1, "warmup_frames": 2})
+    with pytest.raises(ValueError, match="seed"):  # what PATCH /api/v1/streams/{id}/analytics/anomaly applies
+        StreamOverrides().apply(StreamUpdate.analytics("anomaly", seed=-1, warmup_frames=2))
+    assert procs.settings("cam")["anomaly"]["seed"] == 0

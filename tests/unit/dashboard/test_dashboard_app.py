@@ -182,10 +182,11 @@ async def test_page_is_served_with_local_assets_only(world: World) -> None:
     [
         (lambda: {"kafka": "ok", "model": "dinov3"}, "ok"),
         (lambda: {"kafka": "down", "problems": ["kafka unreachable at localhost:9092"]}, "degraded"),
-        (lambda: {"streams": {"cam1": {"frames": 3, "failed": True}}}, "degraded"),
+        (lambda: {"streams": {"cam1": {"frames": 3, "failed": True}}}, "ok"),  # that camera's, not the service's
+        (lambda: {"index": {"ok": False}}, "degraded"),
         (lambda: 1 / 0, "degraded"),
     ],
-    ids=["healthy", "reports-problems", "stream-failed", "probe-raises"],
+    ids=["healthy", "reports-problems", "stream-failed", "component-not-ok", "probe-raises"],
 )
 async def test_health_reports_status(world: World, health: Callable[[], dict[str, Any]], status: str) -> None:
     world.health = health
@@ -195,10 +196,12 @@ async def test_health_reports_status(world: World, health: Callable[[], dict[str
     body = resp.json()
     assert body["status"] == status
     assert body["dashboard"]["clients"] == 0
-    if status == "ok":
+    if "streams" in body:
+        assert body["streams"]["cam1"]["failed"] is True  # shown under the camera
+    elif status == "ok":
         assert body["kafka"] == "ok" and body["model"] == "dinov3"
     else:
-        assert body.get("problems") or body["streams"]["cam1"]["failed"]
+        assert body.get("problems") or body["index"]["ok"] is False
 
 
 # ---------- websocket ----------

@@ -225,12 +225,14 @@ async def test_a_camera_that_is_down_is_accepted_and_backs_off(world: World, htt
     assert (await http.get("/api/v1/health")).json()["status"] == "ok"
 
 
-async def test_a_failed_stream_degrades_health_and_shows_in_metrics(world: World, http: httpx.AsyncClient) -> None:
+async def test_a_failed_stream_shows_in_its_health_and_metrics_only(world: World, http: httpx.AsyncClient) -> None:
     assert (await http.post("/api/v1/streams", json={"url": "broken.mp4"})).status_code == 201
     body = await wait_for_state(http, "broken", "failed")
     assert "broken.mp4" in body["health"]["last_error"]
-    health = (await http.get("/api/v1/health")).json()
-    assert health["status"] == "degraded" and health["streams"]["broken"]["failed"] is True
+    r = await http.get("/api/v1/health")
+    health = r.json()
+    # That camera's failure, not the service's: any caller could otherwise flip the load balancer's probe.
+    assert r.status_code == 200 and health["status"] == "ok" and health["streams"]["broken"]["failed"] is True
 
     assert (await http.post("/api/v1/streams", json={"url": "clip.mp4"})).status_code == 201
     await wait_for_state(http, "clip", "ended")

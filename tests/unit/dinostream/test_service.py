@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from dinostream.core.settings import Settings
-from dinostream.node import ROLES, consumer_groups
+from dinostream.node import ROLES, consumer_groups, merge_health
+from dinostream.nodes import WorkerNode
 from dinostream.service import Service
 
 
@@ -57,3 +58,18 @@ def test_each_role_runs_its_nodes_and_up_runs_them_all() -> None:
 def test_unknown_roles_are_refused() -> None:
     with pytest.raises(ValueError, match="roles must be some of"):
         Service(_settings(), ["indexer"])
+
+
+def test_a_quarantined_processor_shows_under_its_stream_not_as_a_service_failure() -> None:
+    service = Service(Settings(), ["worker"])
+    worker = service.node("worker")
+    assert isinstance(worker, WorkerNode)
+    worker.stats.quarantined["cam-x/anomaly"] = "frame 3: ValueError: boom"
+    worker.stats.processor_failures = 1
+    health = merge_health({"streams": {"cam-x": {"state": "live", "frames_out": 4}}}, worker.health())
+    assert health["streams"]["cam-x"] == {
+        "state": "live",
+        "frames_out": 4,
+        "analytics": {"quarantined": {"anomaly": "frame 3: ValueError: boom"}},
+    }
+    assert health["problems"] == [] and worker.failure() is None
