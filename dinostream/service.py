@@ -34,6 +34,9 @@ from dinostream.nodes import AlertsNode, IndexNode, ModelNode, StreamsNode, Work
 
 log = logging.getLogger(__name__)
 
+# How long each node may take to stop once the embedded broker is gone.
+BROKER_LOST_STOP_S = 5.0
+
 __all__ = ["DECLARATION", "ROLES", "RoleFailed", "Service", "build_nodes", "require_bootstrap"]
 
 # The nodes of the service, in start order (stop is the reverse), with the roles that run each.
@@ -86,6 +89,7 @@ class Service:
         self.nodes: list[Node] = []
         self.nodes.extend(build_nodes(self.runtime, self.health, families_of(self.nodes)))
         self.url: str | None = None
+        self._broker: EmbeddedBroker | None = None
 
     @property
     def settings(self) -> Settings:
@@ -103,6 +107,8 @@ class Service:
         }
         for node in self.nodes:
             merge_health(out, node.health())
+        if self.broker_lost:  # readiness: 503 from the next probe on
+            merge_health(out, {"kafka": {"ok": False}, "problems": ["the embedded Kafka broker exited"]})
         return out
 
     async def run(self, stop: asyncio.Event, on_ready: Callable[[str], None] | None = None) -> None:
@@ -120,7 +126,8 @@ class Service:
                 broker = await stack.enter_async_context(EmbeddedBroker(s.data_dir / "logs" / "broker.log"))
                 await ensure_topics(broker.bootstrap, s.kafka)
                 rt.bootstrap, rt.embedded = broker.bootstrap, True
-            stack.push_async_callback(rt.close)
+                self._broker = broker
+            stack.push_async_callback(self._close_runtime)
             started: list[Node] = []
             try:
                 for node in self.nodes:
@@ -142,6 +149,8 @@ class Service:
     async def _supervise(self, stop: asyncio.Event) -> None:
         """Wait for `stop`; RoleFailed when a long-lived task ends or a node reports a failure."""
         critical = {name: task for node in self.nodes for name, task in node.tasks().items()}
+        if self._broker is not None:  # its exit (kill -9) is seen within a second, not at the next Kafka timeout
+            critical["embedded-broker"] = asyncio.create_task(self._broker.watch(), name="embedded-broker")
         stopper = asyncio.create_task(stop.wait())
         try:
             while True:
@@ -160,13 +169,31 @@ class Service:
                     raise RoleFailed(failure)
         finally:
             stopper.cancel()
+            if "embedded-broker" in critical:
+                critical["embedded-broker"].cancel()
+
+    @property
+    def broker_lost(self) -> bool:
+        """The embedded broker was started and its process has exited."""
+        return self._broker is not None and self._broker.exited
+
+    async def _close_runtime(self) -> None:
+        if self.broker_lost:  # nothing to flush to: bounded, not Kafka's minutes of retries
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.runtime.close(), BROKER_LOST_STOP_S)
+            return
+        await self.runtime.close()
 
     async def _stop(self, started: list[Node], *, raise_errors: bool) -> None:
-        """Stop the started nodes, last first; each is stopped even when another's stop fails."""
+        """Stop the started nodes, last first; each is stopped even when another's stop fails.
+        With the embedded broker gone each stop is bounded (their Kafka clients would retry for minutes)."""
         errors = []
         for node in reversed(started):
             try:
-                await node.stop()
+                if self.broker_lost:
+                    await asyncio.wait_for(node.stop(), BROKER_LOST_STOP_S)
+                else:
+                    await node.stop()
             except Exception as e:
                 log.error("%s did not stop cleanly: %s", node.name, e, exc_info=e)
                 errors.append(f"{node.name}: {type(e).__name__}: {e}")

@@ -70,6 +70,11 @@ class EmbeddedBroker:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def exited(self) -> bool:
+        """Started, not stopped by us, and its process has exited (kill -9, a crash)."""
+        return self._proc is not None and self._proc.poll() is not None
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -119,6 +124,19 @@ class EmbeddedBroker:
         await self.stop()
         raise BrokerError(
             f"embedded Kafka broker did not start within {self.start_timeout_s:.0f} s; log {self.log_path}"
+        )
+
+    async def watch(self, poll_s: float = 0.5) -> None:
+        """Return never while the broker runs; BrokerError once its process has exited (kill -9,
+        a crash), which reaps it (no zombie). Its topics were in memory, so what depended on them
+        cannot go on: the owner stops with this error (see `dinostream.service`)."""
+        proc = self._proc
+        assert proc is not None, "started first"
+        while proc.poll() is None:  # poll() reaps the child once it has exited
+            await asyncio.sleep(poll_s)
+        raise BrokerError(
+            f"the embedded Kafka broker exited unexpectedly (code {proc.returncode}); its topics were kept in memory "
+            f"and are gone, so `up` stops: start it again (log {self.log_path})"
         )
 
     async def stop(self) -> None:

@@ -425,3 +425,69 @@ async def test_restarting_the_index_sink_indexes_each_frame_once(
             assert index.count_frames() == len({(r.stream, r.seq) for r in records}) == len(records)
         finally:
             index.close()
+
+
+def _children(pid: int) -> list[int]:
+    """The child processes of `pid` (every thread's), from /proc."""
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            kids += [int(k) for k in (task / "children").read_text().split()]
+    return kids
+
+
+def _state(pid: int) -> str | None:
+    """The process's state letter (Z: a zombie nobody reaped), None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+async def test_killing_the_embedded_broker_stops_up_with_a_clear_error(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """kill -9 of `up`'s embedded broker: seen within 10 s (health 503, or `up` already gone), the
+    broker reaped, and `up` exits non-zero naming the broker, in bounded time (not minutes of retries).
+    The topics were in memory: stopping is the honest answer (a restarted empty broker would hold
+    none of the offsets, state or watchlist the running nodes refer to)."""
+    video = tmp_path / "long.mp4"
+    make_video(video, shots=4, shot_s=60.0, fps=5, size=(64, 64), seed=5)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "DINOSTREAM_MODEL__MODEL": str(tiny_model_dir),
+        "DINOSTREAM_MODEL__DEVICE": "cpu",
+        "DINOSTREAM_MODEL__IMAGE_SIZE": "64",
+        "DINOSTREAM_HTTP__PORT": "0",
+        "DINOSTREAM_DATA_DIR": str(tmp_path / "data"),
+        "DINOSTREAM_SOURCES": json.dumps([str(video)]),
+        "DINOSTREAM_INGEST__SAMPLE_FPS": "2",
+    }
+    up = Role("up", env, tmp_path / "up.stderr")
+    await up.start(timeout_s=120)
+    try:
+        up.url = up.url.removeprefix("dashboard ").strip()
+        broker_pids = [k for k in _children(up.pid) if b"--storage-engine" in Path(f"/proc/{k}/cmdline").read_bytes()]
+        assert len(broker_pids) == 1, f"one embedded broker child, got {broker_pids}"
+        (broker_pid,) = broker_pids
+        assert (await up.health())["status"] == "ok"  # the probe watches a live broker first
+        os.kill(broker_pid, signal.SIGKILL)
+        killed = time.monotonic()
+
+        async def lost_seen() -> bool:
+            if up.proc is not None and up.proc.returncode is not None:
+                return True
+            try:
+                return (await up.health())["status"] == "degraded"
+            except httpx.HTTPError:  # the server is already stopping
+                return True
+
+        await wait_for(lost_seen, timeout=10, what="the broker loss seen by health or up's exit")
+        assert time.monotonic() - killed < 10
+        if up.proc is not None and up.proc.returncode is None:  # up still stopping: it has reaped its child
+            assert _state(broker_pid) is None, "the broker was reaped, not left a zombie"
+        code = await asyncio.wait_for(up.wait(), 60)
+        assert code != 0
+        assert "embedded Kafka broker exited unexpectedly" in up.stderr(200)
+    finally:
+        up.kill()
+        await up.wait()
