@@ -178,14 +178,16 @@ class EmbeddingStage:
 
         `resolution` overrides the `image_size` preset for this stream (check it first with
         `check_resolution`). The source is probed (off the event loop) when `spec.info` is None
-        and the aspect is preserved.
+        and the aspect is preserved, under the policy it is decoded under (`spec.trusted`: an
+        API-added source is probed untrusted, so a redirect it could not follow when decoded is
+        not followed here either).
         """
         image_size = resolution or self.model_settings.image_size
         if self.model_settings.aspect == "square":
             return (image_size, image_size)
         info = spec.info
         if info is None:
-            info = await asyncio.to_thread(probe_source, spec.url, self.ingest)
+            info = await asyncio.to_thread(probe_source, spec.url, self.ingest, trusted=spec.trusted)
         if info.size is None:
             log.warning("stream %s does not declare its frame size; it gets the square input", spec.stream)
             return (image_size, image_size)

@@ -17,6 +17,7 @@ class SourceSpec:
     stream: str
     url: str
     info: VideoInfo | None = None  # the header read when the source was checked, if it was opened
+    trusted: bool = True  # the operator's own (command line, settings); False: added through the API
 
 
 async def plan_sources(urls: Sequence[str], settings: IngestSettings) -> list[SourceSpec]:

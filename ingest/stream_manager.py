@@ -58,6 +58,7 @@ class _Spec:
     stream: str
     url: str
     info: VideoInfo | None = None
+    trusted: bool = True  # probed under the same URL policy as it is decoded (API-added: untrusted)
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,7 @@ class StreamManager:
 
             async def size() -> tuple[int, int]:
                 if entry.size is None:
-                    spec = _Spec(sid, target, entry.info)
+                    spec = _Spec(sid, target, entry.info, trusted)
                     try:
                         entry.size = await self.stage.resize_target(spec, resolution)
                     except ValueError as e:  # a source size the model cannot fit

@@ -124,3 +124,24 @@ async def test_stage_decodes_a_wide_source_to_its_aspect_preserving_size(tmp_pat
     assert len(records) == 4 and all(r.patches.shape == (10, 18, 32) for r in records)
     square = EmbeddingStage(loaded, settings.model_copy(update={"aspect": "square"}), IngestSettings(), sink)
     assert await square.resize_target(SourceSpec("wide", str(video))) == (224, 224)
+
+
+async def test_the_size_probe_opens_an_api_added_source_untrusted(tmp_path: Path) -> None:
+    """Issue 17: the probe opened every source as trusted, so an untrusted URL got what decoding refuses."""
+    from dinostream.demo_video import make_video
+    from dinostream.ingest.url_policy import UrlRefused
+
+    video = tmp_path / "outside" / "wide.mp4"
+    video.parent.mkdir()
+    make_video(video, shots=1, shot_s=1.0, fps=4, size=(320, 180))
+    (tmp_path / "media").mkdir()
+
+    async def sink(batch: list[FrameEmbedding]) -> None:
+        pass
+
+    loaded = load_model("random:tiny", device="cpu")
+    ingest = IngestSettings(media_roots=[tmp_path / "media"])
+    stage = EmbeddingStage(loaded, ModelSettings(model="random:tiny", aspect="preserve"), ingest, sink)
+    assert await stage.resize_target(SourceSpec("wide", str(video))) == (288, 160)  # the operator's own
+    with pytest.raises(UrlRefused, match="outside the media roots"):
+        await stage.resize_target(SourceSpec("wide", str(video), trusted=False))
