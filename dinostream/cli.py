@@ -160,15 +160,24 @@ def _add_streams(p: argparse.ArgumentParser) -> None:
         q.add_argument(
             "--api", default=DEFAULT_API, metavar="URL", help=f"the service's address (default {DEFAULT_API})"
         )
+        q.add_argument(
+            "--token",
+            default=os.environ.get("DINOSTREAM_TOKEN"),
+            metavar="TOKEN",
+            help="access token (operator or admin to add or remove; env DINOSTREAM_TOKEN), sent as Authorization: "
+            "Bearer; needed when the service has tokens set",
+        )
 
 
-def _api_call(api: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def _api_call(api: str, method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None) -> Any:
     """One request to the service's HTTP API; its JSON answer, or DinostreamError with its message."""
     url = api.rstrip("/") + path
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method, headers={"Accept": "application/json"})
     if data is not None:
         req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             return json.loads(resp.read() or b"null")
@@ -178,7 +187,8 @@ def _api_call(api: str, method: str, path: str, body: dict[str, Any] | None = No
             message = json.loads(raw)["error"]["message"]
         except (ValueError, KeyError, TypeError):
             message = raw.decode(errors="replace").strip()[:300] or e.reason
-        raise DinostreamError(f"{method} {url}: {e.code}: {message}") from None
+        hint = " (pass --token or set DINOSTREAM_TOKEN)" if e.code in (401, 403) and not token else ""
+        raise DinostreamError(f"{method} {url}: {e.code}: {message}{hint}") from None
     except urllib.error.URLError as e:
         raise DinostreamError(
             f"cannot reach the dinostream API at {api}: {e.reason}; is `dinostream up` running there? (--api URL)"
@@ -197,11 +207,12 @@ def _run_streams(args: argparse.Namespace) -> None:
             "decode": args.decode,
             "realtime": args.realtime,
         }
-        out = _api_call(args.api, "POST", "/api/v1/streams", {k: v for k, v in fields.items() if v is not None})
+        body = {k: v for k, v in fields.items() if v is not None}
+        out = _api_call(args.api, "POST", "/api/v1/streams", body, args.token)
     elif args.streams_command == "list":
-        out = _api_call(args.api, "GET", "/api/v1/streams")
+        out = _api_call(args.api, "GET", "/api/v1/streams", token=args.token)
     else:
-        out = _api_call(args.api, "DELETE", f"/api/v1/streams/{urllib.parse.quote(args.id, safe='')}")
+        out = _api_call(args.api, "DELETE", f"/api/v1/streams/{urllib.parse.quote(args.id, safe='')}", token=args.token)
     print(json.dumps(out, indent=2))
 
 
