@@ -25,6 +25,7 @@ from dinostream.core.embedded_broker import EmbeddedBroker
 from dinostream.core.settings import Settings
 from dinostream.service import Service
 from tests.records import unique_kafka
+from tests.waiting import wait_for
 
 
 @contextlib.asynccontextmanager
@@ -120,6 +121,8 @@ async def test_streams_added_at_run_time_persist_across_restarts(
             cp = await cli("add", "clip.mp4", "--id", "keep", "--sample-fps", "1", "--api", api)
             assert cp.returncode == 0, cp.stderr
             assert json.loads(cp.stdout)["config"]["sample_fps"] == 1.0
+            r = await http.patch("/api/v1/streams/keep/analytics/scene_change", json={"min_shot_s": 2.5})
+            assert r.status_code == 202, r.text
             cp = await cli("add", str(outside), "--api", api)
             assert cp.returncode != 0 and "outside the media roots" in cp.stderr and cp.stdout == ""
 
@@ -174,4 +177,13 @@ async def test_streams_added_at_run_time_persist_across_restarts(
             streams = (await http.get("/api/v1/streams")).json()["streams"]
             assert set(streams) == {"keep"}, "the API-added stream is back, the removed one is not"
             assert streams["keep"]["config"]["sample_fps"] == 1.0 and streams["keep"]["persistent"] is True
+            # Its analytics settings were kept with it, and go to the worker again.
+            assert streams["keep"]["config"]["analytics"] == {"scene_change": {"min_shot_s": 2.5}}
+            settings_now = (await http.get("/api/v1/streams/keep/analytics")).json()["settings"]
+            assert settings_now["scene_change"]["min_shot_s"] == 2.5
+
+            async def control_resent() -> bool:
+                return (await http.get("/api/v1/health")).json()["analytics"]["control"] >= 1
+
+            await wait_for(control_resent, 60, "the kept analytics settings sent to the worker again")
             await frames_out_grows(http, "keep")
