@@ -30,10 +30,12 @@ one event. A candidate still moving after `max_transition_s` is motion, not a tr
 Thresholds are per stream and per shot; a new shot borrows the previous shots' statistics until
 it has a few of its own. Times are in media seconds, so any sampling rate works.
 
-Events come about `settle_s` after the new picture appears. `t` is the first frame at least half way
-from the old picture to the new one (for a cut: the first new frame); `t_start`, `t_end` and
+Events come about `settle_s` after the new picture appears. `t` is when the change happened: the
+frame after its largest step when that step holds most of it (a cut: its first new frame, however
+long the new shot then took to settle), the middle of a fade's blank frames, else the first frame at
+least half way from the old picture to the new one (a dissolve's middle); `t_start`, `t_end` and
 `frames` are the old picture's last frame and the new one's first settled frame;
-`details["kind"]` is "cut" (one frame step) or "gradual". Pure: no I/O; the Faust agent and
+`details["kind"]` is "cut" (one step) or "gradual". Pure: no I/O; the Faust agent and
 `dinostream analyze` both call it, and per-stream state round-trips through JSON.
 
     >>> det = SceneChangeDetector(SceneChangeSettings())
@@ -81,6 +83,8 @@ _SHIFT_GAIN = 0.05  # ... when it explains the frame this much better than no sh
 _UNRELATED, _STILL, _MOVED = 0, 1, 2  # how a frame's pixels relate to the previous frame's
 _RESTLESS_SPREAD = 1.5  # a new picture holds if its frames stay within this many of its own steps of it
 _RESTLESS_CHANGE = 2.0  # ... and the change is at least this many times that (chord lengths)
+_CUT_SHARE = 0.5  # a change is one step (a cut) when its largest step is at least this share of it
+_CUT_DOMINANCE = 2.0  # ... and this many times the next largest (chord lengths)
 _STATE_VERSION = 5  # 5: arrays saved by state_codec (self-describing); 2-4: bare base64 strings
 
 
@@ -479,6 +483,24 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         for a new picture."""
         return min([x.chord, *(_chord(_cos(o, g_of[x.seq])) for o in c.old)])
 
+    @staticmethod
+    def _change_time(steps: list[_Step], blank: float) -> tuple[_Step, bool]:
+        """Where a change happened, from the anchor to the new picture (`steps[-1]`), and whether it
+        was one step: the frame after its largest step when that step holds most of it (a cut, even
+        when the candidate opened a frame before it or the new shot moved on before it settled);
+        the middle of the blank frames of a fade through black or white (their first frame is
+        already far from both pictures, so "half way" would be the fade-out's end); else the first
+        frame at least half way to the new picture (a dissolve's middle)."""
+        jumps = [_chord(x.d1) for x in steps]
+        big = int(np.argmax(jumps))
+        rest = max((j for k, j in enumerate(jumps) if k != big), default=0.0)
+        if jumps[big] >= _CUT_SHARE * steps[-1].chord and jumps[big] >= _CUT_DOMINANCE * rest:
+            return steps[big], True
+        blanks = [x for x in steps if x.div < blank]
+        if blanks:
+            return blanks[(len(blanks) - 1) // 2], False
+        return next(x for x in steps if x.chord >= steps[-1].chord / 2), False
+
     def _close_quiet(self, st: _StreamState) -> None:
         """The candidate was noise: its frames are ordinary frames of the shot."""
         c = st.cand
@@ -513,8 +535,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         events: list[Event] = []
         if end is not None and change > cut:
             e = c.steps[end]
-            # The first frame at least half way from the old picture to the new one.
-            mid = next(x for x in c.steps[: end + 1] if x.chord >= e.chord / 2)
+            mid, one_step = self._change_time(c.steps[: end + 1], min(_BLANK_DIVERSITY, _BLANK_RATIO * c.anchor.div))
             similarity: float | None = None
             keys = [p for seq, p in st.keys if seq in c.keys]
             if keys and record is not None and s.same_scene_similarity <= 1:
@@ -528,7 +549,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             long_enough = st.shot_start is None or mid.pts - st.shot_start >= s.min_shot_s
             if not same_scene and not camera_moved and long_enough:
                 details: dict[str, Any] = {
-                    "kind": "cut" if end == 0 else "gradual",
+                    "kind": "cut" if one_step else "gradual",
                     "distance": change,
                     "threshold": cut,
                     "model": st.model,

@@ -619,3 +619,41 @@ def test_cut_into_a_restless_shot(fps: float, monkeypatch: pytest.MonkeyPatch) -
     if fps >= 5:  # without the rule it never settles (at 2 fps the look-ahead is short enough to)
         monkeypatch.setattr(scene_change, "_RESTLESS_SPREAD", 0.0)
         assert _events(SceneChangeDetector(SceneChangeSettings()), recs) == []
+
+
+# --- When a change happened: the event's `t` ----------------------------------------------------------
+# A cut is reported at its step (the first new frame), within one sampling interval of it, whichever
+# path found it and however long the new shot took to settle; a fade at the middle of its blank
+# frames, not where the fade-out ends.
+
+CUT_SCRIPTS = {
+    "still-to-still": _cut,
+    "cut-in-pixels": _cut_in_pixels,
+    "into-a-restless-shot": _cut_to_restless_shot,
+    "object-crossing-after-it": _occluder_after_cut,
+}
+TIMING_RATES = {"1fps": 1.0, "2fps": 2.0, "5fps": 5.0}
+
+
+@pytest.mark.parametrize("fps", TIMING_RATES.values(), ids=TIMING_RATES.keys())
+@pytest.mark.parametrize("script", CUT_SCRIPTS.values(), ids=CUT_SCRIPTS.keys())
+def test_hard_cut_is_timed_at_its_step(script: Callable[[_Script], list[tuple[float, float, str]]], fps: float) -> None:
+    s = _Script(fps, seed=360)
+    ((cut, _, _),) = script(s)
+    (ev,) = _events(SceneChangeDetector(SceneChangeSettings()), s.records())
+    assert abs(ev.t - cut) <= 1 / fps, (ev.t, cut)
+    assert ev.t == pytest.approx(cut)  # the first frame of the new shot: cuts here fall on a frame
+    assert ev.details["kind"] == "cut"  # one step, even when the new shot moved on before it settled
+    assert ev.t_start < ev.t <= ev.t_end
+
+
+FADE_RATES = {"2fps": 2.0, "5fps": 5.0, "10fps": 10.0}
+
+
+@pytest.mark.parametrize("fps", FADE_RATES.values(), ids=FADE_RATES.keys())
+def test_fade_is_timed_at_its_middle(fps: float) -> None:
+    s = _Script(fps)
+    ((start, end, _),) = _fade(s)
+    (ev,) = _events(SceneChangeDetector(SceneChangeSettings()), s.records())
+    assert abs(ev.t - (start + end) / 2) <= 1 / fps + 1e-9, (ev.t, (start + end) / 2)
+    assert ev.details["kind"] == "gradual"
