@@ -16,14 +16,12 @@ import hashlib
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from dinostream.analyze import embed_file
 from dinostream.core.records import FrameEmbedding
 from dinostream.core.settings import IngestSettings, Settings
-from dinostream.embedding.model_loader import LoadedModel
-from dinostream.embedding.stage import load_model_async
 from dinostream.ingest.av_source import PtsSampler
 
 
@@ -33,7 +31,7 @@ class EmbeddingCache:
     def __init__(self, root: Path | None, settings: Settings) -> None:
         self.root = root
         self.settings = settings
-        self._loaded: LoadedModel | None = None
+        self._loaded: Any = None  # the model, loaded at the first cache miss
         self.embedded_frames = 0  # frames that had to go through the model (cache misses)
         self.embed_seconds = 0.0
 
@@ -68,6 +66,9 @@ class EmbeddingCache:
         return self.root / f"{path.stem}-{fps:g}fps-{h.hexdigest()[:16]}.npz"
 
     async def _embed(self, path: Path, fps: float) -> list[FrameEmbedding]:
+        from dinostream.analyze import embed_file  # the model's stack only when something is not cached
+        from dinostream.embedding.stage import load_model_async
+
         if self._loaded is None:
             self._loaded = await load_model_async(self.settings.model)
         ingest = IngestSettings(**{**self.settings.ingest.model_dump(), "sample_fps": fps})
