@@ -83,8 +83,9 @@ _SHIFT_GAIN = 0.05  # ... when it explains the frame this much better than no sh
 _UNRELATED, _STILL, _MOVED = 0, 1, 2  # how a frame's pixels relate to the previous frame's
 _RESTLESS_SPREAD = 1.5  # a new picture holds if its frames stay within this many of its own steps of it
 _RESTLESS_CHANGE = 2.0  # ... and the change is at least this many times that (chord lengths)
-_CUT_SHARE = 0.5  # a change is one step (a cut) when its largest step is at least this share of it
-_CUT_DOMINANCE = 2.0  # ... and this many times the next largest (chord lengths)
+_ASIDE_SHARE = 0.5  # a frame farther than this share of a change from both its ends is set aside in timing it
+_CUT_GAIN = 0.7  # a change is one step (a cut) when one frame step covers this much of its progress
+_NEAR_SHARE = 0.25  # a frame this near one end of a change (share of the change) shows that end's picture
 _STATE_VERSION = 5  # 5: arrays saved by state_codec (self-describing); 2-4: bare base64 strings
 
 
@@ -484,22 +485,46 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         return min([x.chord, *(_chord(_cos(o, g_of[x.seq])) for o in c.old)])
 
     @staticmethod
-    def _change_time(steps: list[_Step], blank: float) -> tuple[_Step, bool]:
-        """Where a change happened, from the anchor to the new picture (`steps[-1]`), and whether it
-        was one step: the frame after its largest step when that step holds most of it (a cut, even
-        when the candidate opened a frame before it or the new shot moved on before it settled);
-        the middle of the blank frames of a fade through black or white (their first frame is
-        already far from both pictures, so "half way" would be the fade-out's end); else the first
-        frame at least half way to the new picture (a dissolve's middle)."""
-        jumps = [_chord(x.d1) for x in steps]
-        big = int(np.argmax(jumps))
-        rest = max((j for k, j in enumerate(jumps) if k != big), default=0.0)
-        if jumps[big] >= _CUT_SHARE * steps[-1].chord and jumps[big] >= _CUT_DOMINANCE * rest:
-            return steps[big], True
-        blanks = [x for x in steps if x.div < blank]
-        if blanks:
-            return blanks[(len(blanks) - 1) // 2], False
-        return next(x for x in steps if x.chord >= steps[-1].chord / 2), False
+    def _change_time(steps: list[_Step], g_of: dict[int, np.ndarray], blank: float) -> tuple[_Step, bool]:
+        """When a change happened, from the anchor to the new picture (`steps[-1]`), and whether it
+        was one step. Each frame's progress is how much nearer it is to the new picture than to the
+        old one; frames far from both (a flash, a blank frame, a short shot in between) are set
+        aside. The change happens between the last frame before it and the first frame from which
+        on the picture stays past half way: there when they are neighbours (a cut, however early the
+        candidate opened or late the new shot settled, and whatever flash came before or after it),
+        else at the middle of what lies between them (a fade's blank frames, a dissolve's blends)."""
+        e = steps[-1]
+        ge = g_of.get(e.seq)
+        progress: list[float] = []
+        aside: list[bool] = []
+        distance_to_new: list[float] = []
+        for x in steps:
+            a = x.chord
+            b = _chord(_cos(g_of[x.seq], ge)) if ge is not None and x.seq in g_of else max(e.chord - a, 0.0)
+            distance_to_new.append(b)
+            progress.append(a / (a + b) if a + b > 0 else 1.0)
+            aside.append(x.div < blank or min(a, b) > e.chord * _ASIDE_SHARE)
+        # A fade: blank frames between a frame that is not yet the new picture and one that is not
+        # the old picture any more (a flash is neither: the same picture is on both sides of it).
+        near = _NEAR_SHARE * e.chord
+        runs = [k for k in range(len(steps)) if steps[k].div < blank and (k == 0 or steps[k - 1].div >= blank)]
+        for k0 in reversed(runs):
+            k1 = next((k for k in range(k0, len(steps)) if steps[k].div >= blank), len(steps) - 1)
+            was_new = k0 > 0 and distance_to_new[k0 - 1] <= near
+            is_old = steps[k1].chord <= near
+            if not was_new and not is_old:
+                return steps[(k0 + k1 - 1) // 2], False
+        kept = [k for k in range(len(steps)) if not aside[k]] or [len(steps) - 1]
+        # The first kept frame from which every kept frame is past half way.
+        at = len(kept) - 1
+        while at > 0 and progress[kept[at - 1]] >= 0.5:
+            at -= 1
+        after = kept[at]
+        before = kept[at - 1] if at > 0 else -1  # -1: the anchor
+        if after - before > 1:  # something in between: its middle
+            return steps[(before + 1 + after - 1) // 2], False
+        gain = progress[after] - (progress[before] if before >= 0 else 0.0)
+        return steps[after], gain >= _CUT_GAIN
 
     def _close_quiet(self, st: _StreamState) -> None:
         """The candidate was noise: its frames are ordinary frames of the shot."""
@@ -535,7 +560,10 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         events: list[Event] = []
         if end is not None and change > cut:
             e = c.steps[end]
-            mid, one_step = self._change_time(c.steps[: end + 1], min(_BLANK_DIVERSITY, _BLANK_RATIO * c.anchor.div))
+            g_of = {f.seq: f.g for f in (*st.past, *st.buf)}
+            mid, one_step = self._change_time(
+                c.steps[: end + 1], g_of, min(_BLANK_DIVERSITY, _BLANK_RATIO * c.anchor.div)
+            )
             similarity: float | None = None
             keys = [p for seq, p in st.keys if seq in c.keys]
             if keys and record is not None and s.same_scene_similarity <= 1:

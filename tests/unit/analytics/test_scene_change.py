@@ -626,8 +626,33 @@ def test_cut_into_a_restless_shot(fps: float, monkeypatch: pytest.MonkeyPatch) -
 # path found it and however long the new shot took to settle; a fade at the middle of its blank
 # frames, not where the fade-out ends.
 
+
+def _flash_before_cut(s: _Script) -> list[tuple[float, float, str]]:
+    # A flash a second before a cut: at 2 fps one frame of the old picture comes back between them,
+    # too few for "the old picture is back", so flash and cut are one candidate (was timed at the flash).
+    a, b = s.scene(), s.scene()
+    gap = max(1.0, 2 / s.fps)  # at least one frame of the old picture between flash and cut
+    s.add(4 - gap, _pan(a, 0, 1))
+    s.add(1 / s.fps, lambda u: np.full((GRID, GRID, PDIM), 1.0))
+    s.add(gap - 1 / s.fps, _pan(a, 1, 1.2))
+    s.add(4, _pan(b, 10, 11))
+    return [(4.0, 4.0, "cut")]
+
+
+def _flash_after_cut(s: _Script) -> list[tuple[float, float, str]]:
+    # A flash half a second into the new shot: the new picture settles only after it.
+    a, b = s.scene(), s.scene()
+    s.add(4, _pan(a, 0, 1))
+    s.add(max(0.5, 1 / s.fps), _pan(b, 10, 10.2))  # at least one frame of the new shot first
+    s.add(1 / s.fps, lambda u: np.full((GRID, GRID, PDIM), 1.0))
+    s.add(4, _pan(b, 10.3, 11))
+    return [(4.0, 4.0, "cut")]
+
+
 CUT_SCRIPTS = {
     "still-to-still": _cut,
+    "flash-a-second-before": _flash_before_cut,
+    "flash-right-after": _flash_after_cut,
     "cut-in-pixels": _cut_in_pixels,
     "into-a-restless-shot": _cut_to_restless_shot,
     "object-crossing-after-it": _occluder_after_cut,
