@@ -31,11 +31,11 @@ Thresholds are per stream and per shot; a new shot borrows the previous shots' s
 it has a few of its own. Times are in media seconds, so any sampling rate works.
 
 Events come about `settle_s` after the new picture appears. `t` is when the change happened: the
-frame after its largest step when that step holds most of it (a cut: its first new frame, however
-long the new shot then took to settle), the middle of a fade's blank frames, else the first frame at
-least half way from the old picture to the new one (a dissolve's middle); `t_start`, `t_end` and
-`frames` are the old picture's last frame and the new one's first settled frame;
-`details["kind"]` is "cut" (one step) or "gradual". Pure: no I/O; the Faust agent and
+first frame from which the picture stays nearer the new one than the old, frames far from both (a
+flash) set aside, so a cut is its first new frame however the candidate opened or the new shot
+settled; a fade, the middle of its blank frames; a dissolve, its first frame past half way.
+`t_start`, `t_end` and `frames` are the old picture's last frame and the new one's first settled
+frame; `details["kind"]` is "cut" (one step) or "gradual". Pure: no I/O; the Faust agent and
 `dinostream analyze` both call it, and per-stream state round-trips through JSON.
 
     >>> det = SceneChangeDetector(SceneChangeSettings())
