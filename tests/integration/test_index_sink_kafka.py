@@ -16,6 +16,7 @@ from dinostream.core.records import Event, FrameEmbedding, event_id
 from dinostream.core.settings import IndexSettings, KafkaSettings
 from dinostream.sinks.index_sink import IndexSink
 from dinostream.sinks.qdrant_edge_index import QdrantEdgeIndex
+from tests.records import committed_to_end
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -84,7 +85,15 @@ async def test_index_sink_writes_and_redelivery_overwrites(
         top = index.search_frames(frames[7].cls.astype(np.float32), limit=1)[0]
         assert (top.stream, top.seq) == ("cam", 7)
 
-        # Offsets were committed after writing: a restarted sink in the same group reads nothing old.
+        # Offsets are committed after writing: once the sink has committed everything it wrote, a
+        # restarted sink in the same group reads nothing old. (Cancelled between a write and its
+        # commit, the batch would be read again: at-least-once, and the writes are idempotent.)
+        async def all_committed() -> bool:
+            topics = (kafka_settings.embeddings_topic, kafka_settings.events_topic)
+            done = [await committed_to_end(broker.bootstrap, group, t, kafka_settings.partitions) for t in topics]
+            return all(done)
+
+        await wait_for(all_committed, 60, "the sink to commit every record it wrote", interval=0.2)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
