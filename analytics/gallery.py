@@ -49,7 +49,8 @@ TRACK_INDEXES = (("stream", "keyword"), ("ts", "float"))
 
 @dataclass(frozen=True, eq=False)
 class TrackEntry:
-    """A track as other streams see it: its latest embedding and the identity it belongs to."""
+    """A track as other streams see it: its latest embedding and the identity it belongs to, and
+    when and where it was seen (so a link can say which track it matched)."""
 
     stream: str
     track_id: str
@@ -57,6 +58,8 @@ class TrackEntry:
     embedding: np.ndarray  # (D,)
     t: float  # media seconds it was last seen
     ts: float  # wall-clock unix seconds it was last seen
+    t_start: float | None = None  # media seconds it was first seen
+    box: tuple[float, float, float, float] | None = None  # its latest box (x0, y0, x1, y1), normalised
 
     @property
     def point_id(self) -> str:
@@ -64,7 +67,18 @@ class TrackEntry:
         return track_point_id(self.stream, self.track_id)
 
     def payload(self) -> dict[str, Any]:
-        return {"stream": self.stream, "track_id": self.track_id, "identity": self.identity, "t": self.t, "ts": self.ts}
+        p: dict[str, Any] = {
+            "stream": self.stream,
+            "track_id": self.track_id,
+            "identity": self.identity,
+            "t": self.t,
+            "ts": self.ts,
+        }
+        if self.t_start is not None:
+            p["t_start"] = self.t_start
+        if self.box is not None:
+            p["box"] = [float(v) for v in self.box]
+        return p
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,8 @@ class GalleryHit:
     t: float
     ts: float
     score: float  # cosine similarity, higher is closer
+    t_start: float | None = None  # when the track was first seen (None: an entry written without it)
+    box: tuple[float, float, float, float] | None = None  # its latest box, normalised
 
 
 def track_point_id(stream: str, track_id: str) -> str:
@@ -94,6 +110,7 @@ def _unit(v: np.ndarray, dim: int | None = None) -> np.ndarray:
 
 
 def _hit(score: float, p: dict[str, Any]) -> GalleryHit:
+    box = p.get("box")
     return GalleryHit(
         stream=str(p["stream"]),
         track_id=str(p["track_id"]),
@@ -101,6 +118,8 @@ def _hit(score: float, p: dict[str, Any]) -> GalleryHit:
         t=float(p["t"]),
         ts=float(p["ts"]),
         score=float(score),
+        t_start=None if p.get("t_start") is None else float(p["t_start"]),
+        box=None if box is None else (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
     )
 
 
@@ -142,7 +161,14 @@ class MemoryTrackGallery:
         dim = None if not self._entries else next(iter(self._entries.values())).embedding.shape[0]
         unit = _unit(entry.embedding, dim)
         self._entries[entry.point_id] = TrackEntry(
-            entry.stream, entry.track_id, entry.identity, unit, float(entry.t), float(entry.ts)
+            entry.stream,
+            entry.track_id,
+            entry.identity,
+            unit,
+            float(entry.t),
+            float(entry.ts),
+            entry.t_start,
+            entry.box,
         )
         if len(self._entries) > self.max_entries:
             oldest = min(self._entries, key=lambda k: self._entries[k].ts)

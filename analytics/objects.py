@@ -13,7 +13,9 @@ before it calls them, and a processor run on its own asks itself.
     >>> [t.track_id for t in frame.seen if t.confirmed]
 
 The pass belongs to one processor, which saves its state (`snapshot`, `restore`) with its own;
-the others read it.
+the others read it. Each stream also keeps how alike its different tracks looked
+(`non_matches`, see `dinostream.analytics.calibration`): from these the pass tells the
+threshold a link or a watchlist match has to clear (`threshold`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dinostream.analytics.calibration import NonMatches, non_match_level
 from dinostream.analytics.regions import BackgroundModel, Region
-from dinostream.analytics.tracking import Track, Tracker
+from dinostream.analytics.tracking import Track, Tracker, seen_well
 from dinostream.core.records import FrameEmbedding
 from dinostream.core.settings import ReidSettings
 
@@ -42,6 +45,7 @@ class FrameObjects:
 class _Stream:
     background: BackgroundModel = field(default_factory=BackgroundModel.empty)
     tracker: Tracker = field(default_factory=Tracker)
+    non_matches: NonMatches = field(default_factory=NonMatches)  # its tracks' similarities to each other
     last: FrameObjects | None = None  # the latest frame's result, for its other readers
     ended: list[Track] | None = None  # the tracks the end of the stream ended, for its other readers
 
@@ -65,6 +69,7 @@ class ObjectPass:
         s = self._settings_for(record.stream)
         regions, _ = st.background.observe(record.patches, s, st.tracker.priors(record.seq))
         update = st.tracker.update(regions, seq=record.seq, pts=record.pts, ts=record.ts, s=s)
+        self._calibrate(st, update.ended, s)
         st.last = FrameObjects(record.seq, regions, update.seen, update.ended)
         st.ended = None
         return st.last
@@ -77,7 +82,26 @@ class ObjectPass:
             return []
         if st.ended is None:
             st.ended = st.tracker.end_all()
+            self._calibrate(st, st.ended, self._settings_for(stream))
         return st.ended
+
+    @staticmethod
+    def _calibrate(st: _Stream, ended: list[Track], s: ReidSettings) -> None:
+        for track in ended:
+            if seen_well(track, s):
+                st.non_matches.add(track.appearance)
+
+    def non_matches(self, stream: str) -> NonMatches:
+        """How alike the stream's different tracks looked (empty for an unknown stream)."""
+        st = self._streams.get(stream)
+        return st.non_matches if st else NonMatches()
+
+    def threshold(self, floor: float) -> float:
+        """The similarity a link or a match needs on these streams: above nearly all similarities
+        between different tracks of each of them, never below `floor` (see
+        `dinostream.analytics.calibration`)."""
+        levels = [non_match_level([st.non_matches]) for st in self._streams.values()]
+        return max([floor, *(v for v in levels if v is not None)])
 
     def tracks(self, stream: str) -> list[Track]:
         """The stream's live tracks, confirmed or not (read-only: the pass owns them)."""
@@ -92,15 +116,21 @@ class ObjectPass:
         st = self._streams.get(stream)
         if st is None:
             return {}
-        return {"background": st.background.to_state(), "tracker": st.tracker.to_state()}
+        return {
+            "background": st.background.to_state(),
+            "tracker": st.tracker.to_state(),
+            "non_matches": st.non_matches.to_state(),
+        }
 
     def restore(self, stream: str, state: dict[str, Any]) -> None:
         """Load what `snapshot` saved (the same two fields re-identification and the watchlist
-        saved in their own state before the pass was shared); an empty dict resets the stream."""
+        saved in their own state before the pass was shared, and since then the non-matching
+        similarities); an empty dict resets the stream."""
         if not state:
             self._streams.pop(stream, None)
             return
         self._streams[stream] = _Stream(
             background=BackgroundModel.from_state(state["background"]),
             tracker=Tracker.from_state(state["tracker"]),
+            non_matches=NonMatches.from_state(state.get("non_matches")),
         )

@@ -11,13 +11,19 @@ every frame it is seen, and, until it is linked, searched there first. A track t
 is neither: a glimpse is no reliable appearance to link to, and a track that other tracks link
 to has already had its own chance to link (else they would keep an identity it then drops).
 The search: the most similar track of another stream, seen within `window_s`, links it when
-the similarity reaches `link_threshold` and beats the best track of any other identity by
-`link_margin`. A linked track takes the identity of the track it matched, and writes that
-identity to the gallery, so links chain into one identity across any number of streams and
-workers (each worker only sees its streams; the gallery is what they share).
+the similarity reaches the stream's threshold and beats the best track of any other identity by
+`link_margin`. The threshold is calibrated on the camera: the level nearly all similarities
+between its own different tracks stay under (`dinostream.analytics.calibration`), never below
+`link_threshold`, which stands alone until the camera has seen enough tracks. A linked track
+takes the identity of the track it matched, and writes that identity to the gallery, so links
+chain into one identity across any number of streams and workers (each worker only sees its
+streams; the gallery is what they share).
 
 A link is one `reid` event per (stream, track): "open" when it is made, "update" at most every
-`update_every_s` with the latest box while the track lasts, "closed" when the track ends.
+`update_every_s` with the latest box while the track lasts, "closed" when the track ends. Every
+one names the matched track; the "open" one also says when and where it was seen
+(`matched_t_start`, `matched_t_end`: media seconds on its stream; `matched_box`) and the
+threshold it cleared, so whoever reads a link can check it against the other camera's video.
 
     >>> reid = ReidProcessor(ReidSettings(), MemoryTrackGallery())
     >>> for rec in records:                     # every stream, each in its own order
@@ -33,13 +39,14 @@ from typing import Any
 from dinostream.analytics.gallery import GalleryHit, TrackEntry, TrackGallery
 from dinostream.analytics.objects import ObjectPass
 from dinostream.analytics.processor import Processor
-from dinostream.analytics.tracking import Track
+from dinostream.analytics.tracking import Track, seen_well
 from dinostream.core.records import Box, Event, FrameEmbedding, event_id
 from dinostream.core.settings import ReidSettings
 
 _PRUNE_EVERY = 100  # frames of a stream between two prunes of the gallery
-# 2: the background and tracks under "objects" (the shared pass); 1 had them at the top level.
-_STATE_VERSION = 2
+# 3: the shared pass also holds the camera's non-matching similarities (calibration); 2: the
+# background and tracks under "objects" (the shared pass); 1 had them at the top level.
+_STATE_VERSION = 3
 
 
 @dataclass
@@ -56,7 +63,7 @@ def identity_of(stream: str, track: Track) -> str:
 def ready(track: Track, s: ReidSettings) -> bool:
     """Seen enough to link and to be linked to: confirmed, and `link_min_views` full views (or
     three times as many frames, for an object that is never seen whole)."""
-    return track.confirmed and (track.full_views >= s.link_min_views or track.hits >= 3 * s.link_min_views)
+    return seen_well(track, s)
 
 
 def best_link(hits: list[GalleryHit], threshold: float, margin: float) -> GalleryHit | None:
@@ -71,6 +78,16 @@ def best_link(hits: list[GalleryHit], threshold: float, margin: float) -> Galler
     if rivals and best.score - max(rivals) < margin:
         return None
     return best
+
+
+def _seen(hit: GalleryHit) -> dict[str, Any]:
+    """When and where the matched track was seen, as far as its gallery entry says."""
+    out: dict[str, Any] = {"matched_t_end": hit.t}
+    if hit.t_start is not None:
+        out["matched_t_start"] = hit.t_start
+    if hit.box is not None:
+        out["matched_box"] = [round(v, 4) for v in hit.box]
+    return out
 
 
 class ReidProcessor(Processor[ReidSettings]):
@@ -108,7 +125,8 @@ class ReidProcessor(Processor[ReidSettings]):
                     since_ts=record.ts - s.window_s,
                     limit=self.search_limit,
                 )
-                hit = best_link(hits, s.link_threshold, s.link_margin)
+                threshold = self.objects.threshold(s.link_threshold)
+                hit = best_link(hits, threshold, s.link_margin)
                 if hit is not None:
                     track.extra["identity"] = hit.identity
                     track.extra["link"] = {
@@ -116,6 +134,7 @@ class ReidProcessor(Processor[ReidSettings]):
                         "matched_track": hit.track_id,
                         "similarity": round(hit.score, 4),
                     }
+                    track.extra["matched"] = {"threshold": round(threshold, 4), **_seen(hit)}
                     track.extra["sent_pts"] = record.pts
                     events.append(self._event(record.stream, track, record.ts, "open", record.model))
             elif record.pts - float(track.extra.get("sent_pts", 0.0)) >= s.update_every_s:
@@ -129,6 +148,8 @@ class ReidProcessor(Processor[ReidSettings]):
                     embedding=track.appearance,
                     t=record.pts,
                     ts=record.ts,
+                    t_start=track.first_pts,
+                    box=(track.box.x0, track.box.y0, track.box.x1, track.box.y1),
                 )
             )
         for track in frame.ended:
@@ -150,6 +171,8 @@ class ReidProcessor(Processor[ReidSettings]):
         identity = identity_of(stream, track)
         box = track.box
         details: dict[str, Any] = {"identity": identity, "track": track.track_id, **link}
+        if status == "open":  # what the link was made on: the threshold, when and where the match was seen
+            details.update(track.extra.get("matched", {}))
         if model:
             details["model"] = model
         return Event(

@@ -143,6 +143,12 @@ class Track:
         )
 
 
+def seen_well(track: Track, s: ReidSettings) -> bool:
+    """Seen enough for its appearance to be trusted: confirmed, and `link_min_views` full views
+    (or three times as many frames, for an object that is never seen whole)."""
+    return track.confirmed and (track.full_views >= s.link_min_views or track.hits >= 3 * s.link_min_views)
+
+
 def _edge_step(a0: float, a1: float, b0: float, b1: float, steps: int) -> float:
     """Motion along one axis from interval (a0, a1) to (b0, b1): the mean shift of the ends that
     the frame's edge did not cut in either (an object walking out keeps its trailing end), else

@@ -1,17 +1,21 @@
 """Watchlists: query by example. Register what to look for; a match on any stream raises an event.
 
-An exemplar is a unit vector in region-embedding space, made from a box drawn on a frame
-(`exemplar_from_patches`), an uploaded crop embedded as an image (`exemplar_from_image_embedding`),
-or a click on a frame (`click_to_segment`: the patches similar to the clicked one, the connected
-part containing the click, as in zero-shot click-to-segment).
+An exemplar is a unit vector of the kind a track's appearance is (`dinostream.analytics.exemplars`):
+made from a box drawn on a frame (`exemplar_from_patches`), an uploaded crop seen as the frames
+it was cut from see it (`CropExemplar`), or a click on a frame (`click_to_segment`: the patches
+similar to the clicked one, the connected part containing the click, as in zero-shot
+click-to-segment).
 
 Matching reads the regions and tracks of an `ObjectPass` (`dinostream.analytics.objects`): in a
 deployment the one re-identification computes and saves (`objects=reid.objects`: one pass per
 frame for both, following the reid settings of each stream), else one of its own, following
 its own settings, saved with its state. A confirmed track whose appearance (the mean
-of its region embeddings, which is far steadier than one frame's) reaches `watch_threshold`
-against an exemplar is a match, and the track's box goes into the event. Something that has not
-moved since the camera started is part of the background and is not looked at.
+of its region embeddings, which is far steadier than one frame's) reaches the stream's
+threshold against an exemplar is a match, and the track's box goes into the event. The
+threshold is calibrated on the camera, as re-identification's is: above nearly all the
+similarities between its own different tracks (`dinostream.analytics.calibration`), never below
+`watch_threshold`. Something that has not moved since the camera started is part of the
+background and is not looked at.
 
 One occurrence per (stream, exemplar) is one event: "open" at the first match, "update" with the
 latest box at most every `update_every_s` while it keeps matching, "closed" after
@@ -32,77 +36,38 @@ from typing import Any
 
 import numpy as np
 
+from dinostream.analytics.exemplars import (
+    CropExemplar,
+    Segment,
+    click_to_segment,
+    exemplar_from_image_embedding,
+    exemplar_from_patches,
+)
 from dinostream.analytics.objects import ObjectPass
 from dinostream.analytics.processor import Processor
-from dinostream.analytics.regions import (
-    box_mask,
-    centred_patches,
-    components,
-    mask_box,
-    region_embedding,
-    unit_rows,
-)
+from dinostream.analytics.regions import unit_rows
 from dinostream.analytics.tracking import Track
 from dinostream.core.records import Box, Event, FrameEmbedding, event_id
 from dinostream.core.settings import ReidSettings
 
-# 2: the background and tracks under "objects" when the watchlist has its own pass (none when it
-# reads another processor's); 1 had its own at the top level.
-_STATE_VERSION = 2
+# The ways to make an exemplar, where callers have always found them.
+__all__ = [
+    "CropExemplar",
+    "Exemplar",
+    "Match",
+    "Segment",
+    "Watchlist",
+    "WatchlistProcessor",
+    "click_to_segment",
+    "exemplar_from_image_embedding",
+    "exemplar_from_patches",
+    "find_matches",
+]
 
-
-def _grid_cell(point: tuple[float, float], grid: tuple[int, int]) -> tuple[int, int]:
-    x, y = point
-    if not (0 <= x <= 1 and 0 <= y <= 1):
-        raise ValueError(f"point must be in normalised frame coordinates (0..1), got {point}")
-    gh, gw = grid
-    return min(int(y * gh), gh - 1), min(int(x * gw), gw - 1)
-
-
-def exemplar_from_patches(patches: np.ndarray, box: Box, *, centering: float) -> np.ndarray:
-    """An exemplar from a box drawn on a frame: the unit mean of the (centred, see
-    `dinostream.analytics.regions.centred_patches`) patch vectors whose cells' centres are inside `box`.
-    `centering` is the stream's `ReidSettings.feature_centering`, as its regions are centred."""
-    centred = centred_patches(patches, centering)
-    return unit_rows(centred[box_mask(box, centred.shape[:2])].mean(axis=0))
-
-
-def exemplar_from_image_embedding(record: FrameEmbedding) -> np.ndarray:
-    """An exemplar from an uploaded crop that was embedded as an image (the whole picture is the
-    object): the unit mean of its unit patch vectors, the kind of vector a region has. A crop is
-    seen without its surroundings, so a box or a click on a frame makes a closer exemplar."""
-    unit = unit_rows(record.patches)
-    return unit_rows(unit.reshape(-1, unit.shape[-1]).mean(axis=0))
-
-
-@dataclass(frozen=True, eq=False)
-class Segment:
-    mask: np.ndarray  # (gh, gw) bool
-    box: Box
-    vector: np.ndarray  # (D,) unit exemplar
-    similarity: np.ndarray  # (gh, gw) cosine of every patch to the clicked one
-
-
-def click_to_segment(patches: np.ndarray, point: tuple[float, float], threshold: float, *, centering: float) -> Segment:
-    """Zero-shot click-to-segment: every patch's cosine similarity to the clicked patch, the patches
-    at least `threshold` similar, and of those the connected part containing the click; the
-    exemplar is the region embedding of that part.
-
-    `point` is (x, y) in normalised frame coordinates. The clicked patch is always selected.
-    `centering`: as for `exemplar_from_patches` (0 compares the patches as they are)."""
-    centred = centred_patches(patches, centering)
-    unit = unit_rows(centred)
-    r, c = _grid_cell(point, unit.shape[:2])
-    sim = unit @ unit[r, c]
-    labels, _ = components(sim >= threshold)
-    mask = labels == labels[r, c] if labels[r, c] else np.zeros(sim.shape, dtype=bool)
-    mask[r, c] = True
-    return Segment(
-        mask=mask,
-        box=mask_box(mask, score=float(sim[mask].mean())),
-        vector=region_embedding(centred, mask),
-        similarity=sim,
-    )
+# 3: the pass's state (when the watchlist has its own) also holds the camera's non-matching
+# similarities; 2: the background and tracks under "objects" (none when it reads another
+# processor's pass); 1 had its own at the top level.
+_STATE_VERSION = 3
 
 
 @dataclass(frozen=True, eq=False)
@@ -238,7 +203,8 @@ class WatchlistProcessor(Processor[ReidSettings]):
         st = self._streams.setdefault(record.stream, _Stream())
         exemplars = {e.id: e for e in self.watchlist}
         confirmed = [t for t in self.objects.observe(record).seen if t.confirmed]
-        matches = {m.exemplar: m for m in find_matches(confirmed, list(exemplars.values()), s.watch_threshold)}
+        threshold = self.objects.threshold(s.watch_threshold)
+        matches = {m.exemplar: m for m in find_matches(confirmed, list(exemplars.values()), threshold)}
         events: list[Event] = []
         for ex_id, current in list(st.open.items()):
             if ex_id in matches:

@@ -270,3 +270,63 @@ def test_a_track_enters_the_gallery_once_it_is_seen_enough_to_link() -> None:
                 confirmed_not_ready = True
                 assert len(gallery) == 0  # a glimpse is neither searched nor a link target
     assert confirmed_not_ready and len(gallery) == 1
+
+
+def test_the_open_link_says_when_and_where_the_matched_track_was_seen() -> None:
+    a = stream("cam-a", [("suitcase", 5)], 40)
+    b = stream("cam-b", [("suitcase", 22)], 40)
+    events = run(ReidProcessor(ReidSettings(), MemoryTrackGallery()), interleave(a, b))
+    first, *rest = next(iter(by_id(events).values()))
+    d = first.details
+    # cam-a's suitcase entered at frame 5 (2.5 s) and was last seen at the right edge.
+    assert d["matched_t_start"] == pytest.approx(3.0) and d["matched_t_end"] <= first.t_start
+    assert d["matched_box"][2] == pytest.approx(1.0) and d["matched_box"][1:4:2] == pytest.approx([3 / 8, 6 / 8])
+    assert d["threshold"] == ReidSettings().link_threshold  # nothing to calibrate on yet
+    assert all("matched_t_start" not in e.details for e in rest)  # the updates carry the box alone
+
+
+def alike_looks(n: int, alike: float, seed: int) -> list[np.ndarray]:
+    """`n` looks sharing one component (`alike` of it): look-alikes when `alike` is near 1."""
+    rng = np.random.default_rng(seed)
+    common = rng.normal(size=DIM)
+    return [(alike * common + np.sqrt(1 - alike**2) * rng.normal(size=DIM)).astype(np.float32) for _ in range(n)]
+
+
+def parade(name: str, looks: list[np.ndarray], frames: int, first: int = 2) -> list[FrameEmbedding]:
+    """Objects of the given looks cross one after another (3x3 cells, one cell a frame)."""
+    bg = np.random.default_rng(seed(name)).normal(size=(*GRID, DIM))
+    out = []
+    for seq in range(frames):
+        rng = np.random.default_rng([seed(name), seq])
+        x = bg + 0.05 * rng.normal(size=bg.shape)
+        k, t = divmod(seq - first, GRID[1] + 5)
+        col = t - 2
+        if seq >= first and k < len(looks) and t < GRID[1] + 3:
+            c0, c1 = max(col, 0), min(col + 3, GRID[1])
+            x[3:6, c0:c1] = looks[k] + 0.2 * rng.normal(size=(3, c1 - c0, DIM))
+        out.append(record(name, seq, x))
+    return out
+
+
+@pytest.mark.parametrize(("alike", "linked"), [(0.3, True), (0.9, False)], ids=["all-different", "look-alikes"])
+def test_a_camera_of_look_alikes_raises_the_link_threshold(alike: float, linked: bool) -> None:
+    """cam-a shows six objects; cam-b then shows one much like the last of them (about 0.8), but
+    not it. Among objects that all differ that links at the configured threshold; among
+    look-alikes (about 0.85 to each other), whose similarities set the threshold, it does not
+    (at the configured 0.7 alone it would)."""
+    looks = alike_looks(6, alike, seed=4)
+    last, other = looks[5], np.random.default_rng(9).normal(size=DIM)
+    visitor = (
+        0.85 * last / np.linalg.norm(last) + np.sqrt(1 - 0.85**2) * other / np.linalg.norm(other)
+    ) * np.linalg.norm(last)
+    a = parade("cam-a", looks, 6 * 15 + 30)
+    b = parade("cam-b", [visitor.astype(np.float32)], 6 * 15 + 30, first=6 * 15 + 4)
+    proc = ReidProcessor(ReidSettings(), MemoryTrackGallery())
+    opened = [e for e in run(proc, interleave(a, b)) if e.status == "open"]
+    threshold = proc.objects.threshold(ReidSettings().link_threshold)
+    assert bool(opened) is linked
+    if linked:
+        (link,) = opened
+        assert link.details["matched_stream"] == "cam-a" and link.details["threshold"] == threshold == 0.7
+    else:
+        assert 0.85 < threshold < 0.9

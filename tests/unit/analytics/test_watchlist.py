@@ -8,7 +8,8 @@ import zlib
 import numpy as np
 import pytest
 
-from dinostream.analytics.regions import unit_rows
+from dinostream.analytics.exemplars import CROP_SHIFTS, CropExemplar
+from dinostream.analytics.regions import centred_patches, region_embedding, unit_rows
 from dinostream.analytics.watchlist import (
     Exemplar,
     Watchlist,
@@ -18,7 +19,13 @@ from dinostream.analytics.watchlist import (
     exemplar_from_patches,
 )
 from dinostream.core.records import Box, Event, FrameEmbedding
-from dinostream.core.settings import ReidSettings
+from dinostream.core.settings import ModelSettings, ReidSettings
+from dinostream.embedding.embedder import Embedder
+from dinostream.embedding.input_size import model_input_size
+from dinostream.embedding.model_loader import load_model
+from dinostream.ingest.resize import resize_rgb
+from dinostream.ingest.source import Frame
+from generators.reid_families import make_site
 
 DIM = 32
 GRID = (8, 10)
@@ -220,3 +227,108 @@ def test_a_track_matches_only_the_exemplar_it_is_most_like() -> None:
     events = run(WatchlistProcessor(ReidSettings(), wl), walking("cam-b", "suitcase", [6], 24))
     assert {e.details["exemplar"] for e in events} == {"ex-suitcase"}
     assert float(alike @ exact.vector) > ReidSettings().watch_threshold + 0.1
+
+
+def bordered(obj: tuple[int, int], margin: int = 8, seed_: int = 0) -> np.ndarray:
+    """A crop as a user cuts it: a red-and-white striped object with `margin` px of grey floor around it."""
+    rng = np.random.default_rng(seed_)
+    h, w = obj
+    crop = np.full((h + 2 * margin, w + 2 * margin, 3), 90, dtype=np.float32) + rng.normal(
+        0, 2, (h + 2 * margin, w + 2 * margin, 3)
+    )
+    stripes = (np.arange(h)[:, None] // 6 % 2).astype(np.float32)
+    crop[margin : margin + h, margin : margin + w] = np.array([220, 30, 30]) * stripes[..., None] + 240 * (
+        1 - stripes[..., None]
+    )
+    return np.clip(crop, 0, 255).astype(np.uint8)
+
+
+def test_a_crop_is_seen_on_a_frame_sized_canvas_at_its_own_scale() -> None:
+    crop = bordered((60, 40))
+    plan = CropExemplar(crop, (640, 360))
+    views = plan.views(grid=(10, 18))
+    assert len(views) == CROP_SHIFTS
+    cell = 640 / 18
+    for k, v in enumerate(views):
+        assert v.scene.shape == v.empty.shape == (360, 640, 3)
+        x0, y0 = round(v.box.x0 * 640), round(v.box.y0 * 360)
+        assert (v.box.x1 - v.box.x0, v.box.y1 - v.box.y0) == pytest.approx(
+            (56 / 640, 76 / 360)
+        )  # one crop px, one frame px
+        assert x0 - round(views[0].box.x0 * 640) == pytest.approx(k * cell / CROP_SHIFTS, abs=1)
+        assert np.array_equal(v.scene[y0 : y0 + 76, x0 : x0 + 56], crop)
+        outside = np.ones((360, 640), dtype=bool)
+        outside[y0 : y0 + 76, x0 : x0 + 56] = False
+        assert np.array_equal(v.scene[outside], v.empty[outside])  # only the crop differs
+        inside = v.empty[y0 + 8 : y0 + 68, x0 + 8 : x0 + 48].astype(float)
+        assert np.abs(inside - 90).max() < 8  # the margin continued across, the object gone
+    assert plan.centred().box == views[0].box
+
+
+def test_a_crop_larger_than_its_frames_is_fitted_whole() -> None:
+    plan = CropExemplar(bordered((300, 100)), (320, 180))
+    (view,) = plan.views(grid=(10, 18))[:1]
+    assert view.box.y0 >= 0 and view.box.y1 <= 1 and view.box.y1 - view.box.y0 == pytest.approx(1.0, abs=0.02)
+
+
+@pytest.mark.parametrize("crop", [np.zeros((5, 5), np.uint8), np.zeros((1, 9, 3), np.uint8)], ids=["grey", "one-row"])
+def test_a_crop_that_is_no_picture_is_refused(crop: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="crop"):
+        CropExemplar(crop, (640, 360))
+
+
+def test_the_crop_exemplar_is_the_region_that_differs_from_the_empty_canvas() -> None:
+    plan = CropExemplar(bordered((60, 40)), (100, 80), shifts=2)
+    views = plan.views(grid=GRID)
+    empty = grid("canvas", 0, [])
+    scenes = []
+    for v in views:  # the object covers the 3x3 cells around the box's centre
+        r, c = int((v.box.y0 + v.box.y1) / 2 * GRID[0]), int((v.box.x0 + v.box.x1) / 2 * GRID[1])
+        scenes.append(grid("canvas", 0, [("suitcase", r - 1, c - 1, 3, 3)]))
+    vector = plan.vector(views, scenes, [empty] * len(views), ReidSettings())
+    centred = [centred_patches(s, CENTERING) for s in scenes]
+    expected = unit_rows(
+        np.mean([region_embedding(c, ~np.isclose(s, empty).all(-1)) for c, s in zip(centred, scenes, strict=True)], 0)
+    )
+    assert float(vector @ expected) > 0.999
+    assert float(vector @ unit_rows(look("suitcase"))) > 0.8
+    nothing = plan.vector(views, [empty] * len(views), [empty] * len(views), ReidSettings())  # nothing stands out
+    assert np.isfinite(nothing).all() and np.linalg.norm(nothing) == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module")
+def tiny_embedder() -> Embedder:
+    return Embedder(load_model("random:tiny", device="cpu"), ModelSettings(model="random:tiny"))
+
+
+@pytest.mark.parametrize("site_seed", [1, 2], ids=["parade-1", "parade-2"])
+def test_a_crop_cut_from_a_frame_is_found_on_its_video_every_time(tiny_embedder: Embedder, site_seed: int) -> None:
+    """Camera A of a generated site (generators/reid_families.py): four figures cross one at a
+    time; each figure's crop, cut from a frame of A with an 8 px margin, raises one occurrence,
+    during that figure's pass and on it, and no other."""
+    site = make_site("parade", site_seed)
+    size = model_input_size(site.size, image_size=224, aspect="preserve")
+    frames = [Frame("A", i, t, T0 + t, resize_rgb(site.render(0, t)[0], size)) for i, t in enumerate(site.times(0))]
+    records = [r for k in range(0, len(frames), 16) for r in tiny_embedder.embed(frames[k : k + 16])]
+    wl = Watchlist()
+    for oid in site.travellers():
+        plan = CropExemplar(site.crop(oid).image, site.size)
+        views = plan.views(records[0].patches.shape[:2])
+        embedded = tiny_embedder.embed(
+            [Frame("q", 0, 0, 0, resize_rgb(p, size)) for v in views for p in (v.scene, v.empty)]
+        )
+        patches = [r.patches for r in embedded]
+        wl.add(
+            Exemplar(
+                f"o{oid}", site.figures[oid].name, plan.vector(views, patches[0::2], patches[1::2], ReidSettings())
+            )
+        )
+    events = run(WatchlistProcessor(ReidSettings(), wl), records)
+    found = {}
+    for occ in occurrences(events).values():
+        oid = int(occ[0].details["exemplar"][1:])
+        assert oid not in found, f"figure {oid} found twice"
+        (p,) = [p for p in site.visits(oid) if p.camera == 0]
+        assert p.t0 <= occ[0].t_start and occ[-1].t_end <= p.t1 + 1
+        found[oid] = occ[0].score
+    assert sorted(found) == sorted(site.travellers())
