@@ -30,6 +30,7 @@ Scores (ground truth per confirmed track: the object its boxes cover most often,
 from __future__ import annotations
 
 import argparse
+import hashlib
 import struct
 import sys
 import tempfile
@@ -46,15 +47,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dinostream.analytics.gallery import EdgeTrackGallery, MemoryTrackGallery, TrackGallery  # noqa: E402
 from dinostream.analytics.phases import PhaseSegmenter  # noqa: E402
+from dinostream.analytics.processor_set import ProcessorSet  # noqa: E402
 from dinostream.analytics.regions import box_iou  # noqa: E402
 from dinostream.analytics.reid import ReidProcessor, identity_of  # noqa: E402
 from dinostream.analytics.summary import summarize_records  # noqa: E402
-from dinostream.analytics.watchlist import Exemplar, Watchlist, WatchlistProcessor, exemplar_from_patches  # noqa: E402
+from dinostream.analytics.watchlist import (  # noqa: E402
+    Exemplar,
+    Watchlist,
+    WatchlistProcessor,
+    exemplar_from_image_embedding,
+    exemplar_from_patches,
+)
 from dinostream.core.records import Box, Event, FrameEmbedding  # noqa: E402
 from dinostream.core.settings import ModelSettings, PhaseSettings, ReidSettings  # noqa: E402
 from dinostream.embedding.embedder import Embedder  # noqa: E402
 from dinostream.embedding.model_loader import load_model  # noqa: E402
 from dinostream.ingest.source import Frame  # noqa: E402
+from generators.reid_families import Site, make_site  # noqa: E402
+
+try:
+    from dinostream.analytics.exemplars import CropExemplar  # noqa: E402
+except ImportError:  # a tree from before it (to measure what it changed)
+    CropExemplar = None  # type: ignore[assignment,misc]
 
 SIZE = 224  # rendered frames are already the model's input square
 FPS = 2.0  # sampled frames per second, as `dinostream up` samples by default
@@ -544,6 +558,231 @@ def run_watchlist(scene: Scene, emb: Embedded) -> WatchScores:
     )
 
 
+# --- families of independent generators (generators/reid_families.py) -----------------------------
+
+# Settings were tuned looking only at TUNED_ON; HELD_OUT was run once, at the end, with them.
+TUNED_ON, HELD_OUT = "parade", "crowd"
+FAMILY_SEEDS = {"parade": (1, 2, 3), "crowd": (1, 2)}
+
+
+@dataclass
+class FamilyScores:
+    """One site's figures; counts, so sites add up."""
+
+    idf1: float
+    idf1_true_ids: float
+    links: int
+    links_verified: int  # both tracks of the link show a known object
+    links_right: int  # ... the same one
+    linkable: int  # tracks of an object another camera showed before
+    linked_right: int  # of those, linked to a track of that object
+    strangers_linked: int  # tracks of an object no other camera showed before, linked anyway
+    watch: dict[str, tuple[int, int, int, int]]  # camera -> (target passes, found, occurrences, right)
+    frames: int
+    seconds: float
+
+
+def site_frames(site: Site, size: tuple[int, int]) -> tuple[list[Frame], list[list[tuple[int, tuple]]]]:
+    """Every camera's sampled frames in time order, resized to the model input as ingest does,
+    with the ground truth of each."""
+    from dinostream.ingest.resize import resize_rgb
+
+    frames, truths = [], []
+    for i, t in enumerate(site.times()):
+        for c, name in enumerate(site.names):
+            if t < site.end(c):
+                img, truth = site.render(c, t)
+                frames.append(Frame(stream=name, seq=i, pts=t, ts=1.7e9 + t, image=resize_rgb(img, size)))
+                truths.append(truth)
+    return frames, truths
+
+
+def crop_exemplars(
+    site: Site, grid: tuple[int, int], size: tuple[int, int], embedder: Embedder, cache: Path | None
+) -> Watchlist:
+    """One exemplar per travelling object, from the crop a user would cut of it (8 px margin, on
+    the first camera it visits), made as `dinostream analyze --watch` makes it."""
+    from dinostream.ingest.resize import resize_rgb
+
+    settings = ReidSettings()
+    crops = [site.crop(oid) for oid in site.travellers()]
+    wl = Watchlist()
+    if CropExemplar is None:  # an older tree (for the "before" figures): the crop embedded as a picture
+        from dinostream.embedding.input_size import model_input_size
+
+        for c in crops:
+            ms = embedder.settings
+            own = model_input_size((c.image.shape[1], c.image.shape[0]), image_size=ms.image_size, aspect=ms.aspect)
+            (rec,) = embedder.embed([Frame("query", 0, 0.0, 0.0, resize_rgb(c.image, own))])
+            wl.add(Exemplar(f"obj{c.oid}", site.figures[c.oid].name, exemplar_from_image_embedding(rec)))
+        return wl
+    plans = [CropExemplar(c.image, site.size) for c in crops]
+    views = [plan.views(grid) for plan in plans]
+    images = [img for vs in views for v in vs for img in (v.scene, v.empty)]
+    digest = hashlib.sha1(b"".join(img.tobytes() for img in images)).hexdigest()[:12]
+    frames = [Frame("query", i, 0.0, 0.0, resize_rgb(img, size)) for i, img in enumerate(images)]
+    records = embed(embedder, frames, cache.with_name(f"{cache.stem}-crops-{digest}.bin") if cache else None)
+    k = 0
+    for c, plan, vs in zip(crops, plans, views, strict=True):
+        patches = [r.patches for r in records[k : k + 2 * len(vs)]]
+        k += 2 * len(vs)
+        vector = plan.vector(vs, patches[0::2], patches[1::2], settings)
+        wl.add(Exemplar(f"obj{c.oid}", site.figures[c.oid].name, vector))
+    return wl
+
+
+def run_site(site: Site, emb: Embedded, watchlist: Watchlist) -> tuple[ReidRun, list[Event]]:
+    """Re-identification and the watchlist on one pass of regions and tracks, as deployed."""
+    reid = ReidProcessor(ReidSettings(), MemoryTrackGallery())
+    procs = ProcessorSet([reid, WatchlistProcessor(ReidSettings(), watchlist, objects=reid.objects)])
+    boxes, identity, events = [], {}, []
+    t0 = time.perf_counter()
+    for rec in emb.records:
+        events += procs.process(rec)
+        for t in reid.tracks(rec.stream):
+            if t.confirmed and t.last_seq == rec.seq:
+                boxes.append((rec.stream, rec.seq, t.track_id, t.box))
+                identity[(rec.stream, t.track_id)] = identity_of(rec.stream, t)
+    for name in site.names:
+        events += procs.flush(name)
+    seconds = time.perf_counter() - t0
+    reid_events = [e for e in events if e.type == "reid"]
+    return ReidRun(boxes, identity, reid_events, seconds), [e for e in events if e.type == "watchlist"]
+
+
+def score_site(site: Site, emb: Embedded, run: ReidRun, watch_events: list[Event]) -> FamilyScores:
+    truth = truth_index(emb)
+    gt = track_truth(run, truth)
+    first_seen: dict[tuple[str, str], int] = {}
+    for stream, seq, tid, _ in run.boxes:
+        first_seen.setdefault((stream, tid), seq)
+    # A track can be linked when its object was tracked on another camera before it appeared.
+    earlier = {k: any(o[0] != k[0] and gt[o] == gt[k] and first_seen[o] < first_seen[k] for o in gt) for k in gt}
+    opened = [e for e in run.events if e.status == "open"]
+    verified = right = strangers = 0
+    linked_right: set[tuple[str, str]] = set()
+    for e in opened:
+        me, other = (e.stream, e.details["track"]), (e.details["matched_stream"], e.details["matched_track"])
+        if gt.get(me) is not None and gt.get(other) is not None:
+            verified += 1
+            if gt[me] == gt[other]:
+                right += 1
+                linked_right.add(me)
+        if gt.get(me) is not None and not earlier[me]:
+            strangers += 1
+    linkable = [k for k in gt if gt[k] is not None and earlier[k]]
+    # Watchlist, per camera: each pass of a listed object (seen at least half in three frames or
+    # more) is a target; an occurrence is right when its boxes cover that object in at least half
+    # of its events, during one of its passes on that camera.
+    listed = set(site.travellers())
+    occurrences: dict[str, list[Event]] = defaultdict(list)
+    for e in watch_events:
+        occurrences[e.id].append(e)
+    seen_frames: Counter[tuple[int, int, float]] = Counter()
+    for r, tr in zip(emb.records, emb.truths, strict=True):
+        for oid, _ in tr:
+            for p in site.visits(oid):
+                if site.names[p.camera] == r.stream and p.t0 <= r.pts <= p.t1:
+                    seen_frames[(oid, p.camera, p.t0)] += 1
+    targets = [p for p in site.passes if p.oid in listed and seen_frames[(p.oid, p.camera, p.t0)] >= 3]
+    found: set[Pass] = set()
+    per_cam: dict[str, list[int]] = {name: [0, 0, 0, 0] for name in site.names}
+    for p in targets:
+        per_cam[site.names[p.camera]][0] += 1
+    for evs in occurrences.values():
+        oid, stream = int(evs[0].details["exemplar"][3:]), evs[0].stream
+        ok = 0
+        for e in evs:
+            objs = [b for o, b in truth.get((stream, e.frames[1]), []) if o == oid]
+            ok += bool(objs) and box_iou(e.boxes[0], objs[0]) >= 0.3
+        last = evs[-1]
+        during = [
+            p
+            for p in site.visits(oid)
+            if site.names[p.camera] == stream and p.t0 <= last.t_end and last.t_start <= p.t1
+        ]
+        per_cam[stream][2] += 1
+        if during and ok * 2 >= len(evs):
+            per_cam[stream][3] += 1
+            found.update(p for p in during if p in targets)
+    for p in found:
+        per_cam[site.names[p.camera]][1] += 1
+    return FamilyScores(
+        idf1=idf1(run, truth),
+        idf1_true_ids=idf1(
+            ReidRun(run.boxes, {k: f"object-{gt[k]}" if gt[k] is not None else repr(k) for k in gt}, [], 0.0), truth
+        ),
+        links=len(opened),
+        links_verified=verified,
+        links_right=right,
+        linkable=len(linkable),
+        linked_right=len(linked_right & set(linkable)),
+        strangers_linked=strangers,
+        watch={k: tuple(v) for k, v in per_cam.items()},  # type: ignore[misc]
+        frames=len(emb.records),
+        seconds=run.seconds,
+    )
+
+
+def run_family(family: str, seeds: Sequence[int], embedder: Embedder, args: argparse.Namespace, tag: str) -> None:
+    from dinostream.embedding.input_size import model_input_size
+
+    role = "tuned on" if family == TUNED_ON else "HELD OUT (never tuned on)" if family == HELD_OUT else "extra"
+    print(f"\nfamily {family} ({role}), sites {', '.join(map(str, seeds))}; crops cut as users draw them (8 px margin)")
+    all_scores = []
+    for seed in seeds:
+        site = make_site(family, seed)
+        size = model_input_size(site.size, image_size=args.size, aspect="preserve")
+        t0 = time.perf_counter()
+        frames, truths = site_frames(site, size)
+        cache = args.cache / f"{tag}-{family}-{seed}.bin" if args.cache else None
+        emb = Embedded(embed(embedder, frames, cache), truths)
+        grid = emb.records[0].patches.shape[:2]
+        watchlist = crop_exemplars(site, grid, size, embedder, cache)
+        prep_s = time.perf_counter() - t0
+        run, watch_events = run_site(site, emb, watchlist)
+        sc = score_site(site, emb, run, watch_events)
+        all_scores.append(sc)
+        strangers = [f.oid for f in site.figures if f.oid not in site.travellers()]
+        print(
+            f"  site {seed}: {len(site.names)} cameras {site.size[0]}x{site.size[1]}, {len(site.figures)} objects "
+            f"({len(site.travellers())} travel; {len(strangers)} never travel, look-alikes: "
+            f"{sum(f.look_alike_of is not None for f in site.figures)}), {len(emb.records)} frames, "
+            f"embedding+crops {prep_s:.0f} s"
+        )
+        print("    " + family_line(sc))
+        for cam, (n, hit, occ, ok) in sc.watch.items():
+            print(f"    watchlist camera {cam}: passes found {hit}/{n}, occurrences right {ok}/{occ}")
+    total = FamilyScores(
+        idf1=float(np.mean([s.idf1 for s in all_scores])),
+        idf1_true_ids=float(np.mean([s.idf1_true_ids for s in all_scores])),
+        **{f: sum(getattr(s, f) for s in all_scores) for f in _COUNTS},
+        watch={},
+        seconds=sum(s.seconds for s in all_scores),
+    )
+    n = hit = occ = ok = 0
+    for s in all_scores:
+        for v in s.watch.values():
+            n, hit, occ, ok = n + v[0], hit + v[1], occ + v[2], ok + v[3]
+    print(f"  {family} overall: " + family_line(total))
+    print(
+        f"  {family} watchlist: recall {fmt(ratio(hit, n))} ({hit}/{n} passes), precision {fmt(ratio(ok, occ))} "
+        f"({ok}/{occ} occurrences)   (goals: recall >= 0.90, precision >= 0.95)"
+    )
+
+
+_COUNTS = ("links", "links_verified", "links_right", "linkable", "linked_right", "strangers_linked", "frames")
+
+
+def family_line(sc: FamilyScores) -> str:
+    return (
+        f"IDF1 {fmt(sc.idf1)} (true ids {fmt(sc.idf1_true_ids)}) | links {sc.links} ({sc.links_verified} verified): "
+        f"precision {fmt(ratio(sc.links_right, sc.links))}, recall {fmt(ratio(sc.linked_right, sc.linkable))} "
+        f"({sc.linked_right}/{sc.linkable} linkable tracks) | never-seen objects linked {sc.strangers_linked} | "
+        f"processors {1000 * sc.seconds / max(sc.frames, 1):.1f} ms/frame"
+    )
+
+
 # --- phases ----------------------------------------------------------------------------------------------
 
 
@@ -607,8 +846,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=SIZE, help="model input side (frames are rendered at 224)")
     ap.add_argument("--scenes", default=",".join(f"{s}:{c}:{o}" for s, c, o in SCENES), help="seed:cameras:objects,...")
     ap.add_argument("--cache", type=Path, help="keep embeddings here and reuse them (for re-scoring only)")
+    ap.add_argument(
+        "--families",
+        default=f"{TUNED_ON},{HELD_OUT}",
+        help=f"generator families to run ('' for none; {HELD_OUT} is held out: never tune on it)",
+    )
+    ap.add_argument("--phases", action=argparse.BooleanOptionalAction, default=True, help="the phase segmenter part")
     args = ap.parse_args(argv)
-    scenes = [tuple(int(v) for v in item.split(":")) for item in args.scenes.split(",")]
+    scenes = [tuple(int(v) for v in item.split(":")) for item in args.scenes.split(",") if item]
     loaded = load_model(args.model, device="auto")
     embedder = Embedder(loaded, ModelSettings(model=args.model, image_size=args.size))
     print(
@@ -669,8 +914,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"  watchlist {name:12s} {ws.targets} target passes, {ws.occurrences} occurrences: precision "
                 f"{fmt(ws.precision)}, recall on other passes {fmt(ws.recall_other)}, on all {fmt(ws.recall_all)}"
             )
-    print("\nmean over scenes:")
-    for name in ("dinov3", "colour-peer"):
+    if rows:
+        print("\nmean over scenes:")
+    for name in ("dinov3", "colour-peer") if rows else ():
         sel = [sc for _, n, sc in rows if n == name]
         print(
             f"  {name:12s} cross-camera identity P {fmt(np.mean([s.pair_precision for s in sel]))} "
@@ -678,6 +924,10 @@ def main(argv: list[str] | None = None) -> int:
             f"| IDF1 {fmt(np.mean([s.idf1 for s in sel]))} (true ids {fmt(np.mean([s.idf1_true_ids for s in sel]))})"
             "   (goal >= 0.90)"
         )
+    for family in [f for f in args.families.split(",") if f]:
+        run_family(family, FAMILY_SEEDS.get(family, (1,)), embedder, args, tag)
+    if not args.phases:
+        return 0
     images, labels = procedure_frames(seed=21)
     frames = [Frame("or-1", i, i / PHASE_FPS, 1.7e9 + i / PHASE_FPS, img) for i, img in enumerate(images)]
     if resize:

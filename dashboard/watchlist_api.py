@@ -1,7 +1,9 @@
 """Watchlist management over HTTP: register what to look for, list it, remove it, and preview a
 click-to-segment on a live frame.
 
-An exemplar is made from an uploaded crop (multipart: `image`, `label`, optional `id`), from a
+An exemplar is made from an uploaded crop (multipart: `image`, `label`, optional `id`, optional
+`frame` = "WIDTHxHEIGHT" of the frames it was cut from, default 1280x720: see
+`dinostream.analytics.exemplars.CropExemplar`), from a
 click on a recent frame of a stream (JSON `{"label", "frame": {"stream", "seq"}, "point": {"x",
 "y"}}`: the patches similar to the clicked one, as in zero-shot click-to-segment), or from a box
 drawn on it (`"box": {"x0", "y0", "x1", "y1"}`). Registering writes it to the watchlist topic,
@@ -23,11 +25,11 @@ import numpy as np
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from dinostream.analytics.exemplars import DEFAULT_FRAME, CropExemplar
 from dinostream.analytics.watchlist import (
     Exemplar,
     Watchlist,
     click_to_segment,
-    exemplar_from_image_embedding,
     exemplar_from_patches,
 )
 from dinostream.core.records import Box, FrameEmbedding
@@ -40,6 +42,7 @@ from dinostream.dashboard.uploads import decode_rgb, limited_body, limited_form
 Publish = Callable[[str, Exemplar | None], Awaitable[None]]
 EmbedRecord = Callable[[np.ndarray], Awaitable[FrameEmbedding]]
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_FRAME = re.compile(r"^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$")
 
 
 class _Strict(BaseModel):
@@ -168,9 +171,10 @@ def watchlist_router(
             data = await upload.read()
             label = str(form.get("label") or "")
             ex_id = form.get("id")
+            frame = _frame_size(form.get("frame"))
         rgb = await asyncio.to_thread(decode_rgb, data)
-        rec = await embed_record(rgb)
-        return _check_id(ex_id), label[:200], exemplar_from_image_embedding(rec), {"source": "image"}
+        vector = await _crop_vector(embed_record, rgb, frame, reid_of(""))  # no stream: the defaults
+        return _check_id(ex_id), label[:200], vector, {"source": "image", "frame": f"{frame[0]}x{frame[1]}"}
 
     async def _from_frame(request: Request) -> tuple[str | None, str, np.ndarray, dict[str, Any]]:
         body = await _json(request, FromFrame)
@@ -215,6 +219,29 @@ def watchlist_router(
         return rec
 
     return router
+
+
+async def _crop_vector(
+    embed_record: EmbedRecord, rgb: np.ndarray, frame: tuple[int, int], settings: ReidSettings
+) -> np.ndarray:
+    """The crop as the frames it was cut from see it (`CropExemplar`); the first view's record
+    tells the patch grid the others are shifted on."""
+    plan = CropExemplar(rgb, frame)
+    first = await embed_record(plan.centred().scene)
+    views = plan.views(first.patches.shape[:2])
+    pictures = [views[0].empty] + [p for v in views[1:] for p in (v.scene, v.empty)]
+    rest = [r.patches for r in await asyncio.gather(*(embed_record(p) for p in pictures))]
+    scenes, empties = [first.patches, *rest[1::2]], [rest[0], *rest[2::2]]
+    return plan.vector(views, scenes, empties, settings)
+
+
+def _frame_size(raw: Any) -> tuple[int, int]:
+    if raw is None or raw == "":
+        return DEFAULT_FRAME
+    m = _FRAME.match(raw) if isinstance(raw, str) else None
+    if m is None:
+        raise ApiError(422, "invalid_frame", f"frame must be WIDTHxHEIGHT in pixels, got {raw!r}")
+    return int(m.group(1)), int(m.group(2))
 
 
 def _check_id(raw: Any) -> str | None:

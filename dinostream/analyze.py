@@ -8,7 +8,8 @@ index sink's writer (`IndexWriter`), each called here without Kafka.
 Several files are analysed one after the other with one set of processors, as cameras of one
 site: re-identification links an object seen in a later file to the same object in an earlier
 one, and watchlist exemplars (`watch`: label and picture of what to look for) are looked for
-in all of them.
+in all of them. A picture is taken to be a crop cut from a frame of the first video, at that
+video's scale (`dinostream.analytics.exemplars.CropExemplar`).
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from pathlib import Path
 import av
 import numpy as np
 
+from dinostream.analytics.exemplars import DEFAULT_FRAME, CropExemplar
 from dinostream.analytics.processor_set import ProcessorSet
-from dinostream.analytics.watchlist import Exemplar, Watchlist, exemplar_from_image_embedding
+from dinostream.analytics.watchlist import Exemplar, Watchlist
 from dinostream.analytics.worker import default_processors
 from dinostream.core.records import Event, FrameEmbedding
 from dinostream.core.settings import Settings
+from dinostream.embedding.input_size import grid_size
 from dinostream.embedding.model_loader import LoadedModel
 from dinostream.embedding.stage import EmbeddingStage, load_model_async
 from dinostream.ingest.pictures import read_rgb
@@ -35,6 +38,18 @@ from dinostream.sinks.index_factory import open_index
 from dinostream.sinks.index_sink import IndexWriter
 
 log = logging.getLogger(__name__)
+
+
+def video_size(path: str) -> tuple[int, int] | None:
+    """The file's first video stream's (width, height), if it has one that says."""
+    try:
+        with av.open(path, metadata_errors="replace") as container:
+            video = container.streams.video[0] if container.streams.video else None
+            if video is not None and video.codec_context.width and video.codec_context.height:
+                return int(video.codec_context.width), int(video.codec_context.height)
+    except (av.error.FFmpegError, OSError):
+        return None
+    return None
 
 
 def video_duration(path: str) -> float | None:
@@ -106,7 +121,8 @@ async def analyze_files(
     loaded = await load_model_async(settings.model)
     watchlist = Watchlist()
     if pictures:
-        await _register(watchlist, pictures, settings, loaded)
+        frame_size = (await asyncio.to_thread(video_size, paths[0]) if paths else None) or DEFAULT_FRAME
+        await _register(watchlist, pictures, settings, loaded, frame_size)
     processors = ProcessorSet(default_processors(settings.analytics, watchlist=watchlist))
     writer = None
     if index:
@@ -156,12 +172,25 @@ async def analyze_file(path: str, settings: Settings, emit: Callable[[Event], No
 
 
 async def _register(
-    watchlist: Watchlist, pictures: list[tuple[str, np.ndarray]], settings: Settings, loaded: LoadedModel
+    watchlist: Watchlist,
+    pictures: list[tuple[str, np.ndarray]],
+    settings: Settings,
+    loaded: LoadedModel,
+    frame_size: tuple[int, int],
 ) -> None:
+    """Each picture becomes an exemplar as a crop of a `frame_size` frame: its views on a canvas
+    of that size, embedded as such frames are (see `CropExemplar`)."""
+
     async def ignore(batch: list[FrameEmbedding]) -> None:
         return None
 
+    reid = settings.analytics.reid
     async with EmbeddingStage.from_settings(loaded, settings, ignore, kafka=False) as stage:
-        records = await stage.embed_image_records([rgb for _, rgb in pictures])
-    for i, ((label, _), rec) in enumerate(zip(pictures, records, strict=True)):
-        watchlist.add(Exemplar(f"watch-{i + 1}", label, exemplar_from_image_embedding(rec)))
+        grid = grid_size(stage.input_size_for(frame_size), patch=loaded.patch_size, pool=settings.model.patch_pool)
+        for i, (label, rgb) in enumerate(pictures):
+            plan = CropExemplar(rgb, frame_size)
+            views = plan.views(grid)
+            records = await stage.embed_image_records([img for v in views for img in (v.scene, v.empty)])
+            patches = [r.patches for r in records]
+            vector = plan.vector(views, patches[0::2], patches[1::2], reid)
+            watchlist.add(Exemplar(f"watch-{i + 1}", label, vector))
