@@ -461,16 +461,24 @@ async def main() -> None:
     ap.add_argument("--video-size", default="320x240", help="WxH of the generated videos")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="py-spy every role after measuring N")
     ap.add_argument("--profile-s", type=float, default=20.0)
-    ap.add_argument("--quick", action="store_true", help="smoke test: 2 streams (1 for a real model), short windows")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: 2 streams (1 for a real model), 1 ingest node, 1 worker, short windows",
+    )
     args = ap.parse_args()
     if args.quick:
         args.streams, args.model_streams, args.warmup, args.measure = "2", "1", 8.0, 8.0
+        args.ingest, args.workers = 1, 1  # every role still runs as its own process, once
     print("$", shlex.join([Path(sys.executable).name, *sys.argv]), flush=True)
     with contextlib.suppress(OSError):
         print(f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])} on {os.cpu_count()} cores")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     plans = {m: [int(n) for n in (args.streams if m == STANDIN else args.model_streams).split(",")] for m in models}
-    longest = max(len(c) for c in plans.values()) * (args.warmup + args.measure + args.profile_s) + 120
+    longest = (
+        max(len(c) for c in plans.values()) * (args.warmup + args.measure + (args.profile_s if args.profile else 0))
+        + 120
+    )
     tmp = Path(tempfile.mkdtemp(prefix="dinostream-density-"))
     w, h = (int(x) for x in args.video_size.split("x"))
     video = tmp / "cam.mp4"
