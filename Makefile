@@ -39,7 +39,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 test: install apt lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 # The GPU stage proven and measured in one run (bench/gpu_check.py): CUDA tests, then the bench,
 # into $(OUT)/gpu_check.json and $(OUT)/gpu_check.log. Runs under the machine's own python3 (the
