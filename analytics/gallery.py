@@ -60,6 +60,7 @@ class TrackEntry:
     ts: float  # wall-clock unix seconds it was last seen
     t_start: float | None = None  # media seconds it was first seen
     box: tuple[float, float, float, float] | None = None  # its latest box (x0, y0, x1, y1), normalised
+    ts_start: float | None = None  # wall-clock unix seconds it was first seen
 
     @property
     def point_id(self) -> str:
@@ -78,6 +79,8 @@ class TrackEntry:
             p["t_start"] = self.t_start
         if self.box is not None:
             p["box"] = [float(v) for v in self.box]
+        if self.ts_start is not None:
+            p["ts_start"] = self.ts_start
         return p
 
 
@@ -91,6 +94,7 @@ class GalleryHit:
     score: float  # cosine similarity, higher is closer
     t_start: float | None = None  # when the track was first seen (None: an entry written without it)
     box: tuple[float, float, float, float] | None = None  # its latest box, normalised
+    ts_start: float | None = None  # wall-clock unix seconds the track was first seen
 
 
 def track_point_id(stream: str, track_id: str) -> str:
@@ -120,6 +124,7 @@ def _hit(score: float, p: dict[str, Any]) -> GalleryHit:
         score=float(score),
         t_start=None if p.get("t_start") is None else float(p["t_start"]),
         box=None if box is None else (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
+        ts_start=None if p.get("ts_start") is None else float(p["ts_start"]),
     )
 
 
@@ -169,6 +174,7 @@ class MemoryTrackGallery:
             float(entry.ts),
             entry.t_start,
             entry.box,
+            entry.ts_start,
         )
         if len(self._entries) > self.max_entries:
             oldest = min(self._entries, key=lambda k: self._entries[k].ts)

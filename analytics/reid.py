@@ -10,7 +10,9 @@ appearance, i.e. the mean embedding of its full views, its last seen time and it
 every frame it is seen, and, until it is linked, searched there first. A track that is not ready
 is neither: a glimpse is no reliable appearance to link to, and a track that other tracks link
 to has already had its own chance to link (else they would keep an identity it then drops).
-The search: the most similar track of another stream, seen within `window_s`, links it when
+The search: the most similar track of another stream, seen within `window_s` and not at the
+same time as the searching track (for more than `COEXIST_S`: one object is not in two rooms at
+once, so a look-alike crossing another camera meanwhile is no candidate), links it when
 the similarity reaches the stream's threshold and beats the best track of any other identity by
 `link_margin`. The threshold is calibrated on the camera: the level nearly all similarities
 between its own different tracks stay under (`dinostream.analytics.calibration`), never below
@@ -44,6 +46,9 @@ from dinostream.core.records import Box, Event, FrameEmbedding, event_id
 from dinostream.core.settings import ReidSettings
 
 _PRUNE_EVERY = 100  # frames of a stream between two prunes of the gallery
+# Wall-clock seconds two tracks of different streams may be seen at the same time and still be one
+# object: the hand-over where two cameras' views meet.
+COEXIST_S = 2.0
 # 3: the shared pass also holds the camera's non-matching similarities (calibration); 2: the
 # background and tracks under "objects" (the shared pass); 1 had them at the top level.
 _STATE_VERSION = 3
@@ -78,6 +83,14 @@ def best_link(hits: list[GalleryHit], threshold: float, margin: float) -> Galler
     if rivals and best.score - max(rivals) < margin:
         return None
     return best
+
+
+def coexisted(hit: GalleryHit, track: Track, now: float) -> bool:
+    """The hit's track and `track` were seen at the same wall-clock time for more than
+    `COEXIST_S` (an entry that does not say when it started never did)."""
+    if hit.ts_start is None:
+        return False
+    return min(hit.ts, now) - max(hit.ts_start, track.first_ts) > COEXIST_S
 
 
 def _seen(hit: GalleryHit) -> dict[str, Any]:
@@ -125,6 +138,7 @@ class ReidProcessor(Processor[ReidSettings]):
                     since_ts=record.ts - s.window_s,
                     limit=self.search_limit,
                 )
+                hits = [h for h in hits if not coexisted(h, track, record.ts)]
                 threshold = self.objects.threshold(s.link_threshold)
                 hit = best_link(hits, threshold, s.link_margin)
                 if hit is not None:
@@ -150,6 +164,7 @@ class ReidProcessor(Processor[ReidSettings]):
                     ts=record.ts,
                     t_start=track.first_pts,
                     box=(track.box.x0, track.box.y0, track.box.x1, track.box.y1),
+                    ts_start=track.first_ts,
                 )
             )
         for track in frame.ended:

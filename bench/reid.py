@@ -13,7 +13,18 @@ features allow. A watchlist with one exemplar per travelling object (a box drawn
 frame of its first pass) runs on the same records, and a phase segmenter and a summary on a
 synthetic procedure with a repeated phase.
 
+The generator families (`generators/reid_families.py`, independent of the scenes above) run next:
+sites of 640x360 cameras with their own white balance and exposure, objects of their own shapes
+and textures at other scales on other cameras, look-alikes and never-seen objects, crowds and
+occlusion in `crowd`. Every setting was tuned looking at `parade` only; `crowd` is held out (run
+once, with the settings as they were). Watchlist exemplars are the crops a user would cut (8 px
+margin), made as `dinostream analyze --watch` makes them. Reported: IDF1; links, each verified
+against the truth (precision; recall over the tracks whose object another camera showed before;
+never-seen objects linked); watchlist recall and precision per camera.
+
     python bench/reid.py                          # random:vits16 at 224, a few minutes on 2 cores
+    python bench/reid.py --cache /tmp/reid_cache  # embeddings kept and reused (re-scoring only)
+    python bench/reid.py --scenes '' --families parade --no-phases   # one family alone
     python bench/reid.py --model /models/dinov3-vits16 --size 448
 
 Scores (ground truth per confirmed track: the object its boxes cover most often, IoU >= 0.3):

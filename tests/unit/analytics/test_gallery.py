@@ -149,9 +149,10 @@ def test_edge_gallery_reports_a_shard_of_another_dim(tmp_path: Path) -> None:
 
 def test_an_entry_says_when_and_where_its_track_was_seen(open_gallery: Opener) -> None:
     g = open_gallery()
-    g.add(TrackEntry("cam1", "t1", "cam1/t1", vec(1, 0), t=9.5, ts=T0 + 9.5, t_start=3.0, box=(0.1, 0.2, 0.3, 0.6)))
+    box = (0.1, 0.2, 0.3, 0.6)
+    g.add(TrackEntry("cam1", "t1", "cam1/t1", vec(1, 0), t=9.5, ts=T0 + 9.5, t_start=3.0, box=box, ts_start=T0 + 3))
     g.add(entry("cam1", "t2", vec(0, 1)))  # written without them (as before they were kept)
     first, second = g.search(vec(1, 0.1), exclude_stream="cam2", since_ts=0, limit=5)
-    assert (first.track_id, first.t_start, first.t) == ("t1", 3.0, 9.5)
+    assert (first.track_id, first.t_start, first.t, first.ts_start) == ("t1", 3.0, 9.5, T0 + 3)
     assert first.box == pytest.approx((0.1, 0.2, 0.3, 0.6))
-    assert (second.track_id, second.t_start, second.box) == ("t2", None, None)
+    assert (second.track_id, second.t_start, second.box, second.ts_start) == ("t2", None, None, None)

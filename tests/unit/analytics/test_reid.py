@@ -330,3 +330,13 @@ def test_a_camera_of_look_alikes_raises_the_link_threshold(alike: float, linked:
         assert link.details["matched_stream"] == "cam-a" and link.details["threshold"] == threshold == 0.7
     else:
         assert 0.85 < threshold < 0.9
+
+
+def test_an_object_seen_meanwhile_on_another_camera_is_someone_else() -> None:
+    """The same look crosses both cameras at the same time: two objects (one is not in two rooms at
+    once), so they are not linked; a minute later it would be."""
+    a = stream("cam-a", [("suitcase", 5)], 40)
+    at_once = stream("cam-b", [("suitcase", 6)], 40)
+    assert run(ReidProcessor(ReidSettings(), MemoryTrackGallery()), interleave(a, at_once)) == []
+    later = stream("cam-b", [("suitcase", 22)], 40)
+    assert run(ReidProcessor(ReidSettings(), MemoryTrackGallery()), interleave(a, later))
