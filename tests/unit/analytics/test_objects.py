@@ -193,3 +193,23 @@ def test_the_end_of_a_stream_closes_both_once() -> None:
     closing = procs.flush("cam-b")
     assert sorted((e.type, e.status) for e in closing) == [("reid", "closed"), ("watchlist", "closed")]
     assert procs.flush("cam-b") == []  # ended once, though both processors read the end
+
+
+def test_restores_the_shared_pass_the_release_before_calibration_saved() -> None:
+    # Saved by the release at e88540e (state version 2: the shared pass without the similarities
+    # between different tracks, which start empty) from these very records, after the first `cut`.
+    fixture = json.loads((STATES / "reid_watchlist_v2.json").read_text())
+    cut, records = fixture["cut"], scene()
+    whole = replay(hosted(), records)
+    gallery = MemoryTrackGallery()
+    first = hosted(gallery)
+    before = [e for r in records[:cut] for e in first.process(r)]
+    assert fixture["reid"]["cam-b"]["version"] == 2 and "non_matches" not in fixture["reid"]["cam-b"]["objects"]
+    resumed = hosted(gallery)
+    for name in ("reid", "watchlist"):
+        for stream, state in fixture[name].items():
+            resumed.load(stream, name, {"state": state, "settings": None})
+    after = replay(resumed, records[cut:])
+    assert by_type(before + after) == by_type(whole)
+    assert {(e.type, e.status) for e in after} >= {("reid", "closed"), ("watchlist", "closed")}
+    assert resumed.state("cam-b", "reid")["state"]["version"] == 3
