@@ -59,11 +59,15 @@ class ObjectPass:
     def __init__(self, settings_for: Callable[[str], ReidSettings]) -> None:
         self._settings_for = settings_for
         self._streams: dict[str, _Stream] = {}
+        self._level: tuple[int, float | None] | None = None  # (changes, level) of the non-matches
+        self._changes = 0
 
     def observe(self, record: FrameEmbedding) -> FrameObjects:
         """The regions and tracks of `record` (frames of a stream in order): computed on the first
         call for its frame, the same object for every later call until the stream's next frame."""
-        st = self._streams.setdefault(record.stream, _Stream())
+        st = self._streams.get(record.stream)
+        if st is None:  # (not setdefault: that would build a stream's state on every frame)
+            st = self._streams[record.stream] = _Stream()
         if st.last is not None and st.last.seq == record.seq:
             return st.last
         s = self._settings_for(record.stream)
@@ -85,11 +89,11 @@ class ObjectPass:
             self._calibrate(st, st.ended, self._settings_for(stream))
         return st.ended
 
-    @staticmethod
-    def _calibrate(st: _Stream, ended: list[Track], s: ReidSettings) -> None:
+    def _calibrate(self, st: _Stream, ended: list[Track], s: ReidSettings) -> None:
         for track in ended:
             if seen_well(track, s):
                 st.non_matches.add(track.appearance)
+                self._changes += 1
 
     def non_matches(self, stream: str) -> NonMatches:
         """How alike the stream's different tracks looked (empty for an unknown stream)."""
@@ -100,8 +104,11 @@ class ObjectPass:
         """The similarity a link or a match needs on these streams: above nearly all similarities
         between different tracks of each of them, never below `floor` (see
         `dinostream.analytics.calibration`)."""
-        levels = [non_match_level([st.non_matches]) for st in self._streams.values()]
-        return max([floor, *(v for v in levels if v is not None)])
+        if self._level is None or self._level[0] != self._changes:  # computed again only when a sample grew
+            levels = [v for st in self._streams.values() if (v := non_match_level([st.non_matches])) is not None]
+            self._level = (self._changes, max(levels) if levels else None)
+        level = self._level[1]
+        return floor if level is None else max(floor, level)
 
     def tracks(self, stream: str) -> list[Track]:
         """The stream's live tracks, confirmed or not (read-only: the pass owns them)."""
@@ -126,6 +133,7 @@ class ObjectPass:
         """Load what `snapshot` saved (the same two fields re-identification and the watchlist
         saved in their own state before the pass was shared, and since then the non-matching
         similarities); an empty dict resets the stream."""
+        self._changes += 1
         if not state:
             self._streams.pop(stream, None)
             return
