@@ -1,21 +1,37 @@
-"""Anomaly detection: a per-stream model of normal on DINOv3 patch and global features (PatchCore-style).
+"""Anomaly detection: a per-stream, position-aware model of normal on DINOv3 patch features.
 
-Per stream, a warm-up (or a period the user marks normal with `learn`) fills a memory bank of
-unit patch vectors and one of global vectors (unit CLS + unit mean-patch); greedy k-center
-coreset selection bounds each bank. A frame is then scored by the k-nearest-neighbour distance
-of each of its patches to the patch bank (the per-patch distances are the heatmap, their
-maximum localises the most unusual thing in view) and of its global vector to the global bank
-(whole-frame unusual content that no single patch shows: a covered lens, another scene).
+A fixed camera sees the same place all day, so "normal" is a property of each part of the view:
+a figure on the path it always takes is normal, the same figure on a lawn nobody crosses is not.
+Per stream, a warm-up (or a period the user marks normal with `learn`) keeps, for every cell of
+the patch grid, a coreset of the vectors that cell held; a frame is scored cell by cell against
+what its own cell and the cells next to it (`REACH`) held. What makes that work through a day:
 
-Both distances are divided by their calibrated normal level, the `quantile` of the scores of
-held-out warm-up frames (`holdout_fraction` of the warm-up, in short blocks spread over it,
-scored against a bank built from the other frames: leave-out, so the level is what a *new*
-normal frame scores, not a frame scored against itself, under every condition the warm-up
-saw). The frame score is the larger of the two, so 1.0 means "as unusual as the most unusual
-normal frames" on every stream, and `threshold` means the same everywhere. An event opens
-after `open_after` anomalous frames, is updated under the same id while they continue, closes
-after `close_after` normal frames, and no new one opens for `cooldown_s`. Clearly normal
-frames, never near an anomalous one, slowly refresh the bank.
+- **Photometric normalisation.** In these embeddings a change of light over the whole view
+  (daylight, clouds, an exposure step, white balance) moves every patch vector much the same way.
+  Each cell's vector is taken relative to the frame's coordinate-wise median patch vector
+  (`centred_features`) before anything is compared, which takes that shared part away; the median
+  ignores whatever covers less than half of the view, so an object does not move the other cells.
+  What the cells still share is divided out per frame: a cell's distance, in its own normal level
+  (a busy path varies far more than a blank wall), is divided by the frame's median one when that
+  exceeds 1.
+- **Following drift without learning anomalies.** Each cell also keeps the last `RECENT` vectors it
+  held while it and its neighbours scored below `ADMIT`, so the model follows light that drifts
+  beyond anything the warm-up saw, frame by frame, and never takes in a thing that stands out;
+  a frame whose view changed teaches nothing. Slower, lasting change (a repainted wall) is merged
+  into the cell coresets by the slow adaptation, as before.
+- **Whole-view changes stay anomalies.** Besides the most unusual cell (`patch`), two whole-frame
+  scores: the `view` vector (the mean of the centred cells: what the frame holds beyond its median,
+  which a covered lens or a turned camera changes and a change of light hardly does) against the
+  warm-up's and recent frames', in its calibrated level over `VIEW_FACTOR`; and the `global` vector
+  (CLS + mean patch), which follows drifting light but flags a step longer than `GLOBAL_FOLLOW`
+  (a light switched off, another scene). The frame score is the largest of the three.
+
+Levels are calibrated on the warm-up itself: each warm-up frame is scored as it would be live
+(against the coresets without its own vectors, and the frames before it as its recent memory),
+and the `quantile` of those scores is 1.0, so `threshold` means the same on every stream. An event
+opens after `open_after` anomalous frames, is updated under the same id while they continue and
+closes after `close_after` normal frames; for `cooldown_s` after that no new event opens *at the
+same place*, while an anomaly elsewhere opens at once.
 
     >>> det = AnomalyDetector(AnomalySettings())
     >>> for rec in records:                 # FrameEmbedding, in stream order
@@ -23,11 +39,16 @@ frames, never near an anomalous one, slowly refresh the bank.
     ...         print(event.status, event.score, event.boxes)
     >>> det.learn("cam1", normal_records)   # "these frames are normal" (user-marked period)
 
-Pure: no I/O. numpy only; per frame one (patches x bank) matrix product, bounded by `bank_size`.
+Pure: no I/O. numpy only. The cells are kept in a random projection to `projection_dim` dims, so
+`bank_size` full-size vectors' worth of memory holds D / projection_dim times as many; per frame,
+one projection and (2 REACH + 1)^2 small products of each cell with its neighbours' vectors.
+States saved by version 1 (a position-free bank) restore and keep being scored as version 1
+scored them until the stream is reset or learns anew.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,21 +65,52 @@ from dinostream.core.settings import AnomalySettings
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 KIND = "anomaly"
-STATE_VERSION = 1
-# A warm-up keeps at most this many times `bank_size` patch vectors (a random subset of each
-# frame's patches when the frames hold more); the coreset then picks `bank_size` of them.
-WARMUP_VECTORS_PER_BANK_VECTOR = 8
-# Learned and adapted vectors join the bank only when their nearest bank vector is farther than
-# this fraction of the normal level (the calibrated frame maximum): the rest are already known.
+STATE_VERSION = 2
+# A patch is compared with what its own cell and the cells up to this far (Chebyshev) held: an
+# agent a little off its usual path, or a camera that shakes by a few pixels, stays normal; a
+# thing two cells or more from anywhere it was seen is new there.
+REACH = 1
+# A warm-up keeps at most this many frames (evenly spread over it), each with its whole grid.
+MAX_WARM_FRAMES = 48
+# Leave-out calibration: a warm-up frame is scored without its own vectors and those of the frames
+# up to this many after it.
+LEAVE_OUT_GAP = 1
+# A cell's normal level: this quantile of its leave-out distances over the warm-up...
+CELL_LEVEL_QUANTILE = 0.9
+# ... and at least this share of the median cell's (a cell that never changed still has noise).
+CELL_LEVEL_FLOOR = 0.5
+# Vectors each cell keeps of the recent past, and global vectors kept of recent frames.
+RECENT = 2
+RECENT_GLOBALS = 4
+# A cell's vector joins its recent memory when its score, and its neighbours', are below this (in
+# units of the patch level: no more unusual than the warm-up's most unusual frames), in a frame
+# whose view score is below the threshold.
+ADMIT = 1.0
+# The view score is divided by this: it watches for changes of the whole view (a covered lens, a
+# turned camera), which are large; what an exposure step leaves in the view vector is not one.
+VIEW_FACTOR = 2.0
+# The view vector is followed where it moved less than this (in view score), or where the cells
+# moved with it (their median score above COMMON_ADMIT, in cell levels): a change of light moves
+# both, a change of content that the cells hardly show (a dark lens over a dark scene) does not,
+# and keeps scoring for as long as it lasts.
+VIEW_ADMIT = 0.5
+COMMON_ADMIT = 1.0
+# The global vector follows drifting light from frame to frame, but never by a step longer than
+# this (unit-vector distance): no change of light in a camera's day moves the whole frame's
+# description that far at once (an exposure step of 10 % moves it about 0.3 in random-weight
+# ViT-S/16 features, less in trained ones), a switched-off light, a covered lens or another scene
+# does. The global score is the distance to the nearest known global vector over this.
+GLOBAL_FOLLOW = 0.35
+# For `cooldown_s` after an event closes, a new one at most this far (normalised frame units) from
+# its peak, or a whole-view one after a whole-view one, does not open.
+COOLDOWN_REACH = 0.15
+# Learned and adapted vectors join a memory only when their nearest vector there is farther than
+# this share of the normal level: the rest are already known.
 NOVEL_FRACTION = 0.5
-# Held-out warm-up frames come in blocks of up to this many consecutive frames, spread evenly
-# over the warm-up, so the leave-out scores sample every condition it saw (a lighting cycle, a
-# pan): a single block at its end measured only the last few seconds, and the threshold was too
-# low for a darker or brighter moment. Short blocks keep held-out frames about as far from a
-# fit frame as a new frame is from the end of the warm-up.
-HOLDOUT_BLOCK = 2
-# At most this many held-out frames (their full patch grids wait in memory until the warm-up ends).
-MAX_HELD_FRAMES = 64
+# Version-1 models: a warm-up keeps at most this many times `bank_size` patch vectors.
+WARMUP_VECTORS_PER_BANK_VECTOR = 8
+
+PATCH, VIEW, GLOBAL = "patch", "view", "global"
 
 
 # --- features ---------------------------------------------------------------------------------
@@ -74,6 +126,16 @@ def patch_features(patches: np.ndarray, *, pool: int = 1, neighbourhood: int = 1
     if neighbourhood > 1:
         x = _unit(_box_mean(x, neighbourhood))
     return x
+
+
+def centred_features(grid: np.ndarray) -> np.ndarray:
+    """Unit vectors (gh, gw, D) minus the frame's coordinate-wise median vector: what the whole view
+    shares (a change of light moves every vector alike) is taken away, and the distance between two
+    frames' vectors is what differs beyond that; the median ignores whatever covers less than half
+    of the view. Not normalised again: a cell like the median (a blank wall, the sky) stays near
+    zero instead of becoming noise blown up to unit length."""
+    med = np.median(grid.reshape(-1, grid.shape[-1]), axis=0)
+    return (grid - med).astype(np.float32)
 
 
 def global_feature(record: FrameEmbedding) -> np.ndarray:
@@ -92,6 +154,56 @@ def knn_distance(x: np.ndarray, bank: np.ndarray, k: int) -> np.ndarray:
     else:
         top = np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:]
     return np.sqrt(np.maximum(2.0 - 2.0 * top, 0.0)).mean(axis=1)
+
+
+def neighbour_d2(x: np.ndarray, cand: np.ndarray, cand_sq_nb: np.ndarray, reach: int) -> np.ndarray:
+    """Squared distances of each cell's vector `x` (gh, gw, D) to the candidates `cand` (gh, gw, m, D)
+    of every cell within `reach` (Chebyshev): (gh, gw, (2 reach + 1)^2, m). `cand_sq_nb` holds the
+    candidates' squared norms as each cell sees them (`neighbour_values(norms, reach, inf)`, inf for
+    a neighbour outside the grid or an empty slot), which makes those distances inf. One small
+    product per offset: no full cross product."""
+    gh, gw, m, _ = cand.shape
+    side = 2 * reach + 1
+    dots = np.zeros((gh, gw, side * side, m), dtype=np.float32)
+    k = 0
+    for di in range(-reach, reach + 1):
+        for dj in range(-reach, reach + 1):
+            i0, i1 = max(0, -di), min(gh, gh - di)
+            j0, j1 = max(0, -dj), min(gw, gw - dj)
+            if i1 > i0 and j1 > j0:
+                block = cand[i0 + di : i1 + di, j0 + dj : j1 + dj]
+                dots[i0:i1, j0:j1, k] = np.matmul(block, x[i0:i1, j0:j1, :, None])[..., 0]
+            k += 1
+    x_sq = np.einsum("ijd,ijd->ij", x, x)[..., None, None]
+    return np.maximum(x_sq + cand_sq_nb - 2.0 * dots, 0.0)
+
+
+def neighbour_values(a: np.ndarray, reach: int, fill: float) -> np.ndarray:
+    """`a` (gh, gw, m, ...) seen from each cell: (gh, gw, (2 reach + 1)^2, m, ...) in `neighbour_d2`'s
+    order, `fill` outside the grid."""
+    gh, gw = a.shape[:2]
+    side = 2 * reach + 1
+    out = np.full((gh, gw, side * side, *a.shape[2:]), fill, dtype=a.dtype)
+    k = 0
+    for di in range(-reach, reach + 1):
+        for dj in range(-reach, reach + 1):
+            i0, i1 = max(0, -di), min(gh, gh - di)
+            j0, j1 = max(0, -dj), min(gw, gw - dj)
+            if i1 > i0 and j1 > j0:
+                out[i0:i1, j0:j1, k] = a[i0 + di : i1 + di, j0 + dj : j1 + dj]
+            k += 1
+    return out
+
+
+def cell_distance(d2: np.ndarray, k: int) -> np.ndarray:
+    """Mean distance to the `k` nearest candidates of each cell: squared distances (gh, gw, ...) ->
+    (gh, gw); a cell with fewer than `k` candidates averages those it has."""
+    flat = d2.reshape(d2.shape[0], d2.shape[1], -1)
+    k = min(k, flat.shape[-1])
+    near = flat.min(axis=-1, keepdims=True) if k == 1 else np.partition(flat, k - 1, axis=-1)[..., :k]
+    dist = np.sqrt(near)
+    finite = np.isfinite(dist)
+    return (np.where(finite, dist, 0.0).sum(axis=-1) / np.maximum(finite.sum(axis=-1), 1)).astype(np.float32)
 
 
 def greedy_coreset(x: np.ndarray, m: int, projection: np.ndarray | None = None) -> np.ndarray:
@@ -113,6 +225,26 @@ def greedy_coreset(x: np.ndarray, m: int, projection: np.ndarray | None = None) 
         j = int(np.argmax(mind))
         chosen[i] = j
         np.minimum(mind, sq - 2.0 * (z @ z[j]) + sq[j], out=mind)
+    return chosen
+
+
+def cell_coresets(x: np.ndarray, m: int) -> np.ndarray:
+    """Greedy k-center selection in every cell at once: x (T, gh, gw, D) vectors over time ->
+    (gh, gw, m) indices into T; each cell's first pick is its vector farthest from its mean."""
+    t = x.shape[0]
+    m = min(m, t)
+    cells = np.moveaxis(x, 0, 2)  # (gh, gw, T, D)
+    gram = np.matmul(cells, np.swapaxes(cells, -1, -2))  # (gh, gw, T, T)
+    diag = np.diagonal(gram, axis1=-2, axis2=-1)
+    d2 = diag[..., :, None] + diag[..., None, :] - 2.0 * gram
+    start = np.argmax(d2.mean(axis=-1), axis=-1)  # farthest from the rest
+    chosen = np.empty((*x.shape[1:3], m), dtype=np.int64)
+    chosen[..., 0] = start
+    mind = np.take_along_axis(d2, start[..., None, None], axis=-2)[..., 0, :]
+    for i in range(1, m):
+        j = np.argmax(mind, axis=-1)
+        chosen[..., i] = j
+        np.minimum(mind, np.take_along_axis(d2, j[..., None, None], axis=-2)[..., 0, :], out=mind)
     return chosen
 
 
@@ -144,19 +276,29 @@ def _box_mean(x: np.ndarray, n: int) -> np.ndarray:
     return (s / count[..., None]).astype(np.float32)
 
 
-class _Bank:
-    """Unit vectors stored as int8 with a per-row scale (a quarter of fp32, saved exactly in
-    snapshots); `vectors` is the dequantised, renormalised float32 matrix that is searched."""
+def _quantise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows as int8 with a per-row scale (exact to save), see `_dequantise`."""
+    scale = (np.maximum(np.abs(x).max(axis=-1), 1e-12) / 127.0).astype(np.float32)
+    return np.clip(np.round(x / scale[..., None]), -127, 127).astype(np.int8), scale
 
-    def __init__(self, q: np.ndarray, scale: np.ndarray) -> None:
+
+def _dequantise(q: np.ndarray, scale: np.ndarray, unit: bool = True) -> np.ndarray:
+    x = q.astype(np.float32) * scale[..., None]
+    return _unit(x) if unit else x
+
+
+class _Bank:
+    """Vectors stored as int8 with a per-row scale (a quarter of fp32, saved exactly in snapshots);
+    `vectors` is the dequantised float32 matrix that is searched, renormalised when `unit`."""
+
+    def __init__(self, q: np.ndarray, scale: np.ndarray, unit: bool = True) -> None:
         self.q = q.astype(np.int8, copy=False)
         self.scale = scale.astype(np.float32, copy=False)
-        self.vectors = _unit(self.q.astype(np.float32) * self.scale[:, None])
+        self.vectors = _dequantise(self.q, self.scale, unit)
 
     @classmethod
-    def quantise(cls, x: np.ndarray) -> _Bank:
-        scale = np.maximum(np.abs(x).max(axis=1), 1e-12) / 127.0
-        return cls(np.clip(np.round(x / scale[:, None]), -127, 127), scale)
+    def quantise(cls, x: np.ndarray, unit: bool = True) -> _Bank:
+        return cls(*_quantise(x), unit=unit)
 
     def __len__(self) -> int:
         return int(self.q.shape[0])
@@ -165,8 +307,8 @@ class _Bank:
         return {"q": encode_array(self.q), "scale": encode_array(self.scale)}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> _Bank:
-        return cls(decode_array(d["q"]), decode_array(d["scale"]))
+    def from_dict(cls, d: dict[str, Any], unit: bool = True) -> _Bank:
+        return cls(decode_array(d["q"]), decode_array(d["scale"]), unit)
 
 
 # --- per-stream state -------------------------------------------------------------------------
@@ -175,21 +317,23 @@ class _Bank:
 @dataclass(frozen=True, eq=False)
 class FrameScore:
     """How unusual one frame is. `score` is in units of the calibrated normal level (1.0 = the
-    `quantile` of held-out warm-up scores); `patch_distances` is the raw per-patch kNN distance."""
+    `quantile` of the warm-up's leave-out scores); `patch_distances` is the raw per-cell distance."""
 
     seq: int
     score: float
-    patch_score: float  # max patch distance / its normal level
-    global_score: float  # global distance / its normal level (0 when use_global is off)
-    source: str  # "patch" or "global": which of the two gave `score`
+    patch_score: float  # the most unusual cell / its normal level
+    global_score: float  # global vector distance to the nearest known one / GLOBAL_FOLLOW (0 without use_global)
+    source: str  # "patch", "view" or "global": which one gave `score`
     patch_distances: np.ndarray  # (gh', gw') float32
-    heatmap: np.ndarray  # (gh', gw') in [0, 1]: 1 where a patch alone exceeds the threshold
-    peak: tuple[float, float]  # normalised (x, y) centre of the most unusual patch
+    heatmap: np.ndarray  # (gh', gw') in [0, 1]: 1 where a cell alone exceeds the threshold
+    peak: tuple[float, float]  # normalised (x, y) centre of the most unusual cell
     boxes: tuple[Box, ...]  # the region around the peak, when the peak alone exceeds the threshold
     threshold: float
+    # view vector distance / its normal level, over VIEW_FACTOR (0 without use_global; None: a version-1 model)
+    view_score: float | None = None
 
     def details(self, record: FrameEmbedding) -> dict[str, Any]:
-        return {
+        out = {
             "frame_score": self.score,
             "patch_score": self.patch_score,
             "global_score": self.global_score,
@@ -200,56 +344,164 @@ class FrameScore:
             "model": record.model,
             "untrained": record.untrained,
         }
+        if self.view_score is not None:
+            out["view_score"] = self.view_score
+        return out
 
 
 @dataclass
 class _Warmup:
-    """Collects a warm-up's vectors. Blocks of frames spread over it are held out: at its end they
-    are scored against a bank of the other frames (leave-out calibration that samples every
-    condition the warm-up saw, a lighting cycle or a pan), then every frame joins the final bank."""
+    """The warm-up's kept frames (every `every`-th, at most MAX_WARM_FRAMES): each one's cell
+    vectors (projected by `proj`, centred) and global vector. At its end they become the cell
+    coresets and the calibration."""
 
     target: int
-    held: list[int]  # warm-up indices (0 .. target-1) that are held out
-    per_frame: int  # patch vectors kept per frame for the banks
+    every: int
+    proj: tuple[int, int]  # (dims, seed) of the random projection; (0, 0): none
     seen: int = 0
-    fit: list[np.ndarray] = field(default_factory=list)  # subsampled unit patch vectors, fp16
-    fit_globals: list[np.ndarray] = field(default_factory=list)
-    held_patches: list[np.ndarray] = field(default_factory=list)  # every patch vector, fp16
-    held_globals: list[np.ndarray] = field(default_factory=list)
-    held_seqs: list[int] = field(default_factory=list)
-
-    @property
-    def dims(self) -> tuple[int, int] | None:
-        """(patch, global) vector dimensions, once a frame was seen."""
-        arrays = self.fit or self.held_patches
-        globs = self.fit_globals or self.held_globals
-        return (int(arrays[0].shape[-1]), int(globs[0].shape[-1])) if arrays and globs else None
+    patch_dim: int = 0  # the records' patch dimension (0 before the first frame)
+    grids: list[np.ndarray] = field(default_factory=list)  # (gh, gw, cell dims) float16
+    globals: list[np.ndarray] = field(default_factory=list)  # (2D,) float16
 
 
 @dataclass
 class _Model:
-    bank: _Bank
+    """A stream's model of normal: `per_cell` vectors for each cell of the grid (rows cell-major),
+    the global vectors, each cell's normal level, and the leave-out scores of the warm-up frames
+    (the threshold is recomputed from them whenever `quantile` changes)."""
+
+    memory: _Bank  # centred cell vectors (not unit), in the random projection when `proj`
+    grid: tuple[int, int]
+    patch_dim: int  # the records' patch vector dimension
+    proj: tuple[int, int]  # (dims, seed) of the random projection the cells are kept in; (0, 0): none
     gbank: _Bank
-    cal_patch: np.ndarray  # raw leave-out scores of the warm-up: the threshold is recomputed from
-    cal_global: np.ndarray  # them whenever `quantile` changes
+    views: np.ndarray  # (T, D) float16: the warm-up frames' view vectors (see `view_vector`)
+    cell_level: np.ndarray  # (gh, gw) float32
+    cal_patch: np.ndarray
+    cal_view: np.ndarray
+    cal_global: np.ndarray
+    _cells: tuple[np.ndarray, np.ndarray] | None = None
+    _levels: dict[tuple[float, float], tuple[float, float, float]] = field(default_factory=dict)
+
+    @property
+    def per_cell(self) -> int:
+        return len(self.memory) // (self.grid[0] * self.grid[1])
 
     @property
     def dims(self) -> tuple[int, int]:
-        """(patch, global) vector dimensions."""
+        """(patch, global) vector dimensions of the records."""
+        return self.patch_dim, int(self.gbank.q.shape[1])
+
+    @property
+    def cell_dim(self) -> int:
+        """Dimension of the kept cell vectors."""
+        return int(self.memory.q.shape[1])
+
+    def cells(self) -> tuple[np.ndarray, np.ndarray]:
+        """The memory as (gh, gw, per_cell, D) float32, and its squared norms as each cell sees them
+        (`neighbour_d2`'s `cand_sq_nb`)."""
+        if self._cells is None:
+            v = self.memory.vectors.reshape(*self.grid, self.per_cell, -1)
+            self._cells = (v, neighbour_values(np.einsum("ijkd,ijkd->ijk", v, v), REACH, np.inf))
+        return self._cells
+
+    def set_memory(self, memory: _Bank) -> None:
+        self.memory, self._cells = memory, None
+
+    def levels(self, s: AnomalySettings) -> tuple[float, float, float]:
+        """Normal level of the patch, view and global scores: the calibration quantile, floored."""
+        key = (s.quantile, s.min_distance)
+        if key not in self._levels:
+            self._levels[key] = (
+                max(_quantile(self.cal_patch, s.quantile), 1e-6),
+                max(_quantile(self.cal_view, s.quantile), 1e-6),
+                max(_quantile(self.cal_global, s.quantile), s.min_distance),
+            )
+        return self._levels[key]
+
+
+@dataclass
+class _LegacyModel:
+    """A model of normal saved by version 1 (position-free patch bank on uncentred vectors), scored
+    as that version scored it until the stream is reset or learns anew."""
+
+    bank: _Bank
+    gbank: _Bank
+    cal_patch: np.ndarray
+    cal_global: np.ndarray
+
+    @property
+    def dims(self) -> tuple[int, int]:
         return int(self.bank.q.shape[1]), int(self.gbank.q.shape[1])
 
     def levels(self, s: AnomalySettings) -> tuple[float, float]:
-        """Normal level of the patch and the global distance: the calibration quantile, floored."""
-        lp = float(np.quantile(self.cal_patch, s.quantile)) if self.cal_patch.size else 0.0
-        lg = float(np.quantile(self.cal_global, s.quantile)) if self.cal_global.size else 0.0
+        lp = _quantile(self.cal_patch, s.quantile)
+        lg = _quantile(self.cal_global, s.quantile)
         return max(lp, s.min_distance), max(lg, s.min_distance)
+
+
+def _quantile(x: np.ndarray, q: float) -> float:
+    return float(np.quantile(x, q)) if x.size else 0.0
+
+
+@dataclass
+class _Recent:
+    """What each cell looked like lately: its last RECENT admitted vectors (int8 rows with scales,
+    a ring per cell), and the global vectors of the last RECENT_GLOBALS admitted frames."""
+
+    q: np.ndarray  # (gh, gw, RECENT, D) int8
+    scale: np.ndarray  # (gh, gw, RECENT) float32
+    count: np.ndarray  # (gh, gw) int64: vectors admitted so far (the ring position)
+    globals: np.ndarray  # (n <= RECENT_GLOBALS, 2D) float16, oldest first
+    views: np.ndarray  # (n <= RECENT_GLOBALS, D) float16: view vectors of the frames the globals came from
+    vectors: np.ndarray = field(init=False)  # dequantised (gh, gw, RECENT, D) float32
+    sq: np.ndarray = field(init=False)  # their squared norms
+
+    def __post_init__(self) -> None:
+        self.vectors = _dequantise(self.q, self.scale, unit=False)
+        self.sq = np.einsum("ijkd,ijkd->ijk", self.vectors, self.vectors)
+
+    @classmethod
+    def empty(cls, grid: tuple[int, int], dims: tuple[int, int]) -> _Recent:
+        return cls(
+            np.zeros((*grid, RECENT, dims[0]), np.int8),
+            np.zeros((*grid, RECENT), np.float32),
+            np.zeros(grid, np.int64),
+            np.zeros((0, dims[1]), np.float16),
+            np.zeros((0, dims[0]), np.float16),
+        )
+
+    def valid(self) -> np.ndarray:
+        """(gh, gw, RECENT) bool: the slots that hold a vector."""
+        return np.arange(RECENT)[None, None, :] < np.minimum(self.count, RECENT)[..., None]
+
+    def admit(self, x: np.ndarray, ok: np.ndarray) -> None:
+        """Put x[cell] (gh, gw, D) into the ring of every cell where `ok`."""
+        ii, jj = np.nonzero(ok)
+        if not len(ii):
+            return
+        slot = self.count[ii, jj] % RECENT
+        q, scale = _quantise(x[ii, jj])
+        self.q[ii, jj, slot], self.scale[ii, jj, slot] = q, scale
+        v = _dequantise(q, scale, unit=False)
+        self.vectors[ii, jj, slot] = v
+        self.sq[ii, jj, slot] = np.einsum("nd,nd->n", v, v)
+        self.count[ii, jj] += 1
+
+    def admit_view(self, view: np.ndarray) -> None:
+        self.views = np.concatenate([self.views, view[None].astype(np.float16)])[-RECENT_GLOBALS:]
+
+    def admit_global(self, g: np.ndarray) -> None:
+        self.globals = np.concatenate([self.globals, g[None].astype(np.float16)])[-RECENT_GLOBALS:]
 
 
 @dataclass
 class _Reservoir:
-    """Candidate normal vectors waiting to be merged into the banks, with the seq they came from."""
+    """Candidate normal vectors waiting to be merged into the memory, with the cell and the seq they
+    came from (cell -1 for a version-1 model's position-free bank)."""
 
     patches: np.ndarray  # (n, D) fp16
+    patch_cell: np.ndarray  # (n,) int64, row-major cell index
     patch_seq: np.ndarray  # (n,) int64
     globals: np.ndarray  # (m, 2D) fp16
     global_seq: np.ndarray
@@ -262,6 +514,7 @@ class _Reservoir:
         return cls(
             np.zeros((0, dims[0]), np.float16),
             np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
             np.zeros((0, dims[1]), np.float16),
             np.zeros(0, np.int64),
         )
@@ -269,7 +522,7 @@ class _Reservoir:
     def drop_from(self, seq: int) -> None:
         """Forget everything learned from frame `seq` on (they were too close to an anomaly)."""
         keep, gkeep = self.patch_seq < seq, self.global_seq < seq
-        self.patches, self.patch_seq = self.patches[keep], self.patch_seq[keep]
+        self.patches, self.patch_cell, self.patch_seq = self.patches[keep], self.patch_cell[keep], self.patch_seq[keep]
         self.globals, self.global_seq = self.globals[gkeep], self.global_seq[gkeep]
 
 
@@ -293,30 +546,38 @@ class _Occurrence:
 @dataclass
 class _Stream:
     warmup: _Warmup | None = None
-    model: _Model | None = None
+    model: _Model | _LegacyModel | None = None
+    recent: _Recent | None = None
     reservoir: _Reservoir | None = None
     occurrence: _Occurrence | None = None
-    cooldown_until: float | None = None  # media time before which no new event opens
+    cooldown_until: float | None = None  # media time before which no new event opens at the same place
+    # where the last event peaked: [x, y], or "view" for a whole-view one; None: everywhere (a v1 state)
+    cooldown_place: list[float] | str | None = None
     last: FrameScore | None = None  # not saved: only for callers that want every frame's score
+    # not saved: the last frame's centred cell vectors, cell scores, and whether its view and its
+    # global vector may be followed
+    last_cells: tuple[np.ndarray, np.ndarray, bool, bool, bool, np.ndarray] | None = None
 
 
 # --- the processor ------------------------------------------------------------------------------
 
 
 class AnomalyDetector(Processor[AnomalySettings]):
-    """Per-stream PatchCore-style anomaly detector. Feed each stream's records in order.
+    """Per-stream, position-aware anomaly detector. Feed each stream's records in order.
 
     Events: type "anomaly", one id per occurrence, status "open" -> "update"... -> "closed". Open
     and update carry the current frame's heatmap and box, closed carries the peak frame's; score
     is the highest frame score so far, `t_start` the first anomalous frame, `t_end` the last.
-    Cost: the warm-up's last frame builds the calibration and final coresets (well under a second
-    on a CPU at the defaults); every other frame is one (patches x bank_size) product.
+    Cost: the warm-up's last frame builds the cell coresets and the calibration (well under a
+    second on a CPU at the defaults); every other frame is (2 REACH + 1)^2 small products of each
+    cell's vector with its neighbours' kept vectors.
 
-    Adaptation learns only frames scoring below `adapt_below` with no anomalous frame within
-    `adapt_guard` frames on either side, so an anomaly that scores above `adapt_below` from its
-    first frame is never learned and stays detected for as long as it lasts. What can be learned
-    is a change that creeps in so slowly that each step scores below `adapt_below`: at most
-    `adapt_patches` vectors per `adapt_every` normal frames, merged every `adapt_interval` frames.
+    With `adapt`, two things follow normal change. Every frame, each cell that looks normal, with
+    neighbours that do too, refreshes its recent memory (drifting light, from one frame to the
+    next); a thing that stands out is never taken in, and a frame most of whose view is unusual
+    teaches nothing. Slowly, frames scoring below `adapt_below` with no anomalous frame within
+    `adapt_guard` frames on either side give `adapt_patches` vectors per `adapt_every` such frames,
+    merged into the cell coresets every `adapt_interval` frames (a lasting change that creeps in).
     The threshold itself is never recalibrated by adaptation; `learn` and `reset` exist for that.
     """
 
@@ -332,7 +593,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
     def process(self, record: FrameEmbedding) -> list[Event]:
         st = self._streams.setdefault(record.stream, _Stream())
         s = self.settings_for(record.stream)
-        st.last = None
+        st.last, st.last_cells = None, None
         if st.model is None:
             if st.warmup is None:
                 if s.warmup_frames == 0:
@@ -340,7 +601,10 @@ class AnomalyDetector(Processor[AnomalySettings]):
                 st.warmup = self._new_warmup(s.warmup_frames, s)
             self._warm(st, record, s)
             return []
-        fs = self._score(st.model, record, s)
+        if isinstance(st.model, _LegacyModel):
+            fs = self._score_legacy(st.model, record, s)
+        else:
+            fs = self._score(st, st.model, record, s)
         st.last = fs
         hot = fs.score > s.threshold
         events = self._lifecycle(st, record, fs, hot, s)
@@ -362,8 +626,9 @@ class AnomalyDetector(Processor[AnomalySettings]):
 
         A stream without a model yet (never seen, still warming up, or `warmup_frames` = 0) and
         `replace=True` take them as the whole warm-up: the model and its calibration come from
-        them (at least 2 frames). A stream with a model adds what its banks do not already cover
-        and keeps its calibration, so frames like these stop being reported. No events are emitted.
+        them (at least 2 frames). A stream with a model adds to each cell what its memory does
+        not already cover and keeps its calibration, so frames like these stop being reported.
+        No events are emitted.
         """
         recs = list(records)
         for r in recs:
@@ -374,7 +639,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
         if replace or st.model is None:
             if len(recs) < 2:
                 raise ValueError(f"learning a model of normal needs at least 2 frames, got {len(recs)}")
-            st.model, st.reservoir = None, None
+            st.model, st.recent, st.reservoir = None, None, None
             st.warmup = self._new_warmup(len(recs), s)
             for r in recs:
                 self._warm(st, r, s)
@@ -382,12 +647,17 @@ class AnomalyDetector(Processor[AnomalySettings]):
         if not recs:
             return
         model = st.model
-        self._check_dim(model, recs[0])
-        cap = WARMUP_VECTORS_PER_BANK_VECTOR * s.bank_size
-        per_frame = max(1, cap // len(recs))
-        new = np.concatenate([self._subsample(self._patches(r, s), per_frame, r.seq, s) for r in recs])
         glob = np.stack([global_feature(r) for r in recs])
-        self._merge(model, new, glob, s)
+        if isinstance(model, _LegacyModel):
+            self._check_legacy_dim(model, recs[0])
+            cap = WARMUP_VECTORS_PER_BANK_VECTOR * s.bank_size
+            per_frame = max(1, cap // len(recs))
+            rows = [self._subsample(self._legacy_patches(r, s), per_frame, r.seq, s) for r in recs]
+            self._merge_legacy(model, np.concatenate(rows), glob, s)
+            return
+        grids = np.stack([self._cells_of(model, r, s) for r in recs])
+        cells = np.tile(np.arange(grids.shape[1] * grids.shape[2]), len(grids))
+        self._merge(model, grids.reshape(-1, grids.shape[-1]), cells, glob, s)
 
     def reset(self, stream: str) -> list[Event]:
         """Forget the stream's model of normal; a new warm-up starts with its next frame (under the
@@ -409,40 +679,65 @@ class AnomalyDetector(Processor[AnomalySettings]):
     # --- state ----------------------------------------------------------------------------------
 
     def snapshot(self, stream: str) -> dict[str, Any]:
-        """Banks (int8 with per-row scales, base64), calibration scores, reservoir and the open
-        occurrence: about (bank_size + reservoir_size) x patch dims bytes x 4/3, under 1 MB for
-        ViT-S/16 at the defaults. During a warm-up it holds the warm-up's vectors (megabytes):
-        a worker that cannot save that much repeats the warm-up after a restart."""
+        """Cell memory and recent memory (int8 with per-row scales), calibration, reservoir and the
+        open occurrence: about (bank_size x patch dims + (RECENT x cells + 2 x reservoir_size) x
+        projection_dim) bytes x 4/3, under 1 MB for ViT-S/16 at the defaults. During a warm-up it
+        holds the warm-up's projected grids (a few megabytes): a worker that cannot save that much
+        repeats the warm-up after a restart."""
         st = self._streams.get(stream)
         if st is None:
             return {}
-        out: dict[str, Any] = {"v": STATE_VERSION, "cooldown_until": st.cooldown_until}
+        out: dict[str, Any] = {
+            "v": STATE_VERSION,
+            "cooldown_until": st.cooldown_until,
+            "cooldown_place": st.cooldown_place,
+        }
         if st.warmup is not None:
             w = st.warmup
-            dim = w.dims[0] if w.dims else 0
             out["warmup"] = {
                 "target": w.target,
-                "held": w.held,
-                "per_frame": w.per_frame,
+                "every": w.every,
+                "proj": list(w.proj),
                 "seen": w.seen,
-                "fit": encode_array(np.concatenate(w.fit) if w.fit else np.zeros((0, dim), np.float16)),
-                "fit_globals": [encode_array(g) for g in w.fit_globals],
-                "held_patches": [encode_array(p) for p in w.held_patches],
-                "held_globals": [encode_array(g) for g in w.held_globals],
-                "held_seqs": w.held_seqs,
+                "patch_dim": w.patch_dim,
+                "grids": [encode_array(g) for g in w.grids],
+                "globals": [encode_array(g) for g in w.globals],
             }
-        if st.model is not None:
-            m = st.model
+        m = st.model
+        if isinstance(m, _Model):
             out["model"] = {
+                "grid": list(m.grid),
+                "patch_dim": m.patch_dim,
+                "proj": list(m.proj),
+                "memory": m.memory.to_dict(),
+                "gbank": m.gbank.to_dict(),
+                "views": encode_array(m.views),
+                "cell_level": encode_array(m.cell_level),
+                "cal_patch": m.cal_patch.tolist(),
+                "cal_view": m.cal_view.tolist(),
+                "cal_global": m.cal_global.tolist(),
+            }
+        elif isinstance(m, _LegacyModel):
+            out["legacy_model"] = {
                 "bank": m.bank.to_dict(),
                 "gbank": m.gbank.to_dict(),
                 "cal_patch": m.cal_patch.tolist(),
                 "cal_global": m.cal_global.tolist(),
             }
+        if st.recent is not None:
+            rc = st.recent
+            out["recent"] = {
+                "q": encode_array(rc.q),
+                "scale": encode_array(rc.scale),
+                "count": encode_array(rc.count, "<i8"),
+                "globals": encode_array(rc.globals),
+                "views": encode_array(rc.views),
+            }
         if st.reservoir is not None:
             r = st.reservoir
             out["reservoir"] = {
                 "patches": encode_array(r.patches),
+                "patch_cell": encode_array(r.patch_cell, "<i4"),
                 "patch_seq": r.patch_seq.tolist(),
                 "globals": encode_array(r.globals),
                 "global_seq": r.global_seq.tolist(),
@@ -468,38 +763,59 @@ class AnomalyDetector(Processor[AnomalySettings]):
         return out
 
     def restore(self, stream: str, state: dict[str, Any]) -> None:
+        """Resume a stream from `snapshot`'s output, or from a version-1 state: its model keeps being
+        scored as version 1 scored it (until reset or learn), and a version-1 warm-up starts over."""
         if not state:
             self._streams.pop(stream, None)
             return
-        if state.get("v") != STATE_VERSION:
-            raise ValueError(f"anomaly state of stream {stream} has version {state.get('v')}, expected {STATE_VERSION}")
-        st = _Stream(cooldown_until=state["cooldown_until"])
+        version = state.get("v")
+        if version == 1:
+            self._streams[stream] = _restore_v1(state)
+            return
+        if version != STATE_VERSION:
+            raise ValueError(f"anomaly state of stream {stream} has version {version}, expected {STATE_VERSION}")
+        st = _Stream(cooldown_until=state["cooldown_until"], cooldown_place=state["cooldown_place"])
         if "warmup" in state:
             w = state["warmup"]
-            fit = decode_array(w["fit"])
             st.warmup = _Warmup(
                 target=int(w["target"]),
-                held=[int(i) for i in w["held"]],
-                per_frame=int(w["per_frame"]),
+                every=int(w["every"]),
+                proj=(int(w["proj"][0]), int(w["proj"][1])),
                 seen=int(w["seen"]),
-                fit=[fit] if len(fit) else [],
-                fit_globals=[decode_array(g) for g in w["fit_globals"]],
-                held_patches=[decode_array(p) for p in w["held_patches"]],
-                held_globals=[decode_array(g) for g in w["held_globals"]],
-                held_seqs=[int(q) for q in w["held_seqs"]],
+                patch_dim=int(w["patch_dim"]),
+                grids=[decode_array(g) for g in w["grids"]],
+                globals=[decode_array(g) for g in w["globals"]],
             )
         if "model" in state:
             m = state["model"]
             st.model = _Model(
-                bank=_Bank.from_dict(m["bank"]),
+                memory=_Bank.from_dict(m["memory"], unit=False),
+                grid=(int(m["grid"][0]), int(m["grid"][1])),
+                patch_dim=int(m["patch_dim"]),
+                proj=(int(m["proj"][0]), int(m["proj"][1])),
                 gbank=_Bank.from_dict(m["gbank"]),
+                views=decode_array(m["views"]),
+                cell_level=decode_array(m["cell_level"]),
                 cal_patch=np.asarray(m["cal_patch"], dtype=np.float64),
+                cal_view=np.asarray(m["cal_view"], dtype=np.float64),
                 cal_global=np.asarray(m["cal_global"], dtype=np.float64),
+            )
+        if "legacy_model" in state:
+            st.model = _legacy_model(state["legacy_model"])
+        if "recent" in state:
+            rc = state["recent"]
+            st.recent = _Recent(
+                q=decode_array(rc["q"]),
+                scale=decode_array(rc["scale"]),
+                count=decode_array(rc["count"]).astype(np.int64),
+                globals=decode_array(rc["globals"]),
+                views=decode_array(rc["views"]),
             )
         if "reservoir" in state:
             r = state["reservoir"]
             st.reservoir = _Reservoir(
                 patches=decode_array(r["patches"]),
+                patch_cell=decode_array(r["patch_cell"]).astype(np.int64),
                 patch_seq=np.asarray(r["patch_seq"], dtype=np.int64),
                 globals=decode_array(r["globals"]),
                 global_seq=np.asarray(r["global_seq"], dtype=np.int64),
@@ -508,92 +824,207 @@ class AnomalyDetector(Processor[AnomalySettings]):
                 last_hot=r["last_hot"],
             )
         if "occurrence" in state:
-            o = state["occurrence"]
-            st.occurrence = _Occurrence(**o)
+            st.occurrence = _Occurrence(**state["occurrence"])
         self._streams[stream] = st
 
     # --- warm-up ----------------------------------------------------------------------------------
 
     @staticmethod
     def _new_warmup(target: int, s: AnomalySettings) -> _Warmup:
-        period = max(2, round(1 / s.holdout_fraction))
-        block = max(1, min(HOLDOUT_BLOCK, target // (2 * period)))
-        held = [i for i in range(target) if (i // block) % period == period - 1] or [target - 1]
-        held = held[:: math.ceil(len(held) / MAX_HELD_FRAMES)]
-        per_frame = max(1, WARMUP_VECTORS_PER_BANK_VECTOR * s.bank_size // target)
-        return _Warmup(target=target, held=held, per_frame=per_frame)
+        every = max(1, math.ceil(target / MAX_WARM_FRAMES))
+        return _Warmup(target=target, every=every, proj=(s.projection_dim, s.seed) if s.projection_dim else (0, 0))
 
     def _warm(self, st: _Stream, record: FrameEmbedding, s: AnomalySettings) -> None:
         w = st.warmup
         assert w is not None
-        feats = self._patches(record, s).astype(np.float16)
-        glob = global_feature(record).astype(np.float16)
-        if w.dims is not None and w.dims != (feats.shape[1], glob.shape[0]):
-            raise ValueError(
-                f"stream {record.stream}: record dims (patch {feats.shape[1]}, global {glob.shape[0]}) differ from "
-                f"the warm-up's {w.dims}; reset() the stream after changing the model"
-            )
-        if w.seen in w.held:
-            w.held_patches.append(feats)
-            w.held_globals.append(glob)
-            w.held_seqs.append(record.seq)
-        else:
-            w.fit.append(self._subsample(feats, w.per_frame, record.seq, s))
-            w.fit_globals.append(glob)
+        if w.seen % w.every == 0:
+            grid = patch_features(record.patches, pool=s.pool, neighbourhood=s.neighbourhood)
+            glob = global_feature(record)
+            if not w.grids:
+                w.patch_dim = grid.shape[2]
+                if w.proj[0] >= w.patch_dim:
+                    w.proj = (0, 0)  # no smaller than the vectors themselves
+            elif (*w.grids[0].shape[:2], w.patch_dim) != grid.shape or w.globals[0].shape != glob.shape:
+                raise ValueError(
+                    f"stream {record.stream}: record grid and dims {grid.shape}, global {glob.shape[0]} differ from "
+                    f"the warm-up's {(*w.grids[0].shape[:2], w.patch_dim)}, {w.globals[0].shape[0]}; reset() the "
+                    "stream after changing the model"
+                )
+            w.grids.append(centred_features(_project(grid, w.proj)).astype(np.float16))
+            w.globals.append(glob.astype(np.float16))
         w.seen += 1
         if w.seen >= w.target:
-            st.model = self._calibrate(w, s)
+            st.model, st.recent = self._calibrate(w, s)
             st.warmup = None
 
-    def _calibrate(self, w: _Warmup, s: AnomalySettings) -> _Model:
-        """The final banks from every warm-up frame, and the leave-out scores of the held-out frames
-        against banks of the others, reduced in the same proportion so their coverage matches."""
-        fit = np.concatenate(w.fit).astype(np.float32)
-        fitg = np.stack(w.fit_globals).astype(np.float32)
-        held = [self._subsample(p, w.per_frame, seq, s) for p, seq in zip(w.held_patches, w.held_seqs, strict=True)]
-        allp = np.concatenate([fit, *held]).astype(np.float32)
-        allg = np.concatenate([fitg, np.stack(w.held_globals).astype(np.float32)])
-        cal = self._coreset(fit, max(1, round(s.bank_size * len(fit) / len(allp))), s)
-        calg = self._coreset(fitg, max(1, round(s.global_bank_size * len(fitg) / len(allg))), s)
-        cal_patch = [float(knn_distance(p.astype(np.float32), cal.vectors, s.k).max()) for p in w.held_patches]
-        cal_global = [float(knn_distance(g[None].astype(np.float32), calg.vectors, s.k)[0]) for g in w.held_globals]
-        return _Model(
-            bank=self._coreset(allp, s.bank_size, s),
-            gbank=self._coreset(allg, s.global_bank_size, s),
+    def _calibrate(self, w: _Warmup, s: AnomalySettings) -> tuple[_Model, _Recent]:
+        """Cell coresets from the kept frames; every kept frame scored as it would be live (against
+        them without its own vectors and its successors', and the frames before it as the recent
+        memory) gives each cell's normal level and the calibration of the patch and view scores.
+        The last frames start the recent memory."""
+        x = np.stack(w.grids).astype(np.float32)  # (T, gh, gw, cell dims)
+        t, gh, gw, _ = x.shape
+        patch_dim, proj = w.patch_dim, w.proj
+        # bank_size counts vectors of the records' dimension: projected ones are smaller, so more fit
+        per_cell = max(1, min(s.bank_size * patch_dim // (x.shape[-1] * gh * gw), t))
+        picks = cell_coresets(x, per_cell)  # (gh, gw, K) frame indices
+        ii, jj = np.meshgrid(np.arange(gh), np.arange(gw), indexing="ij")
+        cells = x[picks, ii[..., None], jj[..., None]]  # (gh, gw, K, D)
+        cells_sq = neighbour_values(np.einsum("ijkd,ijkd->ijk", cells, cells), REACH, np.inf)
+        source = neighbour_values(picks, REACH, -(10**6))  # frame each candidate came from
+        dist = np.empty((t, gh, gw), np.float32)
+        for f in range(t):
+            # As the frame would be scored live: against the coresets (without its own vectors or the
+            # next frames', which a live frame cannot have seen) and, with adapt, the frames before it.
+            d2 = neighbour_d2(x[f], cells, cells_sq, REACH)
+            d2[(source >= f) & (source <= f + LEAVE_OUT_GAP)] = np.inf
+            d2 = d2.reshape(gh, gw, -1)
+            if s.adapt and f > 0:
+                prev = np.moveaxis(x[max(0, f - RECENT) : f], 0, 2)  # (gh, gw, r, D)
+                rd2 = neighbour_d2(
+                    x[f], prev, neighbour_values(np.einsum("ijkd,ijkd->ijk", prev, prev), REACH, np.inf), REACH
+                )
+                d2 = np.concatenate([d2, rd2.reshape(gh, gw, -1)], axis=-1)
+            dist[f] = cell_distance(d2, s.k)
+        level = np.quantile(dist, CELL_LEVEL_QUANTILE, axis=0).astype(np.float32)
+        level = np.maximum(level, max(CELL_LEVEL_FLOOR * float(np.median(level)), s.min_distance)).astype(np.float32)
+        z = dist / level
+        med = np.median(z.reshape(t, -1), axis=1)
+        cal_patch = z.reshape(t, -1).max(axis=1) / np.maximum(med, 1.0)
+        views = x.reshape(t, gh * gw, -1).mean(axis=1)  # the view vectors: the centred cells. mean
+        vd = np.sqrt(((views[:, None] - views[None]) ** 2).sum(-1))
+        ahead = np.arange(t)[None, :] - np.arange(t)[:, None]
+        vd[(ahead >= 0) & (ahead <= LEAVE_OUT_GAP)] = np.inf
+        cal_view = vd.min(axis=1)[np.isfinite(vd.min(axis=1))]
+        globs = np.stack(w.globals).astype(np.float32)
+        gsims = globs @ globs.T
+        near = np.abs(np.arange(t)[:, None] - np.arange(t)[None, :]) <= LEAVE_OUT_GAP
+        gsims[near] = -2.0
+        cal_global = np.sqrt(np.maximum(2.0 - 2.0 * gsims.max(axis=1), 0.0)) if t > 2 * LEAVE_OUT_GAP + 1 else []
+        model = _Model(
+            memory=_Bank.quantise(cells.reshape(-1, cells.shape[-1]), unit=False),
+            grid=(gh, gw),
+            patch_dim=patch_dim,
+            proj=proj,
+            gbank=self._coreset(globs, s.global_bank_size, s),
+            views=views.astype(np.float16),
+            cell_level=level,
             cal_patch=np.asarray(cal_patch, dtype=np.float64),
+            cal_view=np.asarray(cal_view, dtype=np.float64),
             cal_global=np.asarray(cal_global, dtype=np.float64),
         )
+        recent = _Recent.empty((gh, gw), (model.cell_dim, model.dims[1]))
+        for f in range(max(0, t - RECENT), t):
+            recent.admit(x[f], np.ones((gh, gw), bool))
+        for g, v in zip(globs[-RECENT_GLOBALS:], views[-RECENT_GLOBALS:], strict=True):
+            recent.admit_global(g)
+            recent.admit_view(v)
+        return model, recent
 
     # --- scoring ----------------------------------------------------------------------------------
 
-    def _patches(self, record: FrameEmbedding, s: AnomalySettings) -> np.ndarray:
-        """The frame's unit patch vectors as rows, (gh' * gw', D)."""
+    def _cells_of(self, model: _Model, record: FrameEmbedding, s: AnomalySettings) -> np.ndarray:
+        """The record's centred cell vectors as the model keeps them (gh, gw, cell dims), checked
+        against the model's grid and dims."""
         grid = patch_features(record.patches, pool=s.pool, neighbourhood=s.neighbourhood)
-        return grid.reshape(-1, grid.shape[-1])
+        if grid.shape[:2] != model.grid or (grid.shape[2], 2 * record.dim) != model.dims:
+            raise ValueError(
+                f"stream {record.stream}: record grid {grid.shape[:2]} and dims (patch, global) "
+                f"{(grid.shape[2], 2 * record.dim)} differ from its model of normal {model.grid}, {model.dims}; "
+                "reset() the stream after changing the model or its input size"
+            )
+        return centred_features(_project(grid, model.proj))
 
-    def _score(self, model: _Model, record: FrameEmbedding, s: AnomalySettings) -> FrameScore:
-        self._check_dim(model, record)
-        gh0, gw0, _ = record.patches.shape
-        grid = patch_features(record.patches, pool=s.pool, neighbourhood=s.neighbourhood)
-        gh, gw, d = grid.shape
-        dist = knn_distance(grid.reshape(-1, d), model.bank.vectors, s.k).reshape(gh, gw).astype(np.float32)
-        level_p, level_g = model.levels(s)
-        patch_score = float(dist.max()) / level_p
-        global_score = 0.0
+    def _score(self, st: _Stream, model: _Model, record: FrameEmbedding, s: AnomalySettings) -> FrameScore:
+        x = self._cells_of(model, record, s)
+        gh, gw = model.grid
+        d2 = neighbour_d2(x, *model.cells(), REACH).reshape(gh, gw, -1)
+        gvec = global_feature(record)
+        view = x.reshape(gh * gw, -1).mean(axis=0)
+        gcands, vcands = model.gbank.vectors, model.views.astype(np.float32)
+        recent = st.recent if s.adapt else None
+        if recent is not None:
+            rd2 = neighbour_d2(
+                x, recent.vectors, neighbour_values(np.where(recent.valid(), recent.sq, np.inf), REACH, np.inf), REACH
+            )
+            d2 = np.concatenate([d2, rd2.reshape(gh, gw, -1)], axis=-1)
+            gcands = np.concatenate([gcands, recent.globals.astype(np.float32)])
+            vcands = np.concatenate([vcands, recent.views.astype(np.float32)])
+        dist = cell_distance(d2, s.k)
+        z = dist / model.cell_level
+        med = float(np.median(z))
+        zc = z / max(med, 1.0)
+        level_p, level_v, _ = model.levels(s)
+        patch_score = float(zc.max()) / level_p
+        gdist = float(knn_distance(gvec[None], gcands, s.k)[0])
+        view_score = float(np.sqrt(((vcands - view) ** 2).sum(axis=1)).min()) / level_v / VIEW_FACTOR
+        global_score = gdist / GLOBAL_FOLLOW
+        channels = [(patch_score, PATCH)]
         if s.use_global:
-            global_score = float(knn_distance(global_feature(record)[None], model.gbank.vectors, s.k)[0]) / level_g
-        score, source = (global_score, "global") if global_score > patch_score else (patch_score, "patch")
-        alarm = level_p * s.threshold
-        heat = np.clip(dist / alarm, 0.0, 1.0)
-        pi, pj = np.unravel_index(int(np.argmax(dist)), dist.shape)
-        rows = _cell_edges(gh0, s.pool, gh)
-        cols = _cell_edges(gw0, s.pool, gw)
-        peak = ((cols[pj] + cols[pj + 1]) / 2.0, (rows[pi] + rows[pi + 1]) / 2.0)
+            channels += [(view_score, VIEW), (global_score, GLOBAL)]
+        score, source = max(channels, key=lambda p: p[0])
+        st.last_cells = (
+            x,
+            zc / level_p,
+            view_score < s.threshold,
+            view_score < VIEW_ADMIT or med > COMMON_ADMIT,
+            gdist < GLOBAL_FOLLOW,
+            view,
+        )
+        fs = self._frame_score(record, zc / level_p, dist, s, score, source, patch_score, centroid=True)
+        if not s.use_global:
+            return dataclasses.replace(fs, view_score=0.0)
+        return dataclasses.replace(fs, view_score=view_score, global_score=global_score)
+
+    def _frame_score(
+        self,
+        record: FrameEmbedding,
+        cell_scores: np.ndarray,
+        dist: np.ndarray,
+        s: AnomalySettings,
+        score: float,
+        source: str,
+        patch_score: float,
+        global_score: float = 0.0,
+        *,
+        centroid: bool,
+    ) -> FrameScore:
+        """Heatmap, peak and box from per-cell scores in threshold units (1.0 = the patch level) and
+        raw distances. The box is the connected region, around the most distant cell that alone
+        exceeds the threshold, of cells at least `box_fraction` as distant and above the normal
+        level; with `centroid` the peak is that region's distance-weighted centre (with neighbourhood
+        averaging, a cell at the rim of an object can outscore the object's own cells), else the
+        cell's centre."""
+        gh0, gw0, _ = record.patches.shape
+        gh, gw = cell_scores.shape
+        heat = np.clip(cell_scores / s.threshold, 0.0, 1.0)
+        rows = np.asarray(_cell_edges(gh0, s.pool, gh))
+        cols = np.asarray(_cell_edges(gw0, s.pool, gw))
+        cx, cy = (cols[:-1] + cols[1:]) / 2.0, (rows[:-1] + rows[1:]) / 2.0
+        pi, pj = np.unravel_index(int(np.argmax(cell_scores)), cell_scores.shape)
+        peak = (float(cx[pj]), float(cy[pi]))
         boxes: tuple[Box, ...] = ()
-        if float(dist[pi, pj]) > alarm:
-            level = max(level_p, s.box_fraction * float(dist[pi, pj]))
-            i0, i1, j0, j1 = _component_bounds(dist >= level, int(pi), int(pj))
-            boxes = (Box(cols[j0], rows[i0], cols[j1 + 1], rows[i1 + 1], score=patch_score, label=KIND),)
+        if float(cell_scores[pi, pj]) > s.threshold:
+            pi, pj = np.unravel_index(int(np.argmax(np.where(cell_scores > s.threshold, dist, -1.0))), dist.shape)
+            near = (dist >= s.box_fraction * float(dist[pi, pj])) & (cell_scores >= 1.0)
+            ri, rj = np.nonzero(_component(near, int(pi), int(pj)))
+            i0, i1, j0, j1 = int(ri.min()), int(ri.max()), int(rj.min()), int(rj.max())
+            boxes = (
+                Box(
+                    float(cols[j0]),
+                    float(rows[i0]),
+                    float(cols[j1 + 1]),
+                    float(rows[i1 + 1]),
+                    score=patch_score,
+                    label=KIND,
+                ),
+            )
+            wts = dist[ri, rj].astype(np.float64)
+            peak = (
+                (float(wts @ cx[rj] / wts.sum()), float(wts @ cy[ri] / wts.sum()))
+                if centroid
+                else (float(cx[pj]), float(cy[pi]))
+            )
         return FrameScore(
             seq=record.seq,
             score=score,
@@ -607,15 +1038,6 @@ class AnomalyDetector(Processor[AnomalySettings]):
             threshold=s.threshold,
         )
 
-    @staticmethod
-    def _check_dim(model: _Model, record: FrameEmbedding) -> None:
-        dims = (int(record.patches.shape[2]), 2 * record.dim)
-        if dims != model.dims:
-            raise ValueError(
-                f"stream {record.stream}: record dims (patch, global) {dims} differ from its model of normal "
-                f"{model.dims}; reset() the stream after changing the model"
-            )
-
     # --- lifecycle --------------------------------------------------------------------------------
 
     def _lifecycle(
@@ -624,7 +1046,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
         occ = st.occurrence
         if hot:
             if occ is None:
-                if st.cooldown_until is not None and record.pts < st.cooldown_until:
+                if self._cooling(st, record, fs):
                     return []
                 occ = st.occurrence = _Occurrence(
                     id=event_id(record.stream, KIND, record.seq),
@@ -658,7 +1080,22 @@ class AnomalyDetector(Processor[AnomalySettings]):
             return []
         st.occurrence = None
         st.cooldown_until = record.pts + s.cooldown_s
+        details = occ.peak["details"]
+        st.cooldown_place = VIEW if details["source"] != PATCH else [details["peak"]["x"], details["peak"]["y"]]
         return [self._event(record.stream, occ, "closed", ts=record.ts)]
+
+    @staticmethod
+    def _cooling(st: _Stream, record: FrameEmbedding, fs: FrameScore) -> bool:
+        """Whether a new occurrence may not start yet: inside the cooldown, at the place of the event
+        that closed (anywhere, for a version-1 state that did not record it)."""
+        if st.cooldown_until is None or record.pts >= st.cooldown_until:
+            return False
+        place = st.cooldown_place
+        if place is None:
+            return True
+        if isinstance(place, str) or fs.source != PATCH:
+            return place == VIEW and fs.source != PATCH
+        return math.hypot(fs.peak[0] - place[0], fs.peak[1] - place[1]) <= COOLDOWN_REACH
 
     @staticmethod
     def _event(
@@ -702,27 +1139,49 @@ class AnomalyDetector(Processor[AnomalySettings]):
         model = st.model
         assert model is not None
         if st.reservoir is None:
-            st.reservoir = _Reservoir.empty(model.dims)
+            dims = model.dims if isinstance(model, _LegacyModel) else (model.cell_dim, model.dims[1])
+            st.reservoir = _Reservoir.empty(dims)
         r = st.reservoir
         if hot:  # tracked even while adaptation is off, so turning it on never learns a fresh anomaly
             r.last_hot = record.seq
             r.drop_from(record.seq - s.adapt_guard)
         if not s.adapt:
             return
-        calm = r.last_hot is None or record.seq - r.last_hot > s.adapt_guard
+        if st.last_cells is not None and st.recent is not None:
+            x, cell_scores, view_calm, view_near, global_near, view = st.last_cells
+            if view_calm:  # the view looks as it should: follow what changed a little
+                calm = ~ndimage.binary_dilation(cell_scores >= ADMIT, structure=np.ones((2 * REACH + 1,) * 2, bool))
+                st.recent.admit(x, calm)
+                if view_near:
+                    st.recent.admit_view(view)
+                if global_near:
+                    st.recent.admit_global(global_feature(record))
+        calm_frame = r.last_hot is None or record.seq - r.last_hot > s.adapt_guard
         clearly_normal = fs.score < min(s.adapt_below, s.threshold)
-        if calm and clearly_normal and st.occurrence is None:
+        if calm_frame and clearly_normal and st.occurrence is None:
             r.eligible += 1
             if r.eligible % s.adapt_every == 0:
-                picked = self._subsample(self._patches(record, s), s.adapt_patches, record.seq, s)
+                if isinstance(model, _LegacyModel):
+                    rows = self._legacy_patches(record, s)
+                    cells = np.full(len(rows), -1, np.int64)
+                else:
+                    assert st.last_cells is not None
+                    rows = st.last_cells[0].reshape(-1, st.last_cells[0].shape[-1])
+                    cells = np.arange(len(rows), dtype=np.int64)
+                pick = self._pick(len(rows), s.adapt_patches, record.seq, s)
                 rng = np.random.default_rng([s.seed, record.seq, 1])
-                r.patches, r.patch_seq = _reservoir_add(
-                    r.patches, r.patch_seq, picked.astype(np.float16), record.seq, s.reservoir_size, rng
+                r.patches, r.patch_cell, r.patch_seq = _reservoir_add(
+                    (r.patches, r.patch_cell, r.patch_seq),
+                    rows[pick].astype(np.float16),
+                    cells[pick],
+                    record.seq,
+                    s.reservoir_size,
+                    rng,
                 )
-                r.globals, r.global_seq = _reservoir_add(
-                    r.globals,
-                    r.global_seq,
+                r.globals, _, r.global_seq = _reservoir_add(
+                    (r.globals, np.zeros(len(r.globals), np.int64), r.global_seq),
                     global_feature(record)[None].astype(np.float16),
+                    np.zeros(1, np.int64),
                     record.seq,
                     s.reservoir_size,
                     rng,
@@ -733,17 +1192,77 @@ class AnomalyDetector(Processor[AnomalySettings]):
         r.since_merge = 0
         # Only vectors older than the guard are merged: a younger one may yet precede an anomaly.
         ripe, gripe = r.patch_seq < record.seq - s.adapt_guard, r.global_seq < record.seq - s.adapt_guard
-        self._merge(model, r.patches[ripe].astype(np.float32), r.globals[gripe].astype(np.float32), s)
-        r.patches, r.patch_seq = r.patches[~ripe], r.patch_seq[~ripe]
+        patches, cells, globs = r.patches[ripe].astype(np.float32), r.patch_cell[ripe], r.globals[gripe]
+        if isinstance(model, _LegacyModel):
+            self._merge_legacy(model, patches, globs.astype(np.float32), s)
+        else:
+            self._merge(model, patches, cells, globs.astype(np.float32), s)
+        r.patches, r.patch_cell, r.patch_seq = r.patches[~ripe], r.patch_cell[~ripe], r.patch_seq[~ripe]
         r.globals, r.global_seq = r.globals[~gripe], r.global_seq[~gripe]
 
-    # --- helpers ----------------------------------------------------------------------------------
+    def _merge(
+        self, model: _Model, patches: np.ndarray, cells: np.ndarray, globs: np.ndarray, s: AnomalySettings
+    ) -> None:
+        """Add normal vectors to the cells they came from (row-major cell indices) and to the global
+        bank. Only those a cell does not already cover (nearest kept vector of that cell farther than
+        NOVEL_FRACTION of its level) are added, then the cell is cut back to `per_cell` vectors by
+        coreset selection: re-selecting among covered duplicates would only thin out what it knows."""
+        gh, gw = model.grid
+        k = model.per_cell
+        cur = model.cells()[0].reshape(gh * gw, k, -1)
+        level = model.cell_level.reshape(-1)
+        changed = False
+        new_cells = cur.copy()
+        for c in np.unique(cells):
+            if c < 0 or c >= gh * gw:
+                continue
+            x = patches[cells == c]
+            near = np.sqrt(((x[:, None, :] - cur[c][None]) ** 2).sum(axis=-1).min(axis=1))
+            novel = x[near > NOVEL_FRACTION * level[c]]
+            if len(novel):
+                pool = np.concatenate([cur[c], novel])
+                new_cells[c] = pool[greedy_coreset(pool, k)]
+                changed = True
+        if changed:
+            model.set_memory(_Bank.quantise(new_cells.reshape(-1, new_cells.shape[-1]), unit=False))
+        if len(globs):
+            level_g = model.levels(s)[2]
+            novel = globs[knn_distance(globs, model.gbank.vectors, 1) > NOVEL_FRACTION * level_g]
+            if len(novel):
+                model.gbank = self._coreset(np.concatenate([model.gbank.vectors, novel]), s.global_bank_size, s)
 
-    def _merge(self, model: _Model, patches: np.ndarray, globs: np.ndarray, s: AnomalySettings) -> None:
-        """Add normal vectors to the banks. Only those the bank does not already cover (nearest bank
-        vector farther than NOVEL_FRACTION of the normal level) are added, then the bank is cut back
-        to its size by coreset selection: re-selecting among covered duplicates would only thin out
-        what the bank knows."""
+    # --- version-1 models ---------------------------------------------------------------------------
+
+    def _legacy_patches(self, record: FrameEmbedding, s: AnomalySettings) -> np.ndarray:
+        grid = patch_features(record.patches, pool=s.pool, neighbourhood=s.neighbourhood)
+        return grid.reshape(-1, grid.shape[-1])
+
+    @staticmethod
+    def _check_legacy_dim(model: _LegacyModel, record: FrameEmbedding) -> None:
+        dims = (int(record.patches.shape[2]), 2 * record.dim)
+        if dims != model.dims:
+            raise ValueError(
+                f"stream {record.stream}: record dims (patch, global) {dims} differ from its model of normal "
+                f"{model.dims}; reset() the stream after changing the model"
+            )
+
+    def _score_legacy(self, model: _LegacyModel, record: FrameEmbedding, s: AnomalySettings) -> FrameScore:
+        """Version 1's scoring: kNN of each uncentred unit patch vector to a position-free bank."""
+        self._check_legacy_dim(model, record)
+        grid = patch_features(record.patches, pool=s.pool, neighbourhood=s.neighbourhood)
+        gh, gw, d = grid.shape
+        dist = knn_distance(grid.reshape(-1, d), model.bank.vectors, s.k).reshape(gh, gw).astype(np.float32)
+        level_p, level_g = model.levels(s)
+        patch_score = float(dist.max()) / level_p
+        global_score = 0.0
+        if s.use_global:
+            global_score = float(knn_distance(global_feature(record)[None], model.gbank.vectors, s.k)[0]) / level_g
+        score, source = (global_score, GLOBAL) if global_score > patch_score else (patch_score, PATCH)
+        return self._frame_score(
+            record, dist / level_p, dist, s, score, source, patch_score, global_score, centroid=False
+        )
+
+    def _merge_legacy(self, model: _LegacyModel, patches: np.ndarray, globs: np.ndarray, s: AnomalySettings) -> None:
         level_p, level_g = model.levels(s)
         for x, attr, level, size in (
             (patches, "bank", level_p, s.bank_size),
@@ -755,6 +1274,8 @@ class AnomalyDetector(Processor[AnomalySettings]):
             novel = x[knn_distance(x, bank.vectors, 1) > NOVEL_FRACTION * level]
             if len(novel):
                 setattr(model, attr, self._coreset(np.concatenate([bank.vectors, novel]), size, s))
+
+    # --- helpers ----------------------------------------------------------------------------------
 
     def _coreset(self, x: np.ndarray, m: int, s: AnomalySettings) -> _Bank:
         return _Bank.quantise(x[greedy_coreset(x, m, self._projection(x.shape[1], s))])
@@ -771,25 +1292,85 @@ class AnomalyDetector(Processor[AnomalySettings]):
         return self._projections[key]
 
     @staticmethod
-    def _subsample(rows: np.ndarray, n: int, seq: int, s: AnomalySettings) -> np.ndarray:
-        """`n` rows chosen at random (reproducibly: seeded by the frame's seq), or all of them."""
-        if len(rows) <= n:
-            return rows
+    def _pick(n: int, m: int, seq: int, s: AnomalySettings) -> np.ndarray:
+        """`m` of `n` row indices chosen at random (reproducibly: seeded by the frame's seq), or all."""
+        if n <= m:
+            return np.arange(n)
         rng = np.random.default_rng([s.seed, seq])
-        return rows[np.sort(rng.choice(len(rows), size=n, replace=False))]
+        return np.sort(rng.choice(n, size=m, replace=False))
+
+    def _subsample(self, rows: np.ndarray, n: int, seq: int, s: AnomalySettings) -> np.ndarray:
+        return rows[self._pick(len(rows), n, seq, s)]
+
+
+_PROJECTIONS: dict[tuple[int, int, int], np.ndarray] = {}
+
+
+def _project(x: np.ndarray, proj: tuple[int, int]) -> np.ndarray:
+    """x (..., D) in the random projection `proj` = (dims, seed), or x itself for (0, 0): a Gaussian
+    matrix scaled to keep lengths, so distances survive to within a few per cent at 128 dims while
+    the cells' memory and the per-frame products shrink by D / dims."""
+    dims, seed = proj
+    if dims == 0:
+        return x.astype(np.float32, copy=False)
+    key = (x.shape[-1], dims, seed)
+    if key not in _PROJECTIONS:
+        rng = np.random.default_rng([seed, x.shape[-1], dims, 2])
+        _PROJECTIONS[key] = (rng.normal(size=(x.shape[-1], dims)) / math.sqrt(dims)).astype(np.float32)
+    return (x.astype(np.float32, copy=False) @ _PROJECTIONS[key]).astype(np.float32)
+
+
+def _restore_v1(state: dict[str, Any]) -> _Stream:
+    """A version-1 state: its model of normal (position-free banks), reservoir, open occurrence and
+    cooldown. A version-1 warm-up cannot be finished by this version: it starts over."""
+    st = _Stream(cooldown_until=state["cooldown_until"], cooldown_place=None)
+    if "model" in state:
+        st.model = _legacy_model(state["model"])
+    if "reservoir" in state and st.model is not None:
+        r = state["reservoir"]
+        patches = decode_array(r["patches"])
+        st.reservoir = _Reservoir(
+            patches=patches,
+            patch_cell=np.full(len(patches), -1, np.int64),
+            patch_seq=np.asarray(r["patch_seq"], dtype=np.int64),
+            globals=decode_array(r["globals"]),
+            global_seq=np.asarray(r["global_seq"], dtype=np.int64),
+            eligible=int(r["eligible"]),
+            since_merge=int(r["since_merge"]),
+            last_hot=r["last_hot"],
+        )
+    if "occurrence" in state:
+        st.occurrence = _Occurrence(**state["occurrence"])
+    return st
+
+
+def _legacy_model(m: dict[str, Any]) -> _LegacyModel:
+    return _LegacyModel(
+        bank=_Bank.from_dict(m["bank"]),
+        gbank=_Bank.from_dict(m["gbank"]),
+        cal_patch=np.asarray(m["cal_patch"], dtype=np.float64),
+        cal_global=np.asarray(m["cal_global"], dtype=np.float64),
+    )
 
 
 def _reservoir_add(
-    rows: np.ndarray, seqs: np.ndarray, new: np.ndarray, seq: int, size: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Append `new` rows (from frame `seq`); beyond `size`, random rows make room, so a full
-    reservoir keeps a mix of old and recent frames (old ones are the ones ripe for merging)."""
-    rows = np.concatenate([rows, new])
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray],
+    new: np.ndarray,
+    new_cells: np.ndarray,
+    seq: int,
+    size: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Append `new` rows (from frame `seq`, at `new_cells`); beyond `size`, random rows make room, so
+    a full reservoir keeps a mix of old and recent frames (old ones are the ones ripe for merging)."""
+    vecs, cells, seqs = rows
+    vecs = np.concatenate([vecs, new])
+    cells = np.concatenate([cells, new_cells.astype(np.int64)])
     seqs = np.concatenate([seqs, np.full(len(new), seq, dtype=np.int64)])
-    if len(rows) > size:
-        keep = np.sort(rng.choice(len(rows), size=size, replace=False))
-        rows, seqs = rows[keep], seqs[keep]
-    return rows, seqs
+    if len(vecs) > size:
+        keep = np.sort(rng.choice(len(vecs), size=size, replace=False))
+        vecs, cells, seqs = vecs[keep], cells[keep], seqs[keep]
+    return vecs, cells, seqs
 
 
 def _peak(fs: FrameScore, record: FrameEmbedding) -> dict[str, Any]:
@@ -807,10 +1388,9 @@ def _cell_edges(n_patches: int, pool: int, n_cells: int) -> list[float]:
     return [min(i * pool, n_patches) / n_patches for i in range(n_cells + 1)]
 
 
-def _component_bounds(mask: np.ndarray, i: int, j: int) -> tuple[int, int, int, int]:
-    """Row and column bounds (inclusive) of the 8-connected region of `mask` holding (i, j)."""
+def _component(mask: np.ndarray, i: int, j: int) -> np.ndarray:
+    """The 8-connected region of `mask` holding (i, j), as a mask."""
     seeded = np.array(mask, dtype=bool)
     seeded[i, j] = True  # the seed belongs to its region even where the mask is off
     labels, _ = ndimage.label(seeded, structure=_EIGHT_CONNECTED)
-    rows, cols = ndimage.find_objects(labels)[labels[i, j] - 1]
-    return rows.start, rows.stop - 1, cols.start, cols.stop - 1
+    return labels == labels[i, j]

@@ -333,7 +333,8 @@ class SceneChangeSettings(_Strict):
 
 
 class AnomalySettings(_Strict):
-    """Per-stream model of normal: kNN distance to a coreset memory bank of global and patch features.
+    """Per-stream, position-aware model of normal: each cell's kNN distance to coresets of what that part of
+    the view held, and whole-frame (view and global) scores.
 
     Scores are in units of the calibrated normal level: 1.0 is the `quantile` of the scores of
     held-out warm-up frames, so `threshold` and `adapt_below` mean the same on every stream.
@@ -389,18 +390,27 @@ class AnomalySettings(_Strict):
     )
     use_global: bool = Field(
         True,
-        description="Also score the global vector against its own bank (whole-frame unusual content that no single "
-        "patch shows); the frame score is the larger of the two calibrated scores.",
+        description="Also score the whole frame: its view vector (the centred cells' mean) and its global vector "
+        "(whole-frame unusual content that no single patch shows: a covered lens, another scene); the frame score is "
+        "the largest of the calibrated scores.",
     )
     projection_dim: int = Field(
-        128, ge=0, description="Coreset selection runs on a random projection to this many dims; 0 uses full vectors."
+        128,
+        ge=0,
+        description="Cell vectors are kept and compared in a random projection to this many dims (bank_size full "
+        "vectors' worth of memory then holds more of them); 0 uses full vectors.",
     )
     seed: int = Field(0, ge=0, description="Seed for the projection and patch subsampling (results are reproducible).")
     # Alarm and lifecycle
     threshold: float = Field(1.3, gt=0, description="A frame is anomalous when its score exceeds this.")
     open_after: int = Field(2, ge=1, description="Consecutive anomalous frames before an event opens.")
     close_after: int = Field(3, ge=1, description="Consecutive normal frames before an open event closes.")
-    cooldown_s: float = Field(5.0, ge=0, description="Media seconds after an event closes before a new one may open.")
+    cooldown_s: float = Field(
+        5.0,
+        ge=0,
+        description="Media seconds after an event closes before a new one may open at the same place (an anomaly "
+        "elsewhere opens at once).",
+    )
     box_fraction: float = Field(
         0.5,
         gt=0,
