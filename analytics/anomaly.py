@@ -101,9 +101,11 @@ COMMON_ADMIT = 1.0
 # ViT-S/16 features, less in trained ones), a switched-off light, a covered lens or another scene
 # does. The global score is the distance to the nearest known global vector over this.
 GLOBAL_FOLLOW = 0.35
-# For `cooldown_s` after an event closes, a new one at most this far (normalised frame units) from
-# its peak, or a whole-view one after a whole-view one, does not open.
-COOLDOWN_REACH = 0.15
+# Two patch anomalies farther apart than this (normalised frame units) are different anomalies: for
+# `cooldown_s` after an event closes, only one at the same place (or a whole-view one after a
+# whole-view one) is held back; and an unconfirmed anomalous frame followed by one elsewhere does
+# not start the event (it starts with the second).
+SAME_PLACE = 0.15
 # Learned and adapted vectors join a memory only when their nearest vector there is farther than
 # this share of the normal level: the rest are already known.
 NOVEL_FRACTION = 0.5
@@ -1045,6 +1047,8 @@ class AnomalyDetector(Processor[AnomalySettings]):
     ) -> list[Event]:
         occ = st.occurrence
         if hot:
+            if occ is not None and not occ.announced and _elsewhere(occ.peak["details"], fs):
+                occ = st.occurrence = None  # the unconfirmed frame was something else, somewhere else
             if occ is None:
                 if self._cooling(st, record, fs):
                     return []
@@ -1095,7 +1099,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
             return True
         if isinstance(place, str) or fs.source != PATCH:
             return place == VIEW and fs.source != PATCH
-        return math.hypot(fs.peak[0] - place[0], fs.peak[1] - place[1]) <= COOLDOWN_REACH
+        return math.hypot(fs.peak[0] - place[0], fs.peak[1] - place[1]) <= SAME_PLACE
 
     @staticmethod
     def _event(
@@ -1318,6 +1322,13 @@ def _project(x: np.ndarray, proj: tuple[int, int]) -> np.ndarray:
         rng = np.random.default_rng([seed, x.shape[-1], dims, 2])
         _PROJECTIONS[key] = (rng.normal(size=(x.shape[-1], dims)) / math.sqrt(dims)).astype(np.float32)
     return (x.astype(np.float32, copy=False) @ _PROJECTIONS[key]).astype(np.float32)
+
+
+def _elsewhere(details: dict[str, Any], fs: FrameScore) -> bool:
+    """Whether `fs` is a patch anomaly farther than SAME_PLACE from the patch anomaly of `details`."""
+    if details["source"] != PATCH or fs.source != PATCH:
+        return False
+    return math.hypot(fs.peak[0] - details["peak"]["x"], fs.peak[1] - details["peak"]["y"]) > SAME_PLACE
 
 
 def _restore_v1(state: dict[str, Any]) -> _Stream:

@@ -359,6 +359,18 @@ def test_events_follow_the_anomaly_and_two_anomalies_stay_two_events() -> None:
     assert len({e.id for _, e in emitted}) == 2
 
 
+def test_a_blip_elsewhere_just_before_an_anomaly_is_not_its_start() -> None:
+    # One anomalous frame at the bottom left (not enough to open anything), then a foreign block at
+    # the top right: the event is the block's, from its first frame.
+    scene = Scene(seed=25)
+    records = scene.sequence(30) + [scene.frame(30, region=BOTTOM_LEFT)]
+    records += [scene.frame(seq, region=TOP_RIGHT) for seq in range(31, 36)] + scene.sequence(42)[36:]
+    events = run(detector(), records)
+    assert len({e.id for e in events}) == 1
+    assert events[0].status == "open" and events[0].t_start == 31 / FPS
+    assert TOP_RIGHT.contains(events[-1].details["peak"]["x"], events[-1].details["peak"]["y"])
+
+
 def test_warm_up_length_is_respected_per_stream() -> None:
     det = detector()
     det.configure("short", {"warmup_frames": 10})
