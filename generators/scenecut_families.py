@@ -306,7 +306,9 @@ def make_family_video(
     with av.open(os.fspath(path), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "veryfast", "crf": str(crf), "threads": "1"}  # one thread: same bytes every run
+        # Same seed, same bytes: one thread, and no macroblock-tree rate control (with it two encodes
+        # of one seed in one long process differed, as groundtruth.py found).
+        stream.options = {"preset": "veryfast", "crf": str(crf), "threads": "1", "x264-params": "mbtree=0"}
         for i, (layers, fill) in enumerate(timeline):
             acc = np.full((work[1], work[0], 3), fill * (1.0 - sum(w for _, w in layers)), dtype=np.float32)
             for k, w in layers:
