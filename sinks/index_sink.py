@@ -96,7 +96,8 @@ class IndexWriter:
 
 
 class IndexSink(IndexWriter):
-    """Consumes both topics in the consumer group `group` and upserts into `index`."""
+    """Consumes both topics in the consumer group `group` and upserts into `index`. The group has no
+    default: the service names it in one place (`dinostream.node.consumer_groups`)."""
 
     def __init__(
         self,
@@ -105,7 +106,7 @@ class IndexSink(IndexWriter):
         kafka: KafkaSettings,
         settings: IndexSettings,
         *,
-        group: str = "dinostream-index",
+        group: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(index, settings, clock=clock)

@@ -50,7 +50,7 @@ async def test_maintain_deletes_what_is_past_each_streams_retention(tmp_path: Pa
     try:
         index.upsert_frames([record(s, i, age) for s in ("cam1", "cam2") for i, age in enumerate((40, 10, 1))])
         settings = IndexSettings(retention_days=7, retention_per_stream={"cam2": 30})
-        sink = IndexSink(index, "127.0.0.1:1", KafkaSettings(), settings, clock=lambda: NOW)  # never started
+        sink = IndexSink(index, "127.0.0.1:1", KafkaSettings(), settings, group="g", clock=lambda: NOW)  # never started
 
         sink.maintain()
 
