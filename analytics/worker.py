@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 import faust
+from mode.utils.times import want_seconds
 
 from dinostream.analytics.anomaly import AnomalyDetector
 from dinostream.analytics.gallery import MemoryTrackGallery, TrackGallery
@@ -42,9 +43,17 @@ from dinostream.analytics.reid import ReidProcessor
 from dinostream.analytics.scene_change import SceneChangeDetector
 from dinostream.analytics.watchlist import Watchlist, WatchlistProcessor
 from dinostream.analytics.watchlist_feed import WatchlistFeed
+from dinostream.core.kafka_io import TopicSpec, base_topic_configs, ensure_topic_specs, topic_spec
 from dinostream.core.settings import AnalyticsSettings, KafkaSettings
 
-__all__ = ["WorkerStats", "build_app", "control_message", "default_processors"]
+__all__ = [
+    "WorkerStats",
+    "build_app",
+    "control_message",
+    "default_processors",
+    "faust_topic_specs",
+    "worker_session_timeout_s",
+]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +79,52 @@ def default_processors(
     ]
 
 
+# Kafka's default session timeout since 3.0: a worker busy in a CPU-heavy processor or a blocking
+# Qdrant call keeps its partitions instead of setting off a rebalance.
+EXTERNAL_SESSION_TIMEOUT_S = 45.0
+
+
+def worker_session_timeout_s(kafka: KafkaSettings) -> float:
+    """The workers' consumer-group session timeout: `worker_session_timeout_s`, else 45 s on an
+    external cluster and `session_timeout_s` on the embedded broker (fast hand-over in tests)."""
+    if kafka.worker_session_timeout_s is not None:
+        return kafka.worker_session_timeout_s
+    return EXTERNAL_SESSION_TIMEOUT_S if kafka.bootstrap is not None else kafka.session_timeout_s
+
+
+def faust_topic_specs(app: faust.App, kafka: KafkaSettings) -> list[TopicSpec]:
+    """The topics Faust creates for `app` (each table's changelog, the leader assignor's topic),
+    as dinostream creates them before Faust would: the settings' replication, min.insync.replicas
+    and max.message.bytes, and the cleanup policy and retention Faust gives them."""
+    topics: list[Any] = [table.changelog_topic for table in app.tables.values()]
+    topics.append(app._leader_assignor._leader_topic)  # Faust names and sizes it there
+    specs = []
+    for topic in topics:
+        configs = {}
+        policy = ",".join(p for p, on in (("compact", topic.compacting), ("delete", topic.deleting)) if on)
+        if policy:
+            configs["cleanup.policy"] = policy
+        if topic.retention:
+            configs["retention.ms"] = str(int(want_seconds(topic.retention) * 1000))
+        configs.update({k: str(v) for k, v in (topic.config or {}).items()})
+        partitions = topic.partitions or app.conf.topic_partitions
+        specs.append(topic_spec(kafka, topic.get_topic_name(), partitions, **configs))
+    return specs
+
+
+class _AnalyticsApp(faust.App):
+    """faust.App that creates Faust's own topics with dinostream's topic settings before it starts
+    (Faust would create them with a fixed replication factor and no limits), and checks existing
+    ones like `ensure_topics` does (BrokerError: the worker does not start)."""
+
+    dinostream_kafka: tuple[str, KafkaSettings]  # set by build_app
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        bootstrap, kafka = self.dinostream_kafka
+        await ensure_topic_specs(bootstrap, kafka, faust_topic_specs(self, kafka), client_id=f"{self.conf.id}-admin")
+
+
 def build_app(
     bootstrap: str,
     kafka: KafkaSettings,
@@ -84,26 +139,32 @@ def build_app(
 
     With the default processors the app also follows the watchlist topic (every worker reads all
     of it), before its agents start."""
-    app = faust.App(
+    session_s = worker_session_timeout_s(kafka)
+    app = _AnalyticsApp(
         analytics.app_id,
         broker=f"kafka://{bootstrap.replace(',', ';kafka://')}",
         store="memory://",
         autodiscover=False,
         web_enabled=False,
         topic_partitions=kafka.partitions,
-        topic_replication_factor=1,
+        # Faust's own topics are created before it starts (`faust_topic_specs`, the cluster's default
+        # replication unless set); Faust creates none with this.
+        topic_replication_factor=kafka.replication_factor or 1,
         consumer_auto_offset_reset="earliest",
         producer_max_request_size=kafka.max_message_bytes,
         broker_request_timeout=max(90.0, kafka.connect_timeout_s * 3),
-        broker_session_timeout=kafka.session_timeout_s,
-        broker_heartbeat_interval=kafka.session_timeout_s / 5,
+        broker_session_timeout=session_s,
+        broker_heartbeat_interval=min(3.0, session_s / 5),
     )
+    app.dinostream_kafka = (bootstrap, kafka)
     raw = {"key_type": bytes, "value_type": bytes, "value_serializer": "raw", "key_serializer": "raw"}
     embeddings = app.topic(kafka.embeddings_topic, **raw)
     events_topic = app.topic(kafka.events_topic, **raw)
     control = app.topic(kafka.control_topic, **raw)
     # Key: "stream/processor" so one big processor state never shares a message with another.
-    state_table = app.Table("processor-state", default=dict, partitions=kafka.partitions)  # JSON values
+    state_table = app.Table(
+        "processor-state", default=dict, partitions=kafka.partitions, extra_topic_configs=base_topic_configs(kafka)
+    )  # JSON values
     counters = stats if stats is not None else WorkerStats()
     watchlist = Watchlist()
     if processors is None:

@@ -29,13 +29,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from dinostream.core.errors import BrokerError
-from dinostream.core.kafka_io import make_producer
+from dinostream.core.kafka_io import TopicSpec, ensure_topic_specs, make_producer, topic_spec
 from dinostream.core.records import Event, RecordError
 from dinostream.core.settings import (
     AlertSettings,
@@ -51,7 +49,11 @@ from dinostream.sinks.slack_alert import SlackAlertSink
 from dinostream.sinks.webhook_alert import WebhookAlertSink
 
 log = logging.getLogger(__name__)
-_TOPIC_EXISTS = 36
+
+
+def dead_letter_spec(settings: AlertSettings, kafka: KafkaSettings) -> TopicSpec:
+    """The dead-letter topic as the alert service creates it (replication and limits of the other topics)."""
+    return topic_spec(kafka, settings.dead_letter_topic)
 
 
 def build_sinks(settings: AlertSettings, dead_letter: DeadLetter | None) -> dict[str, AlertSink]:
@@ -137,23 +139,16 @@ class AlertService:
         await producer.send_and_wait(self.settings.dead_letter_topic, record, key=alert.event.key)
 
     async def _ensure_dead_letter_topic(self) -> None:
-        timeout_ms = int(self.kafka.connect_timeout_s * 1000)
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.bootstrap, request_timeout_ms=timeout_ms, client_id="dinostream-alerts-admin"
-        )
         topic = self.settings.dead_letter_topic
         try:
-            await asyncio.wait_for(admin.start(), self.kafka.connect_timeout_s)
-            if topic not in set(await admin.list_topics()):
-                resp = await admin.create_topics([NewTopic(topic, self.kafka.partitions, 1)], timeout_ms=timeout_ms)
-                for err in getattr(resp, "topic_errors", []):
-                    if err[1] not in (0, _TOPIC_EXISTS):
-                        raise BrokerError(f"cannot create dead-letter topic {topic!r} on {self.bootstrap}: {err}")
-        except (TimeoutError, KafkaError, OSError) as e:
-            raise BrokerError(f"alerts: cannot set up topic {topic!r} on Kafka at {self.bootstrap}: {e}") from None
-        finally:
-            with contextlib.suppress(Exception):
-                await admin.close()
+            await ensure_topic_specs(
+                self.bootstrap,
+                self.kafka,
+                [dead_letter_spec(self.settings, self.kafka)],
+                client_id="dinostream-alerts-admin",
+            )
+        except BrokerError as e:
+            raise BrokerError(f"alerts: cannot set up topic {topic!r}: {e}") from None
 
     async def run(self) -> None:
         """Consume until `stop()` (or cancellation). Kafka errors propagate: the owner stops the service."""

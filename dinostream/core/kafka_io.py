@@ -11,10 +11,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
 from dinostream.core.errors import BrokerError
@@ -22,17 +24,98 @@ from dinostream.core.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 _TOPIC_EXISTS = 36
+# A record of max_message_bytes goes in a batch of its own, whose v2 header (61 bytes) the producer's
+# size check leaves out; the topic's max.message.bytes limits the batch.
+BATCH_HEADROOM = 1024
+CLUSTER_DEFAULT = -1  # replication factor: the cluster's default.replication.factor (KIP-464)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic as dinostream creates it: what `ensure_topic_specs` asks the cluster for, what the
+    Strimzi KafkaTopic resources in deploy/ must say. `replication_factor` -1: the cluster's default."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str] = field(default_factory=dict)
+
+    def new_topic(self) -> NewTopic:
+        topic = NewTopic(self.name, self.partitions, 1, topic_configs=dict(self.configs))
+        # aiokafka's constructor refuses -1 without a replica assignment, though the protocol takes it
+        # and brokers since Kafka 2.4 (and Tansu) resolve it to default.replication.factor.
+        topic.replication_factor = self.replication_factor
+        return topic
+
+
+def topic_message_bytes(settings: KafkaSettings) -> int:
+    """The max.message.bytes a topic needs for records of up to `settings.max_message_bytes`."""
+    return settings.max_message_bytes + BATCH_HEADROOM
+
+
+def base_topic_configs(settings: KafkaSettings) -> dict[str, str]:
+    """The configs every topic dinostream (or its Faust app) creates gets."""
+    configs = {"max.message.bytes": str(topic_message_bytes(settings))}
+    if settings.min_insync_replicas is not None:
+        configs["min.insync.replicas"] = str(settings.min_insync_replicas)
+    return configs
+
+
+def topic_spec(
+    settings: KafkaSettings, name: str, partitions: int | None = None, *, compact: bool = False, **configs: str
+) -> TopicSpec:
+    """One topic with the settings' replication and base configs; `compact` for the topics that say
+    how things are now (only the latest value per key is kept, never aged out)."""
+    out = base_topic_configs(settings)
+    out["cleanup.policy"] = "compact" if compact else "delete"
+    out.update(configs)
+    rf = CLUSTER_DEFAULT if settings.replication_factor is None else settings.replication_factor
+    return TopicSpec(name, settings.partitions if partitions is None else partitions, rf, out)
+
+
+def embeddings_configs(settings: KafkaSettings) -> dict[str, str]:
+    """Retention and segment size of the embeddings topic (the big one)."""
+    out = {"segment.bytes": str(settings.embeddings_segment_bytes)}
+    if settings.embeddings_retention_ms is not None:
+        out["retention.ms"] = str(settings.embeddings_retention_ms)
+        # Retention deletes closed segments only: roll at least hourly so a quiet partition ages out too.
+        out["segment.ms"] = str(min(3_600_000, settings.embeddings_retention_ms))
+    if settings.embeddings_retention_bytes is not None:
+        out["retention.bytes"] = str(settings.embeddings_retention_bytes)
+    return out
+
+
+def topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
+    """Every topic `ensure_topics` creates, as it creates it."""
+    return [
+        topic_spec(settings, settings.embeddings_topic, **embeddings_configs(settings)),
+        topic_spec(settings, settings.events_topic),
+        topic_spec(settings, settings.control_topic),
+        # Small and read whole by every worker: one partition, only the latest value per exemplar.
+        topic_spec(settings, settings.watchlist_topic, 1, compact=True),
+        # The registry of the separate roles and its owners' health reports: compacted, keyed by stream. The
+        # streams topic's partitions are what the ingest nodes' consumer group shares out.
+        topic_spec(settings, settings.streams_topic, compact=True),
+        topic_spec(settings, settings.stream_health_topic, compact=True),
+    ]
 
 
 async def ensure_topics(bootstrap: str, settings: KafkaSettings) -> None:
     """Check the cluster answers within the connect timeout and create our topics if missing.
 
-    Raises `BrokerError` with one line naming the bootstrap address when it does not answer.
+    Raises `BrokerError` with one line naming the bootstrap address when it does not answer, or
+    naming the topic, its limit and the setting when an existing topic's max.message.bytes is too low.
     """
+    await ensure_topic_specs(bootstrap, settings, topic_specs(settings))
+
+
+async def ensure_topic_specs(
+    bootstrap: str, settings: KafkaSettings, specs: Sequence[TopicSpec], *, client_id: str = "dinostream-admin"
+) -> dict[str, int]:
+    """Create the topics of `specs` that are missing and check those that exist take records of
+    `kafka.max_message_bytes`; returns each topic's replica count as the cluster reports it."""
     timeout_ms = int(settings.connect_timeout_s * 1000)
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, client_id="dinostream-admin"
-    )
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, client_id=client_id)
     try:
         await asyncio.wait_for(admin.start(), settings.connect_timeout_s)
     except (TimeoutError, KafkaError, OSError) as e:
@@ -44,26 +127,59 @@ async def ensure_topics(bootstrap: str, settings: KafkaSettings) -> None:
         ) from None
     try:
         existing = set(await admin.list_topics())
-        wanted = [settings.embeddings_topic, settings.events_topic, settings.control_topic]
-        new = [NewTopic(t, settings.partitions, 1) for t in wanted if t not in existing]
-        if settings.watchlist_topic not in existing:
-            # Small and read whole by every worker: one partition, only the latest value per exemplar.
-            new.append(NewTopic(settings.watchlist_topic, 1, 1, topic_configs={"cleanup.policy": "compact"}))
-        # The registry of the separate roles and its owners' health reports: compacted, keyed by stream. The
-        # streams topic's partitions are what the ingest nodes' consumer group shares out.
-        for topic in (settings.streams_topic, settings.stream_health_topic):
-            if topic not in existing:
-                new.append(NewTopic(topic, settings.partitions, 1, topic_configs={"cleanup.policy": "compact"}))
+        new = [spec.new_topic() for spec in specs if spec.name not in existing]
         if new:
             resp = await admin.create_topics(new, timeout_ms=timeout_ms)
             for topic, code, message in _topic_errors(resp):
                 if code not in (0, _TOPIC_EXISTS):
                     raise BrokerError(f"cannot create topic {topic!r} on {bootstrap}: {message or code}")
             log.info("created topics %s on %s", [t.name for t in new], bootstrap)
+        names = [spec.name for spec in specs]
+        old = [name for name in names if name in existing]
+        if old:
+            limits = await _topic_limits(admin, old)
+            problem = message_limit_problem(settings, limits)
+            if problem:
+                raise BrokerError(f"Kafka at {bootstrap}: {problem}")
+        return {
+            t["topic"]: len(t["partitions"][0]["replicas"])
+            for t in await admin.describe_topics(names)
+            if t.get("partitions")
+        }
     except KafkaError as e:
         raise BrokerError(f"Kafka at {bootstrap} refused topic set-up: {e}") from None
     finally:
         await _quiet_close(admin)
+
+
+def message_limit_problem(settings: KafkaSettings, limits: dict[str, int | None]) -> str | None:
+    """Why records of `kafka.max_message_bytes` would not fit some topic of `limits` (its
+    max.message.bytes; None: not reported), or None when they all fit."""
+    need = topic_message_bytes(settings)
+    low = {topic: limit for topic, limit in limits.items() if limit is not None and limit < need}
+    if not low:
+        return None
+    where = ", ".join(f"topic {t!r} has max.message.bytes {n}" for t, n in sorted(low.items()))
+    return (
+        f"{where}, below the {need} bytes kafka.max_message_bytes = {settings.max_message_bytes} needs (a record "
+        f"of that size would be refused); raise the topic's max.message.bytes to at least {need} or lower "
+        "kafka.max_message_bytes"
+    )
+
+
+async def _topic_limits(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, int | None]:
+    # All configs, filtered here: Tansu 0.6 drops the connection on a request that names config keys.
+    resources = [ConfigResource(ConfigResourceType.TOPIC, t) for t in topics]
+    out: dict[str, int | None] = dict.fromkeys(topics)
+    for resp in await admin.describe_configs(resources):
+        for resource in resp.resources:
+            error_code, name, entries = resource[0], resource[3], resource[4]
+            if error_code:
+                raise BrokerError(f"cannot read the configs of topic {name!r}: {resource[1] or error_code}")
+            for entry in entries:
+                if entry[0] == "max.message.bytes" and entry[1] is not None:
+                    out[name] = int(entry[1])
+    return out
 
 
 def _topic_errors(resp: object) -> list[tuple[str, int, str | None]]:

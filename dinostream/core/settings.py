@@ -277,6 +277,52 @@ class KafkaSettings(_Strict):
         description="Idempotent producer. None: on for an external cluster, off for the embedded broker "
         "(Tansu's memory storage rejects InitProducerId); sinks are idempotent by id either way.",
     )
+    replication_factor: int | None = Field(
+        None,
+        ge=1,
+        description="Replication factor of every topic dinostream or its analytics app creates. None: the "
+        "cluster's default.replication.factor (sent as -1, KIP-464).",
+    )
+    min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="min.insync.replicas of the topics dinostream creates (acks=all writes need this many "
+        "replicas). None: the cluster's.",
+    )
+    embeddings_retention_ms: int | None = Field(
+        12 * 3600 * 1000,
+        ge=60_000,
+        description="retention.ms of the embeddings topic: how long a stopped worker or index sink can catch "
+        "up (28-100 GB per camera per day at 2 fps). None: the cluster's (7 days by default).",
+    )
+    embeddings_retention_bytes: int | None = Field(
+        16 * 1024**3,
+        ge=1_048_576,
+        description="retention.bytes of the embeddings topic, per partition (times partitions and replicas on "
+        "disk). None: the cluster's (unbounded by default).",
+    )
+    embeddings_segment_bytes: int = Field(
+        256 * 1024**2,
+        ge=1_048_576,
+        description="segment.bytes of the embeddings topic: retention deletes whole segments, so smaller ones "
+        "keep the disk near the limit.",
+    )
+    worker_session_timeout_s: float | None = Field(
+        None,
+        ge=2,
+        description="Session timeout of the analytics workers' consumer group (CPU-heavy processors share its "
+        "event loop). None: 45 s on an external cluster, session_timeout_s on the embedded broker.",
+    )
+
+    @model_validator(mode="after")
+    def _replicas(self) -> KafkaSettings:
+        rf, isr = self.replication_factor, self.min_insync_replicas
+        if rf is not None and isr is not None and isr > rf:
+            raise ValueError(
+                f"kafka.min_insync_replicas ({isr}) is more than kafka.replication_factor ({rf}): every acks=all "
+                "write would fail"
+            )
+        return self
 
 
 class SceneChangeSettings(_Strict):
