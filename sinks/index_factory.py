@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dinostream.core.settings import IndexSettings, ReidSettings
 from dinostream.sinks.qdrant_edge_index import QdrantEdgeIndex
-from dinostream.sinks.qdrant_server_index import QdrantServerIndex
+from dinostream.sinks.qdrant_server_index import CollectionLayout, QdrantServerIndex
 from dinostream.sinks.vector_index import VectorIndex
 
 
@@ -41,4 +41,5 @@ def open_index(
         patch_dim=patch_dim,
         region_grid=grid,
         cell_centering=centering,
+        layout=CollectionLayout.from_settings(settings),
     )

@@ -13,6 +13,7 @@ The server builds its graphs by itself; `optimize()` has nothing to do.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -22,6 +23,7 @@ from qdrant_client.http.exceptions import UnexpectedResponse
 
 from dinostream.core.errors import IndexStoreError
 from dinostream.core.records import Event, FrameEmbedding, frame_point_id
+from dinostream.core.settings import IndexSettings
 from dinostream.sinks.index_payload import (
     EVENT_INDEXES,
     FRAME_INDEXES,
@@ -50,6 +52,45 @@ _T = TypeVar("_T")
 _SCHEMA = {"keyword": qm.PayloadSchemaType.KEYWORD, "float": qm.PayloadSchemaType.FLOAT}
 _NO_GRAPH = qm.HnswConfigDiff(m=0)
 _WRITE_CHUNK = 256  # points per upsert request
+
+
+@dataclass(frozen=True)
+class CollectionLayout:
+    """How new collections are laid out on the server (existing ones are left as they are): where
+    vectors and payloads live, quantization, shards and replicas. The defaults are Qdrant's."""
+
+    on_disk_vectors: bool = False
+    int8: bool = False
+    on_disk_payload: bool = False
+    shards: int | None = None
+    replication_factor: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings: IndexSettings) -> CollectionLayout:
+        return cls(
+            on_disk_vectors=settings.qdrant_on_disk_vectors,
+            int8=settings.qdrant_quantization == "int8",
+            on_disk_payload=settings.qdrant_on_disk_payload,
+            shards=settings.qdrant_shards,
+            replication_factor=settings.qdrant_replication_factor,
+        )
+
+    def vector(self, params: qm.VectorParams) -> qm.VectorParams:
+        return params.model_copy(update={"on_disk": True}) if self.on_disk_vectors else params
+
+    def create_args(self, *, quantize: bool) -> dict[str, Any]:
+        """create_collection's keyword arguments beside the vectors."""
+        args: dict[str, Any] = {
+            "on_disk_payload": self.on_disk_payload,
+            "shard_number": self.shards,
+            "replication_factor": self.replication_factor,
+        }
+        if quantize and self.int8:
+            # The int8 copies stay in RAM for search; hits are rescored with the originals.
+            args["quantization_config"] = qm.ScalarQuantization(
+                scalar=qm.ScalarQuantizationConfig(type=qm.ScalarType.INT8, quantile=0.99, always_ram=True)
+            )
+        return args
 
 
 def _frame_filter(where: FrameFilter) -> qm.Filter | None:
@@ -97,6 +138,7 @@ class QdrantServerIndex(VectorIndex):
         patch_dim: int | None = None,
         region_grid: int = 4,
         cell_centering: float | None = None,
+        layout: CollectionLayout | None = None,
     ) -> None:
         if dim < 1:
             raise ValueError(f"dim must be positive, got {dim}")
@@ -112,22 +154,27 @@ class QdrantServerIndex(VectorIndex):
         self.frames_collection = f"{prefix}_frames"
         self.regions_collection = f"{prefix}_regions"
         self.events_collection = f"{prefix}_events"
+        self.layout = layout = layout or CollectionLayout()
         frame_vectors_config = {
-            name: qm.VectorParams(
-                size=dim,
-                distance=qm.Distance.COSINE,
-                datatype=qm.Datatype.FLOAT16,
-                hnsw_config=None if name == SEARCH_VECTOR else _NO_GRAPH,
+            name: layout.vector(
+                qm.VectorParams(
+                    size=dim,
+                    distance=qm.Distance.COSINE,
+                    datatype=qm.Datatype.FLOAT16,
+                    hnsw_config=None if name == SEARCH_VECTOR else _NO_GRAPH,
+                )
             )
             for name in VECTOR_NAMES
         }
         region_vectors_config = {
-            REGION_VECTOR: qm.VectorParams(
-                size=self.patch_dim,
-                distance=qm.Distance.COSINE,
-                datatype=qm.Datatype.FLOAT16,
-                multivector_config=qm.MultiVectorConfig(comparator=qm.MultiVectorComparator.MAX_SIM),
-                hnsw_config=_NO_GRAPH,
+            REGION_VECTOR: layout.vector(
+                qm.VectorParams(
+                    size=self.patch_dim,
+                    distance=qm.Distance.COSINE,
+                    datatype=qm.Datatype.FLOAT16,
+                    multivector_config=qm.MultiVectorConfig(comparator=qm.MultiVectorComparator.MAX_SIM),
+                    hnsw_config=_NO_GRAPH,
+                )
             )
         }
         try:
@@ -151,6 +198,7 @@ class QdrantServerIndex(VectorIndex):
         patch_dim: int | None = None,
         region_grid: int = 4,
         cell_centering: float | None = None,
+        layout: CollectionLayout | None = None,
     ) -> QdrantServerIndex:
         """Connect to the server at `url`; IndexStoreError when it does not answer within `timeout` s."""
         try:
@@ -171,7 +219,15 @@ class QdrantServerIndex(VectorIndex):
         except Exception as e:
             client.close()
             raise IndexStoreError(f"Qdrant at {url} does not answer: {_one_line(e)}") from e
-        return cls(client, dim, prefix, patch_dim=patch_dim, region_grid=region_grid, cell_centering=cell_centering)
+        return cls(
+            client,
+            dim,
+            prefix,
+            patch_dim=patch_dim,
+            region_grid=region_grid,
+            cell_centering=cell_centering,
+            layout=layout,
+        )
 
     def upsert_frames(self, records: Sequence[FrameEmbedding]) -> None:
         if not records:
@@ -408,8 +464,10 @@ class QdrantServerIndex(VectorIndex):
                 present = set(info.payload_schema or {})
             else:
                 try:
-                    self.client.create_collection(name, vectors_config=vectors_config)
-                except UnexpectedResponse:
+                    self.client.create_collection(
+                        name, vectors_config=vectors_config, **self.layout.create_args(quantize=bool(vectors_config))
+                    )
+                except (UnexpectedResponse, ValueError):  # a server's 409, local mode's ValueError
                     if not self.client.collection_exists(name):  # else: another process created it
                         raise
                     if check_dim:

@@ -641,6 +641,23 @@ class IndexSettings(_Strict):
     summary_max_frames: int = Field(
         20_000, ge=10, description="A stream summary reads at most this many frames of its window (evenly spread)."
     )
+    qdrant_on_disk_vectors: bool = Field(
+        False,
+        description="Qdrant server: keep the original vectors on disk (memory-mapped), not in RAM; with "
+        "qdrant_quantization the quantized copies stay in RAM for search.",
+    )
+    qdrant_quantization: Literal["none", "int8"] = Field(
+        "none", description="Qdrant server: int8 scalar quantization of the frame vectors (4x less RAM), kept in RAM."
+    )
+    qdrant_on_disk_payload: bool = Field(
+        False, description="Qdrant server: payloads (thumbnails, patch grids) on disk; indexed fields stay in RAM."
+    )
+    qdrant_shards: int | None = Field(
+        None, ge=1, description="Qdrant server: shard_number of new collections. None: Qdrant's default."
+    )
+    qdrant_replication_factor: int | None = Field(
+        None, ge=1, description="Qdrant server: replication_factor of new collections. None: Qdrant's default (1)."
+    )
 
     @field_validator("retention_per_stream")
     @classmethod
