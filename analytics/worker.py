@@ -29,6 +29,7 @@ from mode.utils.times import want_seconds
 
 from dinostream.analytics.anomaly import AnomalyDetector
 from dinostream.analytics.gallery import MemoryTrackGallery, TrackGallery
+from dinostream.analytics.gallery_guard import GuardedTrackGallery
 from dinostream.analytics.phases import PhaseSegmenter
 from dinostream.analytics.processor import Processor
 from dinostream.analytics.processor_set import (
@@ -166,6 +167,10 @@ def build_app(
         "processor-state", default=dict, partitions=kafka.partitions, extra_topic_configs=base_topic_configs(kafka)
     )  # JSON values
     counters = stats if stats is not None else WorkerStats()
+    if gallery is not None:
+        # A Qdrant outage pauses cross-stream links (shown in health) and never stops the worker.
+        gallery = GuardedTrackGallery(gallery)
+        counters.gallery = gallery.stats  # type: ignore[attr-defined]
     watchlist = Watchlist()
     if processors is None:
         procs = ProcessorSet(default_processors(analytics, gallery=gallery, watchlist=watchlist))
