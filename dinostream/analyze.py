@@ -10,14 +10,24 @@ site: re-identification links an object seen in a later file to the same object 
 one, and watchlist exemplars (`watch`: label and picture of what to look for) are looked for
 in all of them. A picture is taken to be a crop cut from a frame of the first video, at that
 video's scale (`dinostream.analytics.exemplars.CropExemplar`).
+
+A video may also be a list of pictures (`FrameList`: the frames of a recording saved as JPEGs,
+say), with the rate they were taken at or each one's time; without either they are numbered at
+1 fps, with a warning that says so (scene changes and phases are timed by it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import math
+import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -26,18 +36,137 @@ from dinostream.analytics.exemplars import DEFAULT_FRAME, CropExemplar
 from dinostream.analytics.processor_set import ProcessorSet
 from dinostream.analytics.watchlist import Exemplar, Watchlist
 from dinostream.analytics.worker import default_processors
-from dinostream.core.records import Event, FrameEmbedding
+from dinostream.core.records import Event, FrameEmbedding, check_stream_id
 from dinostream.core.settings import Settings
 from dinostream.embedding.input_size import grid_size
 from dinostream.embedding.model_loader import LoadedModel
 from dinostream.embedding.stage import EmbeddingStage, load_model_async
-from dinostream.ingest.pictures import read_rgb
+from dinostream.ingest.pictures import PictureLike, read_rgb
 from dinostream.ingest.source_plan import plan_sources
 from dinostream.progress import Progress
 from dinostream.sinks.index_factory import open_index
 from dinostream.sinks.index_sink import IndexWriter
 
 log = logging.getLogger(__name__)
+
+PICTURE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+FRAME_LIST_STREAM = "frames"
+_FRAME_CHUNK = 64  # pictures read and embedded at once (a long list is never held decoded)
+
+
+class NoFrameTimes(UserWarning):
+    """A frame list came without a frame rate or timestamps: its frames were numbered at 1 fps."""
+
+
+def frame_times(count: int, *, fps: float | None = None, timestamps: Sequence[float] | None = None) -> list[float]:
+    """Media seconds of `count` frames: `timestamps` as given (finite, increasing, one per frame),
+    else frame i at i / `fps`, else i (1 fps) with a `NoFrameTimes` warning naming the problem.
+    ValueError names a bad fps or timestamp."""
+    if fps is not None and timestamps is not None:
+        raise ValueError("give fps or timestamps for a frame list, not both")
+    if timestamps is not None:
+        ts = [float(t) for t in timestamps]
+        if len(ts) != count:
+            raise ValueError(f"timestamps: {len(ts)} times for {count} frames (one per frame)")
+        for i, t in enumerate(ts):
+            if not math.isfinite(t) or t < 0:
+                raise ValueError(f"timestamps[{i}] must be a finite number of seconds >= 0, got {t!r}")
+            if i and t <= ts[i - 1]:
+                raise ValueError(f"timestamps must increase: timestamps[{i}] = {t} after {ts[i - 1]}")
+        return ts
+    if fps is not None:
+        if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+            raise ValueError(f"fps must be a frame rate > 0, got {fps!r}")
+        return [i / fps for i in range(count)]
+    if count > 1:
+        warnings.warn(
+            f"a list of {count} pictures without fps or timestamps: numbered at 1 fps (frame i at i s); "
+            "scene changes and phases are timed by it; pass fps= or timestamps=",
+            NoFrameTimes,
+            stacklevel=3,
+        )
+    return [float(i) for i in range(count)]
+
+
+@dataclass(frozen=True)
+class FrameList:
+    """A video given as pictures in order (paths, arrays, PIL images), with each one's media time.
+
+    >>> FrameList(sorted(glob("recap/*.jpg")), fps=1)               # times 0, 1, 2, ...
+    >>> FrameList(paths, timestamps=[0.0, 0.4, 1.3])                 # as they were taken
+    """
+
+    pictures: Sequence[Any]  # PictureLike
+    pts: tuple[float, ...]
+    stream: str = FRAME_LIST_STREAM
+
+    def __init__(
+        self,
+        pictures: Sequence[Any],
+        *,
+        fps: float | None = None,
+        timestamps: Sequence[float] | None = None,
+        stream: str = FRAME_LIST_STREAM,
+    ) -> None:
+        if isinstance(pictures, (str, Path, bytes)):
+            raise ValueError("a frame list is a list of pictures, got a single one")
+        pictures = list(pictures)
+        if not pictures:
+            raise ValueError("a frame list needs at least one picture")
+        check_stream_id(stream)
+        object.__setattr__(self, "pictures", pictures)
+        object.__setattr__(self, "pts", tuple(frame_times(len(pictures), fps=fps, timestamps=timestamps)))
+        object.__setattr__(self, "stream", stream)
+
+    def __len__(self) -> int:
+        return len(self.pictures)
+
+    @property
+    def name(self) -> str:
+        """What the progress line and the log call it."""
+        first = self.pictures[0]
+        where = f" from {Path(first).parent}" if isinstance(first, (str, Path)) else ""
+        return f"{len(self.pictures)} pictures{where}"
+
+
+def is_picture_path(path: str | Path) -> bool:
+    """Whether a file name says it is a still picture (a frame list's member), not a video."""
+    return Path(path).suffix.lower() in PICTURE_SUFFIXES
+
+
+async def embed_frames(
+    frames: FrameList,
+    settings: Settings,
+    loaded: LoadedModel,
+    on_record: Callable[[FrameEmbedding], None],
+    *,
+    progress: Progress | None = None,
+) -> str:
+    """Embed a frame list's pictures in order with the service's model stage, each record with
+    its frame's seq, pts and stream, and as wall clock the time it was read (as a video file's
+    frames have: cameras analysed one after the other are seen one after the other); returns
+    the stream id."""
+    last = -math.inf
+
+    async def ignore(batch: list[FrameEmbedding]) -> None:
+        return None
+
+    async with EmbeddingStage.from_settings(loaded, settings, ignore, kafka=False) as stage:
+        for first in range(0, len(frames), _FRAME_CHUNK):
+            chunk = frames.pictures[first : first + _FRAME_CHUNK]
+            rgbs = await asyncio.to_thread(lambda c=chunk: [read_rgb(_picture(p)) for p in c])
+            for i, rec in enumerate(await stage.embed_image_records(rgbs, stream=frames.stream)):
+                seq = first + i
+                pts = frames.pts[seq]
+                last = max(last, time.time())
+                on_record(dataclasses.replace(rec, seq=seq, pts=pts, ts=last))
+                if progress is not None:
+                    progress.update(pts)
+    return frames.stream
+
+
+def _picture(p: Any) -> PictureLike:
+    return Path(p) if isinstance(p, str) else p
 
 
 def video_size(path: str) -> tuple[int, int] | None:
@@ -104,7 +233,7 @@ def replay(processors: ProcessorSet, records: Iterable[FrameEmbedding]) -> list[
 
 
 async def analyze_files(
-    paths: Sequence[str],
+    paths: Sequence[str | FrameList],
     settings: Settings,
     emit: Callable[[Event], None],
     *,
@@ -112,7 +241,8 @@ async def analyze_files(
     show_progress: bool = True,
     index: bool = False,
 ) -> int:
-    """Run every processor over `paths` in turn; returns the number of frames analysed.
+    """Run every processor over `paths` (video files or `FrameList`s) in turn; returns the number
+    of frames analysed.
 
     `watch`: (label, picture path) pairs registered as watchlist exemplars first. With `index`,
     frames and events are also written to the index (`settings.index`: Qdrant Edge under the data
@@ -121,8 +251,8 @@ async def analyze_files(
     loaded = await load_model_async(settings.model)
     watchlist = Watchlist()
     if pictures:
-        frame_size = (await asyncio.to_thread(video_size, paths[0]) if paths else None) or DEFAULT_FRAME
-        await _register(watchlist, pictures, settings, loaded, frame_size)
+        frame_size = (await asyncio.to_thread(_first_size, paths[0]) if paths else None) or DEFAULT_FRAME
+        await register_exemplars(watchlist, pictures, settings, loaded, frame_size)
     processors = ProcessorSet(default_processors(settings.analytics, watchlist=watchlist))
     writer = None
     if index:
@@ -153,8 +283,12 @@ async def analyze_files(
     try:
         for path in paths:
             verb = "index" if index else "analyze"
-            bar = Progress(video_duration(path), f"{verb} {Path(path).name}") if show_progress else None
-            stream = await embed_file(path, settings, loaded, process, progress=bar)
+            if isinstance(path, FrameList):
+                bar = Progress(path.pts[-1], f"{verb} {path.name}") if show_progress else None
+                stream = await embed_frames(path, settings, loaded, process, progress=bar)
+            else:
+                bar = Progress(video_duration(path), f"{verb} {Path(path).name}") if show_progress else None
+                stream = await embed_file(path, settings, loaded, process, progress=bar)
             if bar is not None:
                 bar.close()
             report(processors.flush(stream))  # close what is still open at the end of the file
@@ -166,12 +300,20 @@ async def analyze_files(
     return frames
 
 
+def _first_size(path: str | FrameList) -> tuple[int, int] | None:
+    """The frame size of a video, or of a frame list's first picture."""
+    if isinstance(path, FrameList):
+        rgb = read_rgb(_picture(path.pictures[0]))
+        return int(rgb.shape[1]), int(rgb.shape[0])
+    return video_size(path)
+
+
 async def analyze_file(path: str, settings: Settings, emit: Callable[[Event], None]) -> int:
     """Run every processor over one file; returns the number of frames analysed."""
     return await analyze_files([path], settings, emit, show_progress=False)
 
 
-async def _register(
+async def register_exemplars(
     watchlist: Watchlist,
     pictures: list[tuple[str, np.ndarray]],
     settings: Settings,

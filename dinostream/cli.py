@@ -77,9 +77,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(up)
     _add_up(up)
     an = sub.add_parser(
-        "analyze", help="analyse video files (as cameras of one site); one JSON event per line on stdout"
+        "analyze",
+        help="analyse video files (as cameras of one site) or a list of pictures (the frames of one video); "
+        "one JSON event per line on stdout",
     )
-    an.add_argument("video", nargs="+", help="video files, analysed one after the other")
+    an.add_argument(
+        "video",
+        nargs="+",
+        help="video files, analysed one after the other; or pictures (.jpg, .png, ...), the frames of one video "
+        "in the order given, taken at --fps (or at --timestamps)",
+    )
+    an.add_argument(
+        "--timestamps",
+        type=Path,
+        metavar="FILE",
+        help="pictures only: a text file with each picture's time in seconds, one a line, in order",
+    )
     an.add_argument(
         "--watch",
         action="append",
@@ -321,6 +334,47 @@ async def _run_up(settings: Settings) -> None:
     log.info("stopped cleanly")
 
 
+def _analyze_inputs(args: argparse.Namespace) -> list[Any]:
+    """analyze's inputs: the video paths, or the pictures as one frame list (FrameList) timed by
+    --fps or --timestamps; DinostreamError names a mix of both or a bad time."""
+    import warnings
+
+    from dinostream.analyze import FrameList, NoFrameTimes, is_picture_path
+
+    pictures = [p for p in args.video if is_picture_path(p)]
+    if not pictures:
+        if args.timestamps is not None:
+            raise DinostreamError("--timestamps is for a list of pictures; videos carry their own times")
+        return list(args.video)
+    if len(pictures) != len(args.video):
+        videos = [p for p in args.video if not is_picture_path(p)]
+        raise DinostreamError(
+            f"analyze takes video files or pictures (one video's frames), not both: {videos[0]} with {pictures[0]}"
+        )
+    times = None
+    if args.timestamps is not None:
+        try:
+            lines = args.timestamps.read_text().split()
+            times = [float(t) for t in lines]
+        except (OSError, ValueError) as e:
+            raise DinostreamError(f"--timestamps {args.timestamps}: {e}") from None
+    if times is not None and args.fps is not None:
+        raise DinostreamError("give --fps or --timestamps for pictures, not both")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", NoFrameTimes)
+            frames = FrameList(pictures, fps=args.fps, timestamps=times)
+    except ValueError as e:
+        raise DinostreamError(f"pictures: {e}") from None
+    if any(issubclass(w.category, NoFrameTimes) for w in caught):
+        log.warning(
+            "%d pictures without --fps or --timestamps: numbered at 1 fps (picture i at i s); "
+            "scene changes and phases are timed by it",
+            len(pictures),
+        )
+    return [frames]
+
+
 def _parse_watch(items: list[str]) -> list[tuple[str, str]]:
     out = []
     for item in items:
@@ -339,8 +393,9 @@ async def _run_analyze(args: argparse.Namespace, settings: Settings) -> None:
         sys.stdout.flush()
 
     watch = _parse_watch(args.watch)
+    inputs = _analyze_inputs(args)
     frames = await analyze_files(
-        args.video, settings, emit, watch=watch, show_progress=not args.no_progress, index=args.index
+        inputs, settings, emit, watch=watch, show_progress=not args.no_progress, index=args.index
     )
     log.info("analysed %d frames of %s", frames, ", ".join(args.video))
 
