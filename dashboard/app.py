@@ -21,7 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from dinostream.core.settings import HttpSettings, IndexSettings, ReidSettings
+from dinostream.core.settings import HttpSettings, IndexSettings, IngestSettings, ReidSettings
 from dinostream.dashboard.analytics_control import AnalyticsControl, UnknownProcessor
 from dinostream.dashboard.event_log import EventLog
 from dinostream.dashboard.guard import install_guard, restricted
@@ -37,6 +37,7 @@ from dinostream.dashboard.http_common import (
 from dinostream.dashboard.live_hub import LATEST_THUMBNAIL_PATH, LiveHub
 from dinostream.dashboard.metrics import Families, metrics_router, stream_families
 from dinostream.dashboard.search_api import search_router
+from dinostream.dashboard.stats_api import RequestCounter, RequestCounts, stats_router
 from dinostream.dashboard.streams_api import StreamCatalog, streams_router
 from dinostream.dashboard.ws_api import ws_router
 from dinostream.sinks.vector_index import VectorIndex
@@ -70,6 +71,7 @@ def create_app(
     event_log: EventLog | None = None,
     index_settings: IndexSettings | None = None,
     reid_settings: ReidSettings | None = None,
+    ingest_settings: IngestSettings | None = None,
 ) -> FastAPI:
     """Build the dashboard app. `index` or `embed_images` may be None: search then answers 503.
 
@@ -83,11 +85,15 @@ def create_app(
     `GET /metrics` serves Prometheus text from `metrics` (callables returning metric families)
     plus the manager's stream metrics; `app.state.metrics.add(...)` exports more.
     Point search segments with each stream's re-identification settings: `analytics.reid(stream)`,
-    else `reid_settings` (default `ReidSettings()`).
+    else `reid_settings` (default `ReidSettings()`). With `ingest_settings`, a stream whose file is
+    missing is refused before it is added (`streams_router`). `GET /api/v1/stats` counts what the
+    gateway has seen; `app.state.stats_sections[name] = callable` adds a section to it.
     """
     app = FastAPI(title="dinostream dashboard", version="1", docs_url="/docs", redoc_url=None)
     install_error_handlers(app)
     install_guard(app, settings)  # Host, Origin, tokens and roles, body and pixel limits, audit log
+    counts = app.state.request_counts = RequestCounts()
+    app.add_middleware(RequestCounter, counts=counts)  # outermost: the guard's refusals count too
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -158,7 +164,12 @@ def create_app(
     app.include_router(search)  # /api/v1/search, /api/v1/streams/{id}/summary, /api/v1/images/*
 
     if manager is not None:
-        app.include_router(streams_router(manager, hub, analytics.publish if analytics is not None else None))
+        on_added = analytics.publish if analytics is not None else None
+        app.include_router(streams_router(manager, hub, on_added, ingest=ingest_settings))
+    sections: dict[str, Callable[[], Any]] = {}
+    app.state.stats_sections = sections
+    streams_count = (lambda: len(manager.list())) if manager is not None else None
+    app.include_router(stats_router(counts, hub, index, streams_count, sections))  # /api/v1/stats
     # GET /metrics; more families: app.state.metrics.add(callable returning metric families)
     families = [*metrics, *([stream_families(manager.healths)] if manager is not None else [])]
     metrics_api, app.state.metrics = metrics_router(families)

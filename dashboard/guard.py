@@ -284,19 +284,19 @@ class Guard:
 
     async def _too_large(self, send: Send, body: Body, limit: int) -> None:
         err = _too_large_error(body, limit)
-        await _answer(send, err.status_code, err.code, err.detail)
+        await _answer(send, err.status_code, err.code, err.detail, err.details)
 
 
 def _too_large_error(body: Body, limit: int) -> ApiError:
     if body == "upload":
         return too_large(limit)
     message = f"the request body is larger than the {limit}-byte limit (http.max_body_bytes)"
-    return ApiError(413, "body_too_large", message)
+    return ApiError(413, "body_too_large", message, details={"limit_bytes": limit, "setting": "http.max_body_bytes"})
 
 
-async def _answer(send: Send, status: int, code: str, message: str) -> None:
+async def _answer(send: Send, status: int, code: str, message: str, details: dict[str, Any] | None = None) -> None:
     headers = {"WWW-Authenticate": 'Bearer realm="dinostream"'} if status == 401 else None
-    response = JSONResponse(error_body(code, message), status_code=status, headers=headers)
+    response = JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
     await response({"type": "http"}, _no_receive, send)
 
 

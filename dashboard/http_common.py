@@ -2,13 +2,17 @@
 health response, and small checks. Imports nothing else of the dashboard, so the routers and
 `app.create_app` can all import it.
 
-Every error answers `{"error": {"code": "<short_code>", "message": "<one clear line>"}}`: one
-line of at most `MAX_MESSAGE_CHARS`, without the server's absolute paths or object reprs
-(`public_text`). Health reports drop what only an insider needs (`public_health`).
+Every error answers `{"error": {"code": "<short_code>", "message": "<one clear line>", "details":
+{...}, "timestamp": "<UTC ISO 8601>"}}`: the message one line of at most `MAX_MESSAGE_CHARS`,
+without the server's absolute paths or object reprs (`public_text`); `details` what a program
+needs to act on it (the field, the limit, what was sent; `{}` when there is nothing more), passed
+through the same filter. One status per kind of error (the README's table). Health reports drop
+what only an insider needs (`public_health`).
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -28,6 +32,7 @@ log = logging.getLogger(__name__)
 
 FRAME_THUMBNAIL_PATH = "/api/v1/frames/{stream}/{seq}/thumbnail.jpg"
 MAX_MESSAGE_CHARS = 500
+_MAX_LISTED_ERRORS = 10  # validation problems listed in an error's details
 
 # An absolute POSIX path of two or more parts not inside a URL (/srv/media/a.mp4, not http://h/a/b).
 _ABS_PATH = re.compile(r"(?<![\w.:/~%-])/(?:[^\s/'\"()<>,;:]+/)+([^\s/'\"()<>,;:]*)")
@@ -43,9 +48,18 @@ EmbedImages = Callable[[list[np.ndarray]], Awaitable[np.ndarray]]
 class ApiError(HTTPException):
     """An HTTP error with a short machine-readable `code` and one human line as `detail`."""
 
-    def __init__(self, status_code: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        *,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(status_code=status_code, detail=message, headers=headers)
         self.code = code
+        self.details = details or {}
 
 
 def public_text(text: str) -> str:
@@ -59,8 +73,20 @@ def _capped(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 3] + "..."
 
 
-def error_body(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
+def error_body(
+    code: str, message: str, details: dict[str, Any] | None = None, *, filtered: bool = True
+) -> dict[str, Any]:
+    """The one error shape; `details` pass `public_health`'s filter (no internals, paths or reprs)
+    unless `filtered` is False (what the caller sent itself, such as its request's path)."""
+    when = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "details": public_health(jsonable_encoder(details or {})) if filtered else jsonable_encoder(details or {}),
+            "timestamp": when,
+        }
+    }
 
 
 def _default_code(status: int) -> str:
@@ -77,7 +103,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     message = public_text(message)
     if exc.status_code == 404 and not isinstance(exc, ApiError):
         message = _capped(f"no such endpoint: {request.method} {request.url.path}")  # the caller's own path
-    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+        own = {"method": request.method, "path": _capped(request.url.path)}
+        return JSONResponse(error_body(code, message, own, filtered=False), status_code=404, headers=exc.headers)
+    details = getattr(exc, "details", None) or {}
+    return JSONResponse(error_body(code, message, details), status_code=exc.status_code, headers=exc.headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -88,13 +117,22 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     message = f"{where}: {first.get('msg', 'invalid value')}" if where else str(first.get("msg", "invalid request"))
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more)"
-    return JSONResponse(error_body("invalid_request", public_text(message)), status_code=422)
+    listed = [
+        {"field": ".".join(str(p) for p in e.get("loc", ())), "problem": str(e.get("msg", "invalid value"))}
+        for e in errors[:_MAX_LISTED_ERRORS]
+    ]
+    details = {"errors": listed, "count": len(errors)}
+    return JSONResponse(error_body("invalid_request", public_text(message), details), status_code=422)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     # Logged with its traceback by the server; the client gets the one-line shape.
     return JSONResponse(
-        error_body("internal_error", f"internal error while handling {request.url.path}: {type(exc).__name__}"),
+        error_body(
+            "internal_error",
+            f"internal error while handling {request.url.path}: {type(exc).__name__}",
+            {"path": request.url.path, "exception": type(exc).__name__},
+        ),
         status_code=500,
     )
 
@@ -108,7 +146,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def require(obj: T | None, what: str) -> T:
     if obj is None:
-        raise ApiError(503, "search_unavailable", f"search is unavailable: {what} is not configured in this process")
+        raise ApiError(
+            503,
+            "search_unavailable",
+            f"search is unavailable: {what} is not configured in this process",
+            details={"missing": what},
+        )
     return obj
 
 

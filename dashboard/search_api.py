@@ -48,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.datastructures import FormData, UploadFile
 
 from dinostream.analytics.summary import summarize
+from dinostream.analytics.verdict import verdict
 from dinostream.analytics.watchlist import click_to_segment
 from dinostream.core.records import EVENT_TYPES, Event, Heatmap, frame_point_id
 from dinostream.core.settings import HttpSettings, IndexSettings, ReidSettings
@@ -59,7 +60,8 @@ from dinostream.sinks.vector_index import EventFilter, FrameFilter, FrameHit, St
 
 MAX_SEARCH_LIMIT = 100
 DEFAULT_SEARCH_LIMIT = 10
-MAX_IMAGES = 16  # pictures one image-utility request may carry
+MAX_IMAGES = 100  # pictures one image-utility request may carry
+EMBED_BATCH = 16  # pictures decoded and embedded at once (bounds a request's memory)
 MAX_EVENT_FRAMES = 5000  # events an event-type search looks at, newest first
 MAX_SUMMARY_K = 64
 DEFAULT_SUMMARY_K = 8
@@ -280,30 +282,45 @@ def search_router(
         }
 
     async def embed_uploads(request: Request, fields: dict[str, tuple[int, int]]) -> dict[str, np.ndarray]:
-        """Read the multipart pictures of `fields` (name -> (min, max) count) and embed them all at once."""
+        """Read the multipart pictures of `fields` (name -> (min, max) count) and embed them,
+        `EMBED_BATCH` at a time: at most that many decoded pictures are held at once, so a
+        request of `MAX_IMAGES` costs no more memory than one of 16."""
         embed = require(embed_images, "the image embedder")
         if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
-            raise ApiError(415, "unsupported_media_type", f"send multipart/form-data with file fields {_names(fields)}")
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"send multipart/form-data with file fields {_names(fields)}",
+                details={"fields": list(fields)},
+            )
         most = sum(hi for _, hi in fields.values())
         datas: dict[str, list[bytes]] = {}
         async with limited_form(request, http.max_upload_bytes, max_files=most) as form:
             for name, (lo, hi) in fields.items():
                 uploads = form.getlist(name)
-                if not all(isinstance(u, UploadFile) for u in uploads) or not lo <= len(uploads) <= hi:
-                    span = f"{lo}" if lo == hi else f"{lo} to {hi}"
+                _check_count(name, len(uploads), lo, hi)
+                if not all(isinstance(u, UploadFile) for u in uploads):
                     raise ApiError(
-                        422, "missing_image", f"send {span} image files as form field '{name}', got {len(uploads)}"
+                        422,
+                        "missing_image",
+                        f"form field '{name}' must hold image files, not text",
+                        details={"field": name},
                     )
                 datas[name] = [await u.read() for u in uploads if isinstance(u, UploadFile)]
         names = [n for n in fields for _ in datas[n]]
-        rgbs = [await asyncio.to_thread(decode_rgb, d) for n in fields for d in datas[n]]
-        vecs = _unit(np.asarray(await embed(rgbs), dtype=np.float32))
+        flat = [d for n in fields for d in datas[n]]
+        chunks = []
+        for start in range(0, len(flat), EMBED_BATCH):
+            rgbs = [await asyncio.to_thread(decode_rgb, d) for d in flat[start : start + EMBED_BATCH]]
+            chunks.append(np.asarray(await embed(rgbs), dtype=np.float32))
+            del rgbs
+        vecs = _unit(np.concatenate(chunks))
         out: dict[str, np.ndarray] = {}
         for name in fields:
             out[name] = vecs[[i for i, n in enumerate(names) if n == name]]
         return out
 
-    @router.post("/api/v1/images/embed", openapi_extra=_images_openapi({"images": "1 to 16 pictures"}))
+    @router.post("/api/v1/images/embed", openapi_extra=_images_openapi({"images": f"1 to {MAX_IMAGES} pictures"}))
     async def images_embed(request: Request) -> dict[str, Any]:
         """One vector per picture (unit length, the embedder's global descriptor), in upload order."""
         vecs = (await embed_uploads(request, {"images": (1, MAX_IMAGES)}))["images"]
@@ -311,39 +328,40 @@ def search_router(
 
     @router.post("/api/v1/images/compare", openapi_extra=_images_openapi({"images": "exactly 2 pictures"}))
     async def images_compare(request: Request) -> dict[str, Any]:
-        """Cosine similarity of two pictures and whether they show the same subject: cosine at or
-        above `IndexSettings.same_subject_threshold`."""
+        """Cosine similarity of two pictures, its distance and percentage, and whether they show
+        the same subject (cosine at or above `IndexSettings.same_subject_threshold`) with a
+        confidence level (`dinostream.analytics.verdict`)."""
         a, b = (await embed_uploads(request, {"images": (2, 2)}))["images"]
-        cosine = float(a @ b)
-        threshold = cfg.same_subject_threshold
-        return {
-            "cosine": cosine,
-            "same_subject": cosine >= threshold,
-            "threshold": threshold,
-            "untrained": _untrained(hub, health),
-        }
+        return {**verdict(float(a @ b), cfg.same_subject_threshold).to_dict(), "untrained": _untrained(hub, health)}
 
-    @router.post("/api/v1/images/similarity", openapi_extra=_images_openapi({"images": "2 to 16 pictures"}))
+    @router.post("/api/v1/images/similarity", openapi_extra=_images_openapi({"images": f"2 to {MAX_IMAGES} pictures"}))
     async def images_similarity(request: Request) -> dict[str, Any]:
         """The cosine similarity matrix of a set of pictures (row i, column j: picture i vs j)."""
         vecs = (await embed_uploads(request, {"images": (2, MAX_IMAGES)}))["images"]
-        return {"matrix": (vecs @ vecs.T).tolist(), "untrained": _untrained(hub, health)}
+        return {"matrix": (vecs @ vecs.T).tolist(), "count": len(vecs), "untrained": _untrained(hub, health)}
 
     @router.post(
         "/api/v1/images/match",
-        openapi_extra=_images_openapi({"query": "1 picture", "candidates": "1 to 16 pictures"}),
+        openapi_extra=_images_openapi({"query": "1 picture", "candidates": f"1 to {MAX_IMAGES} pictures"}),
     )
     async def images_match(request: Request) -> dict[str, Any]:
-        """Which candidate is most like the query: its index (in upload order) and every cosine."""
+        """Which candidate is most like the query: its index (in upload order), every cosine, and
+        the candidates ranked best first, each with its verdict (`dinostream.analytics.verdict`)."""
         vecs = await embed_uploads(request, {"query": (1, 1), "candidates": (1, MAX_IMAGES)})
         scores = vecs["candidates"] @ vecs["query"][0]
-        best = int(np.argmax(scores))
         threshold = cfg.same_subject_threshold
+        order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
+        ranked = [
+            {"rank": r + 1, "index": i, **verdict(float(scores[i]), threshold).to_dict()} for r, i in enumerate(order)
+        ]
+        best = order[0]
         return {
             "best": best,
             "scores": scores.tolist(),
             "same_subject": bool(scores[best] >= threshold),
             "threshold": threshold,
+            "confidence": ranked[0]["confidence"],
+            "ranked": ranked,
             "untrained": _untrained(hub, health),
         }
 
@@ -582,6 +600,20 @@ def _float_field(form: FormData, name: str) -> float | None:
     if not math.isfinite(v) or (name == "gap_s" and v < 0):
         raise ApiError(422, "invalid_request", f"{name} must be a finite number, got {raw!r}")
     return v
+
+
+def _check_count(name: str, got: int, lo: int, hi: int) -> None:
+    """Too few and too many pictures are both 422, with what was expected in `details`."""
+    if lo <= got <= hi:
+        return
+    span = f"{lo}" if lo == hi else f"{lo} to {hi}"
+    code = "missing_image" if got < lo else "too_many_images"
+    raise ApiError(
+        422,
+        code,
+        f"send {span} image files as form field '{name}', got {got}",
+        details={"field": name, "min": lo, "max": hi, "got": got},
+    )
 
 
 def _names(fields: dict[str, tuple[int, int]]) -> str:

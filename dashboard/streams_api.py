@@ -4,6 +4,8 @@ A thin shell over a `StreamCatalog`: the `StreamManager` of `up`, or a gateway's
 Errors use the app's one JSON shape (raised as `dinostream.dashboard.app.ApiError`):
 
 - POST, a URL the policy refuses: 422 `{"error": {"code": "url_refused", "message": <reason>}}`
+- POST, a file under a media root that does not exist (or is not a file): 422 `file_not_found`,
+  before anything is added (it would only fail once running)
 - POST, an id already in use: 409 `duplicate_stream`; invalid fields: 422 `invalid_request`
 - GET/DELETE of an unknown id: 404 `stream_not_found`
 
@@ -12,6 +14,8 @@ Errors use the app's one JSON shape (raised as `dinostream.dashboard.app.ApiErro
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -19,12 +23,12 @@ from fastapi import APIRouter
 
 from dinostream.core.errors import DinostreamError
 from dinostream.core.records import RecordError, check_stream_id
-from dinostream.core.settings import StreamUpdate
+from dinostream.core.settings import IngestSettings, StreamUpdate
 from dinostream.dashboard.http_common import ApiError
 from dinostream.dashboard.live_hub import LiveHub
 from dinostream.ingest.stream_manager import StreamStatus
 from dinostream.ingest.stream_registry import DuplicateStreamError, RegistryError, StreamConfig, UnknownStreamError
-from dinostream.ingest.url_policy import UrlRefused
+from dinostream.ingest.url_policy import UrlRefused, check_url, redact
 
 PREFIX = "/api/v1/streams"
 
@@ -54,11 +58,14 @@ def streams_router(
     manager: StreamCatalog,
     hub: LiveHub | None = None,
     on_added: Callable[[str], Awaitable[Any]] | None = None,
+    *,
+    ingest: IngestSettings | None = None,
 ) -> APIRouter:
     """The stream endpoints. With `hub`, each stream also carries what the dashboard shows live
     (latest frame, thumbnail URL, last event: the fields of the hub-only `GET /api/v1/streams`).
     `on_added(stream_id)` runs after a stream with analytics settings is added (the gateway's
-    `AnalyticsControl.publish` sends them to the workers)."""
+    `AnalyticsControl.publish` sends them to the workers). With `ingest` (the settings the streams
+    are opened under), a file source is looked for first: missing, 422 `file_not_found`."""
     router = APIRouter(prefix=PREFIX, tags=["streams"])
 
     def render(status: StreamStatus) -> dict[str, Any]:
@@ -79,10 +86,12 @@ def streams_router(
     @router.post("", status_code=201)
     async def add_stream(config: StreamConfig) -> dict[str, Any]:
         """Add a stream; it connects in the background (see its `health.state`)."""
+        if ingest is not None:
+            await asyncio.to_thread(_check_file, config.url, ingest)
         try:
             status = await manager.add(config, trusted=False, persist=True)
         except UrlRefused as e:
-            raise ApiError(422, "url_refused", str(e)) from None
+            raise ApiError(422, "url_refused", str(e), details={"url": redact(config.url)}) from None
         except DuplicateStreamError as e:
             raise ApiError(409, "duplicate_stream", str(e)) from None
         except RegistryError as e:
@@ -115,3 +124,26 @@ def streams_router(
         return {"id": config.id, "removed": True, "config": config.model_dump(mode="json")}
 
     return router
+
+
+def _check_file(url: str, ingest: IngestSettings) -> None:
+    """422 when `url` is a file the policy allows but that is not there. Only where this process
+    sees the media root: a gateway whose streams run on ingest nodes with their own disks leaves
+    the check to them (the stream then fails in its own health)."""
+    try:
+        checked = check_url(url, ingest, trusted=False)
+    except UrlRefused as e:
+        raise ApiError(422, "url_refused", str(e), details={"url": redact(url)}) from None
+    if checked.kind != "file" or os.path.isfile(checked.target):
+        return
+    roots = [os.path.realpath(r) for r in ingest.media_roots]
+    root = next((r for r in roots if os.path.commonpath([checked.target, r]) == r), None)
+    if root is not None and not os.path.isdir(root):
+        return  # this process does not see that media root
+    what = "is not a file" if os.path.exists(checked.target) else "does not exist"
+    raise ApiError(
+        422,
+        "file_not_found",
+        f"the video file {url} {what} under the media roots: nothing was added",
+        details={"url": url},
+    )

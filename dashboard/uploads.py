@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from fastapi import Request
 from PIL import Image
+from starlette.exceptions import HTTPException
 from starlette.types import Message
 
 from dinostream.dashboard.http_common import ApiError
@@ -32,11 +33,35 @@ from dinostream.ingest.pictures import PictureError, PictureTooLarge, read_rgb
 
 
 @contextlib.asynccontextmanager
-async def limited_form(request: Request, max_bytes: int, *, max_files: int) -> AsyncIterator[Any]:
-    """The request's multipart form, read within `max_bytes`."""
-    limited = Request(request.scope, limited_receive(request, max_bytes))
-    async with limited.form(max_files=max_files, max_fields=16, max_part_size=4096) as form:
+async def limited_form(
+    request: Request, max_bytes: int, *, max_files: int, max_texts: int = 16, setting: str = "http.max_upload_bytes"
+) -> AsyncIterator[Any]:
+    """The request's multipart form, read within `max_bytes`, with at most `max_files` files (422
+    `too_many_images` past it, as a request with too few gets 422) and `max_texts` text fields."""
+    limited = Request(request.scope, limited_receive(request, max_bytes, setting))
+    try:
+        form = await limited.form(max_files=max_files, max_fields=max_texts, max_part_size=4096)
+    except HTTPException as e:  # starlette's parser refuses a form past its limits with a bare 400
+        text = str(e.detail)
+        if e.status_code == 400 and text.startswith("Too many files"):
+            raise ApiError(
+                422,
+                "too_many_images",
+                f"too many files: this endpoint takes at most {max_files} in one request",
+                details={"max": max_files},
+            ) from None
+        if e.status_code == 400 and text.startswith("Too many fields"):
+            raise ApiError(
+                422,
+                "too_many_fields",
+                f"too many text fields: this endpoint takes at most {max_texts} in one request",
+                details={"max": max_texts},
+            ) from None
+        raise
+    try:
         yield form
+    finally:
+        await form.close()
 
 
 async def limited_body(request: Request, max_bytes: int) -> bytes:
@@ -44,16 +69,23 @@ async def limited_body(request: Request, max_bytes: int) -> bytes:
     return await Request(request.scope, limited_receive(request, max_bytes)).body()
 
 
-def limited_receive(request: Request, max_bytes: int) -> Callable[[], Awaitable[Message]]:
+def limited_receive(
+    request: Request, max_bytes: int, setting: str = "http.max_upload_bytes"
+) -> Callable[[], Awaitable[Message]]:
     """An ASGI receive that raises 413 once more than `max_bytes` are declared or received."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
             n = int(declared)
         except ValueError:
-            raise ApiError(400, "bad_request", f"Content-Length is not a number: {declared!r}") from None
+            raise ApiError(
+                400,
+                "bad_request",
+                f"Content-Length is not a number: {declared!r}",
+                details={"header": "content-length"},
+            ) from None
         if n > max_bytes:
-            raise too_large(max_bytes)
+            raise too_large(max_bytes, setting)
     received = 0
 
     async def receive() -> Message:
@@ -62,14 +94,19 @@ def limited_receive(request: Request, max_bytes: int) -> Callable[[], Awaitable[
         if message["type"] == "http.request":
             received += len(message.get("body", b""))
             if received > max_bytes:
-                raise too_large(max_bytes)
+                raise too_large(max_bytes, setting)
         return message
 
     return receive
 
 
-def too_large(max_bytes: int) -> ApiError:
-    return ApiError(413, "upload_too_large", f"upload is larger than the {max_bytes}-byte limit")
+def too_large(max_bytes: int, setting: str = "http.max_upload_bytes") -> ApiError:
+    return ApiError(
+        413,
+        "upload_too_large",
+        f"upload is larger than the {max_bytes}-byte limit",
+        details={"limit_bytes": max_bytes, "setting": setting},
+    )
 
 
 class PixelBudget:
@@ -88,6 +125,7 @@ class PixelBudget:
                     "too_many_pixels",
                     f"the pictures of this request decode to more than {self.max_pixels} pixels in all "
                     "(http.max_request_pixels): send fewer or smaller pictures",
+                    details={"limit_pixels": self.max_pixels, "setting": "http.max_request_pixels"},
                 )
             self.used += pixels
 

@@ -128,6 +128,7 @@ class GatewayNode(Node):
             event_log=self.feed.event_log,
             metrics=[self._process_metrics],
             index_settings=s.index,
+            ingest_settings=s.ingest,
         )
         app.include_router(
             watchlist_router(

@@ -148,7 +148,7 @@ def ws_url(base: str) -> str:
 def assert_error(resp: httpx.Response, status: int, code: str) -> str:
     assert resp.status_code == status, resp.text
     body = resp.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details", "timestamp"}
     assert body["error"]["code"] == code
     message = body["error"]["message"]
     assert message and "\n" not in message

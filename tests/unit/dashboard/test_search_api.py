@@ -4,7 +4,9 @@ Edge index, with a deterministic colour embedder standing in for DINOv3."""
 from __future__ import annotations
 
 import contextlib
+import datetime
 import io
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -392,3 +394,117 @@ async def test_image_utilities_refuse_bad_uploads(world: World) -> None:
     async with serve(world.app()) as http:
         resp = await http.post("/api/v1/images/embed", files=[("images", ("a.jpg", picture(RED)))])
         assert "embedder" in assert_error(resp, 503, "search_unavailable")
+
+
+# ---------- richer answers and errors (issue 16) ----------
+
+
+async def test_compare_says_distance_percentage_and_confidence_at_its_threshold(world: World) -> None:
+    red, red_big, orange, blue = picture(RED), picture(RED, (200, 120), "PNG"), picture(ORANGE), picture(BLUE)
+    async with serve(world.app()) as http:
+        same = await http.post("/api/v1/images/compare", files=[("images", ("a", red)), ("images", ("b", red_big))])
+        near = await http.post("/api/v1/images/compare", files=[("images", ("a", red)), ("images", ("b", orange))])
+        diff = await http.post("/api/v1/images/compare", files=[("images", ("a", red)), ("images", ("b", blue))])
+
+    threshold = IndexSettings().same_subject_threshold
+    for resp in (same, near, diff):
+        body = resp.json()
+        assert resp.status_code == 200 and body["threshold"] == threshold
+        assert body["distance"] == pytest.approx(1 - body["cosine"])
+        assert body["percent"] == pytest.approx(max(0.0, body["cosine"]) * 100, abs=0.01)
+        assert body["margin"] == pytest.approx(body["cosine"] - threshold)
+        assert body["confidence"] in ("low", "medium", "high") and f"{threshold:.2f}" in body["explanation"]
+    assert same.json()["same_subject"] is True and same.json()["confidence"] == "high"
+    assert diff.json()["same_subject"] is False and diff.json()["confidence"] == "high"
+    assert "different subjects" in diff.json()["explanation"]
+    assert same.json()["percent"] > near.json()["percent"] > diff.json()["percent"]
+
+
+async def test_match_ranks_every_candidate_best_first(world: World) -> None:
+    files = [("query", ("q", picture(RED, (200, 120), "PNG")))]
+    files += [("candidates", (str(i), picture(c))) for i, c in enumerate([BLUE, ORANGE, RED, GREEN])]
+    async with serve(world.app()) as http:
+        resp = await http.post("/api/v1/images/match", files=files)
+
+    body = resp.json()
+    assert resp.status_code == 200 and body["best"] == 2
+    ranked = body["ranked"]
+    assert [r["rank"] for r in ranked] == [1, 2, 3, 4]
+    assert [r["index"] for r in ranked][:2] == [2, 1]  # red, then orange
+    assert [r["cosine"] for r in ranked] == sorted(body["scores"], reverse=True)
+    assert ranked[0]["same_subject"] is True and ranked[0]["confidence"] == body["confidence"]
+    assert all(r["distance"] == pytest.approx(1 - r["cosine"]) for r in ranked)
+
+
+async def test_similarity_of_100_pictures_embeds_in_bounded_batches(world: World) -> None:
+    rng = np.random.default_rng(1)
+    colours = [tuple(int(v) for v in rng.integers(0, 255, 3)) for _ in range(100)]
+    files = [("images", (f"{i}.jpg", picture(c, (32, 24)))) for i, c in enumerate(colours)]
+    async with serve(world.app()) as http:
+        resp = await http.post("/api/v1/images/similarity", files=files)
+
+    assert resp.status_code == 200, resp.text
+    matrix = np.asarray(resp.json()["matrix"])
+    assert matrix.shape == (100, 100) and resp.json()["count"] == 100
+    np.testing.assert_allclose(np.diag(matrix), 1.0, atol=1e-5)
+    embedder = world.embed
+    assert embedder is not None and len(embedder.seen) == 100
+    assert embedder.calls == 7, "100 pictures embedded 16 at a time, never all at once"
+
+
+async def test_too_many_and_too_few_pictures_get_the_same_status_with_details(world: World) -> None:
+    one = [("images", ("0.jpg", picture(RED, (16, 16))))]
+    many = [("images", (f"{i}.jpg", picture(RED, (16, 16)))) for i in range(101)]
+    async with serve(world.app()) as http:
+        few = await http.post("/api/v1/images/similarity", files=one)
+        lots = await http.post("/api/v1/images/similarity", files=many)
+        two_queries = await http.post(
+            "/api/v1/images/match", files=[("query", ("a", picture(RED))), ("query", ("b", picture(BLUE)))] + one
+        )
+
+    assert_error(few, 422, "missing_image")
+    assert few.json()["error"]["details"] == {"field": "images", "min": 2, "max": 100, "got": 1}
+    assert "100" in assert_error(lots, 422, "too_many_images")
+    assert "'query'" in assert_error(two_queries, 422, "too_many_images")
+    assert two_queries.json()["error"]["details"]["got"] == 2
+    assert world.embed is not None and world.embed.calls == 0
+
+
+async def test_error_bodies_carry_details_and_a_timestamp_and_no_reprs(world: World) -> None:
+    async with serve(world.app()) as http:
+        not_image = await http.post("/api/v1/images/embed", files=[("images", ("a.jpg", b"\x00 not an image"))])
+        invalid = await http.post("/api/v1/search", json={"frame": {"stream": "cam1"}, "limit": 0})
+        nowhere = await http.get("/api/v1/nowhere")
+
+    for resp, status, code in (
+        (not_image, 415, "not_an_image"),
+        (invalid, 422, "invalid_request"),
+        (nowhere, 404, "not_found"),
+    ):
+        message = assert_error(resp, status, code)
+        error = resp.json()["error"]
+        assert isinstance(error["details"], dict)
+        stamp = datetime.datetime.fromisoformat(error["timestamp"].replace("Z", "+00:00"))
+        assert abs(stamp.timestamp() - time.time()) < 600 and stamp.tzinfo is not None
+        assert "0x" not in resp.text and "BytesIO" not in resp.text and "<" not in message
+    assert nowhere.json()["error"]["details"] == {"method": "GET", "path": "/api/v1/nowhere"}
+
+
+async def test_stats_count_streams_events_index_uptime_and_requests_by_status(world: World) -> None:
+    world.hub.publish_frame("cam1", 0, 0.0, jpeg(scene_rgb(None)), model="test-colour", untrained=False)
+    world.hub.publish_event(CUT)
+    async with serve(world.app()) as http:
+        await http.get("/api/v1/health")
+        await http.get("/api/v1/nowhere")
+        await http.post("/api/v1/images/compare", files=[("images", ("a", picture(RED)))])
+        first = (await http.get("/api/v1/stats")).json()
+        second = (await http.get("/api/v1/stats")).json()
+
+    assert first["index"] == {"frames": 13, "events": 2}
+    assert first["streams"] == 1 and first["frames_seen"] == 1 and first["events_seen"] == 1
+    assert first["requests"]["by_status"] == {"200": 1, "404": 1, "422": 1} and first["requests"]["total"] == 3
+    assert second["requests"]["by_status"]["200"] == 2  # the first stats request counts too
+    assert second["uptime_s"] >= first["uptime_s"] >= 0
+    world.index = None
+    async with serve(world.app()) as http:
+        assert (await http.get("/api/v1/stats")).json()["index"] is None

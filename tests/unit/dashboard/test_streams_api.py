@@ -90,6 +90,7 @@ class World:
             health=lambda: {"streams": manager.healths()},
             analytics=analytics,
             manager=manager,
+            ingest_settings=self.settings,
         )
 
 
@@ -167,6 +168,20 @@ async def test_refused_url_is_422_with_the_reason_and_nothing_is_kept(world: Wor
     assert_error(await http.post("/api/v1/streams", json={"url": "concat:a.mp4|b.mp4"}), 422, "url_refused", "concat")
     assert (await http.get("/api/v1/streams")).json() == {"streams": {}}
     assert not world.registry_path.exists() and world.stage.frames == {}
+
+
+async def test_a_missing_file_is_refused_422_before_it_is_added(world: World, http: httpx.AsyncClient) -> None:
+    (world.media / "folder.mp4").mkdir()
+    for url in ("missing.mp4", str(world.media / "sub" / "gone.mp4"), "folder.mp4"):
+        r = await http.post("/api/v1/streams", json={"url": url, "id": "cam"})
+        assert_error(r, 422, "file_not_found", "nothing was added")
+        assert r.json()["error"]["details"]["url"].endswith(url.rpartition("/")[2])
+        assert str(world.media) not in r.text, "no absolute server path in the answer"
+    assert (await http.get("/api/v1/streams")).json() == {"streams": {}}
+    assert not world.registry_path.exists() and world.manager.list() == []
+    health = await http.get("/api/v1/health")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert (await http.post("/api/v1/streams", json={"url": "clip.mp4", "id": "cam"})).status_code == 201
 
 
 @pytest.mark.parametrize(
