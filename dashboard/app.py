@@ -35,6 +35,7 @@ from dinostream.dashboard.http_common import (
     require,
 )
 from dinostream.dashboard.live_hub import LATEST_THUMBNAIL_PATH, LiveHub
+from dinostream.dashboard.liveness import liveness_router
 from dinostream.dashboard.metrics import Families, metrics_router, stream_families
 from dinostream.dashboard.search_api import search_router
 from dinostream.dashboard.stats_api import RequestCounter, RequestCounts, stats_router
@@ -71,6 +72,7 @@ def create_app(
     event_log: EventLog | None = None,
     index_settings: IndexSettings | None = None,
     reid_settings: ReidSettings | None = None,
+    alive: Callable[[], str | None] | None = None,
     ingest_settings: IngestSettings | None = None,
 ) -> FastAPI:
     """Build the dashboard app. `index` or `embed_images` may be None: search then answers 503.
@@ -99,6 +101,9 @@ def create_app(
     @app.get("/", include_in_schema=False)
     async def page() -> Response:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=_PAGE_HEADERS)
+
+    # GET /livez: the process and alive() (what stopped that a restart would fix), apart from readiness.
+    app.include_router(liveness_router(alive))
 
     @app.get("/api/v1/health")
     async def get_health(request: Request) -> Response:

@@ -68,6 +68,7 @@ ROUTES: tuple[Rule, ...] = (
     Rule(READ, "/", PUBLIC, exact=True),  # the page asks for a token itself
     Rule(READ, "/static", PUBLIC),
     Rule(READ, "/api/v1/health", PUBLIC),  # only {"status"} without a token where tokens are required
+    Rule(READ, "/livez", PUBLIC),  # liveness probes carry no token; only {"status"} without one
     Rule(READ, "/metrics", "viewer"),  # public with http.metrics_public
     Rule(READ, "/docs", "viewer"),  # public with http.docs_public, as /openapi.json
     Rule(READ, "/openapi.json", "viewer"),

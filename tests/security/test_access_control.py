@@ -40,7 +40,7 @@ from tests.security.gateway import (
 )
 from tests.serving import serve
 
-PUBLIC = {("GET", "/"), ("GET", "/static/app.js"), ("GET", "/api/v1/health")}
+PUBLIC = {("GET", "/"), ("GET", "/static/app.js"), ("GET", "/api/v1/health"), ("GET", "/livez")}
 F1 = {"stream": "cam1", "seq": 1}
 PARAMS = {"seq": "1", "session_id": "abc", "exemplar_id": "ex1", "processor": "anomaly"}
 
