@@ -40,6 +40,7 @@ from dinostream.analytics.processor_set import (
     WorkerStats,
     control_message,
 )
+from dinostream.analytics.quality_monitor import QualityMonitor
 from dinostream.analytics.reid import ReidProcessor
 from dinostream.analytics.scene_change import SceneChangeDetector
 from dinostream.analytics.watchlist import Watchlist, WatchlistProcessor
@@ -77,6 +78,7 @@ def default_processors(
         PhaseSegmenter(settings.phase),
         reid,
         WatchlistProcessor(settings.reid, watchlist if watchlist is not None else Watchlist(), objects=reid.objects),
+        QualityMonitor(settings.quality),
     ]
 
 

@@ -301,7 +301,7 @@ def _is_count(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
-EVENT_TYPES = ("scene_change", "anomaly", "reid", "watchlist", "phase", "error")
+EVENT_TYPES = ("scene_change", "anomaly", "reid", "watchlist", "phase", "quality", "error")
 EVENT_STATUSES = ("open", "update", "closed")
 
 

@@ -595,6 +595,37 @@ class PhaseSettings(_Strict):
     update_every_s: float = Field(30.0, gt=0, description="An open phase is re-sent this often (media seconds).")
 
 
+class QualitySettings(_Strict):
+    """Camera health from each frame's thumbnail pixels (blurred, dark, covered), with hysteresis."""
+
+    every_s: float = Field(1.0, ge=0, description="Thumbnails measured at most this often (media seconds).")
+    blur_enter: float = Field(
+        25.0, ge=0, description="Blurred when the thumbnail's Laplacian variance falls under this ..."
+    )
+    blur_exit: float = Field(50.0, ge=0, description="... and no longer once it is back over this.")
+    dark_enter: float = Field(0.08, ge=0, le=1, description="Dark when the mean brightness (0..1) falls under this ...")
+    dark_exit: float = Field(0.15, ge=0, le=1, description="... and no longer once it is back over this.")
+    covered_enter: float = Field(
+        0.025, ge=0, le=1, description="Covered when the RMS contrast (0..1) falls under this (a uniform view) ..."
+    )
+    covered_exit: float = Field(0.05, ge=0, le=1, description="... and no longer once it is back over this.")
+    min_duration_s: float = Field(3.0, ge=0, description="A condition opens an event once it has lasted this long ...")
+    clear_s: float = Field(
+        3.0, ge=0, description="... and the event closes once every condition has been gone this long."
+    )
+    update_every_s: float = Field(
+        30.0, gt=0, description="An open quality event is re-sent this often (media seconds)."
+    )
+
+    @model_validator(mode="after")
+    def _exit_past_enter(self) -> QualitySettings:
+        for name in ("blur", "dark", "covered"):
+            enter, leave = getattr(self, f"{name}_enter"), getattr(self, f"{name}_exit")
+            if leave < enter:
+                raise ValueError(f"{name}_exit ({leave}) must be at least {name}_enter ({enter}): the hysteresis band")
+        return self
+
+
 class AnalyticsSettings(_Strict):
     app_id: str = "dinostream-analytics"
     snapshot_every_s: float = Field(
@@ -604,6 +635,7 @@ class AnalyticsSettings(_Strict):
     anomaly: AnomalySettings = AnomalySettings()
     reid: ReidSettings = ReidSettings()
     phase: PhaseSettings = PhaseSettings()
+    quality: QualitySettings = QualitySettings()
 
 
 class IndexSettings(_Strict):
