@@ -154,7 +154,7 @@ async def embed_frames(
     async with EmbeddingStage.from_settings(loaded, settings, ignore, kafka=False) as stage:
         for first in range(0, len(frames), _FRAME_CHUNK):
             chunk = frames.pictures[first : first + _FRAME_CHUNK]
-            rgbs = await asyncio.to_thread(lambda c=chunk: [read_rgb(_picture(p)) for p in c])
+            rgbs = await asyncio.to_thread(_read_pictures, chunk)
             for i, rec in enumerate(await stage.embed_image_records(rgbs, stream=frames.stream)):
                 seq = first + i
                 pts = frames.pts[seq]
@@ -163,6 +163,10 @@ async def embed_frames(
                 if progress is not None:
                     progress.update(pts)
     return frames.stream
+
+
+def _read_pictures(pictures: Sequence[Any]) -> list[np.ndarray]:
+    return [read_rgb(_picture(p)) for p in pictures]
 
 
 def _picture(p: Any) -> PictureLike:

@@ -46,10 +46,11 @@ import warnings
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from PIL import Image
+from pydantic import ValidationError
 
 from dinostream.analytics.anomaly import AnomalyDetector
 from dinostream.analytics.exemplars import DEFAULT_FRAME
@@ -75,6 +76,7 @@ from dinostream.core.settings import (
     ReidSettings,
     SceneChangeSettings,
     Settings,
+    describe_validation_error,
 )
 from dinostream.embedding.model_loader import LoadedModel, load_model, replicate
 from dinostream.embedding.stage import EmbeddingStage, unit_rows
@@ -264,8 +266,8 @@ class Engine:
             settings = ModelSettings(
                 model=model, device=device, image_size=image_size, aspect=aspect, precision=precision, seed=seed
             )
-        except ValueError as e:
-            raise ValueError(_python_words(str(e))) from None
+        except ValidationError as e:
+            raise ValueError(f"Engine.load: {describe_validation_error(e)}") from None
         devices = settings.devices
         if devices == ["auto"] and not torch.cuda.is_available():
             warnings.warn(
@@ -393,8 +395,8 @@ class Engine:
             raise ValueError(f"fps must be a sampling rate > 0, got {fps!r}")
         key = _file_key(path)
         if self._decoded is not None and self._decoded[0] == key and self._decoded[1] >= fps:
-            _, have, records = self._decoded
-            return list(records) if have == fps else _subsample(records, fps)
+            _, have, kept = self._decoded
+            return list(kept) if have == fps else _subsample(kept, fps)
         settings = Settings(model=self.settings, ingest={"sample_fps": fps})
         records: list[FrameEmbedding] = []
         _run(embed_file(str(path), settings, self.loaded, records.append))
@@ -403,7 +405,7 @@ class Engine:
 
     def frames(
         self,
-        images: Sequence[ImageLike],
+        images: Sequence[ImageLike] | FrameList,
         *,
         fps: float | None = None,
         timestamps: Sequence[float] | None = None,
@@ -531,7 +533,7 @@ class Engine:
         pairs = list(exemplars.items()) if isinstance(exemplars, Mapping) else list(exemplars)
         if not pairs:
             raise ValueError("watch needs at least one exemplar: {label: picture}")
-        cameras = [videos] if _is_one_video(videos) else list(videos)  # type: ignore[arg-type]
+        cameras = cast(list[VideoLike], [videos] if _is_one_video(videos) else list(videos))  # type: ignore[arg-type]
         first = self._records(cameras[0], fps, None) if cameras else []
         size = frame_size or _record_size(first, cameras[0] if cameras else None) or DEFAULT_FRAME
         reid_settings = settings or self.analytics.reid
@@ -603,11 +605,11 @@ class Engine:
             return self.video(video, fps=default_fps if fps is None else fps)
         if isinstance(video, FrameList):
             return self.frames(video)
-        items = list(video) if not isinstance(video, np.ndarray) else list(video)  # (N, H, W, 3): N frames
+        items = list(video)  # an (N, H, W, 3) array: N frames
         if not items:
             return []
         if all(isinstance(r, FrameEmbedding) for r in items):
-            return _timed_records(items, fps, timestamps)
+            return _timed_records(cast(list[FrameEmbedding], items), fps, timestamps)
         if any(isinstance(r, FrameEmbedding) for r in items):
             raise TypeError("a video is records or pictures, not a mix of both")
         return self.frames(items, fps=fps, timestamps=timestamps)  # type: ignore[arg-type]
