@@ -678,10 +678,23 @@ def _file_key(path: str | Path) -> tuple[Any, ...]:
 
 
 def _is_one_video(videos: Any) -> bool:
-    if isinstance(videos, (str, Path, FrameList, np.ndarray)):
+    """Whether `watch` was given one video (a file, records, a frame list, pictures) rather than a
+    list of cameras."""
+    from dinostream.analyze import is_picture_path
+
+    if isinstance(videos, (str, Path, FrameList)):
         return True
+    if isinstance(videos, np.ndarray):
+        return videos.ndim == 4  # (N, H, W, 3): one video's frames
     items = list(videos)
-    return bool(items) and not isinstance(items[0], (str, Path, FrameList, list, tuple, np.ndarray))  # records
+    if not items:
+        return False
+    first = items[0]
+    if isinstance(first, (str, Path)):
+        return all(isinstance(p, (str, Path)) and is_picture_path(p) for p in items)  # one video's pictures
+    if isinstance(first, np.ndarray):
+        return first.ndim == 3  # a picture
+    return isinstance(first, (FrameEmbedding, Image.Image))
 
 
 def _record_size(records: list[FrameEmbedding], video: Any) -> tuple[int, int] | None:

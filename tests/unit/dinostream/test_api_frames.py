@@ -222,6 +222,9 @@ def test_anomaly_reid_and_watchlist_through_the_engine(ds: Engine, cameras: list
     seen = ds.watch(cameras, {"red case": _thing()})
     assert sorted(s.stream for s in seen) == ["cam-a", "cam-b"]
     assert all(s.label == "red case" and 25.0 <= s.t_start <= 33.0 for s in seen)
+    # One camera given as its pictures (a list of arrays) is one video, not a camera per picture.
+    (alone,) = ds.watch(list(cameras[1].pictures), [("red case", _thing())], fps=_FPS)
+    assert alone.stream == "frames" and 25.0 <= alone.t_start <= 33.0
     with pytest.raises(ValueError, match="at least one exemplar"):
         ds.watch(cameras, {})
 
