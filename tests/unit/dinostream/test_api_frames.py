@@ -136,7 +136,7 @@ def test_random_weights_warn_and_errors_speak_python(tmp_path: Path) -> None:
 def test_phases_say_why_a_short_clip_is_one_phase(ds: Engine, jpegs: list[Path]) -> None:
     with pytest.warns(UserWarning, match=r"under twice the shortest phase \(min_phase_s=10 s\).*pass k="):
         phases = ds.phases(jpegs, fps=5)
-    assert len(phases) == 1
+    assert len(phases) == 1 and phases[0].start == 0.0 and phases[0].end == pytest.approx((len(jpegs) - 1) / 5)
     with pytest.raises(ValueError, match="k=100 phases need at least 100 frames"):
         ds.phases(jpegs[:10], fps=5, k=100)
 
