@@ -63,6 +63,7 @@ from dinostream.analytics.reid import ReidProcessor
 from dinostream.analytics.scene_change import SceneChangeDetector
 from dinostream.analytics.segmentation import DEFAULT_SMOOTH, PictureSegment, heatmap_png, overlay_png, segment_picture
 from dinostream.analytics.summary import summarize_records
+from dinostream.analytics.verdict import verdict
 from dinostream.analytics.watchlist import Watchlist, WatchlistProcessor
 from dinostream.analyze import FrameList, NoFrameTimes, embed_file, embed_frames, register_exemplars, replay
 from dinostream.core.errors import DinostreamError
@@ -116,6 +117,10 @@ class Comparison:
     similarity: float  # cosine of the two global embeddings
     same_subject: bool  # similarity >= threshold
     threshold: float
+    distance: float = 0.0  # 1 - similarity
+    percent: float = 0.0  # the similarity as a percentage (a negative one is 0 %)
+    confidence: str = ""  # "low", "medium" or "high": how far the similarity is from the threshold
+    explanation: str = ""  # the verdict in a sentence (as POST /api/v1/images/compare says it)
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,11 @@ class Match:
     index: int  # of the best candidate
     score: float  # its cosine similarity to the query
     scores: np.ndarray  # every candidate's
+
+    @property
+    def ranking(self) -> list[int]:
+        """Every candidate's index, most similar first (as POST /api/v1/images/match ranks them)."""
+        return [int(i) for i in np.argsort(-self.scores, kind="stable")]
 
 
 @dataclass(frozen=True)
@@ -318,9 +328,11 @@ class Engine:
         return float(va @ vb)
 
     def compare(self, a: ImageLike, b: ImageLike, *, threshold: float = _SAME_SUBJECT) -> Comparison:
-        """Cosine similarity and a same-subject verdict at `threshold`."""
-        s = self.similarity(a, b)
-        return Comparison(s, s >= threshold, threshold)
+        """Cosine similarity and a same-subject verdict at `threshold`, with the distance, a
+        percentage and how confident the verdict is (`dinostream.analytics.verdict`, as the REST
+        API answers)."""
+        v = verdict(self.similarity(a, b), threshold)
+        return Comparison(v.cosine, v.same_subject, threshold, v.distance, v.percent, v.confidence, v.explanation())
 
     def similarity_matrix(self, images: Sequence[ImageLike] | Sequence[FrameEmbedding]) -> np.ndarray:
         """(N, N) cosine similarity of pictures, or of records (`records_similarity`) without

@@ -286,3 +286,15 @@ def test_analyze_refuses_bad_picture_inputs(
     argv = [str(jpegs[0]), str(jpegs[1]), *(a.format(**subs) for a in extra), "--model", "random:tiny"]
     rc, _, err = _analyze(argv, capsys)
     assert rc != 0 and message in err
+
+
+def test_compare_and_best_match_answer_as_the_rest_api_does(ds: Engine, jpegs: list[Path]) -> None:
+    same, other = ds.compare(jpegs[0], jpegs[1], threshold=0.5), ds.compare(jpegs[0], jpegs[-1], threshold=0.99)
+    assert same.distance == pytest.approx(1 - same.similarity) and same.percent == pytest.approx(
+        max(0, same.similarity) * 100, abs=0.01
+    )
+    assert same.confidence in ("low", "medium", "high") and "threshold 0.50" in same.explanation
+    assert not other.same_subject and "different subjects" in other.explanation
+    match = ds.best_match(jpegs[0], [jpegs[-1], jpegs[1], jpegs[0]])
+    assert match.ranking[0] == 2 and sorted(match.ranking) == [0, 1, 2]
+    assert list(match.scores[match.ranking]) == sorted(match.scores, reverse=True)
