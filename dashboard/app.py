@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 
 from dinostream.core.settings import HttpSettings, IndexSettings, IngestSettings, ReidSettings
 from dinostream.dashboard.analytics_control import AnalyticsControl, UnknownProcessor
+from dinostream.dashboard.assets_api import assets_router
 from dinostream.dashboard.event_log import EventLog
 from dinostream.dashboard.guard import install_guard, restricted
 from dinostream.dashboard.http_common import (
@@ -41,6 +42,7 @@ from dinostream.dashboard.search_api import search_router
 from dinostream.dashboard.stats_api import RequestCounter, RequestCounts, stats_router
 from dinostream.dashboard.streams_api import StreamCatalog, streams_router
 from dinostream.dashboard.ws_api import ws_router
+from dinostream.sinks.asset_store import AssetStore
 from dinostream.sinks.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ def create_app(
     reid_settings: ReidSettings | None = None,
     alive: Callable[[], str | None] | None = None,
     ingest_settings: IngestSettings | None = None,
+    assets: AssetStore | None = None,
 ) -> FastAPI:
     """Build the dashboard app. `index` or `embed_images` may be None: search then answers 503.
 
@@ -89,7 +92,8 @@ def create_app(
     Point search segments with each stream's re-identification settings: `analytics.reid(stream)`,
     else `reid_settings` (default `ReidSettings()`). With `ingest_settings`, a stream whose file is
     missing is refused before it is added (`streams_router`). `GET /api/v1/stats` counts what the
-    gateway has seen; `app.state.stats_sections[name] = callable` adds a section to it.
+    gateway has seen; `app.state.stats_sections[name] = callable` adds a section to it. With
+    `assets`, `/api/v1/assets` stores pictures and videos the image utilities and search take by id.
     """
     app = FastAPI(title="dinostream dashboard", version="1", docs_url="/docs", redoc_url=None)
     install_error_handlers(app)
@@ -165,6 +169,7 @@ def create_app(
         index=index,
         embed_images=embed_images,
         health=health,
+        assets=assets,
     )
     app.include_router(search)  # /api/v1/search, /api/v1/streams/{id}/summary, /api/v1/images/*
 
@@ -173,6 +178,9 @@ def create_app(
         app.include_router(streams_router(manager, hub, on_added, ingest=ingest_settings))
     sections: dict[str, Callable[[], Any]] = {}
     app.state.stats_sections = sections
+    if assets is not None:
+        app.include_router(assets_router(assets, settings))  # /api/v1/assets
+        sections["assets"] = assets.stats
     streams_count = (lambda: len(manager.list())) if manager is not None else None
     app.include_router(stats_router(counts, hub, index, streams_count, sections))  # /api/v1/stats
     # GET /metrics; more families: app.state.metrics.add(callable returning metric families)

@@ -41,7 +41,7 @@ audit_log = logging.getLogger("dinostream.audit")
 PUBLIC = None  # a route anyone may read (the page, its assets, health's status)
 READ = frozenset({"GET", "HEAD", "OPTIONS"})
 WS = frozenset({"WEBSOCKET"})
-Body = Literal["json", "upload"]
+Body = Literal["json", "upload", "asset"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Rule:
     methods: frozenset[str]
     prefix: str  # matches the path itself and what lies under it ("/a" matches "/a" and "/a/b", not "/ab")
     role: Role | None
-    body: Body = "json"  # "json": http.max_body_bytes; "upload": http.max_upload_bytes
+    body: Body = "json"  # "json": http.max_body_bytes; "upload": http.max_upload_bytes; "asset": max_asset_bytes
     exact: bool = False
 
     def matches(self, method: str, path: str) -> bool:
@@ -78,6 +78,7 @@ ROUTES: tuple[Rule, ...] = (
     Rule(_m("POST"), "/api/v1/search", "viewer", "upload"),
     Rule(_m("POST"), "/api/v1/images", "viewer", "upload"),
     Rule(_m("POST"), "/api/v1/segment", "viewer"),  # a click-to-segment preview changes nothing
+    Rule(_m("POST", "DELETE"), "/api/v1/assets", "viewer", "asset"),  # pictures and videos to query with
     # operator: streams, their analytics settings, the watchlist, WHIP
     Rule(_m("POST", "DELETE", "PATCH", "PUT"), "/api/v1/streams", "operator"),
     Rule(_m("POST", "DELETE", "PATCH", "PUT"), "/api/v1/watchlist", "operator", "upload"),
@@ -215,7 +216,11 @@ class Guard:
             return
 
         rule = route_rule(method, path)
-        limit = self.http.max_upload_bytes if rule.body == "upload" else self.http.max_body_bytes
+        limit = {
+            "upload": self.http.max_upload_bytes,
+            "asset": self.http.max_asset_bytes,
+            "json": self.http.max_body_bytes,
+        }[rule.body]
         declared = headers.get("content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > limit:
             await self._too_large(send, rule.body, limit)
@@ -289,8 +294,8 @@ class Guard:
 
 
 def _too_large_error(body: Body, limit: int) -> ApiError:
-    if body == "upload":
-        return too_large(limit)
+    if body in ("upload", "asset"):
+        return too_large(limit, f"http.max_{body}_bytes")
     message = f"the request body is larger than the {limit}-byte limit (http.max_body_bytes)"
     return ApiError(413, "body_too_large", message, details={"limit_bytes": limit, "setting": "http.max_body_bytes"})
 

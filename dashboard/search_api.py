@@ -2,7 +2,8 @@
 and the image embedder.
 
 `POST /api/v1/search` takes one query, as either
-  - multipart/form-data with the query picture as file field `image` (fields below as text), or
+  - multipart/form-data with the query picture as file field `image`, or a stored picture's
+    `asset_id` as a text field (`dinostream.dashboard.assets_api`; fields below as text), or
   - application/json with exactly one of
       `{"frame": {"stream": "cam1", "t": 12.5}}`           the indexed frame nearest media time t
       `{"point": {"stream": "cam1", "t": 12.5, "x": 0.4, "y": 0.6}}`  what is at (x, y) of that
@@ -12,6 +13,7 @@ and the image embedder.
           matched against every frame's cells with MaxSim. The answer's `query.heatmap` is the
           similarity of every cell to the clicked one, `query.box` the segmented part.
       `{"event": "<event id>"}`                             the frame that triggered the event
+      `{"asset_id": "a_..."}`                               a stored picture
 and the optional fields `limit` (1-100, default 10), `cursor`, `streams` (list, or comma-separated
 text in a form), `from` / `to` (wall-clock unix seconds, inclusive), `event_types` (only frames
 that events of these types refer to), `min_score` (the lowest score that is a match; default:
@@ -52,9 +54,11 @@ from dinostream.analytics.verdict import verdict
 from dinostream.analytics.watchlist import click_to_segment
 from dinostream.core.records import EVENT_TYPES, Event, Heatmap, frame_point_id
 from dinostream.core.settings import HttpSettings, IndexSettings, ReidSettings
+from dinostream.dashboard.assets_api import picture_bytes
 from dinostream.dashboard.http_common import FRAME_THUMBNAIL_PATH, ApiError, EmbedImages, check_stream, require
 from dinostream.dashboard.live_hub import LiveHub
 from dinostream.dashboard.uploads import decode_rgb, limited_body, limited_form
+from dinostream.sinks.asset_store import AssetStore
 from dinostream.sinks.moments import Moment, matches, merge_moments, paginate
 from dinostream.sinks.vector_index import EventFilter, FrameFilter, FrameHit, StoredFrame, VectorIndex
 
@@ -90,6 +94,7 @@ class SearchBody(_Body):
     frame: FrameRef | None = None
     point: PointRef | None = None
     event: str | None = Field(None, min_length=1, max_length=200)
+    asset_id: str | None = Field(None, min_length=1, max_length=64)
     image: Any = None  # only to answer 415: pictures are uploaded as multipart
     limit: int = Field(DEFAULT_SEARCH_LIMIT, ge=1, le=MAX_SEARCH_LIMIT)
     cursor: str | None = None
@@ -164,10 +169,12 @@ def search_router(
     index: VectorIndex | None,
     embed_images: EmbedImages | None,
     health: Callable[[], dict[str, Any]],
+    assets: AssetStore | None = None,
 ) -> APIRouter:
     """Search, summaries and image utilities. Without `index` search and summaries answer 503,
-    without `embed_images` image queries and the image utilities do. `reid_settings` are the
-    re-identification settings, or those of a stream (`AnalyticsControl.reid`), read at each
+    without `embed_images` image queries and the image utilities do. Pictures may be stored
+    `assets` referred to by `asset_id` (a text value in a picture's form field; `asset_id` in search).
+    `reid_settings` are the re-identification settings, or those of a stream (`AnalyticsControl.reid`), read at each
     request: a point query segments the clicked frame with its stream's `click_threshold`."""
     router = APIRouter()
     cfg = index_settings
@@ -185,9 +192,14 @@ def search_router(
         if content_type.startswith("multipart/form-data"):
             embed = require(embed_images, "the image embedder")
             async with limited_form(request, http.max_upload_bytes, max_files=1) as form:
-                upload = form.get("image")
-                if not isinstance(upload, UploadFile):
-                    raise ApiError(422, "missing_image", "form field 'image' must be an uploaded image file")
+                upload, asset_id = form.get("image"), _text_field(form, "asset_id")
+                if (upload is None) == (asset_id is None) or isinstance(upload, str):
+                    raise ApiError(
+                        422,
+                        "missing_image",
+                        "send the query picture as file field 'image' or a stored picture's 'asset_id' (one of them)",
+                        details={"fields": ["image", "asset_id"]},
+                    )
                 limit = _parse_limit(form.get("limit"))
                 cursor = _text_field(form, "cursor")
                 filters = _Filters(
@@ -199,12 +211,11 @@ def search_router(
                     _float_field(form, "min_score"),
                     cfg.match_margin,
                 )
-                data = await upload.read()
-            rgb = await asyncio.to_thread(decode_rgb, data)
-            vecs = await embed([rgb])
-            query = _Query(
-                np.asarray(vecs[0], dtype=np.float32), "frames", hashlib.sha256(data).hexdigest(), {"kind": "image"}
-            )
+                data = await upload.read() if isinstance(upload, UploadFile) else None
+            if data is None:
+                assert asset_id is not None
+                data = await picture_bytes(assets, asset_id)
+            query = await _picture_query(embed, data, asset_id)
         elif content_type.startswith("application/json"):
             body = await _json_body(request, http.max_upload_bytes)
             limit, cursor = body.limit, body.cursor
@@ -217,14 +228,18 @@ def search_router(
                 body.min_score,
                 cfg.match_margin,
             )
-            with _supported():
-                query = await _resolve_query(idx, body, click_threshold)
+            if body.asset_id is not None and not (body.frame or body.point or body.event or body.image):
+                data = await picture_bytes(assets, body.asset_id)
+                query = await _picture_query(require(embed_images, "the image embedder"), data, body.asset_id)
+            else:
+                with _supported():
+                    query = await _resolve_query(idx, body, click_threshold)
         else:
             raise ApiError(
                 415,
                 "unsupported_media_type",
-                "send multipart/form-data with the query picture as file field 'image', "
-                "or application/json with one of 'frame', 'point' or 'event'",
+                "send multipart/form-data with the query picture as file field 'image' (or 'asset_id'), "
+                "or application/json with one of 'frame', 'point', 'event' or 'asset_id'",
             )
         offset = _read_cursor(cursor, _fingerprint(query.key, filters))
         with _supported():
@@ -295,18 +310,14 @@ def search_router(
             )
         most = sum(hi for _, hi in fields.values())
         datas: dict[str, list[bytes]] = {}
-        async with limited_form(request, http.max_upload_bytes, max_files=most) as form:
+        async with limited_form(request, http.max_upload_bytes, max_files=most, max_texts=16 + most) as form:
             for name, (lo, hi) in fields.items():
                 uploads = form.getlist(name)
                 _check_count(name, len(uploads), lo, hi)
-                if not all(isinstance(u, UploadFile) for u in uploads):
-                    raise ApiError(
-                        422,
-                        "missing_image",
-                        f"form field '{name}' must hold image files, not text",
-                        details={"field": name},
-                    )
-                datas[name] = [await u.read() for u in uploads if isinstance(u, UploadFile)]
+                # A text value in a picture's field is the asset_id of a stored picture.
+                datas[name] = [
+                    await u.read() if isinstance(u, UploadFile) else await picture_bytes(assets, u) for u in uploads
+                ]
         names = [n for n in fields for _ in datas[n]]
         flat = [d for n in fields for d in datas[n]]
         chunks = []
@@ -371,6 +382,14 @@ def search_router(
 # ---------- search internals ----------
 
 
+async def _picture_query(embed: EmbedImages, data: bytes, asset_id: str | None) -> _Query:
+    """A query by picture: its embedding, searched among frames by CLS cosine."""
+    rgb = await asyncio.to_thread(decode_rgb, data)
+    vecs = await embed([rgb])
+    info: dict[str, Any] = {"kind": "image"} if asset_id is None else {"kind": "image", "asset_id": asset_id}
+    return _Query(np.asarray(vecs[0], dtype=np.float32), "frames", hashlib.sha256(data).hexdigest(), info)
+
+
 @contextlib.contextmanager
 def _supported() -> Iterator[None]:
     """A capability the configured index lacks is a 501, not a crash."""
@@ -381,14 +400,19 @@ def _supported() -> Iterator[None]:
 
 
 async def _resolve_query(idx: VectorIndex, body: SearchBody, click_threshold: Callable[[str], float]) -> _Query:
-    given = [name for name in ("frame", "point", "event") if getattr(body, name) is not None]
+    given = [name for name in ("frame", "point", "event", "asset_id") if getattr(body, name) is not None]
     if body.image is not None:
         raise ApiError(
             415, "unsupported_media_type", "upload the query picture as multipart/form-data file field 'image'"
         )
     if len(given) != 1:
         got = f"got {', '.join(given)}" if given else "got none"
-        raise ApiError(422, "invalid_query", f"send exactly one of 'frame', 'point' or 'event' ({got})")
+        raise ApiError(
+            422,
+            "invalid_query",
+            f"send exactly one of 'frame', 'point', 'event' or 'asset_id' ({got})",
+            details={"given": given},
+        )
     if body.frame is not None:
         stream = check_stream(body.frame.stream)
         f = await asyncio.to_thread(idx.frame_at, stream, body.frame.t)

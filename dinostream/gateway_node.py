@@ -35,6 +35,7 @@ from dinostream.embedding.lazy_stage import LazyStage
 from dinostream.ingest.stream_directory import StreamDirectory
 from dinostream.node import Node, RoleFailed, Runtime, cancel
 from dinostream.nodes import AlertsNode, IndexNode, ModelNode, StreamsNode, index_dims, stream_summary
+from dinostream.sinks.asset_store import AssetStore
 from dinostream.sinks.index_factory import open_index
 from dinostream.sinks.vector_index import VectorIndex
 
@@ -129,6 +130,12 @@ class GatewayNode(Node):
             metrics=[self._process_metrics],
             index_settings=s.index,
             ingest_settings=s.ingest,
+            assets=AssetStore(
+                s.data_dir / "assets",
+                max_bytes=s.http.max_asset_bytes,
+                retention_days=s.http.asset_retention_days,
+                max_total_bytes=s.http.max_assets_total_bytes,
+            ),
         )
         app.include_router(
             watchlist_router(

@@ -763,6 +763,15 @@ class HttpSettings(_Strict):
         ge=1,
         description="Pixels one request's uploaded pictures may decode to, all pictures together (memory bound).",
     )
+    max_asset_bytes: int = Field(
+        500_000_000, ge=1024, description="Largest picture or video POST /api/v1/assets stores (the request's limit)."
+    )
+    asset_retention_days: float = Field(
+        7.0, gt=0, description="Stored assets are deleted this long after upload (checked on every upload and read)."
+    )
+    max_assets_total_bytes: int = Field(
+        5_000_000_000, ge=1024, description="Stored assets in all, under <data dir>/assets; the oldest go first."
+    )
 
     @model_validator(mode="after")
     def _tls_pair_and_unique_tokens(self) -> HttpSettings:
