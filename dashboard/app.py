@@ -22,6 +22,7 @@ from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from dinostream.core.settings import HttpSettings, IndexSettings, IngestSettings, ReidSettings
+from dinostream.dashboard.analysis_jobs import AnalysisJobs, AnalyzeVideo
 from dinostream.dashboard.analytics_control import AnalyticsControl, UnknownProcessor
 from dinostream.dashboard.assets_api import assets_router
 from dinostream.dashboard.event_log import EventLog
@@ -77,6 +78,7 @@ def create_app(
     alive: Callable[[], str | None] | None = None,
     ingest_settings: IngestSettings | None = None,
     assets: AssetStore | None = None,
+    analyze_video: AnalyzeVideo | None = None,
 ) -> FastAPI:
     """Build the dashboard app. `index` or `embed_images` may be None: search then answers 503.
 
@@ -93,7 +95,8 @@ def create_app(
     else `reid_settings` (default `ReidSettings()`). With `ingest_settings`, a stream whose file is
     missing is refused before it is added (`streams_router`). `GET /api/v1/stats` counts what the
     gateway has seen; `app.state.stats_sections[name] = callable` adds a section to it. With
-    `assets`, `/api/v1/assets` stores pictures and videos the image utilities and search take by id.
+    `assets`, `/api/v1/assets` stores pictures and videos the image utilities and search take by id,
+    and with `analyze_video` analyses stored videos in the background (`app.state.analysis_jobs`).
     """
     app = FastAPI(title="dinostream dashboard", version="1", docs_url="/docs", redoc_url=None)
     install_error_handlers(app)
@@ -179,8 +182,11 @@ def create_app(
     sections: dict[str, Callable[[], Any]] = {}
     app.state.stats_sections = sections
     if assets is not None:
-        app.include_router(assets_router(assets, settings))  # /api/v1/assets
+        jobs = app.state.analysis_jobs = AnalysisJobs(analyze_video) if analyze_video is not None else None
+        app.include_router(assets_router(assets, settings, jobs))  # /api/v1/assets
         sections["assets"] = assets.stats
+        if jobs is not None:
+            sections["analyses"] = jobs.stats
     streams_count = (lambda: len(manager.list())) if manager is not None else None
     app.include_router(stats_router(counts, hub, index, streams_count, sections))  # /api/v1/stats
     # GET /metrics; more families: app.state.metrics.add(callable returning metric families)

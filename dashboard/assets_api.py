@@ -7,6 +7,10 @@
   looks like one); too big: 413 `upload_too_large`.
 - `GET /api/v1/assets` lists them, `GET /api/v1/assets/{id}` is one's metadata, `DELETE` deletes
   it; unknown or expired: 404 `asset_not_found`; not an id: 422 `invalid_asset_id`.
+- `POST /api/v1/assets/{id}/analysis` analyses a stored video in the background (202 with the
+  job; `dinostream.dashboard.analysis_jobs`), `GET` polls it: `state`, `progress`, and when done
+  `result` (cuts, shots with kind, times, keyframe and quality, phases, anomalies). A picture:
+  422 `wrong_asset_kind`; never started: 404 `analysis_not_found`.
 
 Assets are kept `http.asset_retention_days` under `<data dir>/assets`. The image utilities and
 search take `asset_id`s of pictures where they take uploads (`picture_bytes`).
@@ -25,7 +29,8 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 
 from dinostream.core.settings import HttpSettings
-from dinostream.dashboard.http_common import ApiError
+from dinostream.dashboard.analysis_jobs import AnalysisJobs, Job
+from dinostream.dashboard.http_common import ApiError, public_text
 from dinostream.dashboard.uploads import decode_rgb, limited_form
 from dinostream.sinks.asset_store import AssetError, AssetMeta, AssetStore
 
@@ -98,8 +103,9 @@ def probe_video(path: Path) -> dict[str, Any]:
         raise ValueError(f"it cannot be read as a video ({type(e).__name__})") from None
 
 
-def assets_router(store: AssetStore, http: HttpSettings) -> APIRouter:
-    """Upload, inspect and delete stored assets (see the module's docstring)."""
+def assets_router(store: AssetStore, http: HttpSettings, jobs: AnalysisJobs | None = None) -> APIRouter:
+    """Upload, inspect and delete stored assets, and with `jobs` analyse stored videos (see the
+    module's docstring)."""
     router = APIRouter(prefix=PREFIX, tags=["assets"])
 
     async def known(asset_id: str) -> AssetMeta:
@@ -155,12 +161,54 @@ def assets_router(store: AssetStore, http: HttpSettings) -> APIRouter:
     @router.delete("/{asset_id}")
     async def delete_asset(asset_id: str) -> dict[str, Any]:
         await known(asset_id)
+        if jobs is not None:
+            jobs.cancel(asset_id)
         deleted = await asyncio.to_thread(store.delete, asset_id)
         if not deleted:  # deleted meanwhile by another request
             raise ApiError(404, "asset_not_found", f"no asset {asset_id!r}", details={"asset_id": asset_id})
         return {"id": asset_id, "deleted": True}
 
+    @router.post("/{asset_id}/analysis", status_code=202)
+    async def start_analysis(asset_id: str) -> dict[str, Any]:
+        """Analyse a stored video in the background (shots, phases, anomalies: `analyze`'s
+        pipeline); the job's state, to poll with GET. One per asset: while one runs, POST answers it."""
+        if jobs is None:
+            raise ApiError(503, "analysis_unavailable", "video analysis is not configured in this process")
+        meta = await known(asset_id)
+        if meta.kind != "video":
+            raise ApiError(
+                422,
+                "wrong_asset_kind",
+                f"asset {asset_id} is a {meta.kind}: only a video can be analysed",
+                details={"asset_id": asset_id, "kind": meta.kind, "expected": "video"},
+            )
+        return _job_json(jobs.start(asset_id, store.root / asset_id / "data"))
+
+    @router.get("/{asset_id}/analysis")
+    async def get_analysis(asset_id: str) -> dict[str, Any]:
+        """The asset's analysis: `state` queued, running (with `progress` 0..1), done (with
+        `result`) or failed (with `error`)."""
+        if jobs is None:
+            raise ApiError(503, "analysis_unavailable", "video analysis is not configured in this process")
+        await known(asset_id)
+        job = jobs.get(asset_id)
+        if job is None:
+            raise ApiError(
+                404,
+                "analysis_not_found",
+                f"asset {asset_id} has not been analysed: POST {PREFIX}/{asset_id}/analysis starts it",
+                details={"asset_id": asset_id},
+            )
+        return _job_json(job)
+
     return router
+
+
+def _job_json(job: Job) -> dict[str, Any]:
+    out = job.to_dict()
+    if out["error"] is not None:
+        out["error"] = public_text(out["error"])
+    return out
 
 
 async def _open(store: AssetStore, meta: AssetMeta) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
 import uvicorn
 from fastapi import FastAPI
 from prometheus_client.metrics_core import Metric
@@ -20,6 +21,7 @@ from prometheus_client.metrics_core import Metric
 from dinostream.analytics.watchlist import Exemplar, Watchlist
 from dinostream.analytics.watchlist_feed import WatchlistFeed, exemplar_message
 from dinostream.analytics.worker import control_message
+from dinostream.asset_analysis import analysis_runner
 from dinostream.dashboard.analytics_control import AnalyticsControl
 from dinostream.dashboard.app import create_app
 from dinostream.dashboard.guard import tls_options
@@ -32,6 +34,7 @@ from dinostream.dashboard.streams_api import StreamCatalog
 from dinostream.dashboard.watchlist_api import watchlist_router
 from dinostream.dashboard.whip_api import whip_router
 from dinostream.embedding.lazy_stage import LazyStage
+from dinostream.embedding.model_loader import LoadedModel
 from dinostream.ingest.stream_directory import StreamDirectory
 from dinostream.node import Node, RoleFailed, Runtime, cancel
 from dinostream.nodes import AlertsNode, IndexNode, ModelNode, StreamsNode, index_dims, stream_summary
@@ -136,6 +139,7 @@ class GatewayNode(Node):
                 retention_days=s.http.asset_retention_days,
                 max_total_bytes=s.http.max_assets_total_bytes,
             ),
+            analyze_video=analysis_runner(s, self._loaded_model),
         )
         app.include_router(
             watchlist_router(
@@ -145,6 +149,17 @@ class GatewayNode(Node):
         )  # fmt: skip
         if self.streams is not None and self.streams.whip is not None:
             app.include_router(whip_router(self.streams.whip))  # WHIP publishers feed this process's streams
+
+    async def _loaded_model(self) -> LoadedModel:
+        """The model an asset analysis runs: the process's own, or the gateway's lazily loaded one."""
+        if self.model is not None:
+            assert self.model.loaded is not None  # loaded in its prepare, before the gateway starts
+            return self.model.loaded
+        assert self.lazy is not None
+        if self.lazy.loaded is None:
+            await self.lazy.embed_images([np.zeros((32, 32, 3), np.uint8)])  # loads it once
+        assert self.lazy.loaded is not None
+        return self.lazy.loaded
 
     async def ready(self) -> None:
         # Each stream's analytics settings, kept with the stream (registry file, streams topic),
@@ -173,6 +188,9 @@ class GatewayNode(Node):
 
     async def stop(self) -> None:
         await cancel(self._tasks.values())
+        jobs = getattr(self.app.state, "analysis_jobs", None) if self.app is not None else None
+        if jobs is not None:
+            await jobs.close()  # analyses in progress end with the gateway
         if self.watchlist_feed is not None:
             await self.watchlist_feed.stop()
         if self.directory is not None:

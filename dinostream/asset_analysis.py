@@ -1,0 +1,101 @@
+"""The analysis of a stored video (`POST /api/v1/assets/{id}/analysis`): `analyze`'s pipeline
+(`dinostream.analyze.embed_file` and the service's processors, `default_processors`) over the
+file, summed up as shots (kind, times, keyframe, picture quality), phases and anomalies.
+
+The gateway's `AnalysisJobs` runs it in the background; `analysis_runner` binds the settings
+and the model the gateway already has, so the dashboard layer never imports this one.
+
+    >>> run = analysis_runner(settings, model)        # model: () -> Awaitable[LoadedModel]
+    >>> result = await run(Path(".../data"), progress=lambda f: None)
+    >>> [(s["start"], s["began_with"]) for s in result["shots"]]
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from dinostream.analytics.processor_set import ProcessorSet
+from dinostream.analytics.quality import measure_jpeg
+from dinostream.analytics.scene_change import global_vector
+from dinostream.analytics.shots import ShotFrame, split_shots
+from dinostream.analytics.worker import default_processors
+from dinostream.analyze import embed_file, video_duration
+from dinostream.core.records import Event, FrameEmbedding
+from dinostream.core.settings import Settings
+from dinostream.embedding.model_loader import LoadedModel
+
+Progress = Callable[[float], None]
+
+
+async def analyze_video(path: Path, settings: Settings, loaded: LoadedModel, progress: Progress) -> dict[str, Any]:
+    """Every processor over the video at `path`; its shots, phases, anomalies and event counts.
+    `progress(fraction)` follows the media time analysed against the header's duration."""
+    duration = await asyncio.to_thread(video_duration, str(path))
+    processors = ProcessorSet(default_processors(settings.analytics))
+    frames: list[ShotFrame] = []
+    events: dict[str, Event] = {}  # by id: an ongoing event's last state
+
+    def take(found: list[Event]) -> None:
+        for e in found:
+            events[e.id] = e
+
+    def on_record(rec: FrameEmbedding) -> None:
+        take(processors.process(rec))
+        frames.append(ShotFrame(rec.seq, rec.pts, global_vector(rec), measure_jpeg(rec.thumbnail)))
+        if duration:
+            progress(rec.pts / duration)
+
+    stream = await embed_file(str(path), settings, loaded, on_record)
+    take(processors.flush(stream))
+    end = max(duration or 0.0, frames[-1].t if frames else 0.0)
+    found = sorted(events.values(), key=lambda e: (e.t_start, e.t))
+    shots = split_shots(frames, [e for e in found if e.type == "scene_change"], end=end)
+    counts: dict[str, int] = {}
+    for e in found:
+        counts[e.type] = counts.get(e.type, 0) + 1
+    return {
+        "duration_s": duration,
+        "frames_analysed": len(frames),
+        "sample_fps": settings.ingest.sample_fps,
+        "model": {"id": _public_id(loaded.model_id), "untrained": loaded.untrained},
+        "cuts": [e.t for e in found if e.type == "scene_change"],
+        "shots": [s.to_dict() for s in shots],
+        "phases": [_phase(e) for e in found if e.type == "phase"],
+        "anomalies": [_anomaly(e) for e in found if e.type == "anomaly"],
+        "event_counts": counts,
+    }
+
+
+def analysis_runner(
+    settings: Settings, model: Callable[[], Awaitable[LoadedModel]]
+) -> Callable[[Path, Progress], Awaitable[dict[str, Any]]]:
+    """`AnalyzeVideo` for `dinostream.dashboard.analysis_jobs`: `model()` gives the loaded model
+    (the process's own, or the gateway's lazily loaded one)."""
+
+    async def run(path: Path, progress: Progress) -> dict[str, Any]:
+        return await analyze_video(path, settings, await model(), progress)
+
+    return run
+
+
+def _public_id(model_id: str) -> str:
+    """A Hub id as it is; a local directory or file by its name only (no server paths in answers)."""
+    return Path(model_id).name if Path(model_id).is_absolute() else model_id
+
+
+def _phase(e: Event) -> dict[str, Any]:
+    return {"label": e.details.get("phase_label"), "start": e.t_start, "end": e.t_end, "status": e.status}
+
+
+def _anomaly(e: Event) -> dict[str, Any]:
+    return {
+        "start": e.t_start,
+        "end": e.t_end,
+        "score": e.score,
+        "peak_seq": e.details.get("peak_seq"),
+        "boxes": [b.to_dict() for b in e.boxes],
+        "status": e.status,
+    }
