@@ -49,6 +49,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.datastructures import FormData, UploadFile
 
+from dinostream.analytics.quality import measure_quality
 from dinostream.analytics.summary import summarize
 from dinostream.analytics.verdict import verdict
 from dinostream.analytics.watchlist import click_to_segment
@@ -296,11 +297,9 @@ def search_router(
             ],
         }
 
-    async def embed_uploads(request: Request, fields: dict[str, tuple[int, int]]) -> dict[str, np.ndarray]:
-        """Read the multipart pictures of `fields` (name -> (min, max) count) and embed them,
-        `EMBED_BATCH` at a time: at most that many decoded pictures are held at once, so a
-        request of `MAX_IMAGES` costs no more memory than one of 16."""
-        embed = require(embed_images, "the image embedder")
+    async def read_pictures(request: Request, fields: dict[str, tuple[int, int]]) -> dict[str, list[bytes]]:
+        """The pictures of the multipart `fields` (name -> (min, max) count), each an uploaded file
+        or a stored picture's asset id (a text value of the same field)."""
         if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
             raise ApiError(
                 415,
@@ -318,6 +317,14 @@ def search_router(
                 datas[name] = [
                     await u.read() if isinstance(u, UploadFile) else await picture_bytes(assets, u) for u in uploads
                 ]
+        return datas
+
+    async def embed_uploads(request: Request, fields: dict[str, tuple[int, int]]) -> dict[str, np.ndarray]:
+        """Read the multipart pictures of `fields` (`read_pictures`) and embed them,
+        `EMBED_BATCH` at a time: at most that many decoded pictures are held at once, so a
+        request of `MAX_IMAGES` costs no more memory than one of 16."""
+        embed = require(embed_images, "the image embedder")
+        datas = await read_pictures(request, fields)
         names = [n for n in fields for _ in datas[n]]
         flat = [d for n in fields for d in datas[n]]
         chunks = []
@@ -336,6 +343,20 @@ def search_router(
         """One vector per picture (unit length, the embedder's global descriptor), in upload order."""
         vecs = (await embed_uploads(request, {"images": (1, MAX_IMAGES)}))["images"]
         return {"dim": int(vecs.shape[1]), "vectors": vecs.tolist(), "untrained": _untrained(hub, health)}
+
+    @router.post("/api/v1/images/quality", openapi_extra=_images_openapi({"images": f"1 to {MAX_IMAGES} pictures"}))
+    async def images_quality(request: Request) -> dict[str, Any]:
+        """Each picture's quality from its pixels (`dinostream.analytics.quality`): sharpness,
+        exposure, contrast, noise and JPEG blockiness with their 0..1 scores, an overall `score`
+        and the `reasons` it is low, in upload order. No model is needed."""
+        datas = (await read_pictures(request, {"images": (1, MAX_IMAGES)}))["images"]
+        results = []
+        for i, data in enumerate(datas):
+            rgb = await asyncio.to_thread(decode_rgb, data)
+            quality = await asyncio.to_thread(measure_quality, rgb)
+            del rgb
+            results.append({"index": i, **quality.to_dict()})
+        return {"results": results}
 
     @router.post("/api/v1/images/compare", openapi_extra=_images_openapi({"images": "exactly 2 pictures"}))
     async def images_compare(request: Request) -> dict[str, Any]:

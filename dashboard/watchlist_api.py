@@ -16,6 +16,9 @@ listing shows it immediately.
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
+import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -23,9 +26,18 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dinostream.analytics.exemplars import DEFAULT_FRAME, CropExemplar
+from dinostream.analytics.segmentation import (
+    DEFAULT_SMOOTH,
+    MAX_CLICKS,
+    PictureSegment,
+    heatmap_png,
+    overlay_png,
+    segment_picture,
+)
 from dinostream.analytics.watchlist import (
     Exemplar,
     Watchlist,
@@ -34,9 +46,11 @@ from dinostream.analytics.watchlist import (
 )
 from dinostream.core.records import Box, FrameEmbedding
 from dinostream.core.settings import ReidSettings
+from dinostream.dashboard.assets_api import picture_bytes
 from dinostream.dashboard.http_common import ApiError, check_stream
 from dinostream.dashboard.recent_frames import RecentFrames
 from dinostream.dashboard.uploads import decode_rgb, limited_body, limited_form
+from dinostream.sinks.asset_store import AssetStore
 
 # Publishes one exemplar (None removes `exemplar_id`) to the watchlist topic.
 Publish = Callable[[str, Exemplar | None], Awaitable[None]]
@@ -90,9 +104,34 @@ class FromFrame(_Strict):
 
 
 class SegmentRequest(_Strict):
-    frame: FrameRef
-    point: PointRef
+    """A click-to-segment: on a recent `frame` of a stream or a stored picture (`asset_id`), one
+    `point` or several `points` (positive clicks) and `negative` ones."""
+
+    frame: FrameRef | None = None
+    asset_id: str | None = Field(None, min_length=1, max_length=64)
+    point: PointRef | None = None
+    points: list[PointRef] = Field(default_factory=list, max_length=MAX_CLICKS)
+    negative: list[PointRef] = Field(default_factory=list, max_length=MAX_CLICKS)
     threshold: float | None = Field(None, ge=-1, le=1)
+    smooth: float = Field(DEFAULT_SMOOTH, ge=0, le=8, description="Gaussian σ in patch widths at picture size")
+    pictures: bool = Field(True, description="add the mask, overlay and heatmap as base64 PNGs")
+
+    @model_validator(mode="after")
+    def _one_source_and_a_click(self) -> SegmentRequest:
+        if (self.frame is None) == (self.asset_id is None):
+            raise ValueError("give either frame (a recent frame of a stream) or asset_id (a stored picture)")
+        if self.point is None and not self.points:
+            raise ValueError("give point or points: at least one positive click")
+        return self
+
+    @property
+    def positive(self) -> list[tuple[float, float]]:
+        return [(p.x, p.y) for p in ([self.point] if self.point is not None else []) + self.points]
+
+    @property
+    def picture_size(self) -> bool:
+        """Whether the answer is at picture size (anything beyond the single click on a frame)."""
+        return self.asset_id is not None or bool(self.points) or bool(self.negative)
 
 
 def watchlist_router(
@@ -102,9 +141,11 @@ def watchlist_router(
     embed_record: EmbedRecord | None,
     reid: ReidSettings | Callable[[str], ReidSettings],
     max_upload_bytes: int,
+    assets: AssetStore | None = None,
 ) -> APIRouter:
     """`reid`: the re-identification settings, or the settings of a stream (`AnalyticsControl.reid`),
-    read at each request: a click on a stream's frame segments with that stream's threshold."""
+    read at each request: a click on a stream's frame segments with that stream's threshold.
+    `assets`: stored pictures `/api/v1/segment` takes by `asset_id`."""
     router = APIRouter(tags=["watchlist"])
 
     def reid_of(stream: str) -> ReidSettings:
@@ -144,22 +185,118 @@ def watchlist_router(
 
     @router.post("/api/v1/segment")
     async def segment(request: Request) -> dict[str, Any]:
-        """Click-to-segment preview on a recent frame: every patch's similarity to the clicked one,
-        the selected mask and its box (nothing is registered)."""
-        body = await _json(request, SegmentRequest)
-        rec = _recent(body.frame)
-        settings = reid_of(body.frame.stream)
+        """Click-to-segment preview (nothing is registered) on a recent frame of a stream, an
+        uploaded picture or a stored one (`asset_id`): every patch's similarity to the clicked one,
+        the selected mask and its box. Several positive `points` and `negative` clicks, an upload
+        or an asset answer at picture size too (`dinostream.analytics.segmentation`): the mask,
+        an overlay and a heatmap as base64 PNGs.
+
+        JSON `{"frame": {"stream", "seq"} | "asset_id": "a_...", "point": {"x", "y"},
+        "points": [...], "negative": [...], "threshold", "smooth", "pictures"}`, or multipart
+        with the picture as file field `image` (or text `asset_id`) and `points` / `negative` as
+        JSON text (`[[0.4, 0.6]]`)."""
+        content_type = request.headers.get("content-type", "").lower()
+        if content_type.startswith("multipart/form-data"):
+            body, data = await _segment_form(request)
+        else:
+            body, data = await _json(request, SegmentRequest), None
+        if body.frame is not None and not body.picture_size:
+            assert body.point is not None
+            rec = _recent(body.frame)
+            settings = reid_of(body.frame.stream)
+            threshold = settings.click_threshold if body.threshold is None else body.threshold
+            seg = click_to_segment(
+                rec.patches, (body.point.x, body.point.y), threshold, centering=settings.feature_centering
+            )
+            return {
+                "grid": list(seg.similarity.shape),
+                "similarity": np.round(seg.similarity, 4).tolist(),
+                "mask": seg.mask.astype(int).tolist(),
+                "box": seg.box.to_dict(),
+                "threshold": threshold,
+            }
+        if body.frame is not None:
+            rec = _recent(body.frame)
+            settings = reid_of(body.frame.stream)
+            if not rec.thumbnail:
+                raise ApiError(
+                    404,
+                    "thumbnail_not_found",
+                    f"frame {rec.seq} of stream {rec.stream!r} carries no picture to segment at picture size",
+                )
+            rgb = await asyncio.to_thread(decode_rgb, rec.thumbnail)  # what the dashboard shows of it
+            patches = rec.patches
+        else:
+            if data is None:
+                assert body.asset_id is not None
+                data = await picture_bytes(assets, body.asset_id)
+            if embed_record is None:
+                raise ApiError(503, "embedding_unavailable", "no model in this process to embed the picture")
+            settings = reid_of("")  # no stream: the defaults
+            rgb = await asyncio.to_thread(decode_rgb, data)
+            patches = (await embed_record(rgb)).patches
         threshold = settings.click_threshold if body.threshold is None else body.threshold
-        seg = click_to_segment(
-            rec.patches, (body.point.x, body.point.y), threshold, centering=settings.feature_centering
-        )
-        return {
+        try:
+            seg = await asyncio.to_thread(
+                segment_picture,
+                patches,
+                (rgb.shape[1], rgb.shape[0]),
+                body.positive,
+                [(p.x, p.y) for p in body.negative],
+                threshold=threshold,
+                centering=settings.feature_centering,
+                smooth=body.smooth,
+            )
+        except ValueError as e:
+            raise ApiError(422, "invalid_request", str(e)) from None
+        out: dict[str, Any] = {
             "grid": list(seg.similarity.shape),
             "similarity": np.round(seg.similarity, 4).tolist(),
             "mask": seg.mask.astype(int).tolist(),
             "box": seg.box.to_dict(),
             "threshold": threshold,
+            "size": [int(rgb.shape[1]), int(rgb.shape[0])],
+            "area": seg.area,
+            "points": [list(p) for p in seg.points],
+            "negative": [list(p) for p in seg.negative],
         }
+        if body.pictures:
+            out.update(await asyncio.to_thread(_pngs, rgb, seg))
+        return out
+
+    async def _segment_form(request: Request) -> tuple[SegmentRequest, bytes | None]:
+        async with limited_form(request, max_upload_bytes, max_files=1) as form:
+            upload = form.get("image")
+            fields: dict[str, Any] = {}
+            for name in ("points", "negative"):
+                raw = form.get(name)
+                if raw is not None and raw != "":
+                    if not isinstance(raw, str):
+                        raise ApiError(422, "invalid_request", f"{name} must be JSON text such as [[0.4, 0.6]]")
+                    fields[name] = _click_list(name, raw)
+            for name in ("threshold", "smooth", "asset_id"):
+                raw = form.get(name)
+                if isinstance(raw, str) and raw != "":
+                    fields[name] = raw
+            data = await upload.read() if upload is not None and not isinstance(upload, str) else None
+        if data is None and "asset_id" not in fields:
+            raise ApiError(
+                422,
+                "missing_image",
+                "send the picture as file field 'image' or a stored picture's 'asset_id'",
+                details={"fields": ["image", "asset_id"]},
+            )
+        if data is not None:
+            if "asset_id" in fields:
+                raise ApiError(422, "invalid_request", "send either file field 'image' or 'asset_id', not both")
+            fields["asset_id"] = "upload"  # the source is the upload: stands in for the validator
+        try:
+            body = SegmentRequest.model_validate(fields)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+            raise ApiError(422, "invalid_request", f"{where}: {first.get('msg', 'invalid value')}") from None
+        return body, data
 
     async def _from_upload(request: Request) -> tuple[str | None, str, np.ndarray, dict[str, Any]]:
         if embed_record is None:
@@ -233,6 +370,28 @@ async def _crop_vector(
     rest = [r.patches for r in await asyncio.gather(*(embed_record(p) for p in pictures))]
     scenes, empties = [first.patches, *rest[1::2]], [rest[0], *rest[2::2]]
     return plan.vector(views, scenes, empties, settings)
+
+
+def _click_list(name: str, raw: str) -> list[dict[str, float]]:
+    """`[[x, y], ...]` (JSON text of a form field) as PointRef fields."""
+    try:
+        points = json.loads(raw)
+        return [{"x": float(x), "y": float(y)} for x, y in points]
+    except (ValueError, TypeError):
+        raise ApiError(
+            422, "invalid_request", f"{name} must be JSON text of [x, y] pairs such as [[0.4, 0.6]]"
+        ) from None
+
+
+def _pngs(rgb: np.ndarray, seg: PictureSegment) -> dict[str, str]:
+    """The picture-size mask (white on black), the overlay and the heatmap as base64 PNGs."""
+    buf = io.BytesIO()
+    Image.fromarray(seg.picture_mask.astype(np.uint8) * 255).save(buf, format="PNG")
+    return {
+        "mask_png": base64.b64encode(buf.getvalue()).decode(),
+        "overlay_png": base64.b64encode(overlay_png(rgb, seg.picture_mask)).decode(),
+        "heatmap_png": base64.b64encode(heatmap_png(seg.heatmap, rgb)).decode(),
+    }
 
 
 def _frame_size(raw: Any) -> tuple[int, int]:

@@ -120,6 +120,12 @@ class GatewayNode(Node):
 
         embed = self.model.stage if self.model is not None else self.lazy
         assert embed is not None
+        assets = AssetStore(
+            s.data_dir / "assets",
+            max_bytes=s.http.max_asset_bytes,
+            retention_days=s.http.asset_retention_days,
+            max_total_bytes=s.http.max_assets_total_bytes,
+        )
         analytics = self.analytics = AnalyticsControl(s.analytics, send_control, catalog, configured=s.streams)
         app = self.app = create_app(
             settings=s.http,
@@ -133,18 +139,13 @@ class GatewayNode(Node):
             metrics=[self._process_metrics],
             index_settings=s.index,
             ingest_settings=s.ingest,
-            assets=AssetStore(
-                s.data_dir / "assets",
-                max_bytes=s.http.max_asset_bytes,
-                retention_days=s.http.asset_retention_days,
-                max_total_bytes=s.http.max_assets_total_bytes,
-            ),
+            assets=assets,
             analyze_video=analysis_runner(s, self._loaded_model),
         )
         app.include_router(
             watchlist_router(
                 self.watchlist, publish_exemplar, recent, embed.embed_image_record, analytics.reid,
-                s.http.max_upload_bytes,
+                s.http.max_upload_bytes, assets,
             )
         )  # fmt: skip
         if self.streams is not None and self.streams.whip is not None:
