@@ -1,11 +1,11 @@
 """Background analyses of stored videos: one job per asset, its state and progress to poll.
 
-The work itself is a callable the assembly injects (`AnalyzeVideo`: the video's path and a
-progress callback in, the result as JSON out; `dinostream.asset_analysis` runs `analyze`'s
+The work itself is a callable the assembly injects (`AnalyzeVideo`: the asset's id, the
+video's path and a progress callback in, the result as JSON out; `dinostream.asset_analysis` runs `analyze`'s
 pipeline), so this layer never imports the assembly. At most `max_running` analyses run at
 once (the others wait, `queued`); the latest `max_kept` finished jobs are kept to be read.
 
-    >>> jobs = AnalysisJobs(run)              # run(path, progress) -> dict
+    >>> jobs = AnalysisJobs(run)              # run(asset_id, path, progress) -> dict
     >>> job = jobs.start("a_...", path)       # queued -> running -> done | failed
     >>> jobs.get("a_...").to_dict()           # {"state": "running", "progress": 0.4, ...}
 """
@@ -23,7 +23,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 Progress = Callable[[float], None]
-AnalyzeVideo = Callable[[Path, Progress], Awaitable[dict[str, Any]]]
+AnalyzeVideo = Callable[[str, Path, Progress], Awaitable[dict[str, Any]]]
 
 
 @dataclass
@@ -102,7 +102,7 @@ class AnalysisJobs:
                 job.progress = min(max(job.progress, float(fraction)), 0.999)  # 1.0 only when done
 
             try:
-                job.result = await self.run(path, progress)
+                job.result = await self.run(job.asset_id, path, progress)
             except asyncio.CancelledError:
                 job.state, job.error = "failed", "cancelled"
                 raise

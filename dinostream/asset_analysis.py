@@ -3,16 +3,20 @@
 file, summed up as shots (kind, times, keyframe, picture quality), phases and anomalies.
 
 The gateway's `AnalysisJobs` runs it in the background; `analysis_runner` binds the settings
-and the model the gateway already has, so the dashboard layer never imports this one.
+and the model the gateway already has, so the dashboard layer never imports this one. The
+video is analysed as stream `<asset id>`, and with `emit` its events (their final state) go
+where a stream's go: the gateway sends them to the events topic, so the websocket, the index
+and the alerts see them as they see a camera's.
 
-    >>> run = analysis_runner(settings, model)        # model: () -> Awaitable[LoadedModel]
-    >>> result = await run(Path(".../data"), progress=lambda f: None)
+    >>> run = analysis_runner(settings, model, emit)  # model: () -> Awaitable[LoadedModel]
+    >>> result = await run("a_...", Path(".../data"), lambda fraction: None)
     >>> [(s["start"], s["began_with"]) for s in result["shots"]]
 """
 
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -28,11 +32,27 @@ from dinostream.core.settings import Settings
 from dinostream.embedding.model_loader import LoadedModel
 
 Progress = Callable[[float], None]
+Emit = Callable[[Event], Awaitable[None]]
 
 
-async def analyze_video(path: Path, settings: Settings, loaded: LoadedModel, progress: Progress) -> dict[str, Any]:
+async def analyze_video(
+    path: Path,
+    settings: Settings,
+    loaded: LoadedModel,
+    progress: Progress,
+    *,
+    stream: str | None = None,
+    emit: Emit | None = None,
+) -> dict[str, Any]:
     """Every processor over the video at `path`; its shots, phases, anomalies and event counts.
-    `progress(fraction)` follows the media time analysed against the header's duration."""
+    `progress(fraction)` follows the media time analysed against the header's duration. `stream`:
+    the stream id its records and events carry (default: from the file name); `emit(event)`
+    receives each event's final state once the video is analysed."""
+    if stream is not None:
+        with tempfile.TemporaryDirectory(prefix="dinostream-analysis-") as tmp:
+            named = Path(tmp) / f"{stream}{path.suffix or '.video'}"  # the stream id comes from the name
+            named.symlink_to(path.resolve())
+            return await analyze_video(named, settings, loaded, progress, emit=emit)
     duration = await asyncio.to_thread(video_duration, str(path))
     processors = ProcessorSet(default_processors(settings.analytics))
     frames: list[ShotFrame] = []
@@ -48,15 +68,19 @@ async def analyze_video(path: Path, settings: Settings, loaded: LoadedModel, pro
         if duration:
             progress(rec.pts / duration)
 
-    stream = await embed_file(str(path), settings, loaded, on_record)
-    take(processors.flush(stream))
+    stream_id = await embed_file(str(path), settings, loaded, on_record)
+    take(processors.flush(stream_id))
     end = max(duration or 0.0, frames[-1].t if frames else 0.0)
     found = sorted(events.values(), key=lambda e: (e.t_start, e.t))
+    if emit is not None:
+        for event in found:
+            await emit(event)
     shots = split_shots(frames, [e for e in found if e.type == "scene_change"], end=end)
     counts: dict[str, int] = {}
     for e in found:
         counts[e.type] = counts.get(e.type, 0) + 1
     return {
+        "stream": stream_id,
         "duration_s": duration,
         "frames_analysed": len(frames),
         "sample_fps": settings.ingest.sample_fps,
@@ -70,13 +94,14 @@ async def analyze_video(path: Path, settings: Settings, loaded: LoadedModel, pro
 
 
 def analysis_runner(
-    settings: Settings, model: Callable[[], Awaitable[LoadedModel]]
-) -> Callable[[Path, Progress], Awaitable[dict[str, Any]]]:
+    settings: Settings, model: Callable[[], Awaitable[LoadedModel]], emit: Emit | None = None
+) -> Callable[[str, Path, Progress], Awaitable[dict[str, Any]]]:
     """`AnalyzeVideo` for `dinostream.dashboard.analysis_jobs`: `model()` gives the loaded model
-    (the process's own, or the gateway's lazily loaded one)."""
+    (the process's own, or the gateway's lazily loaded one); the video is stream `<asset id>`,
+    its events go to `emit`."""
 
-    async def run(path: Path, progress: Progress) -> dict[str, Any]:
-        return await analyze_video(path, settings, await model(), progress)
+    async def run(asset_id: str, path: Path, progress: Progress) -> dict[str, Any]:
+        return await analyze_video(path, settings, await model(), progress, stream=asset_id, emit=emit)
 
     return run
 

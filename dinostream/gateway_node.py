@@ -22,6 +22,7 @@ from dinostream.analytics.watchlist import Exemplar, Watchlist
 from dinostream.analytics.watchlist_feed import WatchlistFeed, exemplar_message
 from dinostream.analytics.worker import control_message
 from dinostream.asset_analysis import analysis_runner
+from dinostream.core.records import Event
 from dinostream.dashboard.analytics_control import AnalyticsControl
 from dinostream.dashboard.app import create_app
 from dinostream.dashboard.guard import tls_options
@@ -118,6 +119,10 @@ class GatewayNode(Node):
             value = None if exemplar is None else exemplar_message(exemplar)  # None: a tombstone
             await producer.send_and_wait(s.kafka.watchlist_topic, value, key=exemplar_id.encode())
 
+        async def publish_event(event: Event) -> None:
+            # An asset analysis's events go where a stream's go: the websocket, the index, alerts.
+            await producer.send_and_wait(s.kafka.events_topic, event.encode(), key=event.key)
+
         embed = self.model.stage if self.model is not None else self.lazy
         assert embed is not None
         assets = AssetStore(
@@ -140,7 +145,7 @@ class GatewayNode(Node):
             index_settings=s.index,
             ingest_settings=s.ingest,
             assets=assets,
-            analyze_video=analysis_runner(s, self._loaded_model),
+            analyze_video=analysis_runner(s, self._loaded_model, publish_event),
         )
         app.include_router(
             watchlist_router(

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from dinostream.asset_analysis import analysis_runner
+from dinostream.core.records import Event
 from dinostream.core.settings import HttpSettings, IngestSettings, ModelSettings, Settings
 from dinostream.dashboard.app import create_app
 from dinostream.dashboard.live_hub import LiveHub
@@ -48,6 +49,10 @@ async def test_an_uploaded_video_is_analysed_and_its_cuts_found(tmp_path: Path, 
     )
     settings = Settings(ingest=IngestSettings(sample_fps=2.0), model=ModelSettings(model=str(tiny_model_dir)))
     loaded: list[LoadedModel] = []
+    emitted: list[Event] = []
+
+    async def emit(event: Event) -> None:  # the gateway sends them to the events topic
+        emitted.append(event)
 
     async def model() -> LoadedModel:
         if not loaded:
@@ -61,7 +66,7 @@ async def test_an_uploaded_video_is_analysed_and_its_cuts_found(tmp_path: Path, 
         embed_images=None,
         health=dict,
         assets=AssetStore(tmp_path / "assets", max_bytes=20_000_000, retention_days=1.0),
-        analyze_video=analysis_runner(settings, model),
+        analyze_video=analysis_runner(settings, model, emit),
     )
     async with serve(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as http:
         asset = (await http.post("/api/v1/assets", files={"file": ("made.mp4", path.read_bytes())})).json()
@@ -94,6 +99,10 @@ async def test_an_uploaded_video_is_analysed_and_its_cuts_found(tmp_path: Path, 
     assert result["model"] == {"id": tiny_model_dir.name, "untrained": False}  # a saved (random) checkpoint
     assert isinstance(result["phases"], list) and isinstance(result["anomalies"], list)
     assert stats["analyses"]["done"] == 1 and stats["assets"]["videos"] == 1
+    # Its events go where a stream's go, as stream <asset id>, each once in its final state.
+    assert result["stream"] == asset["id"] and {e.stream for e in emitted} == {asset["id"]}
+    assert sorted(e.t for e in emitted if e.type == "scene_change") == result["cuts"]
+    assert len({e.id for e in emitted}) == len(emitted) and sum(result["event_counts"].values()) == len(emitted)
 
 
 async def test_a_failed_analysis_says_why_and_pictures_are_not_analysed(tmp_path: Path) -> None:
