@@ -1,6 +1,9 @@
 """A video's shots from the events its processors reported: where each shot starts and ends,
 how it began (the first shot, a cut or a gradual transition), its keyframe (the frame nearest
-the shot's mean look) and, when frames carry a quality measure, the shot's picture quality.
+the shot's mean look) and, when frames carry them, the shot's picture quality and camera motion
+(from each frame's step from the one before, `FrameStep`, as `dinostream.analytics.frame_motion`
+measures it on the thumbnails: "still", "moving", or "whip" when one step crosses
+`WHIP_STEP` of the view).
 
 Pure: frames in (a light `ShotFrame` per analysed frame), scene-change events in, a list of
 `Shot`s out; the asset analysis (`dinostream.asset_analysis`) feeds it what `analyze` runs.
@@ -21,6 +24,21 @@ import numpy as np
 from dinostream.analytics.quality import Quality
 from dinostream.core.records import Event
 
+STILL_PER_S = 0.02  # the view moving less than this share of its width per second is still
+WHIP_STEP = 0.15  # one step across this share of the view: a whip pan
+MIN_MATCH = 0.5  # steps whose best alignment is weaker are not camera motion (a cut, an occluder)
+
+
+@dataclass(frozen=True)
+class FrameStep:
+    """How the view moved since the previous frame: the shift of the best alignment of their
+    thumbnails as shares of the view's width, its NCC, and the time between them."""
+
+    dx: float
+    dy: float
+    similarity: float
+    dt: float
+
 
 @dataclass(frozen=True)
 class ShotFrame:
@@ -30,6 +48,7 @@ class ShotFrame:
     t: float  # media seconds
     vector: np.ndarray  # the frame's global descriptor (unit length)
     quality: Quality | None = None
+    step: FrameStep | None = None  # from the frame before (None for the first, or no thumbnail)
 
 
 @dataclass(frozen=True)
@@ -43,6 +62,7 @@ class Shot:
     frames: int
     keyframe: dict[str, Any] | None  # {"seq", "t"}; None for a shot with no analysed frame
     quality: dict[str, Any] | None = None  # mean and lowest score, reasons most of its frames share
+    camera_motion: dict[str, Any] | None = None  # kind, path per second, largest step
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -61,6 +81,7 @@ class Shot:
             "frames": self.frames,
             "keyframe": self.keyframe,
             "quality": self.quality,
+            "camera_motion": self.camera_motion,
         }
 
 
@@ -87,6 +108,7 @@ def split_shots(frames: Sequence[ShotFrame], cuts: Sequence[Event], end: float |
                 frames=len(inside),
                 keyframe=_keyframe(inside),
                 quality=_quality(inside),
+                camera_motion=_camera_motion(inside[1:]),  # the first frame's step crosses the transition
             )
         )
     return shots
@@ -100,6 +122,29 @@ def _keyframe(frames: Sequence[ShotFrame]) -> dict[str, Any] | None:
     mean = vectors.mean(axis=0)
     best = int(np.argmax(vectors @ mean))
     return {"seq": frames[best].seq, "t": frames[best].t}
+
+
+def _camera_motion(frames: Sequence[ShotFrame]) -> dict[str, Any] | None:
+    """The steps inside a shot summed up; None when no step could be measured."""
+    steps = [f.step for f in frames if f.step is not None and f.step.dt > 0]
+    if not steps:
+        return None
+    matched = [s for s in steps if s.similarity >= MIN_MATCH]
+    sizes = [float(np.hypot(s.dx, s.dy)) for s in matched]
+    duration = sum(s.dt for s in matched)
+    per_s = sum(sizes) / duration if duration > 0 else 0.0
+    largest = max(sizes, default=0.0)
+    kind = "whip" if largest >= WHIP_STEP else "moving" if per_s >= STILL_PER_S else "still"
+    return {
+        "kind": kind,
+        "path_per_s": per_s,
+        "largest_step": largest,
+        "mean_shift_per_s": [sum(s.dx for s in matched) / duration, sum(s.dy for s in matched) / duration]
+        if duration > 0
+        else [0.0, 0.0],
+        "steps_matched": len(matched),
+        "steps": len(steps),
+    }
 
 
 def _quality(frames: Sequence[ShotFrame]) -> dict[str, Any] | None:

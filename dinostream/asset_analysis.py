@@ -1,6 +1,7 @@
 """The analysis of a stored video (`POST /api/v1/assets/{id}/analysis`): `analyze`'s pipeline
 (`dinostream.analyze.embed_file` and the service's processors, `default_processors`) over the
-file, summed up as shots (kind, times, keyframe, picture quality), phases and anomalies.
+file, summed up as shots (kind, times, keyframe, picture quality, camera motion), phases and
+anomalies.
 
 The gateway's `AnalysisJobs` runs it in the background; `analysis_runner` binds the settings
 and the model the gateway already has, so the dashboard layer never imports this one. The
@@ -21,10 +22,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from dinostream.analytics.frame_motion import MotionFrame, align, motion_image, prepare
 from dinostream.analytics.processor_set import ProcessorSet
 from dinostream.analytics.quality import measure_jpeg
 from dinostream.analytics.scene_change import global_vector
-from dinostream.analytics.shots import ShotFrame, split_shots
+from dinostream.analytics.shots import FrameStep, ShotFrame, split_shots
 from dinostream.analytics.worker import default_processors
 from dinostream.analyze import embed_file, video_duration
 from dinostream.core.records import Event, FrameEmbedding
@@ -62,9 +64,19 @@ async def analyze_video(
         for e in found:
             events[e.id] = e
 
+    previous: list[tuple[float, MotionFrame]] = []  # the last frame's time and prepared thumbnail
+
     def on_record(rec: FrameEmbedding) -> None:
         take(processors.process(rec))
-        frames.append(ShotFrame(rec.seq, rec.pts, global_vector(rec), measure_jpeg(rec.thumbnail)))
+        image = motion_image(rec.thumbnail)
+        here = prepare(image) if image is not None else None
+        step = None
+        if here is not None and previous and previous[-1][1].image.shape == here.image.shape:
+            t0, before = previous[-1]
+            a = align(before, here)
+            step = FrameStep(a.dx / a.width, a.dy / a.width, a.similarity, rec.pts - t0)
+        previous[:] = [(rec.pts, here)] if here is not None else []
+        frames.append(ShotFrame(rec.seq, rec.pts, global_vector(rec), measure_jpeg(rec.thumbnail), step))
         if duration:
             progress(rec.pts / duration)
 

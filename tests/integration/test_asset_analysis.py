@@ -142,3 +142,38 @@ async def test_a_failed_analysis_says_why_and_pictures_are_not_analysed(tmp_path
     assert on_picture.status_code == 422 and on_picture.json()["error"]["code"] == "wrong_asset_kind"
     assert deleted.status_code == 200 and after.json()["error"]["code"] == "asset_not_found"
     assert unavailable.status_code == 503 and unavailable.json()["error"]["code"] == "analysis_unavailable"
+
+
+async def test_a_whip_pan_shows_in_its_shots_camera_motion(tmp_path: Path, tiny_model_dir: Path) -> None:
+    path = tmp_path / "whip.mp4"
+    plan = [(None, "fast_pan"), ("cut", None)]
+    truth = make_groundtruth_video(
+        path, synthetic_images(2, seed=1), seed=1, fps=25, size=(320, 240), shot_s=(4.0, 4.5), plan=plan
+    )
+    settings = Settings(ingest=IngestSettings(sample_fps=5.0), model=ModelSettings(model=str(tiny_model_dir)))
+
+    async def model() -> LoadedModel:
+        return await load_model_async(settings.model)
+
+    store = AssetStore(tmp_path / "assets", max_bytes=20_000_000, retention_days=1.0)
+    asset = store.put(path.read_bytes(), filename="whip.mp4").id
+    app = create_app(
+        settings=HttpSettings(),
+        hub=LiveHub(16),
+        index=None,
+        embed_images=None,
+        health=dict,
+        assets=store,
+        analyze_video=analysis_runner(settings, model),
+    )
+    async with serve(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as http:
+        url = (await http.post(f"/api/v1/assets/{asset}/analysis")).url.path
+        final = (await poll(http, url))[-1]
+
+    assert final["state"] == "done", final["error"]
+    shots = final["result"]["shots"]
+    assert len(shots) == 2 and shots[1]["start"] == pytest.approx(truth.transitions[0].start, abs=0.5)
+    panned, steady = shots[0]["camera_motion"], shots[1]["camera_motion"]
+    assert panned["kind"] == "whip" and steady["kind"] != "whip", (panned, steady)
+    assert panned["largest_step"] > 3 * steady["largest_step"]
+    assert steady["steps"] == shots[1]["frames"] - 1, "the step across the cut is the transition's, not the shot's"

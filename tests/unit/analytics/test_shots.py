@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dinostream.analytics.quality import measure_quality
-from dinostream.analytics.shots import ShotFrame, split_shots
+from dinostream.analytics.shots import FrameStep, ShotFrame, split_shots
 from dinostream.core.records import Event, event_id
 
 
@@ -61,3 +61,22 @@ def test_without_frames_a_video_is_one_empty_shot() -> None:
     (shot,) = split_shots([], [], end=2.0)
     assert (shot.start, shot.end, shot.frames, shot.keyframe) == (0.0, 2.0, 0, None)
     assert shot.to_dict()["duration"] == pytest.approx(2.0)
+
+
+def test_camera_motion_per_shot_still_moving_or_whip() -> None:
+    def frames(steps: list[FrameStep | None], t0: float = 0.0) -> list[ShotFrame]:
+        return [ShotFrame(i, t0 + i * 0.5, unit([1, 0]), step=s) for i, s in enumerate(steps)]
+
+    still = frames([None] + [FrameStep(0.0, 0.0, 0.95, 0.5)] * 5)
+    slow = frames([FrameStep(0.5, 0.0, 0.1, 0.5)] + [FrameStep(0.02, 0.0, 0.9, 0.5)] * 5, 3.0)  # 4 %/s
+    whip = frames([FrameStep(0.0, 0.0, 0.1, 0.5)] + [FrameStep(0.0, 0.01, 0.9, 0.5), FrameStep(-0.3, 0.0, 0.8, 0.5)]
+                  + [FrameStep(0.0, 0.01, 0.9, 0.5)] * 3, 6.0)  # fmt: skip
+    shots = split_shots(still + slow + whip, [change(3.0, "cut"), change(6.0, "cut")], end=9.0)
+
+    motion = [s.camera_motion for s in shots]
+    assert all(m is not None for m in motion)
+    assert [m["kind"] for m in motion] == ["still", "moving", "whip"]  # type: ignore[index]
+    assert motion[1]["path_per_s"] == pytest.approx(0.04)  # type: ignore[index]
+    assert motion[1]["steps"] == 5, "the step across the cut is not the shot's"  # type: ignore[index]
+    assert motion[2]["largest_step"] == pytest.approx(0.3)  # type: ignore[index]
+    assert split_shots(frames([None, None]), [])[0].camera_motion is None
