@@ -55,14 +55,23 @@ def asset_json(meta: AssetMeta) -> dict[str, Any]:
     return {**meta.to_dict(), "url": f"{PREFIX}/{meta.id}"}
 
 
-async def picture_bytes(store: AssetStore | None, asset_id: str) -> bytes:
-    """The bytes of the picture asset `asset_id` (404 unknown, 422 `wrong_asset_kind` for a video)."""
+async def picture_bytes(store: AssetStore | None, asset_id: str, room: int) -> bytes:
+    """The bytes of the picture asset `asset_id`: 404 unknown, 422 `wrong_asset_kind` for a video,
+    413 `upload_too_large` when it is larger than `room`, the bytes the request may still carry
+    (a picture referred to by id counts as if uploaded: http.max_upload_bytes per request)."""
     if store is None:
         raise ApiError(503, "assets_unavailable", "stored assets are not configured in this process")
     try:
-        meta, data = await asyncio.to_thread(store.read, asset_id)
+        meta = await asyncio.to_thread(store.get, asset_id)
     except AssetError as e:
         raise asset_error(e, asset_id) from None
+    if meta is None:
+        raise ApiError(
+            404,
+            "asset_not_found",
+            f"no asset {asset_id!r} (never stored, deleted or expired)",
+            details={"asset_id": asset_id},
+        )
     if meta.kind != "image":
         raise ApiError(
             422,
@@ -70,7 +79,17 @@ async def picture_bytes(store: AssetStore | None, asset_id: str) -> bytes:
             f"asset {asset_id} is a {meta.kind}, not a picture",
             details={"asset_id": asset_id, "kind": meta.kind, "expected": "image"},
         )
-    return data
+    if meta.bytes > room:
+        raise ApiError(
+            413,
+            "upload_too_large",
+            "the pictures of this request, uploaded or stored, are larger than the upload limit",
+            details={"asset_id": asset_id, "setting": "http.max_upload_bytes"},
+        )
+    try:
+        return await asyncio.to_thread(store.path(asset_id).read_bytes)
+    except (AssetError, FileNotFoundError):  # deleted meanwhile
+        raise ApiError(404, "asset_not_found", f"no asset {asset_id!r}", details={"asset_id": asset_id}) from None
 
 
 def probe_video(path: Path) -> dict[str, Any]:
@@ -143,7 +162,7 @@ def assets_router(store: AssetStore, http: HttpSettings, jobs: AnalysisJobs | No
             except AssetError as e:
                 raise asset_error(e) from None
         try:
-            info = await _open(store, meta)
+            info = await _open(store, meta, http.max_upload_bytes)
         except ApiError:
             await asyncio.to_thread(store.delete, meta.id)  # nothing that cannot be opened is kept
             raise
@@ -211,10 +230,17 @@ def _job_json(job: Job) -> dict[str, Any]:
     return out
 
 
-async def _open(store: AssetStore, meta: AssetMeta) -> dict[str, Any]:
+async def _open(store: AssetStore, meta: AssetMeta, max_picture_bytes: int) -> dict[str, Any]:
     """Open the stored asset as what its content claims: a picture is decoded, a video probed."""
     path = store.root / meta.id / "data"
     if meta.kind == "image":
+        if meta.bytes > max_picture_bytes:  # it could never be used: a request carries at most that
+            raise ApiError(
+                413,
+                "upload_too_large",
+                f"a picture asset may be at most {max_picture_bytes} bytes, as one upload may",
+                details={"limit_bytes": max_picture_bytes, "setting": "http.max_upload_bytes"},
+            )
         data = await asyncio.to_thread(path.read_bytes)
         rgb = await asyncio.to_thread(decode_rgb, data)  # 415 not_an_image, 413 past the pixel limits
         return {"width": int(rgb.shape[1]), "height": int(rgb.shape[0])}

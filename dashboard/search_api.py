@@ -215,7 +215,7 @@ def search_router(
                 data = await upload.read() if isinstance(upload, UploadFile) else None
             if data is None:
                 assert asset_id is not None
-                data = await picture_bytes(assets, asset_id)
+                data = await picture_bytes(assets, asset_id, http.max_upload_bytes)
             query = await _picture_query(embed, data, asset_id)
         elif content_type.startswith("application/json"):
             body = await _json_body(request, http.max_upload_bytes)
@@ -230,7 +230,7 @@ def search_router(
                 cfg.match_margin,
             )
             if body.asset_id is not None and not (body.frame or body.point or body.event or body.image):
-                data = await picture_bytes(assets, body.asset_id)
+                data = await picture_bytes(assets, body.asset_id, http.max_upload_bytes)
                 query = await _picture_query(require(embed_images, "the image embedder"), data, body.asset_id)
             else:
                 with _supported():
@@ -309,14 +309,19 @@ def search_router(
             )
         most = sum(hi for _, hi in fields.values())
         datas: dict[str, list[bytes]] = {}
+        used = 0  # pictures by asset id count as uploads: http.max_upload_bytes per request
         async with limited_form(request, http.max_upload_bytes, max_files=most, max_texts=16 + most) as form:
             for name, (lo, hi) in fields.items():
                 uploads = form.getlist(name)
                 _check_count(name, len(uploads), lo, hi)
-                # A text value in a picture's field is the asset_id of a stored picture.
-                datas[name] = [
-                    await u.read() if isinstance(u, UploadFile) else await picture_bytes(assets, u) for u in uploads
-                ]
+                datas[name] = []
+                for u in uploads:  # a text value in a picture's field is the asset_id of a stored picture
+                    if isinstance(u, UploadFile):
+                        data = await u.read()
+                    else:
+                        data = await picture_bytes(assets, u, http.max_upload_bytes - used)
+                    used += len(data)
+                    datas[name].append(data)
         return datas
 
     async def embed_uploads(request: Request, fields: dict[str, tuple[int, int]]) -> dict[str, np.ndarray]:

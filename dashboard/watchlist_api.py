@@ -229,7 +229,7 @@ def watchlist_router(
         else:
             if data is None:
                 assert body.asset_id is not None
-                data = await picture_bytes(assets, body.asset_id)
+                data = await picture_bytes(assets, body.asset_id, max_upload_bytes)
             if embed_record is None:
                 raise ApiError(503, "embedding_unavailable", "no model in this process to embed the picture")
             settings = reid_of("")  # no stream: the defaults

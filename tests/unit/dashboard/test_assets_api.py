@@ -6,6 +6,7 @@ in for DINOv3 (tests.pictures)."""
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,28 @@ async def test_assets_need_a_viewer_token_where_tokens_are_set(world: World) -> 
 
     assert_error(anonymous, 401, "missing_token")
     assert made.status_code == 201 and read.status_code == 200
+
+
+def noise_png(side: int, seed: int) -> bytes:
+    """A picture PNG cannot compress: about 3 bytes a pixel."""
+    rgb = np.random.default_rng(seed).integers(0, 255, (side, side, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+async def test_pictures_by_id_count_against_the_request_upload_limit(world: World) -> None:
+    limit = world.http.max_upload_bytes  # 200 kB
+    big, a, b = noise_png(300, 0), noise_png(200, 1), noise_png(200, 2)
+    assert len(big) > limit and limit / 2 < len(a) < limit and limit / 2 < len(b) < limit
+    async with serve(world.app()) as http:
+        refused = await upload(http, big, "big.png")
+        ida, idb = [(await upload(http, p)).json()["id"] for p in (a, b)]
+        each = [await http.post("/api/v1/images/embed", files=[("images", (None, i))]) for i in (ida, idb)]
+        both = await http.post("/api/v1/images/embed", files=[("images", (None, ida)), ("images", (None, idb))])
+        listed = (await http.get("/api/v1/assets")).json()["assets"]
+
+    assert assert_error(refused, 413, "upload_too_large")["details"]["setting"] == "http.max_upload_bytes"
+    assert [r.status_code for r in each] == [200, 200]
+    assert assert_error(both, 413, "upload_too_large")["details"]["asset_id"] == idb
+    assert sorted(m["id"] for m in listed) == sorted([ida, idb]), "the refused picture is not kept"
