@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,13 +62,18 @@ def base_topic_configs(settings: KafkaSettings) -> dict[str, str]:
 
 
 def topic_spec(
-    settings: KafkaSettings, name: str, partitions: int | None = None, *, compact: bool = False, **configs: str
+    settings: KafkaSettings,
+    name: str,
+    partitions: int | None = None,
+    *,
+    compact: bool = False,
+    configs: Mapping[str, str] | None = None,
 ) -> TopicSpec:
     """One topic with the settings' replication and base configs; `compact` for the topics that say
     how things are now (only the latest value per key is kept, never aged out)."""
     out = base_topic_configs(settings)
     out["cleanup.policy"] = "compact" if compact else "delete"
-    out.update(configs)
+    out.update(configs or {})
     rf = CLUSTER_DEFAULT if settings.replication_factor is None else settings.replication_factor
     return TopicSpec(name, settings.partitions if partitions is None else partitions, rf, out)
 
@@ -88,7 +93,7 @@ def embeddings_configs(settings: KafkaSettings) -> dict[str, str]:
 def topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
     """Every topic `ensure_topics` creates, as it creates it."""
     return [
-        topic_spec(settings, settings.embeddings_topic, **embeddings_configs(settings)),
+        topic_spec(settings, settings.embeddings_topic, configs=embeddings_configs(settings)),
         topic_spec(settings, settings.events_topic),
         topic_spec(settings, settings.control_topic),
         # Small and read whole by every worker: one partition, only the latest value per exemplar.

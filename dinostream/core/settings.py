@@ -310,8 +310,9 @@ class KafkaSettings(_Strict):
     worker_session_timeout_s: float | None = Field(
         None,
         ge=2,
-        description="Session timeout of the analytics workers' consumer group (CPU-heavy processors share its "
-        "event loop). None: 45 s on an external cluster, session_timeout_s on the embedded broker.",
+        description="Session timeout of the analytics workers' consumer group: CPU-heavy processors and blocking "
+        "Qdrant calls share its event loop, so on a real cluster give it Kafka's default, 45 (the shipped "
+        "deployments do). None: session_timeout_s (fast hand-over; Tansu holds a join for half of it).",
     )
 
     @model_validator(mode="after")

@@ -119,7 +119,11 @@ class Deployment:
             "DINOSTREAM_HTTP__PORT": "0",
             "DINOSTREAM_ANALYTICS__APP_ID": self.app_id,
             "DINOSTREAM_INGEST__MEDIA_ROOTS": json.dumps([str(tmp)]),
-            **{f"DINOSTREAM_KAFKA__{k.upper()}": str(v) for k, v in self.kafka.model_dump().items()},
+            # None as settings_from_env spells it ("null"): the optional Kafka settings keep their meaning.
+            **{
+                f"DINOSTREAM_KAFKA__{k.upper()}": "null" if v is None else str(v)
+                for k, v in self.kafka.model_dump().items()
+            },
             **extra,
         }
         self.env["DINOSTREAM_KAFKA__IDEMPOTENT"] = "false"

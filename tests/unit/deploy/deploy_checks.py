@@ -453,7 +453,21 @@ def check_index_settings(root: Path) -> list[str]:
     return problems
 
 
+def check_worker_session(root: Path) -> list[str]:
+    """Workers on a real cluster get a session timeout that outlasts a busy event loop (Kafka's 45 s
+    default; the 10 s of the embedded broker rebalanced a worker busy in a processor or a Qdrant call)."""
+    d, problems = Deploy(root), []
+    envs = [("compose", compose_env(d.compose_roles()["worker"])), ("k8s", d.k8s_env(d.workloads()["worker"]))]
+    for where, env in envs:
+        s = role_settings(env)
+        timeout = s.kafka.worker_session_timeout_s or s.kafka.session_timeout_s
+        if timeout < 30:
+            problems.append(f"{where} worker: session timeout {timeout:g} s (kafka.worker_session_timeout_s)")
+    return problems
+
+
 CHECKS: dict[str, Callable[[Path], list[str]]] = {
+    "worker-session": check_worker_session,
     "secrets-and-dependencies": check_secrets_and_dependencies,
     "topics": check_topics,
     "record-budget": check_record_budget,
