@@ -35,6 +35,7 @@ from dinostream.ingest.source import Frame
 from dinostream.ingest.stream_manager import StreamManager
 from dinostream.ingest.stream_registry import REGISTRY_FILE, StreamRegistry
 from dinostream.ingest.whip_sessions import WhipSessions
+from dinostream.sinks.asset_store import AssetStore
 from dinostream.sinks.index_factory import open_index
 from tests.pictures import ColourEmbedder, colour_features, picture
 
@@ -136,6 +137,7 @@ class Gateway:
             health=health or (lambda: {"streams": self.manager.healths()}),
             analytics=self.analytics,
             manager=self.manager,
+            assets=AssetStore(tmp / "data" / "assets", max_bytes=http.max_asset_bytes, retention_days=1.0),
         )
         self.app.include_router(
             watchlist_router(
