@@ -23,21 +23,23 @@ HEADER = """\
 
 def closure() -> dict[str, str]:
     seen: dict[str, str] = {}
-    todo = [Requirement(r) for r in md.requires("dinostream") or [] if "extra ==" not in r]
+    expanded: set[tuple[str, str]] = set()
+    # (requirement, the extra it was listed under: its marker is evaluated with that extra)
+    todo = [(Requirement(r), "") for r in md.requires("dinostream") or []]
     while todo:
-        req = todo.pop()
+        req, extra = todo.pop()
         name = re.sub(r"[-_.]+", "-", req.name).lower()
-        if name in seen or SKIP.match(name) or (req.marker and not req.marker.evaluate({"extra": ""})):
+        if SKIP.match(name) or (req.marker and not req.marker.evaluate({"extra": extra})):
             continue
         try:
             dist = md.distribution(req.name)
         except md.PackageNotFoundError:
             continue
         seen[name] = dist.version
-        requires = dist.requires or []
-        todo += [Requirement(r) for r in requires if "extra ==" not in r]
-        for extra in req.extras:
-            todo += [Requirement(r) for r in requires if f'extra == "{extra}"' in r]
+        for wanted in ("", *req.extras):
+            if (name, wanted) not in expanded:
+                expanded.add((name, wanted))
+                todo += [(Requirement(r), wanted) for r in dist.requires or []]
     return seen
 
 

@@ -9,6 +9,7 @@ Pure Python: YAML and text, no Docker or Kubernetes.
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -414,6 +415,17 @@ def check_images(root: Path) -> list[str]:
         problems.append("Dockerfile: dependencies not installed from a constraints file (deploy/constraints.txt)")
     elif code_copy is None or dep_install > code_copy:
         problems.append("Dockerfile: the code is copied before the dependencies are installed")
+    else:
+        pins = {
+            re.sub(r"[-_.]+", "-", line.split("==")[0]).lower()
+            for line in (root / "constraints.txt").read_text().split()
+            if "==" in line
+        }
+        project = tomllib.loads((root.parent / "pyproject.toml").read_text())["project"]["dependencies"]
+        for dep in project:
+            name = re.sub(r"[-_.]+", "-", re.split(r"[\[<>=!~; ]", dep, maxsplit=1)[0]).lower()
+            if name != "torch" and name not in pins:
+                problems.append(f"constraints.txt: no pin for {name} (deploy/update_constraints.py)")
     compose = d.compose_roles()
     cpu_roles = [r for r in compose if r != "ingest"]
     for role in cpu_roles:
