@@ -85,7 +85,7 @@ class AnalysisJobs:
             job.task.cancel()
 
     def stats(self) -> dict[str, int]:
-        states = [j.state for j in self._jobs.values()]
+        states = [j.state for j in list(self._jobs.values())]  # a copy: stats may be read from a thread
         return {s: states.count(s) for s in ("queued", "running", "done", "failed")}
 
     async def close(self) -> None:

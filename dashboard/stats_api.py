@@ -95,7 +95,7 @@ def stats_router(
             "requests": counts.to_dict(),
         }
         for name, section in (extra or {}).items():
-            out[name] = section()
+            out[name] = await asyncio.to_thread(section)  # e.g. the asset store reads its folder
         return out
 
     return router
