@@ -19,6 +19,10 @@ what its own cell and the cells next to it (`REACH`) held. What makes that work 
   beyond anything the warm-up saw, frame by frame, and never takes in a thing that stands out;
   a frame whose view changed teaches nothing. Slower, lasting change (a repainted wall) is merged
   into the cell coresets by the slow adaptation, as before.
+- **Things that stay.** A cell that stands out from the cells around it is kept out of the recent
+  memory even below the alarm level (`ADMIT_CELL`), and one that keeps standing out for `PERSIST`
+  frames scores on its own calibrated level: a faint object left in a quiet part of the view alarms,
+  though a figure passing a busy one in the warm-up set the level of single frames far higher.
 - **Whole-view changes stay anomalies.** Besides the most unusual cell (`patch`), two whole-frame
   scores: the `view` vector (the mean of the centred cells: what the frame holds beyond its median,
   which a covered lens or a turned camera changes and a change of light hardly does) against the
@@ -43,7 +47,8 @@ Pure: no I/O. numpy only. The cells are kept in a random projection to `projecti
 `bank_size` full-size vectors' worth of memory holds D / projection_dim times as many; per frame,
 one projection and (2 REACH + 1)^2 small products of each cell with its neighbours' vectors.
 States saved by version 1 (a position-free bank) restore and keep being scored as version 1
-scored them until the stream is reset or learns anew.
+scored them until the stream is reset or learns anew; so do version-2 models (no persistence score,
+recent memory admitted by the frame level).
 """
 
 from __future__ import annotations
@@ -65,7 +70,7 @@ from dinostream.core.settings import AnomalySettings
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 KIND = "anomaly"
-STATE_VERSION = 2
+STATE_VERSION = 3
 # A patch is compared with what its own cell and the cells up to this far (Chebyshev) held: an
 # agent a little off its usual path, or a camera that shakes by a few pixels, stays normal; a
 # thing two cells or more from anywhere it was seen is new there.
@@ -84,8 +89,25 @@ RECENT = 2
 RECENT_GLOBALS = 4
 # A cell's vector joins its recent memory when its score, and its neighbours', are below this (in
 # units of the patch level: no more unusual than the warm-up's most unusual frames), in a frame
-# whose view score is below the threshold.
+# whose view score is below the threshold...
 ADMIT = 1.0
+# ... and when it stands out from the cells around it (`LOCAL`) by less than this, in its own normal
+# level (the frame's common part divided out). The patch level is set by the most unusual cell of the
+# warm-up's frames, often a figure at a place of its route the short warm-up saw once, many times a
+# quiet cell's level: an object left in a quiet cell, too faint for that at once, was taken into the
+# recent memory at its first frame and never scored again. Now it stays out and keeps scoring, while
+# light that changed over a region (or while the view was covered, when nothing is followed) is
+# followed as before: the cells around it changed too.
+ADMIT_CELL = 2.0
+# Cells are compared with the median of the LOCAL x LOCAL cells around them (edges repeated).
+LOCAL = 5
+# A cell that stands out from the cells around it in each of PERSIST frames in a row scores the least
+# of those, in the calibrated level of such runs over the warm-up (at least PERSIST_FLOOR cell levels:
+# a 20 s warm-up cannot show how far a quiet cell strays through a day): what moves (a figure on its
+# route) stands out at a cell for a frame or two, a thing left there stays. So a faint object that
+# never stands out as much as a passing figure at its busiest still alarms, within PERSIST frames.
+PERSIST = 4
+PERSIST_FLOOR = 2.0
 # The view score is divided by this: it watches for changes of the whole view (a covered lens, a
 # turned camera), which are large; what an exposure step leaves in the view vector is not one.
 VIEW_FACTOR = 2.0
@@ -382,8 +404,11 @@ class _Model:
     cal_patch: np.ndarray
     cal_view: np.ndarray
     cal_global: np.ndarray
+    # the warm-up's runs of PERSIST frames: each one's most unusual cell over the run; None for a model
+    # saved by version 2, scored as version 2 scored it (no persistence, admission by the frame level)
+    cal_persist: np.ndarray | None = None
     _cells: tuple[np.ndarray, np.ndarray] | None = None
-    _levels: dict[tuple[float, float], tuple[float, float, float]] = field(default_factory=dict)
+    _levels: dict[tuple[float, float], tuple[float, float, float, float]] = field(default_factory=dict)
 
     @property
     def per_cell(self) -> int:
@@ -410,14 +435,16 @@ class _Model:
     def set_memory(self, memory: _Bank) -> None:
         self.memory, self._cells = memory, None
 
-    def levels(self, s: AnomalySettings) -> tuple[float, float, float]:
-        """Normal level of the patch, view and global scores: the calibration quantile, floored."""
+    def levels(self, s: AnomalySettings) -> tuple[float, float, float, float]:
+        """Normal level of the patch, view, global and persistence scores: the calibration quantile,
+        floored (the last 0.0 for a version-2 model, which has no persistence score)."""
         key = (s.quantile, s.min_distance)
         if key not in self._levels:
             self._levels[key] = (
                 max(_quantile(self.cal_patch, s.quantile), 1e-6),
                 max(_quantile(self.cal_view, s.quantile), 1e-6),
                 max(_quantile(self.cal_global, s.quantile), s.min_distance),
+                0.0 if self.cal_persist is None else max(_quantile(self.cal_persist, s.quantile), PERSIST_FLOOR),
             )
         return self._levels[key]
 
@@ -555,10 +582,12 @@ class _Stream:
     cooldown_until: float | None = None  # media time before which no new event opens at the same place
     # where the last event peaked: [x, y], or "view" for a whole-view one; None: everywhere (a v1 state)
     cooldown_place: list[float] | str | None = None
+    # the last (up to PERSIST - 1) frames' cell scores in cell levels (gh, gw) float16, oldest first
+    persist: np.ndarray | None = None
     last: FrameScore | None = None  # not saved: only for callers that want every frame's score
     # not saved: the last frame's centred cell vectors, cell scores, and whether its view and its
     # global vector may be followed
-    last_cells: tuple[np.ndarray, np.ndarray, bool, bool, bool, np.ndarray] | None = None
+    last_cells: tuple[np.ndarray, np.ndarray, bool, bool, bool, np.ndarray, np.ndarray | None] | None = None
 
 
 # --- the processor ------------------------------------------------------------------------------
@@ -719,6 +748,8 @@ class AnomalyDetector(Processor[AnomalySettings]):
                 "cal_view": m.cal_view.tolist(),
                 "cal_global": m.cal_global.tolist(),
             }
+            if m.cal_persist is not None:
+                out["model"]["cal_persist"] = m.cal_persist.tolist()
         elif isinstance(m, _LegacyModel):
             out["legacy_model"] = {
                 "bank": m.bank.to_dict(),
@@ -726,6 +757,8 @@ class AnomalyDetector(Processor[AnomalySettings]):
                 "cal_patch": m.cal_patch.tolist(),
                 "cal_global": m.cal_global.tolist(),
             }
+        if st.persist is not None:
+            out["persist"] = encode_array(st.persist)
         if st.recent is not None:
             rc = st.recent
             out["recent"] = {
@@ -774,8 +807,10 @@ class AnomalyDetector(Processor[AnomalySettings]):
         if version == 1:
             self._streams[stream] = _restore_v1(state)
             return
-        if version != STATE_VERSION:
-            raise ValueError(f"anomaly state of stream {stream} has version {version}, expected {STATE_VERSION}")
+        if version not in (2, STATE_VERSION):
+            raise ValueError(
+                f"anomaly state of stream {stream} has version {version}, expected one of 1, 2, {STATE_VERSION}"
+            )
         st = _Stream(cooldown_until=state["cooldown_until"], cooldown_place=state["cooldown_place"])
         if "warmup" in state:
             w = state["warmup"]
@@ -801,7 +836,10 @@ class AnomalyDetector(Processor[AnomalySettings]):
                 cal_patch=np.asarray(m["cal_patch"], dtype=np.float64),
                 cal_view=np.asarray(m["cal_view"], dtype=np.float64),
                 cal_global=np.asarray(m["cal_global"], dtype=np.float64),
+                cal_persist=np.asarray(m["cal_persist"], dtype=np.float64) if "cal_persist" in m else None,
             )
+        if "persist" in state:
+            st.persist = decode_array(state["persist"])
         if "legacy_model" in state:
             st.model = _legacy_model(state["legacy_model"])
         if "recent" in state:
@@ -892,7 +930,9 @@ class AnomalyDetector(Processor[AnomalySettings]):
         level = np.maximum(level, max(CELL_LEVEL_FLOOR * float(np.median(level)), s.min_distance)).astype(np.float32)
         z = dist / level
         med = np.median(z.reshape(t, -1), axis=1)
-        cal_patch = z.reshape(t, -1).max(axis=1) / np.maximum(med, 1.0)
+        zc = z / np.maximum(med, 1.0)[:, None, None]
+        cal_patch = zc.reshape(t, -1).max(axis=1)
+        cal_persist = _persistence(np.stack([_local(f) for f in zc]), max(1, round(PERSIST / w.every)))
         views = x.reshape(t, gh * gw, -1).mean(axis=1)  # the view vectors: the centred cells. mean
         vd = np.sqrt(((views[:, None] - views[None]) ** 2).sum(-1))
         ahead = np.arange(t)[None, :] - np.arange(t)[:, None]
@@ -914,6 +954,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
             cal_patch=np.asarray(cal_patch, dtype=np.float64),
             cal_view=np.asarray(cal_view, dtype=np.float64),
             cal_global=np.asarray(cal_global, dtype=np.float64),
+            cal_persist=np.asarray(cal_persist, dtype=np.float64),
         )
         recent = _Recent.empty((gh, gw), (model.cell_dim, model.dims[1]))
         for f in range(max(0, t - RECENT), t):
@@ -956,8 +997,18 @@ class AnomalyDetector(Processor[AnomalySettings]):
         z = dist / model.cell_level
         med = float(np.median(z))
         zc = z / max(med, 1.0)
-        level_p, level_v, _ = model.levels(s)
+        level_p, level_v, _, level_s = model.levels(s)
+        cell_scores = zc / level_p
         patch_score = float(zc.max()) / level_p
+        if model.cal_persist is not None:  # not for a version-2 model
+            past = st.persist if st.persist is not None and st.persist.shape[1:] == zc.shape else None
+            run = _local(zc)[None] if past is None else np.concatenate([past.astype(np.float32), _local(zc)[None]])
+            run = run[-PERSIST:]
+            st.persist = run[1 - PERSIST :].astype(np.float16)
+            if len(run) == PERSIST:
+                lasting = run.min(axis=0) / level_s
+                cell_scores = np.maximum(cell_scores, lasting)
+                patch_score = max(patch_score, float(lasting.max()))
         gdist = float(knn_distance(gvec[None], gcands, s.k)[0])
         view_score = float(np.sqrt(((vcands - view) ** 2).sum(axis=1)).min()) / level_v / VIEW_FACTOR
         global_score = gdist / GLOBAL_FOLLOW
@@ -967,13 +1018,14 @@ class AnomalyDetector(Processor[AnomalySettings]):
         score, source = max(channels, key=lambda p: p[0])
         st.last_cells = (
             x,
-            zc / level_p,
+            cell_scores,
             view_score < s.threshold,
             view_score < VIEW_ADMIT or med > COMMON_ADMIT,
             gdist < GLOBAL_FOLLOW,
             view,
+            zc if model.cal_persist is not None else None,
         )
-        fs = self._frame_score(record, zc / level_p, dist, s, score, source, patch_score, centroid=True)
+        fs = self._frame_score(record, cell_scores, dist, s, score, source, patch_score, centroid=True)
         if not s.use_global:
             return dataclasses.replace(fs, view_score=0.0)
         return dataclasses.replace(fs, view_score=view_score, global_score=global_score)
@@ -1152,9 +1204,12 @@ class AnomalyDetector(Processor[AnomalySettings]):
         if not s.adapt:
             return
         if st.last_cells is not None and st.recent is not None:
-            x, cell_scores, view_calm, view_near, global_near, view = st.last_cells
+            x, cell_scores, view_calm, view_near, global_near, view, zc = st.last_cells
             if view_calm:  # the view looks as it should: follow what changed a little
-                calm = ~ndimage.binary_dilation(cell_scores >= ADMIT, structure=np.ones((2 * REACH + 1,) * 2, bool))
+                out = cell_scores >= ADMIT
+                if zc is not None:
+                    out |= _local(zc) >= ADMIT_CELL
+                calm = ~ndimage.binary_dilation(out, structure=np.ones((2 * REACH + 1,) * 2, bool))
                 st.recent.admit(x, calm)
                 if view_near:
                     st.recent.admit_view(view)
@@ -1322,6 +1377,22 @@ def _project(x: np.ndarray, proj: tuple[int, int]) -> np.ndarray:
         rng = np.random.default_rng([seed, x.shape[-1], dims, 2])
         _PROJECTIONS[key] = (rng.normal(size=(x.shape[-1], dims)) / math.sqrt(dims)).astype(np.float32)
     return (x.astype(np.float32, copy=False) @ _PROJECTIONS[key]).astype(np.float32)
+
+
+def _local(zc: np.ndarray) -> np.ndarray:
+    """Cell scores above those of the cells around them (the median of a LOCAL x LOCAL window)."""
+    if LOCAL <= 1:
+        return zc
+    return zc - ndimage.median_filter(zc, size=LOCAL, mode="nearest")
+
+
+def _persistence(zc: np.ndarray, n: int) -> np.ndarray:
+    """For each run of `n` consecutive frames of cell scores zc (T, gh, gw): the largest over cells of
+    the least score the cell had in the run (T - n + 1,)."""
+    if len(zc) < n:
+        return np.zeros(0)
+    runs = np.stack([zc[i : len(zc) - n + 1 + i] for i in range(n)]).min(axis=0)
+    return runs.reshape(len(runs), -1).max(axis=1)
 
 
 def _elsewhere(details: dict[str, Any], fs: FrameScore) -> bool:
