@@ -20,15 +20,17 @@ what its own cell and the cells next to it (`REACH`) held. What makes that work 
   a frame whose view changed teaches nothing. Slower, lasting change (a repainted wall) is merged
   into the cell coresets by the slow adaptation, as before.
 - **Things that stay.** A cell that stands out from the cells around it is kept out of the recent
-  memory even below the alarm level (`ADMIT_CELL`), and one that keeps standing out for `PERSIST`
-  frames scores on its own calibrated level: a faint object left in a quiet part of the view alarms,
-  though a figure passing a busy one in the warm-up set the level of single frames far higher.
-- **Whole-view changes stay anomalies.** Besides the most unusual cell (`patch`), two whole-frame
+  memory even below the alarm level (`ADMIT_CELL`), and one that keeps standing out, unchanged, for
+  `PERSIST` frames scores on its own calibrated level: a faint object left in a quiet part of the
+  view alarms, though a figure passing a busy one in the warm-up set the level of single frames far
+  higher, and a figure lingering at the end of its route does not (it changes pose).
+- **Whole-view changes stay anomalies.** Besides the most unusual cell (`patch`), whole-frame
   scores: the `view` vector (the mean of the centred cells: what the frame holds beyond its median,
   which a covered lens or a turned camera changes and a change of light hardly does) against the
-  warm-up's and recent frames', in its calibrated level over `VIEW_FACTOR`; and the `global` vector
+  warm-up's and recent frames', in its calibrated level over `VIEW_FACTOR`; the median cell's score
+  over `COMMON_FACTOR` (every part of the view far from what it held); and the `global` vector
   (CLS + mean patch), which follows drifting light but flags a step longer than `GLOBAL_FOLLOW`
-  (a light switched off, another scene). The frame score is the largest of the three.
+  (a light switched off, another scene). The frame score is the largest of them.
 
 Levels are calibrated on the warm-up itself: each warm-up frame is scored as it would be live
 (against the coresets without its own vectors, and the frames before it as its recent memory),
@@ -108,9 +110,18 @@ LOCAL = 5
 # never stands out as much as a passing figure at its busiest still alarms, within PERSIST frames.
 PERSIST = 4
 PERSIST_FLOOR = 2.0
+# A frame counts towards a cell's run only where the cell moved less than this since the frame before
+# (in its normal level, the common part divided out): a thing left there stays the same, a figure
+# that lingers at the end of its route (two seconds at a cell) changes its pose every frame.
+STATIC = 2.0
 # The view score is divided by this: it watches for changes of the whole view (a covered lens, a
 # turned camera), which are large; what an exposure step leaves in the view vector is not one.
 VIEW_FACTOR = 2.0
+# The median cell's score, in cell levels, is divided by this and is a whole-view score too: when
+# every part of the view is far from anything it held, the view itself changed (a turned camera that
+# shows a place much like the first, whose view and global vectors hardly move), while what a change
+# of light leaves in the cells after centring stays under about 3 on the development families.
+COMMON_FACTOR = 3.0
 # The view vector is followed where it moved less than this (in view score), or where the cells
 # moved with it (their median score above COMMON_ADMIT, in cell levels): a change of light moves
 # both, a change of content that the cells hardly show (a dark lens over a dark scene) does not,
@@ -584,6 +595,7 @@ class _Stream:
     cooldown_place: list[float] | str | None = None
     # the last (up to PERSIST - 1) frames' cell scores in cell levels (gh, gw) float16, oldest first
     persist: np.ndarray | None = None
+    prev: np.ndarray | None = None  # the last frame's centred cell vectors (gh, gw, cell dims) float16
     last: FrameScore | None = None  # not saved: only for callers that want every frame's score
     # not saved: the last frame's centred cell vectors, cell scores, and whether its view and its
     # global vector may be followed
@@ -759,6 +771,8 @@ class AnomalyDetector(Processor[AnomalySettings]):
             }
         if st.persist is not None:
             out["persist"] = encode_array(st.persist)
+        if st.prev is not None:
+            out["prev"] = encode_array(st.prev)
         if st.recent is not None:
             rc = st.recent
             out["recent"] = {
@@ -840,6 +854,8 @@ class AnomalyDetector(Processor[AnomalySettings]):
             )
         if "persist" in state:
             st.persist = decode_array(state["persist"])
+        if "prev" in state:
+            st.prev = decode_array(state["prev"])
         if "legacy_model" in state:
             st.model = _legacy_model(state["legacy_model"])
         if "recent" in state:
@@ -932,7 +948,10 @@ class AnomalyDetector(Processor[AnomalySettings]):
         med = np.median(z.reshape(t, -1), axis=1)
         zc = z / np.maximum(med, 1.0)[:, None, None]
         cal_patch = zc.reshape(t, -1).max(axis=1)
-        cal_persist = _persistence(np.stack([_local(f) for f in zc]), max(1, round(PERSIST / w.every)))
+        steps = np.zeros_like(zc)
+        steps[1:] = np.sqrt(((x[1:] - x[:-1]) ** 2).sum(-1)) / level / np.maximum(med[1:], 1.0)[:, None, None]
+        lasting = np.stack([_local(f) for f in zc]) * (steps < STATIC)
+        cal_persist = _persistence(lasting, max(1, round(PERSIST / w.every)))
         views = x.reshape(t, gh * gw, -1).mean(axis=1)  # the view vectors: the centred cells. mean
         vd = np.sqrt(((views[:, None] - views[None]) ** 2).sum(-1))
         ahead = np.arange(t)[None, :] - np.arange(t)[:, None]
@@ -1002,7 +1021,12 @@ class AnomalyDetector(Processor[AnomalySettings]):
         patch_score = float(zc.max()) / level_p
         if model.cal_persist is not None:  # not for a version-2 model
             past = st.persist if st.persist is not None and st.persist.shape[1:] == zc.shape else None
-            run = _local(zc)[None] if past is None else np.concatenate([past.astype(np.float32), _local(zc)[None]])
+            step = np.full(zc.shape, np.inf, np.float32)
+            if st.prev is not None and st.prev.shape == x.shape:
+                step = np.sqrt(((x - st.prev.astype(np.float32)) ** 2).sum(-1)) / model.cell_level / max(med, 1.0)
+            st.prev = x.astype(np.float16)
+            now = (_local(zc) * (step < STATIC))[None]
+            run = now if past is None else np.concatenate([past.astype(np.float32), now])
             run = run[-PERSIST:]
             st.persist = run[1 - PERSIST :].astype(np.float16)
             if len(run) == PERSIST:
@@ -1015,6 +1039,8 @@ class AnomalyDetector(Processor[AnomalySettings]):
         channels = [(patch_score, PATCH)]
         if s.use_global:
             channels += [(view_score, VIEW), (global_score, GLOBAL)]
+            if model.cal_persist is not None:  # not for a version-2 model
+                channels.append((med / COMMON_FACTOR, VIEW))
         score, source = max(channels, key=lambda p: p[0])
         st.last_cells = (
             x,
