@@ -64,6 +64,20 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from dinostream.analytics.patch_memory import (
+    QuantisedBank,
+    cell_coresets,
+    cell_distance,
+    centred_features,
+    dequantise_rows,
+    global_feature,
+    greedy_coreset,
+    knn_distance,
+    neighbour_d2,
+    neighbour_values,
+    patch_features,
+    quantise_rows,
+)
 from dinostream.analytics.processor import Processor
 from dinostream.analytics.state_codec import decode_array, encode_array
 from dinostream.core.records import Box, Event, FrameEmbedding, Heatmap, event_id
@@ -148,204 +162,6 @@ WARMUP_VECTORS_PER_BANK_VECTOR = 8
 PATCH, VIEW, GLOBAL = "patch", "view", "global"
 
 
-# --- features ---------------------------------------------------------------------------------
-
-
-def patch_features(patches: np.ndarray, *, pool: int = 1, neighbourhood: int = 1) -> np.ndarray:
-    """Unit patch vectors, (gh', gw', D) float32: each patch L2-normalised, average-pooled by `pool`,
-    averaged with its `neighbourhood` x `neighbourhood` neighbours (edges use the neighbours that
-    exist), normalised again. Normalising first keeps a few large-norm tokens from dominating."""
-    x = _unit(np.asarray(patches, dtype=np.float32))
-    if pool > 1:
-        x = _unit(_block_mean(x, pool))
-    if neighbourhood > 1:
-        x = _unit(_box_mean(x, neighbourhood))
-    return x
-
-
-def centred_features(grid: np.ndarray) -> np.ndarray:
-    """Unit vectors (gh, gw, D) minus the frame's coordinate-wise median vector: what the whole view
-    shares (a change of light moves every vector alike) is taken away, and the distance between two
-    frames' vectors is what differs beyond that; the median ignores whatever covers less than half
-    of the view. Not normalised again: a cell like the median (a blank wall, the sky) stays near
-    zero instead of becoming noise blown up to unit length."""
-    med = np.median(grid.reshape(-1, grid.shape[-1]), axis=0)
-    return (grid - med).astype(np.float32)
-
-
-def global_feature(record: FrameEmbedding) -> np.ndarray:
-    """Unit CLS and unit mean-patch vectors concatenated, rescaled to unit length (2D float32)."""
-    cls = _unit(record.cls.astype(np.float32))
-    pooled = _unit(record.pooled.astype(np.float32))
-    return np.concatenate([cls, pooled]) / np.float32(math.sqrt(2.0))
-
-
-def knn_distance(x: np.ndarray, bank: np.ndarray, k: int) -> np.ndarray:
-    """Mean Euclidean distance of each unit row of `x` to its `k` nearest unit rows of `bank`."""
-    sims = x @ bank.T
-    k = min(k, bank.shape[0])
-    if k == 1:
-        top = sims.max(axis=1, keepdims=True)
-    else:
-        top = np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:]
-    return np.sqrt(np.maximum(2.0 - 2.0 * top, 0.0)).mean(axis=1)
-
-
-def neighbour_d2(x: np.ndarray, cand: np.ndarray, cand_sq_nb: np.ndarray, reach: int) -> np.ndarray:
-    """Squared distances of each cell's vector `x` (gh, gw, D) to the candidates `cand` (gh, gw, m, D)
-    of every cell within `reach` (Chebyshev): (gh, gw, (2 reach + 1)^2, m). `cand_sq_nb` holds the
-    candidates' squared norms as each cell sees them (`neighbour_values(norms, reach, inf)`, inf for
-    a neighbour outside the grid or an empty slot), which makes those distances inf. One small
-    product per offset: no full cross product."""
-    gh, gw, m, _ = cand.shape
-    side = 2 * reach + 1
-    dots = np.zeros((gh, gw, side * side, m), dtype=np.float32)
-    k = 0
-    for di in range(-reach, reach + 1):
-        for dj in range(-reach, reach + 1):
-            i0, i1 = max(0, -di), min(gh, gh - di)
-            j0, j1 = max(0, -dj), min(gw, gw - dj)
-            if i1 > i0 and j1 > j0:
-                block = cand[i0 + di : i1 + di, j0 + dj : j1 + dj]
-                dots[i0:i1, j0:j1, k] = np.matmul(block, x[i0:i1, j0:j1, :, None])[..., 0]
-            k += 1
-    x_sq = np.einsum("ijd,ijd->ij", x, x)[..., None, None]
-    return np.maximum(x_sq + cand_sq_nb - 2.0 * dots, 0.0)
-
-
-def neighbour_values(a: np.ndarray, reach: int, fill: float) -> np.ndarray:
-    """`a` (gh, gw, m, ...) seen from each cell: (gh, gw, (2 reach + 1)^2, m, ...) in `neighbour_d2`'s
-    order, `fill` outside the grid."""
-    gh, gw = a.shape[:2]
-    side = 2 * reach + 1
-    out = np.full((gh, gw, side * side, *a.shape[2:]), fill, dtype=a.dtype)
-    k = 0
-    for di in range(-reach, reach + 1):
-        for dj in range(-reach, reach + 1):
-            i0, i1 = max(0, -di), min(gh, gh - di)
-            j0, j1 = max(0, -dj), min(gw, gw - dj)
-            if i1 > i0 and j1 > j0:
-                out[i0:i1, j0:j1, k] = a[i0 + di : i1 + di, j0 + dj : j1 + dj]
-            k += 1
-    return out
-
-
-def cell_distance(d2: np.ndarray, k: int) -> np.ndarray:
-    """Mean distance to the `k` nearest candidates of each cell: squared distances (gh, gw, ...) ->
-    (gh, gw); a cell with fewer than `k` candidates averages those it has."""
-    flat = d2.reshape(d2.shape[0], d2.shape[1], -1)
-    k = min(k, flat.shape[-1])
-    near = flat.min(axis=-1, keepdims=True) if k == 1 else np.partition(flat, k - 1, axis=-1)[..., :k]
-    dist = np.sqrt(near)
-    finite = np.isfinite(dist)
-    return (np.where(finite, dist, 0.0).sum(axis=-1) / np.maximum(finite.sum(axis=-1), 1)).astype(np.float32)
-
-
-def greedy_coreset(x: np.ndarray, m: int, projection: np.ndarray | None = None) -> np.ndarray:
-    """Indices of `m` rows of `x` chosen by greedy k-center selection (each pick is the row farthest
-    from those already picked), so the bank covers rare normal patterns instead of only frequent
-    ones. Distances are computed on `x @ projection` when given (a random projection: same
-    geometry, a fraction of the cost). Deterministic; O(len(x) * m * dims)."""
-    n = x.shape[0]
-    if m >= n:
-        return np.arange(n)
-    z = x @ projection if projection is not None else x
-    z = np.ascontiguousarray(z, dtype=np.float32)
-    sq = np.einsum("ij,ij->i", z, z)
-    start = int(np.argmax(sq - 2.0 * (z @ z.mean(axis=0))))  # the row farthest from the mean
-    chosen = np.empty(m, dtype=np.int64)
-    chosen[0] = start
-    mind = sq - 2.0 * (z @ z[start]) + sq[start]
-    for i in range(1, m):
-        j = int(np.argmax(mind))
-        chosen[i] = j
-        np.minimum(mind, sq - 2.0 * (z @ z[j]) + sq[j], out=mind)
-    return chosen
-
-
-def cell_coresets(x: np.ndarray, m: int) -> np.ndarray:
-    """Greedy k-center selection in every cell at once: x (T, gh, gw, D) vectors over time ->
-    (gh, gw, m) indices into T; each cell's first pick is its vector farthest from its mean."""
-    t = x.shape[0]
-    m = min(m, t)
-    cells = np.moveaxis(x, 0, 2)  # (gh, gw, T, D)
-    gram = np.matmul(cells, np.swapaxes(cells, -1, -2))  # (gh, gw, T, T)
-    diag = np.diagonal(gram, axis1=-2, axis2=-1)
-    d2 = diag[..., :, None] + diag[..., None, :] - 2.0 * gram
-    start = np.argmax(d2.mean(axis=-1), axis=-1)  # farthest from the rest
-    chosen = np.empty((*x.shape[1:3], m), dtype=np.int64)
-    chosen[..., 0] = start
-    mind = np.take_along_axis(d2, start[..., None, None], axis=-2)[..., 0, :]
-    for i in range(1, m):
-        j = np.argmax(mind, axis=-1)
-        chosen[..., i] = j
-        np.minimum(mind, np.take_along_axis(d2, j[..., None, None], axis=-2)[..., 0, :], out=mind)
-    return chosen
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.maximum(n, 1e-12)).astype(np.float32, copy=False)
-
-
-def _block_mean(x: np.ndarray, p: int) -> np.ndarray:
-    """Average over p x p blocks of the grid; edge blocks average what they have."""
-    gh, gw, _ = x.shape
-    rows, cols = np.arange(0, gh, p), np.arange(0, gw, p)
-    s = np.add.reduceat(np.add.reduceat(x, rows, axis=0), cols, axis=1)
-    nr = np.minimum(rows + p, gh) - rows
-    nc = np.minimum(cols + p, gw) - cols
-    return s / (nr[:, None] * nc[None, :])[..., None]
-
-
-def _box_mean(x: np.ndarray, n: int) -> np.ndarray:
-    """Average of each cell's n x n neighbourhood (integral image; edges average what exists)."""
-    gh, gw, d = x.shape
-    r = n // 2
-    c = np.zeros((gh + 1, gw + 1, d), dtype=np.float64)
-    c[1:, 1:] = x.cumsum(axis=0).cumsum(axis=1)
-    i0, i1 = np.clip(np.arange(gh) - r, 0, gh), np.clip(np.arange(gh) + r + 1, 0, gh)
-    j0, j1 = np.clip(np.arange(gw) - r, 0, gw), np.clip(np.arange(gw) + r + 1, 0, gw)
-    s = c[i1][:, j1] - c[i0][:, j1] - c[i1][:, j0] + c[i0][:, j0]
-    count = ((i1 - i0)[:, None] * (j1 - j0)[None, :]).astype(np.float64)
-    return (s / count[..., None]).astype(np.float32)
-
-
-def _quantise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows as int8 with a per-row scale (exact to save), see `_dequantise`."""
-    scale = (np.maximum(np.abs(x).max(axis=-1), 1e-12) / 127.0).astype(np.float32)
-    return np.clip(np.round(x / scale[..., None]), -127, 127).astype(np.int8), scale
-
-
-def _dequantise(q: np.ndarray, scale: np.ndarray, unit: bool = True) -> np.ndarray:
-    x = q.astype(np.float32) * scale[..., None]
-    return _unit(x) if unit else x
-
-
-class _Bank:
-    """Vectors stored as int8 with a per-row scale (a quarter of fp32, saved exactly in snapshots);
-    `vectors` is the dequantised float32 matrix that is searched, renormalised when `unit`."""
-
-    def __init__(self, q: np.ndarray, scale: np.ndarray, unit: bool = True) -> None:
-        self.q = q.astype(np.int8, copy=False)
-        self.scale = scale.astype(np.float32, copy=False)
-        self.vectors = _dequantise(self.q, self.scale, unit)
-
-    @classmethod
-    def quantise(cls, x: np.ndarray, unit: bool = True) -> _Bank:
-        return cls(*_quantise(x), unit=unit)
-
-    def __len__(self) -> int:
-        return int(self.q.shape[0])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"q": encode_array(self.q), "scale": encode_array(self.scale)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], unit: bool = True) -> _Bank:
-        return cls(decode_array(d["q"]), decode_array(d["scale"]), unit)
-
-
 # --- per-stream state -------------------------------------------------------------------------
 
 
@@ -405,11 +221,11 @@ class _Model:
     the global vectors, each cell's normal level, and the leave-out scores of the warm-up frames
     (the threshold is recomputed from them whenever `quantile` changes)."""
 
-    memory: _Bank  # centred cell vectors (not unit), in the random projection when `proj`
+    memory: QuantisedBank  # centred cell vectors (not unit), in the random projection when `proj`
     grid: tuple[int, int]
     patch_dim: int  # the records' patch vector dimension
     proj: tuple[int, int]  # (dims, seed) of the random projection the cells are kept in; (0, 0): none
-    gbank: _Bank
+    gbank: QuantisedBank
     views: np.ndarray  # (T, D) float16: the warm-up frames' view vectors (see `view_vector`)
     cell_level: np.ndarray  # (gh, gw) float32
     cal_patch: np.ndarray
@@ -443,7 +259,7 @@ class _Model:
             self._cells = (v, neighbour_values(np.einsum("ijkd,ijkd->ijk", v, v), REACH, np.inf))
         return self._cells
 
-    def set_memory(self, memory: _Bank) -> None:
+    def set_memory(self, memory: QuantisedBank) -> None:
         self.memory, self._cells = memory, None
 
     def levels(self, s: AnomalySettings) -> tuple[float, float, float, float]:
@@ -465,8 +281,8 @@ class _LegacyModel:
     """A model of normal saved by version 1 (position-free patch bank on uncentred vectors), scored
     as that version scored it until the stream is reset or learns anew."""
 
-    bank: _Bank
-    gbank: _Bank
+    bank: QuantisedBank
+    gbank: QuantisedBank
     cal_patch: np.ndarray
     cal_global: np.ndarray
 
@@ -498,7 +314,7 @@ class _Recent:
     sq: np.ndarray = field(init=False)  # their squared norms
 
     def __post_init__(self) -> None:
-        self.vectors = _dequantise(self.q, self.scale, unit=False)
+        self.vectors = dequantise_rows(self.q, self.scale, unit=False)
         self.sq = np.einsum("ijkd,ijkd->ijk", self.vectors, self.vectors)
 
     @classmethod
@@ -521,9 +337,9 @@ class _Recent:
         if not len(ii):
             return
         slot = self.count[ii, jj] % RECENT
-        q, scale = _quantise(x[ii, jj])
+        q, scale = quantise_rows(x[ii, jj])
         self.q[ii, jj, slot], self.scale[ii, jj, slot] = q, scale
-        v = _dequantise(q, scale, unit=False)
+        v = dequantise_rows(q, scale, unit=False)
         self.vectors[ii, jj, slot] = v
         self.sq[ii, jj, slot] = np.einsum("nd,nd->n", v, v)
         self.count[ii, jj] += 1
@@ -840,11 +656,11 @@ class AnomalyDetector(Processor[AnomalySettings]):
         if "model" in state:
             m = state["model"]
             st.model = _Model(
-                memory=_Bank.from_dict(m["memory"], unit=False),
+                memory=QuantisedBank.from_dict(m["memory"], unit=False),
                 grid=(int(m["grid"][0]), int(m["grid"][1])),
                 patch_dim=int(m["patch_dim"]),
                 proj=(int(m["proj"][0]), int(m["proj"][1])),
-                gbank=_Bank.from_dict(m["gbank"]),
+                gbank=QuantisedBank.from_dict(m["gbank"]),
                 views=decode_array(m["views"]),
                 cell_level=decode_array(m["cell_level"]),
                 cal_patch=np.asarray(m["cal_patch"], dtype=np.float64),
@@ -963,7 +779,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
         gsims[near] = -2.0
         cal_global = np.sqrt(np.maximum(2.0 - 2.0 * gsims.max(axis=1), 0.0)) if t > 2 * LEAVE_OUT_GAP + 1 else []
         model = _Model(
-            memory=_Bank.quantise(cells.reshape(-1, cells.shape[-1]), unit=False),
+            memory=QuantisedBank.quantise(cells.reshape(-1, cells.shape[-1]), unit=False),
             grid=(gh, gw),
             patch_dim=patch_dim,
             proj=proj,
@@ -1309,7 +1125,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
                 new_cells[c] = pool[greedy_coreset(pool, k)]
                 changed = True
         if changed:
-            model.set_memory(_Bank.quantise(new_cells.reshape(-1, new_cells.shape[-1]), unit=False))
+            model.set_memory(QuantisedBank.quantise(new_cells.reshape(-1, new_cells.shape[-1]), unit=False))
         if len(globs):
             level_g = model.levels(s)[2]
             novel = globs[knn_distance(globs, model.gbank.vectors, 1) > NOVEL_FRACTION * level_g]
@@ -1353,7 +1169,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
             (patches, "bank", level_p, s.bank_size),
             (globs, "gbank", level_g, s.global_bank_size),
         ):
-            bank: _Bank = getattr(model, attr)
+            bank: QuantisedBank = getattr(model, attr)
             if not len(x):
                 continue
             novel = x[knn_distance(x, bank.vectors, 1) > NOVEL_FRACTION * level]
@@ -1362,8 +1178,8 @@ class AnomalyDetector(Processor[AnomalySettings]):
 
     # --- helpers ----------------------------------------------------------------------------------
 
-    def _coreset(self, x: np.ndarray, m: int, s: AnomalySettings) -> _Bank:
-        return _Bank.quantise(x[greedy_coreset(x, m, self._projection(x.shape[1], s))])
+    def _coreset(self, x: np.ndarray, m: int, s: AnomalySettings) -> QuantisedBank:
+        return QuantisedBank.quantise(x[greedy_coreset(x, m, self._projection(x.shape[1], s))])
 
     def _projection(self, dim: int, s: AnomalySettings) -> np.ndarray | None:
         key = (dim, s.projection_dim, s.seed)
@@ -1454,8 +1270,8 @@ def _restore_v1(state: dict[str, Any]) -> _Stream:
 
 def _legacy_model(m: dict[str, Any]) -> _LegacyModel:
     return _LegacyModel(
-        bank=_Bank.from_dict(m["bank"]),
-        gbank=_Bank.from_dict(m["gbank"]),
+        bank=QuantisedBank.from_dict(m["bank"]),
+        gbank=QuantisedBank.from_dict(m["gbank"]),
         cal_patch=np.asarray(m["cal_patch"], dtype=np.float64),
         cal_global=np.asarray(m["cal_global"], dtype=np.float64),
     )

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dinostream.analytics.anomaly import PERSIST, AnomalyDetector, greedy_coreset, patch_features
+from dinostream.analytics.anomaly import PERSIST, AnomalyDetector
+from dinostream.analytics.patch_memory import greedy_coreset, patch_features
 from dinostream.core.records import Event, FrameEmbedding
 from dinostream.core.settings import AnomalySettings
 
