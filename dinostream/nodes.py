@@ -293,10 +293,19 @@ class IndexNode(Node):
 
 async def index_dims(runtime: Runtime, model: ModelNode | None) -> tuple[int, int | None]:
     """(vector size, patch vector size) of the records: the loaded model's when this process has
-    one (prepared first), else read from the model's config without loading it."""
+    one (prepared first), else `index.vector_dims` when set (no Hub needed), else read from the
+    model's config without loading it."""
+    s = runtime.settings
     if model is not None and model.loaded is not None:
-        return model.loaded.hidden_size, runtime.settings.model.patch_pca_dims
-    return await asyncio.to_thread(model_dims, runtime.settings.model)
+        dim = model.loaded.hidden_size
+        if s.index.vector_dims is not None and s.index.vector_dims != dim:
+            raise DinostreamError(
+                f"index.vector_dims is {s.index.vector_dims} but model {s.model.model!r} makes {dim}-d vectors"
+            )
+        return dim, s.model.patch_pca_dims
+    if s.index.vector_dims is not None:
+        return s.index.vector_dims, s.model.patch_pca_dims
+    return await asyncio.to_thread(model_dims, s.model)
 
 
 class AlertsNode(Node):

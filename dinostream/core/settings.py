@@ -694,6 +694,12 @@ class IndexSettings(_Strict):
     qdrant_replication_factor: int | None = Field(
         None, ge=1, description="Qdrant server: replication_factor of new collections. None: Qdrant's default (1)."
     )
+    vector_dims: int | None = Field(
+        None,
+        ge=1,
+        description="The records' vector size (the model's hidden size, e.g. 384 for ViT-S/16) for the index and "
+        "gateway roles; None reads it from the model's config.json (a Hub id needs the Hub or its cache).",
+    )
 
     @field_validator("retention_per_stream")
     @classmethod
