@@ -2,7 +2,7 @@
 
 export const $ = (id) => document.getElementById(id);
 
-export const EVENT_TYPES = ["scene_change", "anomaly", "reid", "watchlist", "phase"];
+export const EVENT_TYPES = ["scene_change", "anomaly", "reid", "watchlist", "phase", "quality"];
 
 export function fromTemplate(id) {
   return $(id).content.firstElementChild.cloneNode(true);
