@@ -305,7 +305,8 @@ class TopicFollower:
                         found[topic] = self._consumer.partitions_for_topic(topic) or set()
                     if all(found.values()):
                         break
-                    await self._consumer.force_metadata_update()
+                    # refreshes the cluster metadata (AIOKafkaConsumer has no force_metadata_update)
+                    await self._consumer.topics()
                     if not all(self._consumer.partitions_for_topic(t) for t in self.topics):
                         await asyncio.sleep(0.2)
         except TimeoutError:
