@@ -63,8 +63,10 @@ class GatewayNode(Node):
         alerts: AlertsNode | None,
         health: Callable[[], dict[str, Any]],
         metrics: Families,
+        alive: Callable[[], str | None] | None = None,
     ) -> None:
         super().__init__(runtime)
+        self.alive = alive  # /livez
         self.model, self.streams, self.index_node, self.alerts = model, streams, index, alerts
         self._process_health, self._process_metrics = health, metrics
         self.lazy = LazyStage(self.settings) if model is None else None
@@ -138,6 +140,7 @@ class GatewayNode(Node):
             index=self.index,
             embed_images=embed.embed_images,
             health=self._process_health,
+            alive=self.alive,
             analytics=analytics,
             manager=catalog,
             event_log=self.feed.event_log,
@@ -220,9 +223,11 @@ class HttpNode(Node):
         gateway: GatewayNode | None,
         health: Callable[[], dict[str, Any]],
         metrics: Families,
+        alive: Callable[[], str | None] | None = None,
     ) -> None:
         super().__init__(runtime)
         self.gateway = gateway
+        self.alive = alive  # /livez
         self._health, self._metrics = health, metrics
         self.server: uvicorn.Server | None = None
         self.url: str | None = None
@@ -234,7 +239,9 @@ class HttpNode(Node):
             app = self.gateway.app
         else:
             role = "+".join(sorted(self.runtime.roles))
-            app = create_role_app(role, health=self._health, metrics=[self._metrics], http=self.settings.http)
+            app = create_role_app(
+                role, health=self._health, metrics=[self._metrics], http=self.settings.http, alive=self.alive
+            )
         s = self.settings.http
         tls = tls_options(s)
         config = uvicorn.Config(

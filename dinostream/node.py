@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
 from dinostream.core.errors import DinostreamError
@@ -133,6 +133,16 @@ class Node(ABC):
     async def stop(self) -> None:
         """Stop what `start` started; called once `start` was called, even if it raised."""
         return None
+
+
+def dead_task(nodes: Iterable[Node]) -> str | None:
+    """The first of the nodes' long-lived tasks that has ended, as `/livez` names it, or None."""
+    for node in nodes:
+        for name, task in node.tasks().items():
+            if task.done():
+                exc = task.exception() if not task.cancelled() else None
+                return f"{name} stopped: {'cancelled' if task.cancelled() else exc or 'ended'}"
+    return None
 
 
 async def cancel(tasks: Collection[asyncio.Task[Any]]) -> None:

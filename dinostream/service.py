@@ -29,7 +29,7 @@ from dinostream.core.kafka_io import ensure_topics
 from dinostream.core.settings import Settings
 from dinostream.dashboard.metrics import Families
 from dinostream.gateway_node import GatewayNode, HttpNode, families_of
-from dinostream.node import ROLES, Node, RoleFailed, Runtime, merge_health, require_bootstrap
+from dinostream.node import ROLES, Node, RoleFailed, Runtime, dead_task, merge_health, require_bootstrap
 from dinostream.nodes import AlertsNode, IndexNode, ModelNode, StreamsNode, WorkerNode
 
 log = logging.getLogger(__name__)
@@ -51,9 +51,14 @@ DECLARATION: tuple[tuple[str, frozenset[str]], ...] = (
 )
 
 
-def build_nodes(runtime: Runtime, health: Callable[[], dict[str, Any]], metrics: Families) -> list[Node]:
-    """The nodes `runtime.roles` need, in declaration order. `health` and `metrics` are the
-    whole process's, which the HTTP node (and the dashboard) serve."""
+def build_nodes(
+    runtime: Runtime,
+    health: Callable[[], dict[str, Any]],
+    metrics: Families,
+    alive: Callable[[], str | None] | None = None,
+) -> list[Node]:
+    """The nodes `runtime.roles` need, in declaration order. `health`, `metrics` and `alive` (for
+    `/livez`) are the whole process's, which the HTTP node (and the dashboard) serve."""
     wanted = {name for name, roles in DECLARATION if roles & runtime.roles}
     if not runtime.settings.alerts.rules:
         wanted.discard("alerts")
@@ -64,15 +69,16 @@ def build_nodes(runtime: Runtime, health: Callable[[], dict[str, Any]], metrics:
     gateway = None
     if "gateway" in wanted:
         gateway = GatewayNode(
-            runtime, model=model, streams=streams, index=index, alerts=alerts, health=health, metrics=metrics
-        )
+            runtime, model=model, streams=streams, index=index, alerts=alerts, health=health, metrics=metrics,
+            alive=alive,
+        )  # fmt: skip
     built: dict[str, Node | None] = {
         "model": model,
         "worker": WorkerNode(runtime) if "worker" in wanted else None,
         "index": index,
         "alerts": alerts,
         "gateway": gateway,
-        "http": HttpNode(runtime, gateway=gateway, health=health, metrics=metrics),
+        "http": HttpNode(runtime, gateway=gateway, health=health, metrics=metrics, alive=alive),
         "streams": streams,
     }
     return [node for name, _ in DECLARATION if (node := built[name]) is not None]
@@ -87,7 +93,7 @@ class Service:
             raise ValueError(f"roles must be some of {', '.join(ROLES)}; got {sorted(roles)}")
         self.runtime = Runtime(settings, roles)
         self.nodes: list[Node] = []
-        self.nodes.extend(build_nodes(self.runtime, self.health, families_of(self.nodes)))
+        self.nodes.extend(build_nodes(self.runtime, self.health, families_of(self.nodes), self.alive))
         self.url: str | None = None
         self._broker: EmbeddedBroker | None = None
 
@@ -110,6 +116,15 @@ class Service:
         if self.broker_lost:  # readiness: 503 from the next probe on
             merge_health(out, {"kafka": {"ok": False}, "problems": ["the embedded Kafka broker exited"]})
         return out
+
+    def alive(self) -> str | None:
+        """`/livez`: why the process should be restarted (a node's long-lived task ended, a node
+        reports a failure, the embedded broker exited), or None. The supervisor stops the process
+        on the same; this answers in the meantime, and while a stop hangs."""
+        problem = dead_task(self.nodes) or next((f for node in self.nodes if (f := node.failure())), None)
+        if problem is None and self.broker_lost:
+            problem = "the embedded Kafka broker exited"
+        return problem
 
     async def run(self, stop: asyncio.Event, on_ready: Callable[[str], None] | None = None) -> None:
         """Prepare, start, and supervise the nodes until `stop` is set; RoleFailed (or the error
