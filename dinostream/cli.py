@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from dinostream.cli_tools import add_quality, run_quality
 from dinostream.core.errors import DinostreamError
 from dinostream.core.settings import DEFAULT_MODEL, Settings, describe_validation_error, settings_from_env
 
@@ -113,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(demo)
     _add_up(demo)
     _add_streams(sub.add_parser("streams", help="add, list or remove the streams of a running `dinostream up`"))
+    add_quality(
+        sub.add_parser(
+            "quality", help="pixel quality of pictures: sharpness, exposure, contrast, noise, blockiness, a score"
+        )
+    )
     for role, text in ROLE_HELP.items():
         _add_role(sub.add_parser(role, help=text, description=text), role)
     return parser
@@ -425,6 +431,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "streams":
             _run_streams(args)
+            return 0
+        if args.command == "quality":
+            run_quality(args)
             return 0
         if args.command == "demo":
             if args.model is None and not _default_model_cached():
