@@ -62,10 +62,12 @@ from dinostream.analytics.quality import Quality, measure_quality
 from dinostream.analytics.reid import ReidProcessor
 from dinostream.analytics.scene_change import SceneChangeDetector
 from dinostream.analytics.segmentation import DEFAULT_SMOOTH, PictureSegment, heatmap_png, overlay_png, segment_picture
+from dinostream.analytics.shots import Shot, split_shots
 from dinostream.analytics.summary import summarize_records
 from dinostream.analytics.verdict import verdict
 from dinostream.analytics.watchlist import Watchlist, WatchlistProcessor
 from dinostream.analyze import FrameList, NoFrameTimes, embed_file, embed_frames, register_exemplars, replay
+from dinostream.asset_analysis import ShotFrames
 from dinostream.core.errors import DinostreamError
 from dinostream.core.records import Box, Event, FrameEmbedding
 from dinostream.core.settings import (
@@ -456,6 +458,25 @@ class Engine:
             for e in events
             if e.status == "closed"
         ]
+
+    def shots(
+        self,
+        video: VideoLike,
+        *,
+        fps: float | None = None,
+        timestamps: Sequence[float] | None = None,
+        settings: SceneChangeSettings | None = None,
+    ) -> list[Shot]:
+        """The video's shots as the asset analysis gives them (`dinostream.analytics.shots`): each
+        with its start and end, how it began ("start", "cut" or "gradual"), its keyframe, its
+        picture quality and its camera motion; `Shot.to_dict()` is the REST answer's shape. Cut by
+        the scene changes `scene_changes` finds; `fps`/`timestamps` as there."""
+        records = self._records(video, fps, timestamps)
+        shot_frame = ShotFrames()
+        frames = [shot_frame(rec) for rec in records]
+        detector = SceneChangeDetector(settings or self.analytics.scene_change)
+        cuts = [e for e in replay(ProcessorSet([detector]), records) if e.status == "closed"]
+        return split_shots(frames, cuts)
 
     def phases(
         self,

@@ -64,19 +64,11 @@ async def analyze_video(
         for e in found:
             events[e.id] = e
 
-    previous: list[tuple[float, MotionFrame]] = []  # the last frame's time and prepared thumbnail
+    shot_frame = ShotFrames()
 
     def on_record(rec: FrameEmbedding) -> None:
         take(processors.process(rec))
-        image = motion_image(rec.thumbnail)
-        here = prepare(image) if image is not None else None
-        step = None
-        if here is not None and previous and previous[-1][1].image.shape == here.image.shape:
-            t0, before = previous[-1]
-            a = align(before, here)
-            step = FrameStep(a.dx / a.width, a.dy / a.width, a.similarity, rec.pts - t0)
-        previous[:] = [(rec.pts, here)] if here is not None else []
-        frames.append(ShotFrame(rec.seq, rec.pts, global_vector(rec), measure_jpeg(rec.thumbnail), step))
+        frames.append(shot_frame(rec))
         if duration:
             progress(rec.pts / duration)
 
@@ -103,6 +95,26 @@ async def analyze_video(
         "anomalies": [_anomaly(e) for e in found if e.type == "anomaly"],
         "event_counts": counts,
     }
+
+
+class ShotFrames:
+    """Each record's `ShotFrame` for `split_shots`, records given in order: its global vector, its
+    thumbnail's picture quality and its camera step from the record before (FFT alignment of the
+    thumbnails, `dinostream.analytics.frame_motion`). The asset analysis and `Engine.shots` use it."""
+
+    def __init__(self) -> None:
+        self._previous: tuple[float, MotionFrame] | None = None  # the last frame's time and prepared thumbnail
+
+    def __call__(self, rec: FrameEmbedding) -> ShotFrame:
+        image = motion_image(rec.thumbnail)
+        here = prepare(image) if image is not None else None
+        step = None
+        if here is not None and self._previous is not None and self._previous[1].image.shape == here.image.shape:
+            t0, before = self._previous
+            a = align(before, here)
+            step = FrameStep(a.dx / a.width, a.dy / a.width, a.similarity, rec.pts - t0)
+        self._previous = (rec.pts, here) if here is not None else None
+        return ShotFrame(rec.seq, rec.pts, global_vector(rec), measure_jpeg(rec.thumbnail), step)
 
 
 def analysis_runner(
