@@ -45,7 +45,7 @@ from dinostream.analytics.reid import ReidProcessor
 from dinostream.analytics.scene_change import SceneChangeDetector
 from dinostream.analytics.watchlist import Watchlist, WatchlistProcessor
 from dinostream.analytics.watchlist_feed import WatchlistFeed
-from dinostream.core.kafka_io import TopicSpec, base_topic_configs, ensure_topic_specs, topic_spec
+from dinostream.core.kafka_io import TopicSpec, base_topic_configs, ensure_topic_specs, kafka_ssl_context, topic_spec
 from dinostream.core.settings import AnalyticsSettings, KafkaSettings
 
 __all__ = [
@@ -124,6 +124,21 @@ class _AnalyticsApp(faust.App):
         await ensure_topic_specs(bootstrap, kafka, faust_topic_specs(self, kafka), client_id=f"{self.conf.id}-admin")
 
 
+def broker_credentials(kafka: KafkaSettings) -> faust.SASLCredentials | faust.SSLCredentials | None:
+    """The Faust app's `broker_credentials` from the same settings as every other Kafka client
+    (`client_security`): SASL (over TLS for SASL_SSL), TLS, or None for PLAINTEXT."""
+    tls = kafka_ssl_context(kafka) if kafka.security_protocol in ("SSL", "SASL_SSL") else None
+    if kafka.sasl_mechanism is not None:
+        assert kafka.sasl_password is not None  # the settings require it with a mechanism
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value(),
+            ssl_context=tls,
+            mechanism=kafka.sasl_mechanism,
+        )
+    return faust.SSLCredentials(tls) if tls is not None else None
+
+
 def build_app(
     bootstrap: str,
     kafka: KafkaSettings,
@@ -154,6 +169,7 @@ def build_app(
         broker_request_timeout=max(90.0, kafka.connect_timeout_s * 3),
         broker_session_timeout=session_s,
         broker_heartbeat_interval=min(3.0, session_s / 5),
+        broker_credentials=broker_credentials(kafka),
     )
     app.dinostream_kafka = (bootstrap, kafka)
     raw = {"key_type": bytes, "value_type": bytes, "value_serializer": "raw", "key_serializer": "raw"}

@@ -18,7 +18,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -90,9 +90,17 @@ class KafkaEventLog:
     """Reads the events topic back; at most `max_concurrent` readers at once (reconnect storms)."""
 
     def __init__(
-        self, bootstrap: str, topic: str, *, timeout_s: float = 15.0, max_concurrent: int = 4, max_fetch_bytes: int = 0
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        timeout_s: float = 15.0,
+        max_concurrent: int = 4,
+        max_fetch_bytes: int = 0,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.security = dict(security or {})  # `client_security(kafka)`: TLS/SASL of its consumers
         self.topic = topic
         self.timeout_s = timeout_s
         self._gate = asyncio.Semaphore(max_concurrent)
@@ -118,6 +126,7 @@ class KafkaEventLog:
             auto_offset_reset="earliest",
             client_id="dinostream-gateway-replay",
             **extra,
+            **self.security,
         )
         await consumer.start()
         try:

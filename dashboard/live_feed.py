@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
 
+from dinostream.core.kafka_io import client_security
 from dinostream.core.records import Event, FrameHeader, RecordError
 from dinostream.core.settings import KafkaSettings
 from dinostream.dashboard.event_log import KafkaEventLog
@@ -45,12 +46,14 @@ class LiveFeed:
             enable_auto_commit=False,
             max_partition_fetch_bytes=max(kafka.max_message_bytes * 2, 1_048_576),
             client_id="dinostream-gateway",
+            **client_security(kafka),
         )
         self.event_log = KafkaEventLog(
             bootstrap,
             kafka.events_topic,
             timeout_s=max(15.0, kafka.connect_timeout_s * 3),
             max_fetch_bytes=max(kafka.max_message_bytes * 2, 1_048_576),
+            security=client_security(kafka),
         )
 
     async def start(self) -> None:

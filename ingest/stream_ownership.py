@@ -42,6 +42,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from dinostream.core.errors import DinostreamError
+from dinostream.core.kafka_io import client_security
 from dinostream.core.settings import KafkaSettings, describe_validation_error
 from dinostream.ingest.stream_registry import StreamConfig, UnknownStreamError
 
@@ -227,6 +228,7 @@ class StreamOwnership:
             client_id=f"dinostream-ingest-{node}",
             session_timeout_ms=int(kafka.session_timeout_s * 1000),
             heartbeat_interval_ms=int(kafka.session_timeout_s * 200),
+            **client_security(kafka),
         )
         self._published: set[str] = set()  # streams whose health this node has published
 

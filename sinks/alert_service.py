@@ -33,7 +33,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from dinostream.core.errors import BrokerError
-from dinostream.core.kafka_io import TopicSpec, ensure_topic_specs, make_producer, topic_spec
+from dinostream.core.kafka_io import TopicSpec, client_security, ensure_topic_specs, make_producer, topic_spec
 from dinostream.core.records import Event, RecordError
 from dinostream.core.settings import (
     AlertSettings,
@@ -170,6 +170,7 @@ class AlertService:
                 client_id="dinostream-alerts",
                 session_timeout_ms=int(self.kafka.session_timeout_s * 1000),
                 heartbeat_interval_ms=int(self.kafka.session_timeout_s * 200),
+                **client_security(self.kafka),
             )
             await consumer.start()
             while not self._stop.is_set():

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from dinostream.core.kafka_io import client_security
 from dinostream.core.records import Event, FrameEmbedding, RecordError
 from dinostream.core.settings import IndexSettings, KafkaSettings
 from dinostream.sinks.vector_index import VectorIndex
@@ -125,6 +126,7 @@ class IndexSink(IndexWriter):
             client_id="dinostream-index",
             session_timeout_ms=int(kafka.session_timeout_s * 1000),
             heartbeat_interval_ms=int(kafka.session_timeout_s * 200),
+            **client_security(kafka),
         )
 
     def lag(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
+from aiokafka.helpers import create_ssl_context
 
 from dinostream.core.errors import BrokerError
 from dinostream.core.settings import KafkaSettings
@@ -120,7 +122,9 @@ async def ensure_topic_specs(
     """Create the topics of `specs` that are missing and check those that exist take records of
     `kafka.max_message_bytes`; returns each topic's replica count as the cluster reports it."""
     timeout_ms = int(settings.connect_timeout_s * 1000)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, client_id=client_id)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, client_id=client_id, **client_security(settings)
+    )
     try:
         await asyncio.wait_for(admin.start(), settings.connect_timeout_s)
     except (TimeoutError, KafkaError, OSError) as e:
@@ -203,6 +207,35 @@ async def _quiet_close(admin: AIOKafkaAdminClient) -> None:
         pass
 
 
+def client_security(settings: KafkaSettings) -> dict[str, Any]:
+    """The security keyword arguments every aiokafka client of the process gets (producers,
+    consumers, admin clients): `kafka.security_protocol`, a TLS context from the CA and client
+    certificate files, the SASL mechanism and credentials. BrokerError names an unreadable file."""
+    out: dict[str, Any] = {"security_protocol": settings.security_protocol}
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        out["ssl_context"] = kafka_ssl_context(settings)
+    if settings.sasl_mechanism is not None:
+        assert settings.sasl_password is not None  # the settings require it with a mechanism
+        out["sasl_mechanism"] = settings.sasl_mechanism
+        out["sasl_plain_username"] = settings.sasl_username
+        out["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+    return out
+
+
+def kafka_ssl_context(settings: KafkaSettings) -> ssl.SSLContext:
+    """TLS context for the brokers: `kafka.ssl_cafile` (None: the system's CAs) and the client
+    certificate; BrokerError naming the file that cannot be read."""
+    try:
+        return create_ssl_context(
+            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None,
+            certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
+            keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
+        )
+    except (OSError, ssl.SSLError) as e:
+        files = [str(f) for f in (settings.ssl_cafile, settings.ssl_certfile, settings.ssl_keyfile) if f]
+        raise BrokerError(f"cannot load the Kafka TLS files ({', '.join(files) or 'system CAs'}): {e}") from None
+
+
 def make_producer(bootstrap: str, settings: KafkaSettings, *, embedded: bool) -> AIOKafkaProducer:
     """acks=all producer; idempotent unless settings say otherwise (see KafkaSettings.idempotent)."""
     idempotent = (not embedded) if settings.idempotent is None else settings.idempotent
@@ -214,6 +247,7 @@ def make_producer(bootstrap: str, settings: KafkaSettings, *, embedded: bool) ->
         linger_ms=5,
         request_timeout_ms=int(settings.connect_timeout_s * 1000) * 3,
         client_id="dinostream-producer",
+        **client_security(settings),
     )
 
 
@@ -262,6 +296,7 @@ class TopicFollower:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             client_id=client_id,
+            **client_security(kafka),
         )
 
     async def start(self, timeout_s: float | None = None) -> None:

@@ -314,6 +314,36 @@ class KafkaSettings(_Strict):
         "Qdrant calls share its event loop, so on a real cluster give it Kafka's default, 45 (the shipped "
         "deployments do). None: session_timeout_s (fast hand-over; Tansu holds a join for half of it).",
     )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How every Kafka client of the process (and the Faust app) talks to the brokers."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism; required by the SASL_* protocols."
+    )
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = Field(
+        None, description="From the environment (DINOSTREAM_KAFKA__SASL_PASSWORD, e.g. a Kubernetes Secret)."
+    )
+    ssl_cafile: Path | None = Field(None, description="CA bundle the brokers' certificates are checked against.")
+    ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS), with ssl_keyfile.")
+    ssl_keyfile: Path | None = None
+
+    @model_validator(mode="after")
+    def _security(self) -> KafkaSettings:
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and (self.sasl_mechanism is None or not self.sasl_username or self.sasl_password is None):
+            raise ValueError(
+                f"kafka.security_protocol {self.security_protocol} needs kafka.sasl_mechanism, kafka.sasl_username "
+                "and kafka.sasl_password"
+            )
+        if not sasl and self.sasl_mechanism is not None:
+            raise ValueError(
+                f"kafka.sasl_mechanism is set but kafka.security_protocol is {self.security_protocol}: use "
+                "SASL_SSL (or SASL_PLAINTEXT)"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("kafka.ssl_certfile and kafka.ssl_keyfile go together (a client certificate and its key)")
+        return self
 
     @model_validator(mode="after")
     def _replicas(self) -> KafkaSettings:
