@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dinostream.cli_tools import add_quality, run_quality
+from dinostream.cli_tools import add_quality, add_segment, run_quality, run_segment
 from dinostream.core.errors import DinostreamError
 from dinostream.core.settings import DEFAULT_MODEL, Settings, describe_validation_error, settings_from_env
 
@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
             "quality", help="pixel quality of pictures: sharpness, exposure, contrast, noise, blockiness, a score"
         )
     )
+    add_segment(sub.add_parser("segment", help="click-to-segment a picture: a mask, overlay and heatmap at its size"))
     for role, text in ROLE_HELP.items():
         _add_role(sub.add_parser(role, help=text, description=text), role)
     return parser
@@ -434,6 +435,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "quality":
             run_quality(args)
+            return 0
+        if args.command == "segment":
+            run_segment(args)
             return 0
         if args.command == "demo":
             if args.model is None and not _default_model_cached():
