@@ -24,6 +24,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from dinostream.cli_assets import add_assets, run_assets
+from dinostream.cli_client import DEFAULT_API
+from dinostream.cli_client import api_call as _api_call
 from dinostream.cli_tools import add_quality, add_segment, run_quality, run_segment
 from dinostream.core.errors import DinostreamError
 from dinostream.core.settings import DEFAULT_MODEL, Settings, describe_validation_error, settings_from_env
@@ -119,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
             "quality", help="pixel quality of pictures: sharpness, exposure, contrast, noise, blockiness, a score"
         )
     )
+    add_assets(sub.add_parser("assets", help="upload, list, remove or analyse the stored assets of a running service"))
     add_segment(sub.add_parser("segment", help="click-to-segment a picture: a mask, overlay and heatmap at its size"))
     for role, text in ROLE_HELP.items():
         _add_role(sub.add_parser(role, help=text, description=text), role)
@@ -159,9 +163,6 @@ def _add_role(p: argparse.ArgumentParser, role: str) -> None:
         p.add_argument("--fast", action="store_true", help="read files as fast as possible instead of at native rate")
 
 
-DEFAULT_API = "http://127.0.0.1:8000"
-
-
 def _add_streams(p: argparse.ArgumentParser) -> None:
     ssub = p.add_subparsers(dest="streams_command", required=True)
     add = ssub.add_parser("add", help="add a stream; it is kept across restarts")
@@ -187,34 +188,6 @@ def _add_streams(p: argparse.ArgumentParser) -> None:
             help="access token (operator or admin to add or remove; env DINOSTREAM_TOKEN), sent as Authorization: "
             "Bearer; needed when the service has tokens set",
         )
-
-
-def _api_call(api: str, method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None) -> Any:
-    """One request to the service's HTTP API; its JSON answer, or DinostreamError with its message."""
-    url = api.rstrip("/") + path
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Accept": "application/json"})
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        try:
-            message = json.loads(raw)["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = raw.decode(errors="replace").strip()[:300] or e.reason
-        hint = " (pass --token or set DINOSTREAM_TOKEN)" if e.code in (401, 403) and not token else ""
-        raise DinostreamError(f"{method} {url}: {e.code}: {message}{hint}") from None
-    except urllib.error.URLError as e:
-        raise DinostreamError(
-            f"cannot reach the dinostream API at {api}: {e.reason}; is `dinostream up` running there? (--api URL)"
-        ) from None
-    except (OSError, ValueError) as e:  # a timeout, a reset, a non-JSON answer
-        raise DinostreamError(f"{method} {url} failed: {e}") from None
 
 
 def _run_streams(args: argparse.Namespace) -> None:
@@ -435,6 +408,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "quality":
             run_quality(args)
+            return 0
+        if args.command == "assets":
+            run_assets(args)
             return 0
         if args.command == "segment":
             run_segment(args)
