@@ -122,9 +122,34 @@ def compose_env(service: dict[str, Any]) -> dict[str, str]:
     return {k: _INTERPOLATION.sub(resolve, str(v)) for k, v in env.items()}
 
 
+# Secrets the settings require once other settings are set (SASL needs its password): a stand-in value.
+REQUIRED_SECRETS = {"DINOSTREAM_KAFKA__SASL_PASSWORD": "a-secret"}
+
+
 def role_settings(env: dict[str, str]) -> Settings:
-    values = {k: v for k, v in env.items() if k.startswith("DINOSTREAM_") and v != SECRET}
+    values = {k: REQUIRED_SECRETS.get(k, v) for k, v in env.items() if k.startswith("DINOSTREAM_")}
+    values = {k: v for k, v in values.items() if v != SECRET}
     return Settings.model_validate(settings_from_env(values))
+
+
+def check_kafka_security(root: Path) -> list[str]:
+    """Kubernetes roles reach Kafka over TLS with SCRAM (the examples' brokers are shared): the same
+    protocol and user for every role, the password from a Secret, the CA file on a mounted volume."""
+    d, problems = Deploy(root), []
+    for role in ROLES:
+        workload = d.workloads().get(role)
+        if workload is None:
+            continue
+        env = d.k8s_env(workload)
+        s = role_settings(env).kafka
+        if s.security_protocol != "SASL_SSL" or s.sasl_mechanism is None or not s.sasl_username:
+            problems.append(f"k8s {role}: Kafka without TLS and SASL (security_protocol {s.security_protocol})")
+        if env.get("DINOSTREAM_KAFKA__SASL_PASSWORD") != SECRET:
+            problems.append(f"k8s {role}: no DINOSTREAM_KAFKA__SASL_PASSWORD from a Secret")
+        mounts = [m["mountPath"] for m in container(workload).get("volumeMounts", [])]
+        if s.ssl_cafile is None or not any(str(s.ssl_cafile).startswith(m.rstrip("/") + "/") for m in mounts):
+            problems.append(f"k8s {role}: the Kafka CA file ({s.ssl_cafile}) is on no mounted volume")
+    return problems
 
 
 def _interpolated_from_operator(value: Any) -> bool:
@@ -168,7 +193,9 @@ def code_topic_specs(s: Settings) -> list[TopicSpec]:
     from dinostream.core.kafka_io import topic_specs
     from dinostream.sinks.alert_service import dead_letter_spec
 
-    app = build_app("kafka:9092", s.kafka, s.analytics, processors=lambda a: [])
+    # The topics do not depend on how clients connect; the CA file is on the pods, not here.
+    plain = s.kafka.model_copy(update={"security_protocol": "PLAINTEXT", "sasl_mechanism": None, "ssl_cafile": None})
+    app = build_app("kafka:9092", plain, s.analytics, processors=lambda a: [])
     return [*topic_specs(s.kafka), *faust_topic_specs(app, s.kafka), dead_letter_spec(s.alerts, s.kafka)]
 
 
@@ -489,4 +516,5 @@ CHECKS: dict[str, Callable[[Path], list[str]]] = {
     "network": check_network,
     "images": check_images,
     "index-settings": check_index_settings,
+    "kafka-security": check_kafka_security,
 }

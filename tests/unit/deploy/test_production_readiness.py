@@ -45,6 +45,9 @@ def test_what_the_old_manifests_got_wrong_is_named() -> None:
     assert "compose gateway: publishes 8000:8000 beyond 127.0.0.1" in deploy_checks.check_network(BEFORE)
     assert "k8s worker: /cache is on no volume" in deploy_checks.check_writable_paths(BEFORE)
     assert "k8s ingest: liveness probes /api/v1/health, not /livez" in deploy_checks.check_probes(BEFORE)
+    kafka = deploy_checks.check_kafka_security(BEFORE)
+    assert "k8s worker: Kafka without TLS and SASL (security_protocol PLAINTEXT)" in kafka
+    assert "k8s index: no DINOSTREAM_KAFKA__SASL_PASSWORD from a Secret" in kafka
     assert "compose kafka: topic auto-creation is on (KAFKA_AUTO_CREATE_TOPICS_ENABLE)" in deploy_checks.check_topics(
         BEFORE
     )
