@@ -43,6 +43,7 @@ from qdrant_edge import (
 
 from dinostream.core.errors import IndexStoreError
 from dinostream.core.records import ID_NAMESPACE
+from dinostream.core.settings import IndexSettings
 
 TRACK_INDEXES = (("stream", "keyword"), ("ts", "float"))
 
@@ -317,7 +318,9 @@ class QdrantTrackGallery:
     """The gallery in the collection `{prefix}_tracks` of a Qdrant server (or qdrant-client's local
     mode), created on first use; the gallery every analytics process shares. Owns `client`."""
 
-    def __init__(self, client: QdrantClient, dim: int, prefix: str = "dinostream") -> None:
+    def __init__(
+        self, client: QdrantClient, dim: int, prefix: str = "dinostream", *, layout: IndexSettings | None = None
+    ) -> None:
 
         if dim < 1:
             raise ValueError(f"dim must be positive, got {dim}")
@@ -327,10 +330,7 @@ class QdrantTrackGallery:
         schema = {"keyword": qm.PayloadSchemaType.KEYWORD, "float": qm.PayloadSchemaType.FLOAT}
         try:
             if not client.collection_exists(self.collection):
-                client.create_collection(
-                    self.collection,
-                    vectors_config={"track": qm.VectorParams(size=dim, distance=qm.Distance.COSINE)},
-                )
+                client.create_collection(self.collection, **track_collection_args(dim, layout or IndexSettings()))
                 for field, kind in TRACK_INDEXES:
                     client.create_payload_index(self.collection, field, schema[kind], wait=True)
         except Exception as e:
@@ -415,12 +415,34 @@ class LazyTrackGallery:
             self._gallery.close()
 
 
-def open_gallery(qdrant_url: str | None, api_key: str | None, prefix: str, data_dir: Path) -> TrackGallery:
+def track_collection_args(dim: int, layout: IndexSettings) -> dict[str, Any]:
+    """create_collection's arguments for the tracks collection, laid out as the index's collections
+    are (index.qdrant_on_disk_vectors, qdrant_quantization, qdrant_on_disk_payload, qdrant_shards,
+    qdrant_replication_factor; the defaults are Qdrant's)."""
+    vector = qm.VectorParams(size=dim, distance=qm.Distance.COSINE, on_disk=layout.qdrant_on_disk_vectors or None)
+    args: dict[str, Any] = {
+        "vectors_config": {"track": vector},
+        "on_disk_payload": layout.qdrant_on_disk_payload,
+        "shard_number": layout.qdrant_shards,
+        "replication_factor": layout.qdrant_replication_factor,
+    }
+    if layout.qdrant_quantization == "int8":
+        args["quantization_config"] = qm.ScalarQuantization(
+            scalar=qm.ScalarQuantizationConfig(type=qm.ScalarType.INT8, quantile=0.99, always_ram=True)
+        )
+    return args
+
+
+def open_gallery(
+    qdrant_url: str | None, api_key: str | None, prefix: str, data_dir: Path, *, layout: IndexSettings | None = None
+) -> TrackGallery:
     """The gallery a deployment shares: a Qdrant server's collection when `qdrant_url` is set
-    (workers in several processes), else an embedded Edge shard under `data_dir / "tracks"`
-    (the workers of one process). Opened on first use."""
+    (workers in several processes; new collections laid out by `layout`'s qdrant_* settings), else
+    an embedded Edge shard under `data_dir / "tracks"` (the workers of one process). Opened on first use."""
     if qdrant_url is not None:
         url, key = qdrant_url, api_key
-        return LazyTrackGallery(lambda dim: QdrantTrackGallery(QdrantClient(url=url, api_key=key), dim, prefix))
+        return LazyTrackGallery(
+            lambda dim: QdrantTrackGallery(QdrantClient(url=url, api_key=key), dim, prefix, layout=layout)
+        )
     path = Path(data_dir) / "tracks"
     return LazyTrackGallery(lambda dim: EdgeTrackGallery(path, dim))

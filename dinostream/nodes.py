@@ -205,7 +205,9 @@ class WorkerNode(Node):
     async def start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        gallery = open_gallery(s.index.qdrant_url, s.index.qdrant_api_key, s.index.collection_prefix, s.data_dir)
+        gallery = open_gallery(
+            s.index.qdrant_url, s.index.qdrant_api_key, s.index.collection_prefix, s.data_dir, layout=s.index
+        )
         assert self.group == s.analytics.app_id  # Faust names its consumer group after the app
         app = build_app(self.runtime.kafka, s.kafka, s.analytics, gallery=gallery, stats=self.stats)
         try:

@@ -109,3 +109,19 @@ def test_a_collection_created_concurrently_is_used(tmp_path: Path) -> None:
         assert second.count_frames() == 3  # the other process's collection, as it was
     finally:
         second.close()
+
+
+def test_the_track_gallery_follows_the_layout() -> None:
+    from dinostream.analytics.gallery import QdrantTrackGallery
+
+    client = RecordingClient()
+    gallery = QdrantTrackGallery(client, 32, "p", layout=PRODUCTION)
+    try:
+        vectors = client.get_collection("p_tracks").config.params.vectors
+        assert isinstance(vectors, dict) and vectors["track"].on_disk
+        body = rest_body(client.created["p_tracks"])
+        assert (body.shard_number, body.replication_factor, body.on_disk_payload) == (6, 2, True)
+        assert isinstance(body.quantization_config, qm.ScalarQuantization)
+        assert body.quantization_config.scalar.type == qm.ScalarType.INT8
+    finally:
+        gallery.close()
