@@ -80,3 +80,26 @@ def test_yaml_lint() -> None:
         [str(exe), "-c", str(DEPLOY / ".yamllint"), *map(str, files)], capture_output=True, text=True, cwd=ROOT
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _hadolint(dockerfile: Path) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).parent / "hadolint"
+    if not exe.exists():
+        pytest.fail(f"hadolint is not installed next to {sys.executable}: pip install -e '.[test]'")
+    return subprocess.run(
+        [str(exe), "--no-color", "-c", str(DEPLOY / ".hadolint.yaml"), str(dockerfile)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def test_dockerfile_lint(tmp_path: Path) -> None:
+    """hadolint finds nothing in deploy/Dockerfile, and with the same configuration still finds a
+    floating base image and an apt install without pinned versions (so the linter really ran)."""
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM debian:latest\nRUN apt-get update && apt-get install -y curl\n")
+    found = _hadolint(bad)
+    assert found.returncode != 0 and "DL3007" in found.stdout and "DL3008" in found.stdout, found.stdout
+    out = _hadolint(DEPLOY / "Dockerfile")
+    assert out.returncode == 0, out.stdout + out.stderr
