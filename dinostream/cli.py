@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dinostream.cli_assets import add_assets, run_assets
-from dinostream.cli_client import DEFAULT_API
+from dinostream.cli_client import add_api_arguments
 from dinostream.cli_client import api_call as _api_call
 from dinostream.cli_tools import add_quality, add_segment, run_quality, run_segment
 from dinostream.core.errors import DinostreamError
@@ -178,14 +178,9 @@ def _add_streams(p: argparse.ArgumentParser) -> None:
     rm = ssub.add_parser("rm", help="stop a stream and forget it")
     rm.add_argument("id")
     for q in ssub.choices.values():
-        q.add_argument(
-            "--api", default=DEFAULT_API, metavar="URL", help=f"the service's address (default {DEFAULT_API})"
-        )
-        q.add_argument(
-            "--token",
-            default=os.environ.get("DINOSTREAM_TOKEN"),
-            metavar="TOKEN",
-            help="access token (operator or admin to add or remove; env DINOSTREAM_TOKEN), sent as Authorization: "
+        add_api_arguments(
+            q,
+            "access token (operator or admin to add or remove; env DINOSTREAM_TOKEN), sent as Authorization: "
             "Bearer; needed when the service has tokens set",
         )
 

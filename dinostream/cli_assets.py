@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from dinostream.cli_client import DEFAULT_API, api_call, multipart
+from dinostream.cli_client import add_api_arguments, api_call, multipart
 from dinostream.core.errors import DinostreamError
 
 PREFIX = "/api/v1/assets"
@@ -35,15 +34,7 @@ def add_assets(p: argparse.ArgumentParser) -> None:
             "--timeout", type=float, default=3600.0, metavar="S", help="give up waiting after S s (default 3600)"
         )
     for q in asub.choices.values():
-        q.add_argument(
-            "--api", default=DEFAULT_API, metavar="URL", help=f"the service's address (default {DEFAULT_API})"
-        )
-        q.add_argument(
-            "--token",
-            default=os.environ.get("DINOSTREAM_TOKEN"),
-            metavar="TOKEN",
-            help="access token (env DINOSTREAM_TOKEN), sent as Authorization: Bearer",
-        )
+        add_api_arguments(q, "access token (env DINOSTREAM_TOKEN), sent as Authorization: Bearer")
 
 
 def run_assets(args: argparse.Namespace) -> None:

@@ -3,7 +3,9 @@ one request, its JSON answer, or a DinostreamError in words (401/403 say how to 
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import urllib.error
 import urllib.request
 import uuid
@@ -12,6 +14,12 @@ from typing import Any
 from dinostream.core.errors import DinostreamError
 
 DEFAULT_API = "http://127.0.0.1:8000"  # where `dinostream up` serves
+
+
+def add_api_arguments(p: argparse.ArgumentParser, token_help: str) -> None:
+    """--api and --token (default env DINOSTREAM_TOKEN) of a command that talks to a running service."""
+    p.add_argument("--api", default=DEFAULT_API, metavar="URL", help=f"the service's address (default {DEFAULT_API})")
+    p.add_argument("--token", default=os.environ.get("DINOSTREAM_TOKEN"), metavar="TOKEN", help=token_help)
 
 
 def api_call(
