@@ -32,8 +32,16 @@ from dinostream.core.errors import DinostreamError, SourceError
 from dinostream.core.settings import IngestSettings, StreamOverrides, StreamUpdate
 from dinostream.ingest.av_source import VideoInfo, make_source
 from dinostream.ingest.source import Frame, Source, session_first_seq
-from dinostream.ingest.stream_registry import DuplicateStreamError, StreamConfig, StreamRegistry, UnknownStreamError
-from dinostream.ingest.stream_supervisor import StreamSupervisor
+from dinostream.ingest.stream_registry import (
+    DuplicateStreamError,
+    FileRun,
+    RegistryError,
+    StreamConfig,
+    StreamRegistry,
+    UnknownStreamError,
+    file_stamp,
+)
+from dinostream.ingest.stream_supervisor import StreamState, StreamSupervisor
 from dinostream.ingest.url_policy import CheckedUrl, check_url
 
 log = logging.getLogger(__name__)
@@ -129,6 +137,7 @@ class _Entry:
     refused_since: float = 0.0
     attached: bool = False  # a source that arrived by itself (`attach`), not one the manager opens
     size_of: Callable[[], tuple[int, int] | None] | None = None  # an attached source's size, once known
+    run: FileRun | None = None  # a file source's progress, kept in the registry across restarts
 
 
 class StreamManager:
@@ -214,10 +223,22 @@ class StreamManager:
             resolution = own.model.get("image_size")
             self.stage.check_resolution(resolution)
             settings = own.section_over("ingest", self.settings)
+            run = self._file_run(sid, config.url, checked)
             if write and self.registry is not None:
                 self.registry.add(config)
-            entry = _Entry(config, persistent)
+            entry = _Entry(config, persistent, run=run)
             entry.checked, entry.info = checked, info
+            if entry.run is not None and entry.run.ended is not None:
+                # Read to its end by an earlier run, and unchanged since: not read (or indexed) again.
+                self._entries[sid] = entry
+                log.info(
+                    "stream %s: %s was read to its end before (%d frames) and is unchanged: not read again "
+                    "(remove and add the stream to read it again)",
+                    sid,
+                    checked.display,
+                    entry.run.ended,
+                )
+                return self._status(entry)
             # A file path is opened as the policy resolved it (absolute, symlinks followed).
             target = checked.target if checked.kind == "file" else config.url
 
@@ -237,15 +258,46 @@ class StreamManager:
                 self.stage.put,
                 settings,
                 live=checked.is_live,
-                first_seq=session_first_seq(),  # a new session never reuses an earlier one's frame ids
+                # A new session never reuses an earlier one's frame ids; a file replayed re-uses its own.
+                first_seq=entry.run.first_seq if entry.run is not None else session_first_seq(),
             )
             entry.task = asyncio.create_task(entry.supervisor.run(), name=f"stream:{sid}")
             entry.task.add_done_callback(lambda t: _log_end(sid, t))
+            entry.task.add_done_callback(lambda t: self._file_ended(entry))
             self._entries[sid] = entry
         finally:
             self._reserved.discard(sid)
         log.info("stream %s added: %s", sid, checked.display)
         return self._status(entry)
+
+    def _file_run(self, sid: str, url: str, checked: CheckedUrl) -> FileRun | None:
+        """The progress of a file source (kept in the registry, so `up` without one keeps none):
+        the earlier run's when it read this very file (same URL, size and modification time),
+        else a new one numbered from now on."""
+        if checked.kind != "file" or self.registry is None:
+            return None
+        stamp = file_stamp(checked.target)
+        run = self.registry.file_run(sid)
+        if run is not None and run.same_file(url, stamp):
+            return run
+        if stamp is None:  # unreadable: its source fails with the reason
+            return None
+        run = FileRun(url, stamp, session_first_seq())
+        self.registry.set_file_run(sid, run)
+        return run
+
+    def _file_ended(self, entry: _Entry) -> None:
+        """A file's supervisor finished: if the file was read to its end, remember it."""
+        if entry.run is None or entry.supervisor is None or self.registry is None:
+            return
+        health = entry.supervisor.health()
+        if health.state != StreamState.ENDED or self._entries.get(entry.config.id) is not entry:
+            return
+        entry.run = dataclasses.replace(entry.run, ended=health.frames_out, ended_at=time.time())
+        try:
+            self.registry.set_file_run(entry.config.id, entry.run)
+        except RegistryError as e:  # it is read again after a restart (same frame ids: nothing duplicated)
+            log.error("stream %s: cannot remember that the file ended: %s", entry.config.id, e)
 
     async def remove(self, stream_id: str) -> StreamConfig:
         """Stop the stream, free what it held, and delete it from the registry.
@@ -347,6 +399,20 @@ class StreamManager:
         return StreamStatus(entry.config, self._health(entry), entry.persistent, size)
 
     def _health(self, entry: _Entry) -> dict[str, Any]:
+        if entry.supervisor is None and entry.run is not None and entry.run.ended is not None:
+            return {  # read to its end by an earlier run
+                "stream": entry.config.id,
+                "state": str(StreamState.ENDED),
+                "last_error": None,
+                "frames_in": 0,
+                "frames_out": entry.run.ended,
+                "drops": 0,
+                "reconnects": 0,
+                "since": entry.run.ended_at,
+                "last_frame_ts": None,
+                "failed": False,
+                "ended_before": True,
+            }
         if entry.supervisor is None:
             return {
                 "stream": entry.config.id,

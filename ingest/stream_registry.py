@@ -13,15 +13,22 @@ naming the file, never an empty registry: silently dropping streams is worse tha
 
 Each entry is a `StreamConfig` written flat (`{"id", "url", "sample_fps", ..., "analytics"}`),
 the format of version 1 files from before the per-stream analytics settings.
+
+Beside the streams the file keeps how far each file source got (`FileRun`, under `"files"`, which
+readers before it ignore): where its frame numbers start, so a file replayed after a restart gives
+its frames the ids they had (the index overwrites instead of duplicating), and whether it ended, so
+a file read to its end is not read again while it is unchanged (same size and modification time).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +56,8 @@ from dinostream.core.settings import (
     validate_overrides,
 )
 from dinostream.ingest.av_source import stream_id_for
+
+log = logging.getLogger(__name__)
 
 REGISTRY_FILE = "streams.json"
 FORMAT_VERSION = 1
@@ -239,6 +248,56 @@ class StreamConfig(BaseModel):
         return (self.id, self.url, mine.ingest, mine.model) == (other.id, other.url, theirs.ingest, theirs.model)
 
 
+@dataclass(frozen=True)
+class FileRun:
+    """A file source's progress, kept across restarts: the file it read (`url`, and `stamp`: size and
+    modification time in ns), the number its first frame got (a replay numbers frames the same) and,
+    once the file was read to its end, how many frames it gave (`ended`) and when (`ended_at`)."""
+
+    url: str
+    stamp: tuple[int, int]
+    first_seq: int
+    ended: int | None = None
+    ended_at: float | None = None
+
+    def same_file(self, url: str, stamp: tuple[int, int] | None) -> bool:
+        return self.url == url and self.stamp == stamp
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"url": self.url, "stamp": list(self.stamp), "first_seq": self.first_seq}
+        if self.ended is not None:
+            out["ended"], out["ended_at"] = self.ended, self.ended_at
+        return out
+
+    @classmethod
+    def from_json(cls, raw: Any) -> FileRun:
+        """ValueError when `raw` is not a run this module wrote."""
+        try:
+            stamp = raw["stamp"]
+            run = cls(
+                url=str(raw["url"]),
+                stamp=(int(stamp[0]), int(stamp[1])),
+                first_seq=int(raw["first_seq"]),
+                ended=None if raw.get("ended") is None else int(raw["ended"]),
+                ended_at=None if raw.get("ended_at") is None else float(raw["ended_at"]),
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise ValueError(f"not a file run: {raw!r:.200}") from e
+        if len(stamp) != 2 or run.first_seq < 0 or (run.ended is not None and run.ended < 0):
+            raise ValueError(f"not a file run: {raw!r:.200}")
+        return run
+
+
+def file_stamp(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(size, modification time in ns) of a file, what tells a replay of it from a new file at the
+    same path; None when it cannot be read (the source's own open reports why)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
 class StreamRegistry:
     """The persisted set of streams, keyed by id, in insertion order.
 
@@ -248,6 +307,7 @@ class StreamRegistry:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._runs: dict[str, FileRun] = {}
         self._streams: dict[str, StreamConfig] = self._read()
 
     def _read(self) -> dict[str, StreamConfig]:
@@ -283,13 +343,24 @@ class StreamRegistry:
             if config.id in streams:
                 raise RegistryError(f"stream registry {self.path} is corrupt: stream id {config.id!r} appears twice")
             streams[config.id] = config
+        runs = doc.get("files") or {}
+        if not isinstance(runs, dict):
+            raise RegistryError(f"stream registry {self.path} is corrupt: 'files' is not an object; {fix}")
+        for sid, raw in runs.items():
+            try:
+                self._runs[check_stream_id(sid)] = FileRun.from_json(raw)
+            except (ValueError, RecordError) as e:  # bookkeeping only: the file is read again from its start
+                log.warning("stream registry %s: forgetting the progress of file stream %r: %s", self.path, sid, e)
         return streams
 
-    def _write(self, streams: dict[str, StreamConfig]) -> None:
-        doc = {
+    def _write(self, streams: dict[str, StreamConfig], runs: dict[str, FileRun] | None = None) -> None:
+        doc: dict[str, Any] = {
             "version": FORMAT_VERSION,
             "streams": [c.model_dump(mode="json", exclude_none=True) for c in streams.values()],
         }
+        runs = self._runs if runs is None else runs
+        if runs:
+            doc["files"] = {sid: run.to_json() for sid, run in runs.items()}
         data = json.dumps(doc, indent=2) + "\n"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -320,7 +391,9 @@ class StreamRegistry:
         if stream_id not in self._streams:
             raise UnknownStreamError(f"no stream {stream_id!r} in the registry")
         streams = {k: v for k, v in self._streams.items() if k != stream_id}
-        self._write(streams)
+        runs = {k: v for k, v in self._runs.items() if k != stream_id}  # added again, it is read afresh
+        self._write(streams, runs)
+        self._runs = runs
         return self._streams.pop(stream_id)
 
     def update(self, stream_id: str, update: StreamUpdate) -> StreamConfig:
@@ -337,6 +410,16 @@ class StreamRegistry:
 
     def get(self, stream_id: str) -> StreamConfig | None:
         return self._streams.get(stream_id)
+
+    def file_run(self, stream_id: str) -> FileRun | None:
+        """The progress kept for a file stream with this id (registered or a command-line source)."""
+        return self._runs.get(stream_id)
+
+    def set_file_run(self, stream_id: str, run: FileRun) -> None:
+        """Persist a file stream's progress (RegistryError when the file cannot be written)."""
+        runs = {**self._runs, stream_id: run}
+        self._write(self._streams, runs)
+        self._runs = runs
 
     def list(self) -> list[StreamConfig]:
         return list(self._streams.values())

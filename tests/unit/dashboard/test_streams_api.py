@@ -350,7 +350,8 @@ async def test_command_line_and_unknown_streams_keep_their_analytics_settings_in
     r = await http.patch("/api/v1/streams/clip/analytics/phase", json={"window": 4})
     assert r.status_code == 202, r.text
     assert (await http.get("/api/v1/streams/clip")).json()["config"]["analytics"] == {"phase": {"window": 4}}
-    assert not world.registry_path.exists(), "a command-line source is not persisted"
+    registry = json.loads(world.registry_path.read_text())  # only its progress as a file is kept (issue 17)
+    assert registry["streams"] == [] and set(registry["files"]) == {"clip"}, "a command-line source is not persisted"
 
     r = await http.patch("/api/v1/streams/elsewhere/analytics/phase", json={"window": 5})
     assert r.status_code == 202, r.text  # a stream this gateway does not list (as before)
