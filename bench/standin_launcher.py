@@ -66,6 +66,12 @@ def main() -> int:
     if not hasattr(model_loader, "_build_random"):  # the loader changed: fail loudly, never run the real model
         raise SystemExit("standin_launcher: dinostream.embedding.model_loader._build_random is gone; update the bench")
     model_loader._build_random = _build_standin  # type: ignore[assignment]
+    # The stand-in plays an accelerator: there the device step's tensor work (normalising pixels,
+    # pooling, packing) runs on the device, not on the host's cores. On the CPU torch would run it
+    # on its intra-op thread pool, whose threads spin at every barrier: with batches of one or two
+    # frames on two busy cores that costs ~7 ms of CPU per frame (bench: 8.8 ms/frame with 2
+    # threads, 1.4 with 1), which no GPU node pays. One thread keeps the host share honest.
+    torch.set_num_threads(1)
     print("standin_launcher: ZERO-COST MODEL STAND-IN replaces random:* weights in this process", file=sys.stderr)
     from dinostream.cli import main as cli_main
 
