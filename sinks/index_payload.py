@@ -18,6 +18,7 @@ fields the backends read back, filter and order by.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -79,12 +80,22 @@ def region_cells(patches: np.ndarray, grid: int, centering: float) -> np.ndarray
     unit = p / np.maximum(np.linalg.norm(p, axis=-1, keepdims=True), 1e-12)
     centred = unit - centering * unit.reshape(-1, unit.shape[-1]).mean(axis=0)
     gh, gw = centred.shape[:2]
-    oh, ow = min(gh, grid), min(gw, grid)
-    rows = [(i * gh // oh, -(-(i + 1) * gh // oh)) for i in range(oh)]
-    cols = [(j * gw // ow, -(-(j + 1) * gw // ow)) for j in range(ow)]
-    return np.stack([np.stack([centred[r0:r1, c0:c1].mean(axis=(0, 1)) for c0, c1 in cols]) for r0, r1 in rows]).astype(
-        np.float32
-    )
+    # Each cell's mean as one weighted sum over the grid (rows, then columns): two small matrix
+    # products instead of grid² means (a third of the index's CPU per frame went there).
+    rows, cols = _span_weights(gh, min(gh, grid)), _span_weights(gw, min(gw, grid))
+    return np.einsum("ih,hwd->iwd", rows, np.einsum("jw,hwd->hjd", cols, centred)).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=16)
+def _span_weights(n: int, out: int) -> np.ndarray:
+    """(out, n) weights that average `n` positions over `out` even spans (they overlap where `out`
+    does not divide `n`), float32."""
+    w = np.zeros((out, n), dtype=np.float32)
+    for i in range(out):
+        lo, hi = i * n // out, -(-(i + 1) * n // out)
+        w[i, lo:hi] = 1.0 / (hi - lo)
+    w.flags.writeable = False
+    return w
 
 
 def region_vectors(

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from dinostream.core.kafka_io import client_security
 from dinostream.core.records import Event, FrameEmbedding, RecordError
@@ -143,6 +143,21 @@ class IndexSink(IndexWriter):
         """Stats plus the consumer lag, for /metrics."""
         return {**dataclasses.asdict(self.stats), "consumer_lag": self.lag()}
 
+    async def _gather(self) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        """Records for one write: up to `batch_size`, gathered for at most `batch_wait_s` after the
+        first arrives (a write and its flush cost about the same for 4 records as for 64: at 2 fps
+        per camera, a batch per fetch made the index the costliest hop after the worker)."""
+        size = self.settings.batch_size
+        got = await self._consumer.getmany(timeout_ms=500, max_records=size)
+        count = sum(map(len, got.values()))
+        deadline = time.monotonic() + self.settings.batch_wait_s
+        while got and count < size and (left := deadline - time.monotonic()) > 0:
+            more = await self._consumer.getmany(timeout_ms=max(int(left * 1000), 1), max_records=size - count)
+            for tp, messages in more.items():
+                got.setdefault(tp, []).extend(messages)
+                count += len(messages)
+        return got
+
     async def run(self) -> None:
         """Consume until cancelled. Write errors propagate (the owner stops the service)."""
         await self._consumer.start()
@@ -151,7 +166,7 @@ class IndexSink(IndexWriter):
                 if time.monotonic() >= self._next_maintenance:
                     await asyncio.to_thread(self.maintain)
                     self._next_maintenance = time.monotonic() + self.settings.maintenance_every_s
-                batches = await self._consumer.getmany(timeout_ms=500, max_records=self.settings.batch_size)
+                batches = await self._gather()
                 if not batches:
                     continue
                 frames: list[FrameEmbedding] = []

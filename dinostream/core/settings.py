@@ -677,6 +677,13 @@ class IndexSettings(_Strict):
     qdrant_api_key: str | None = None
     collection_prefix: str = "dinostream"
     batch_size: int = Field(64, ge=1, description="Upserts are batched up to this many points.")
+    batch_wait_s: float = Field(
+        0.5,
+        ge=0,
+        le=30,
+        description="The index sink gathers records for up to this long (or batch_size) before it writes them: "
+        "fewer, larger upserts and flushes.",
+    )
     search_limit: int = Field(10, ge=1, le=1000)
     retention_days: float | None = Field(
         None, gt=0, description="Delete indexed frames and events older than this (wall clock); None keeps all."

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from aiokafka import TopicPartition
 
 from dinostream.core.embedded_broker import EmbeddedBroker
 from dinostream.core.kafka_io import ensure_topics, make_producer
@@ -106,6 +107,47 @@ async def test_index_sink_writes_and_redelivery_overwrites(
         await wait_for(lambda: again.stats.frames >= 1, 60, "the restarted sink to index the marker frame")
         assert index.count_frames() == 31  # the marker is in ...
         assert again.stats.frames == 1  # ... and it is all the restarted sink read
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await producer.stop()
+        index.close()
+
+
+async def test_index_sink_gathers_records_that_trickle_in_into_one_write(
+    broker: EmbeddedBroker, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """Records sent one by one (a few cameras at 2 fps) are written as one batch of `batch_size`, not
+    one write and flush per fetch; fewer than `batch_size` are written once `batch_wait_s` passed."""
+    await ensure_topics(broker.bootstrap, kafka_settings)
+    index = QdrantEdgeIndex(tmp_path / "qdrant", dim=16)
+    producer = make_producer(broker.bootstrap, kafka_settings, embedded=True)
+    await producer.start()
+    frames = _frames(11)
+    settings = IndexSettings(batch_size=8, batch_wait_s=30.0)
+    sink = IndexSink(index, broker.bootstrap, kafka_settings, settings, group=f"idx-{uuid.uuid4().hex[:8]}")
+    task = asyncio.create_task(sink.run())
+    try:
+        await wait_for(lambda: sink._consumer.assignment(), 60, "the sink to be assigned its partitions")
+        first = await producer.send_and_wait(kafka_settings.embeddings_topic, frames[0].encode(), key=frames[0].key)
+        tp = TopicPartition(first.topic, first.partition)
+
+        async def handed_over() -> bool:  # the consumer gave the sink the first frame (it waits for more)
+            return bool(await sink._consumer.position(tp) > first.offset)
+
+        await wait_for(handed_over, 60, "the sink to receive the first frame")
+        for rec in frames[1:8]:
+            await producer.send_and_wait(kafka_settings.embeddings_topic, rec.encode(), key=rec.key)
+        await wait_for(lambda: sink.stats.frames == 8, 60, "the 8 frames")
+        assert sink.stats.batches == 1
+        assert index.count_frames() == 8
+        # Three more, fewer than a batch: written when their wait is over (a shorter one, for the test).
+        sink.settings = settings.model_copy(update={"batch_wait_s": 0.2})
+        for rec in frames[8:]:
+            await producer.send_and_wait(kafka_settings.embeddings_topic, rec.encode(), key=rec.key)
+        await wait_for(lambda: sink.stats.frames == 11, 60, "the last 3 frames")
+        assert index.count_frames() == 11
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
