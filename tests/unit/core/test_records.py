@@ -92,6 +92,36 @@ def test_frame_validates_on_construction(kw: dict[str, object], needle: str) -> 
         _rec(**kw)
 
 
+def _grid_with(value: float, at: tuple[int, int, int], dtype: type = np.float16) -> np.ndarray:
+    grid = np.random.default_rng(1).normal(size=(14, 14, 384)).astype(dtype)
+    grid[at] = value
+    return grid
+
+
+@pytest.mark.parametrize(
+    "patches",
+    [
+        _grid_with(np.nan, (13, 13, 383)),
+        _grid_with(-np.inf, (0, 0, 0)),
+        _grid_with(1e6, (7, 3, 100), np.float32),  # beyond fp16's range: inf once stored as fp16
+    ],
+    ids=["nan-last-cell", "minus-inf-first-cell", "fp32-overflow"],
+)
+def test_frame_refuses_non_finite_patches_anywhere(patches: np.ndarray) -> None:
+    with pytest.raises(RecordError, match="patches contains NaN or infinite"):
+        _rec(patches=patches)
+
+
+def test_frame_keeps_extreme_finite_fp16_values() -> None:
+    fp16 = np.finfo(np.float16)
+    grid = _grid_with(float(fp16.max), (1, 2, 3))
+    grid[4, 5, 6], grid[7, 8, 9] = -fp16.max, fp16.smallest_subnormal
+    rec = FrameEmbedding.decode(_rec(patches=grid).encode())
+    assert rec.patches[1, 2, 3] == fp16.max and rec.patches[4, 5, 6] == -fp16.max
+    assert rec.patches[7, 8, 9] == fp16.smallest_subnormal
+    assert rec.patches.flags.c_contiguous
+
+
 def test_event_round_trip_and_validation() -> None:
     ev = Event(
         id=event_id("cam", "scene_change", 7),
