@@ -710,7 +710,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
         w = st.warmup
         assert w is not None
         if w.seen % w.every == 0:
-            grid = patch_features(record.patches, pool=s.pool, neighbourhood=s.neighbourhood)
+            grid = patch_features(record.patches, pool=s.pool, neighbourhood=s.neighbourhood, unit=record.unit_patches)
             glob = global_feature(record)
             if not w.grids:
                 w.patch_dim = grid.shape[2]
@@ -804,7 +804,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
     def _cells_of(self, model: _Model, record: FrameEmbedding, s: AnomalySettings) -> np.ndarray:
         """The record's centred cell vectors as the model keeps them (gh, gw, cell dims), checked
         against the model's grid and dims."""
-        grid = patch_features(record.patches, pool=s.pool, neighbourhood=s.neighbourhood)
+        grid = patch_features(record.patches, pool=s.pool, neighbourhood=s.neighbourhood, unit=record.unit_patches)
         if grid.shape[:2] != model.grid or (grid.shape[2], 2 * record.dim) != model.dims:
             raise ValueError(
                 f"stream {record.stream}: record grid {grid.shape[:2]} and dims (patch, global) "
@@ -1135,7 +1135,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
     # --- version-1 models ---------------------------------------------------------------------------
 
     def _legacy_patches(self, record: FrameEmbedding, s: AnomalySettings) -> np.ndarray:
-        grid = patch_features(record.patches, pool=s.pool, neighbourhood=s.neighbourhood)
+        grid = patch_features(record.patches, pool=s.pool, neighbourhood=s.neighbourhood, unit=record.unit_patches)
         return grid.reshape(-1, grid.shape[-1])
 
     @staticmethod
@@ -1150,7 +1150,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
     def _score_legacy(self, model: _LegacyModel, record: FrameEmbedding, s: AnomalySettings) -> FrameScore:
         """Version 1's scoring: kNN of each uncentred unit patch vector to a position-free bank."""
         self._check_legacy_dim(model, record)
-        grid = patch_features(record.patches, pool=s.pool, neighbourhood=s.neighbourhood)
+        grid = patch_features(record.patches, pool=s.pool, neighbourhood=s.neighbourhood, unit=record.unit_patches)
         gh, gw, d = grid.shape
         dist = knn_distance(grid.reshape(-1, d), model.bank.vectors, s.k).reshape(gh, gw).astype(np.float32)
         level_p, level_g = model.levels(s)

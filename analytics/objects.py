@@ -71,7 +71,8 @@ class ObjectPass:
         if st.last is not None and st.last.seq == record.seq:
             return st.last
         s = self._settings_for(record.stream)
-        regions, _ = st.background.observe(record.patches, s, st.tracker.priors(record.seq))
+        priors = st.tracker.priors(record.seq)
+        regions, _ = st.background.observe(record.patches, s, priors, unit=record.unit_patches)
         update = st.tracker.update(regions, seq=record.seq, pts=record.pts, ts=record.ts, s=s)
         self._calibrate(st, update.ended, s)
         st.last = FrameObjects(record.seq, regions, update.seen, update.ended)

@@ -20,11 +20,14 @@ from dinostream.analytics.state_codec import decode_array, encode_array
 from dinostream.core.records import FrameEmbedding
 
 
-def patch_features(patches: np.ndarray, *, pool: int = 1, neighbourhood: int = 1) -> np.ndarray:
+def patch_features(
+    patches: np.ndarray, *, pool: int = 1, neighbourhood: int = 1, unit: np.ndarray | None = None
+) -> np.ndarray:
     """Unit patch vectors, (gh', gw', D) float32: each patch L2-normalised, average-pooled by `pool`,
     averaged with its `neighbourhood` x `neighbourhood` neighbours (edges use the neighbours that
-    exist), normalised again. Normalising first keeps a few large-norm tokens from dominating."""
-    x = unit_rows(np.asarray(patches, dtype=np.float32))
+    exist), normalised again. Normalising first keeps a few large-norm tokens from dominating.
+    `unit`: `unit_rows(patches)` when the caller has it already (`FrameEmbedding.unit_patches`)."""
+    x = unit_rows(np.asarray(patches, dtype=np.float32)) if unit is None else unit
     if pool > 1:
         x = unit_rows(block_mean(x, pool))
     if neighbourhood > 1:

@@ -107,14 +107,15 @@ def box_iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def centred_patches(patches: np.ndarray, centering: float) -> np.ndarray:
+def centred_patches(patches: np.ndarray, centering: float, *, unit: np.ndarray | None = None) -> np.ndarray:
     """Unit patch vectors minus `centering` times their mean over the frame, (gh, gw, D) float32.
 
     A ViT mixes global context into every token, so all patches of a frame share a component that
     says where the camera is, not what a region shows; removing part of it makes the same object
     look alike on different cameras (and different objects less alike). Not re-normalised: a
-    region's embedding is the unit mean of its cells' centred vectors."""
-    unit = unit_rows(patches)
+    region's embedding is the unit mean of its cells' centred vectors. `unit`: `unit_rows(patches)`
+    when the caller has it already (`FrameEmbedding.unit_patches`)."""
+    unit = unit_rows(patches) if unit is None else unit
     if centering == 0:
         return unit
     return unit - centering * unit.reshape(-1, unit.shape[-1]).mean(axis=0)
@@ -251,12 +252,13 @@ class BackgroundModel:
         return np.einsum("hwd,hwd->hw", unit, unit_rows(self.mean))
 
     def observe(
-        self, patches: np.ndarray, s: ReidSettings, priors: Sequence[Box] = ()
+        self, patches: np.ndarray, s: ReidSettings, priors: Sequence[Box] = (), *, unit: np.ndarray | None = None
     ) -> tuple[list[Region], np.ndarray]:
         """Update the model with one frame's (gh, gw, D) patches; return its regions and the
         per-cell similarity to the background (ones while warming up). `priors` are where objects
-        are expected (see `split_by_priors`): a component holding two of them is cut in two."""
-        unit = unit_rows(patches)
+        are expected (see `split_by_priors`): a component holding two of them is cut in two. `unit`:
+        `unit_rows(patches)` when the caller has it already (`FrameEmbedding.unit_patches`)."""
+        unit = unit_rows(patches) if unit is None else unit
         if self.mean is None or self.mean.shape != unit.shape:
             self._relearn(unit)
             return [], np.ones(unit.shape[:2], dtype=np.float32)
@@ -273,7 +275,7 @@ class BackgroundModel:
         self.frames += 1
         fg = foreground_mask(sim, s.fg_threshold, s.fg_mad_k, s.fg_grow_threshold)
         rate = np.where(fg, s.bg_fg_rate, s.bg_rate).astype(np.float32)[..., None]
-        centred = centred_patches(patches, s.feature_centering)
+        centred = centred_patches(patches, s.feature_centering, unit=unit)
         regions = extract_regions(centred, sim, fg, s.min_region_patches, s.max_regions, priors)
         # Kept as float16 (what the records carry): half the state to save, exact when restored.
         self.mean = (mean + rate * (unit - mean)).astype(np.float16)

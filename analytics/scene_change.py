@@ -99,7 +99,7 @@ def global_vector(record: FrameEmbedding) -> np.ndarray:
 
 def patch_diversity(patches: np.ndarray) -> float:
     """0 when every patch vector points the same way (a blank frame), larger for real content."""
-    p = patches.reshape(-1, patches.shape[-1]).astype(np.float32)
+    p = np.asarray(patches.reshape(-1, patches.shape[-1]), dtype=np.float32)
     n = np.linalg.norm(p, axis=1, keepdims=True)
     if not np.any(n > 0):
         return 1.0  # no patch information at all: never call it blank
@@ -286,7 +286,9 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         st.model = record.model
         if st.shot_start is None:
             st.shot_start = record.pts
-        frame = _Frame(record.seq, record.pts, record.ts, global_vector(record), div=patch_diversity(record.patches))
+        frame = _Frame(
+            record.seq, record.pts, record.ts, global_vector(record), div=patch_diversity(record.patches_f32)
+        )
         lag, ahead = self._frames(st, s)
         prev = st.buf[-1] if st.buf else None
         d1 = frame.d1 = _cos(frame.g, prev.g) if prev is not None else 0.0
@@ -625,7 +627,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
     def _patch_grid(self, record: FrameEmbedding) -> np.ndarray:
         """Unit patch vectors, projected to at most _PATCH_DIMS dims (seeded, so the same after a
         restart) and rounded to fp16 (so a snapshot holds exactly what is used)."""
-        p: np.ndarray = record.patches.astype(np.float32)
+        p: np.ndarray = record.patches_f32  # read-only, shared: projected or copied before dividing
         d = p.shape[-1]
         if d not in self._projections:
             if d <= _PATCH_DIMS:
@@ -635,8 +637,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
                 gauss = rng.standard_normal((d, _PATCH_DIMS)) / math.sqrt(_PATCH_DIMS)
                 self._projections[d] = gauss.astype(np.float32)
         proj = self._projections[d]
-        if proj is not None:
-            p = p @ proj
+        p = p @ proj if proj is not None else p.copy()
         p /= np.maximum(np.linalg.norm(p, axis=-1, keepdims=True), 1e-12)
         return p.astype(np.float16).astype(np.float32)
 

@@ -75,7 +75,7 @@ def make_records(settings: Settings, seconds: float, tmp: Path) -> list[FrameEmb
 def camera_feed(base: list[FrameEmbedding], streams: int, frames: int, fps: float) -> list[bytes]:
     """`streams` cameras of `frames` records each, camera i starting i*7 records into the video
     (looping), interleaved frame by frame; encoded as they cross the broker."""
-    t0 = time.time() - frames / fps
+    t0 = 1.7e9  # fixed: two runs give the same records, and their events can be compared (--events-out)
     out = []
     for k in range(frames):
         for s in range(streams):
@@ -178,6 +178,7 @@ def main() -> None:
     ap.add_argument("--index-batch", type=int, default=64)
     ap.add_argument("--hops", default="worker,index,gateway")
     ap.add_argument("--profile", default="", help="comma separated hops to cProfile")
+    ap.add_argument("--events-out", type=Path, help="write the worker's measured events here (JSON lines)")
     args = ap.parse_args()
     hops = set(args.hops.split(","))
     profiled = set(args.profile.split(",")) - {""}
@@ -200,6 +201,8 @@ def main() -> None:
         for e in events:
             kinds[e.type] = kinds.get(e.type, 0) + 1
         print(f"worker: {len(events)} events measured {dict(sorted(kinds.items()))}", flush=True)
+        if args.events_out:
+            args.events_out.write_text("".join(e.to_json() + "\n" for e in events))
     if "index" in hops:
         s, cpus["index"] = index_hop(settings, feed[-measured:], args.index_batch, tmp, "index" in profiled)
         figures["index"] = 1000 * s / measured

@@ -65,19 +65,22 @@ def default_cell_centering() -> float:
     return ReidSettings().feature_centering
 
 
-def region_cells(patches: np.ndarray, grid: int, centering: float) -> np.ndarray:
+def region_cells(patches: np.ndarray, grid: int, centering: float, *, unit: np.ndarray | None = None) -> np.ndarray:
     """A (gh, gw, D) patch grid as at most `grid` x `grid` cells (gh', gw', D) float32: unit patch
     vectors minus `centering` times their frame mean, average-pooled over even spans of the grid.
 
     `centering` is `ReidSettings.feature_centering`, as `dinostream.analytics.regions.centred_patches`
     uses it: the component all patches of a frame share says where the camera is, not what a cell
-    shows, and would make every cell of a frame look alike."""
-    p = np.asarray(patches, dtype=np.float32)
+    shows, and would make every cell of a frame look alike. `unit`: the unit patch vectors when the
+    caller has them already (`FrameEmbedding.unit_patches`)."""
+    p = np.asarray(patches) if unit is None else unit
     if p.ndim != 3 or 0 in p.shape:
         raise ValueError(f"patches must be a non-empty (h, w, d) grid, got shape {p.shape}")
     if grid < 1:
         raise ValueError(f"grid must be at least 1, got {grid}")
-    unit = p / np.maximum(np.linalg.norm(p, axis=-1, keepdims=True), 1e-12)
+    if unit is None:
+        p = p.astype(np.float32)
+        unit = p / np.maximum(np.linalg.norm(p, axis=-1, keepdims=True), 1e-12)
     centred = unit - centering * unit.reshape(-1, unit.shape[-1]).mean(axis=0)
     gh, gw = centred.shape[:2]
     # Each cell's mean as one weighted sum over the grid (rows, then columns): two small matrix
@@ -108,7 +111,7 @@ def region_vectors(
             f"frame {rec.stream}/{rec.seq} has {rec.patch_dim}-dim patch vectors but the index holds "
             f"{patch_dim}-dim ones (patch PCA switched on or off?); one index cannot mix them"
         )
-    cells = region_cells(rec.patches, grid, centering)
+    cells = region_cells(rec.patches, grid, centering, unit=rec.unit_patches)
     h, w, d = cells.shape
     vectors = {REGION_VECTOR: cells.astype(np.float16).astype(np.float32).reshape(h * w, d).tolist()}
     payload = {"stream": rec.stream, "seq": rec.seq, "t": float(rec.pts), "ts": float(rec.ts), GRID_FIELD: [h, w]}

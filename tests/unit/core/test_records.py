@@ -245,3 +245,22 @@ def test_header_with_a_bad_pdim_is_refused() -> None:
     forged = data[:4] + struct.pack("<I", len(hb)) + hb + data[8 + n :]
     with pytest.raises(RecordError, match="invalid dims"):
         FrameEmbedding.decode(forged)
+
+
+def test_float_and_unit_patches_are_exact_shared_and_read_only() -> None:
+    """What several processors read of a frame (the float32 grid, its unit vectors) is computed once
+    per record, equals what each computed on its own, and cannot be changed by one of them."""
+    from dinostream.analytics.regions import unit_rows
+
+    patches = np.random.default_rng(1).normal(size=(14, 14, 384)).astype(np.float16)
+    patches[0, 0] = 0  # a zero vector stays zero
+    patches[0, 1, :3] = [np.finfo(np.float16).max, -np.finfo(np.float16).tiny / 4, -0.0]  # max, subnormal, -0
+    rec = FrameEmbedding.decode(_rec(patches=patches).encode())
+    assert rec.patches_f32.dtype == np.float32
+    assert np.array_equal(rec.patches_f32, rec.patches.astype(np.float32))
+    assert np.signbit(rec.patches_f32[0, 1, 2])
+    assert np.array_equal(rec.unit_patches, unit_rows(rec.patches)) and not rec.unit_patches[0, 0].any()
+    assert rec.patches_f32 is rec.patches_f32 and rec.unit_patches is rec.unit_patches
+    for shared in (rec.patches_f32, rec.unit_patches):
+        with pytest.raises(ValueError, match="read-only"):
+            shared[0, 0, 0] = 1.0
