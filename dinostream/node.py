@@ -21,6 +21,7 @@ from dinostream.core.settings import Settings
 if TYPE_CHECKING:  # light to import: the CLI checks its arguments with this module before torch loads
     from aiokafka import AIOKafkaProducer
 
+    from dinostream.core.kafka_io import TopicSpec
     from dinostream.dashboard.metrics import Families
 
 ROLES = ("ingest", "worker", "index", "gateway")
@@ -129,6 +130,11 @@ class Node(ABC):
     def failure(self) -> str | None:
         """Why the node is dead although its tasks run (a crashed Faust app), or None."""
         return None
+
+    def state_topics(self) -> list[TopicSpec]:
+        """The compacted topics that hold this node's state (not its data), as they are created:
+        what `up` keeps across restarts of its embedded broker (`dinostream.core.topic_archive`)."""
+        return []
 
     async def stop(self) -> None:
         """Stop what `start` started; called once `start` was called, even if it raised."""

@@ -15,8 +15,9 @@ import socket
 from typing import Any
 
 from dinostream.analytics.gallery import TrackGallery, open_gallery
-from dinostream.analytics.worker import WorkerStats, build_app
+from dinostream.analytics.worker import WorkerStats, build_app, faust_topic_specs
 from dinostream.core.errors import DinostreamError
+from dinostream.core.kafka_io import TopicSpec
 from dinostream.core.record_producer import RecordProducer
 from dinostream.dashboard.metrics import Families, component_families, stream_families
 from dinostream.embedding.model_dims import model_dims
@@ -216,6 +217,13 @@ class WorkerNode(Node):
             gallery.close()
             raise
         self.app, self.gallery = app, gallery
+
+    def state_topics(self) -> list[TopicSpec]:
+        """The changelogs of the app's tables (the processors' saved state), as Faust names them:
+        read from an app built for the purpose (no processors, never started)."""
+        s = self.settings
+        app = build_app(self.runtime.kafka, s.kafka, s.analytics, processors=lambda _settings: [])
+        return [spec for spec in faust_topic_specs(app, s.kafka) if "compact" in spec.configs.get("cleanup.policy", "")]
 
     def failure(self) -> str | None:
         if self.app is not None and (self.stats.failure or self.app.crashed):

@@ -13,6 +13,15 @@ the data dir is touched. Then the broker, the nodes in declaration order, and la
 
     await Service(settings).run(stop, on_ready=print)                 # up
     await Service(settings, ["index"]).run(stop, on_ready=print)      # dinostream index
+
+What a restart of `up` keeps (its embedded broker keeps topics in memory only): the compacted topics
+that hold state — the watchlist, the streams and their health, the processors' saved state (the
+worker's table changelogs) — are archived under the data dir as they are written
+(`dinostream.core.topic_archive`) and written back into the new broker before any node starts; a
+file source keeps its frame numbers and is not read again once read to its end (the stream
+registry); the index is on disk. The data topics are not kept: their consumers' positions would
+point into nothing, and what they carried is in the index (frames and events, by deterministic
+ids). Against a Kafka cluster (`--kafka`) the cluster keeps everything, positions included.
 """
 
 from __future__ import annotations
@@ -25,8 +34,9 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from dinostream.core.embedded_broker import EmbeddedBroker
-from dinostream.core.kafka_io import ensure_topics
+from dinostream.core.kafka_io import TopicFollower, TopicSpec, ensure_topics, topic_specs
 from dinostream.core.settings import Settings
+from dinostream.core.topic_archive import TopicArchive
 from dinostream.dashboard.metrics import Families
 from dinostream.gateway_node import GatewayNode, HttpNode, families_of
 from dinostream.node import ROLES, Node, RoleFailed, Runtime, dead_task, merge_health, require_bootstrap
@@ -36,6 +46,10 @@ log = logging.getLogger(__name__)
 
 # How long each node may take to stop once the embedded broker is gone.
 BROKER_LOST_STOP_S = 5.0
+# Where `up` keeps the compacted topics of its embedded broker, under the data dir.
+ARCHIVE_FILE = "state/topics.sqlite3"
+# How long a clean stop waits for the archive to take the topics' last writes.
+ARCHIVE_DRAIN_S = 10.0
 
 __all__ = ["DECLARATION", "ROLES", "RoleFailed", "Service", "build_nodes", "require_bootstrap"]
 
@@ -96,6 +110,9 @@ class Service:
         self.nodes.extend(build_nodes(self.runtime, self.health, families_of(self.nodes), self.alive))
         self.url: str | None = None
         self._broker: EmbeddedBroker | None = None
+        self._archive: TopicArchive | None = None
+        self._archiving: asyncio.Task[None] | None = None
+        self._archive_stop = asyncio.Event()
 
     @property
     def settings(self) -> Settings:
@@ -113,6 +130,8 @@ class Service:
         }
         for node in self.nodes:
             merge_health(out, node.health())
+        if self._archive is not None:
+            out["kafka"]["archive"] = {"restored": self._archive.restored, "written": self._archive.written}
         if self.broker_lost:  # readiness: 503 from the next probe on
             merge_health(out, {"kafka": {"ok": False}, "problems": ["the embedded Kafka broker exited"]})
         return out
@@ -142,6 +161,7 @@ class Service:
                 await ensure_topics(broker.bootstrap, s.kafka)
                 rt.bootstrap, rt.embedded = broker.bootstrap, True
                 self._broker = broker
+                await self._open_archive(stack)
             stack.push_async_callback(self._close_runtime)
             started: list[Node] = []
             try:
@@ -161,11 +181,48 @@ class Service:
                 raise
             await self._stop(started, raise_errors=True)
 
+    def state_topics(self) -> list[TopicSpec]:
+        """The compacted topics of the process: the service's own and its nodes' state topics."""
+        compacted = [spec for spec in topic_specs(self.settings.kafka) if spec.configs["cleanup.policy"] == "compact"]
+        return [*compacted, *(spec for node in self.nodes for spec in node.state_topics())]
+
+    async def _open_archive(self, stack: contextlib.AsyncExitStack) -> None:
+        """Write the archived state topics back into the new embedded broker, then follow them
+        into the archive until the nodes have stopped (before the broker stops)."""
+        s, bootstrap = self.settings, self.runtime.kafka
+        specs = self.state_topics()
+        archive = TopicArchive(s.data_dir / ARCHIVE_FILE)
+        stack.callback(archive.close)
+        restored = await archive.restore(bootstrap, s.kafka, specs)
+        follower = TopicFollower([spec.name for spec in specs], bootstrap, s.kafka, "dinostream-archive", archive.apply)
+        await follower.start()
+        self._archive = archive
+        self._archiving = asyncio.create_task(follower.run(until=self._archive_stop), name="topic-archive")
+        stack.push_async_callback(self._close_archive)
+        log.info("embedded broker: %d records of %d state topics restored from the data dir", restored, len(specs))
+
+    async def _close_archive(self) -> None:
+        """Take the state topics' last writes (the nodes have stopped), within ARCHIVE_DRAIN_S."""
+        task = self._archiving
+        if task is None:
+            return
+        self._archive_stop.set()
+        if self.broker_lost:
+            task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=ARCHIVE_DRAIN_S)
+        if not done:
+            log.error("the topic archive did not take the last writes within %g s", ARCHIVE_DRAIN_S)
+            task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+
     async def _supervise(self, stop: asyncio.Event) -> None:
         """Wait for `stop`; RoleFailed when a long-lived task ends or a node reports a failure."""
         critical = {name: task for node in self.nodes for name, task in node.tasks().items()}
         if self._broker is not None:  # its exit (kill -9) is seen within a second, not at the next Kafka timeout
             critical["embedded-broker"] = asyncio.create_task(self._broker.watch(), name="embedded-broker")
+        if self._archiving is not None:
+            critical["topic-archive"] = self._archiving
         stopper = asyncio.create_task(stop.wait())
         try:
             while True:

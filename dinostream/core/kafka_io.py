@@ -320,11 +320,13 @@ class TopicFollower:
         while any([await self._consumer.position(tp) < end for tp, end in ends.items()]):
             self._apply(await self._consumer.getmany(*tps, timeout_ms=200))
 
-    async def run(self) -> None:
-        """Follow the topics until cancelled."""
+    async def run(self, until: asyncio.Event | None = None) -> None:
+        """Follow the topics until cancelled, or until `until` is set: then what they hold by then is
+        applied before it returns (so a last write before a clean stop is not missed)."""
         try:
-            while True:
-                self._apply(await self._consumer.getmany(timeout_ms=1000))
+            while until is None or not until.is_set():
+                self._apply(await self._consumer.getmany(timeout_ms=1000 if until is None else 200))
+            await self.catch_up()
         finally:
             await self._consumer.stop()
 
