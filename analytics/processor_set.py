@@ -128,6 +128,7 @@ class WorkerStats:
     malformed: int = 0
     snapshots: int = 0
     restored: int = 0
+    replayed: int = 0  # records at or before the last analysed frame of their stream: skipped
     oversize_state: int = 0
     control: int = 0
     processor_failures: int = 0  # times a processor raised on a stream's record, state or settings
@@ -167,6 +168,12 @@ class ProcessorHost:
     restart). Control messages change a processor's settings for one stream
     (`control_message`) and save its state at once.
 
+    The number of the last frame analysed is saved with the state (under "<stream>/@seq"): a record
+    at or before it — redelivered after a restart, or a file read again under the same frame numbers —
+    is skipped (`stats.replayed`), so no processor sees a frame twice or time running backwards. A
+    stream's frame numbers only grow: a new session starts from the wall clock in ms
+    (`dinostream.ingest.source.session_first_seq`), a file read again re-uses its own.
+
     A processor that raises on one stream (on a record, or restoring, saving or reconfiguring
     that stream's state) is quarantined for that stream only: an "error" event for the stream
     says which and why, `stats.quarantined` lists it (health shows it under the stream) and
@@ -195,6 +202,7 @@ class ProcessorHost:
         self.stats = stats if stats is not None else WorkerStats()
         self._seen: set[str] = set()  # streams whose saved state was checked since this host started
         self._last_save: dict[str, float] = {}
+        self._last_seq: dict[str, int] = {}  # the last frame analysed, per stream
 
     def receive_record(self, value: bytes, now: float, *, where: str = "") -> HostOutput:
         """One embedding record's bytes: the events it produced (an "error" event for each
@@ -209,6 +217,10 @@ class ProcessorHost:
         self.stats.records += 1
         stream = record.stream
         out = HostOutput(self._ensure_restored(stream, record))
+        if record.seq <= self._last_seq.get(stream, -1):
+            self.stats.replayed += 1
+            return out
+        self._last_seq[stream] = record.seq
         events, failed = self.processors.process_isolated(record, self._quarantined_on(stream))
         out.events += events
         for name, exc in failed.items():
@@ -297,6 +309,9 @@ class ProcessorHost:
             return []
         self._seen.add(stream)
         errors = []
+        position = self._saved(_position_key(stream))
+        if isinstance(position, dict) and isinstance(position.get("seq"), int):
+            self._last_seq[stream] = position["seq"]
         for name in self.processors.names:
             key = f"{stream}/{name}"
             try:
@@ -338,6 +353,13 @@ class ProcessorHost:
             writes += [StateWrite(f"{key}#{i}", chunk) for i, chunk in enumerate(chunks)]
             writes.append(StateWrite(key, head))
             writes += [StateWrite(f"{key}#{i}", None) for i in range(len(chunks), before)]
+        if stream in self._last_seq and writes:  # after the states it goes with (none saved: none)
+            writes.append(StateWrite(_position_key(stream), {"seq": self._last_seq[stream]}))
         self._last_save[stream] = now
         self.stats.snapshots += 1
         return writes, errors
+
+
+def _position_key(stream: str) -> str:
+    """Where a stream's last analysed frame number is saved ('@' is in no processor name or stream id)."""
+    return f"{stream}/@seq"
