@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import functools
 import hashlib
 import logging
@@ -531,7 +532,7 @@ class AvSource(Source):
         width, height = self._size
         sampler = PtsSampler(self._settings.sample_fps)
         plan = KeyframePlan(self._settings.decode, sampler.step)
-        decoder = _SparseDecoder(codec, plan)
+        decoder = _SparseDecoder(codec, plan, sampler, video.time_base)
         rate = video.average_rate or video.guessed_rate
         frame_dt = 1.0 / float(rate) if rate else sampler.step  # to time frames that have no pts
         pacer = _Pacer(sampler.step) if self._settings.realtime and not self._loc.is_live else None
@@ -631,6 +632,14 @@ class AvSource(Source):
 class _SparseDecoder:
     """Hands the decoder only the packets sampling needs, as `KeyframePlan` decides.
 
+    Every frame ("auto" with keyframes too far apart): a packet whose frame sampling will not take
+    is decoded with `skip_frame` NONREF, so the decoder drops it if nothing references it (B-frames
+    that are not references: about half the frames of a typical x264 file, none of an IP-only
+    camera's). A frame is not taken when an earlier frame of its sampling interval comes out:
+    one that already did (the sampler's state) or one whose packet went to the decoder unskipped
+    (frames come out in media-time order). References and the frames sampling takes are decoded
+    as before, so the pictures handed on are the same. `stats.decoded` counts what came out.
+
     Keyframes only: the other packets are not even read by the decoder, and the decoder is drained
     after each keyframe, so its frame comes out at once rather than after the next few keyframes
     (frame threads and B-frame reordering hold frames back). "auto" holds the packets that follow
@@ -639,10 +648,20 @@ class _SparseDecoder:
     first frame waits for that, at most one sampling step.
     """
 
-    def __init__(self, codec: av.video.codeccontext.VideoCodecContext, plan: KeyframePlan) -> None:
+    def __init__(
+        self,
+        codec: av.video.codeccontext.VideoCodecContext,
+        plan: KeyframePlan,
+        sampler: PtsSampler | None = None,
+        time_base: Fraction | None = None,
+    ) -> None:
         self.codec = codec
         self.plan = plan
         self.auto = plan.mode == "auto"
+        self.sampler = sampler if self.auto else None  # "all" decodes every frame whole
+        self.time_base = time_base
+        self.skipping = False  # skip_frame is NONREF for the packet being decoded
+        self.coming: list[float] = []  # media times of packets decoded unskipped whose frame is not out yet
         self.held: list[av.Packet] = []  # "auto": a keyframe and what follows it, interval unknown
         self.hold_until = 0.0
         self.keyed = False  # the demuxer flags keyframe packets, so the others can be left unread
@@ -682,11 +701,39 @@ class _SparseDecoder:
             codec.skip_frame = "NONKEY" if keyframes_only else "DEFAULT"
         if keyframes_only and self.keyed and not packet.is_keyframe and packet.size:
             return []  # skip_frame would drop it anyway
-        frames = packet.decode()
+        if not keyframes_only and self.sampler is not None and packet.size:  # not the end's drain
+            t = _packet_time(packet, self.time_base)
+            skip = self._unsampled(t)
+            if skip != self.skipping:  # frame threads copy it at each packet they take
+                codec.skip_frame = "NONREF" if skip else "DEFAULT"
+                self.skipping = skip
+            if not skip and t is not None:
+                self.coming.append(t)
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError:
+            if self.skipping:  # a frame nobody needs (or, draining, a cut-off last one): the end-of-file checks judge
+                return []
+            raise
         if keyframes_only and packet.is_keyframe:
             frames += codec.decode(None)  # drain: nothing before the next keyframe is decoded
             codec.flush_buffers()
         return frames
+
+    def _unsampled(self, t: float | None) -> bool:
+        """Whether sampling cannot take the frame at media time `t`: the sampler, copied, is shown
+        the frames known to come out before it (in media-time order); frames still unknown can only
+        add an earlier frame to its interval. Not before the first frame is out, nor for a frame
+        before the last one out (a restarted stream's), nor without a time."""
+        sampler = self.sampler
+        if sampler is None or sampler.last is None or t is None or t <= sampler.last:
+            return False
+        last = sampler.last
+        self.coming = [q for q in self.coming if q > last]  # the sampler has seen the others
+        trial = copy.copy(sampler)
+        for q in sorted(q for q in self.coming if q < t):
+            trial.take(q)
+        return not trial.take(t)
 
 
 class _Pacer:

@@ -130,7 +130,11 @@ async def test_samples_frames_by_presentation_time(video, sample_fps):
     assert np.all(gaps > 0)
     step = max(1 / sample_fps, 1 / FPS)
     assert np.all(np.abs(gaps - step) <= 1 / FPS + 1e-6)  # on the 1/fps grid, give or take a frame
-    assert source.stats.decoded == DURATION_S * FPS
+    # Below the stream's rate, B-frames that sampling does not take and nothing references are
+    # left undecoded (test_auto_leaves_unreferenced_frames_sampling_does_not_take_undecoded).
+    if sample_fps >= FPS:
+        assert source.stats.decoded == DURATION_S * FPS
+    assert len(frames) <= source.stats.decoded <= DURATION_S * FPS
     assert source.stats.sampled == len(frames)
     assert source.stats.dropped == 0 and source.stats.error is None
 
@@ -542,6 +546,39 @@ def _write_gop_video(path: Path, options: dict[str, str]) -> None:
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
+
+
+@pytest.fixture(scope="module")
+def bframe_video(tmp_path_factory) -> Path:
+    """Like gop_video, but every third frame of four is a B-frame that nothing references."""
+    path = tmp_path_factory.mktemp("bframes") / "ibbbp.mp4"
+    _write_gop_video(path, {"preset": "fast", "bf": "3", "x264-params": "b-adapt=0:b-pyramid=none"})
+    with av.open(str(path)) as container:
+        container.streams.video[0].codec_context.skip_frame = "NONREF"
+        assert sum(1 for _ in container.decode(video=0)) < 10 * FPS // 2  # most frames are not references
+    return path
+
+
+async def test_auto_leaves_unreferenced_frames_sampling_does_not_take_undecoded(bframe_video):
+    """Keyframes 1 s apart, samples every 0.5 s: every frame is needed as a reference or a sample,
+    except B-frames between samples, which "auto" has the decoder drop; "all" decodes them."""
+    every = AvSource(str(bframe_video), "all", _settings(sample_fps=2.0, decode="all"), (32, 32))
+    auto = AvSource(str(bframe_video), "auto", _settings(sample_fps=2.0, decode="auto"), (32, 32))
+    all_frames, auto_frames = await _collect(every), await _collect(auto)
+
+    assert every.stats.decoded == 10 * FPS
+    assert auto.stats.decoded < 0.5 * every.stats.decoded
+    assert len(auto_frames) == len(all_frames) == 20
+    assert [f.pts for f in auto_frames] == [f.pts for f in all_frames]  # the same frames taken
+    for a, b in zip(all_frames, auto_frames, strict=True):  # and the same pictures
+        assert np.array_equal(a.image, b.image)
+
+
+async def test_auto_decodes_every_frame_it_samples_at_the_stream_rate(bframe_video):
+    """Sampling at the frame rate takes every frame: none is skipped."""
+    source = AvSource(str(bframe_video), "cam", _settings(sample_fps=float(FPS), decode="auto"), (32, 32))
+    frames = await _collect(source)
+    assert source.stats.decoded == len(frames) == 10 * FPS
 
 
 @pytest.mark.timeout(30)
