@@ -445,7 +445,9 @@ class Embedder:
             host = packed.numpy()
         if small is not None:
             thumbs = list(pool_map(self._jpeg_of, small.numpy()))
-        finite = np.isfinite(host).all(axis=1)  # one pass for the batch (the clamp saturates inf, not NaN)
+        # One pass for the batch (the clamp saturates inf, not NaN), on the fp16 bits: NaN and inf
+        # have every exponent bit set (~15x faster than np.isfinite on fp16).
+        finite = ((host.view(np.uint16) & 0x7C00) != 0x7C00).all(axis=1)
         gh, gw = grid
         d, pdim = self.dim, self.patch_dim
         out: list[FrameEmbedding | None] = []
