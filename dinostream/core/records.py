@@ -37,9 +37,6 @@ _STREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ID_NAMESPACE = uuid.UUID("6f1c7f0e-3c1a-4b8e-9a55-d1e05c0a7d3b")
 # The frame payload field that holds the thumbnail (base64 JPEG); the index reads it alone.
 INDEX_THUMB_FIELD = "thumb"
-# Every fp16 bit pattern as float32: `take` on it converts a grid exactly, twice as fast as astype.
-_F16_TO_F32 = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
-_F16_TO_F32.flags.writeable = False
 
 
 class RecordError(ValueError):
@@ -126,9 +123,8 @@ class FrameEmbedding:
 
     @functools.cached_property
     def patches_f32(self) -> np.ndarray:
-        """`patches` as float32 (read-only), converted once per record however many readers need it:
-        exactly `patches.astype(np.float32)`, through a table of every fp16 value (half the time)."""
-        out = _F16_TO_F32.take(self.patches.view(np.uint16))
+        """`patches` as float32 (read-only), converted once per record however many readers need it."""
+        out = self.patches.astype(np.float32)
         out.flags.writeable = False
         return out
 
