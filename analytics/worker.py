@@ -22,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -147,9 +148,14 @@ def build_app(
     processors: Callable[[AnalyticsSettings], list[Processor[Any]]] | None = None,
     gallery: TrackGallery | None = None,
     stats: WorkerStats | None = None,
+    datadir: Path | None = None,
 ) -> faust.App:
     """A Faust app whose agents run `processors` (default: `default_processors` with `gallery`
     and the watchlist topic's exemplars) over the embeddings topic.
+
+    `datadir`: where Faust keeps its local files (the RocksDB table with `analytics.table_store`
+    "rocksdb"); the worker passes `data_dir / "faust"`. Default: Faust's, "<app_id>-data" in the
+    current directory.
 
     With the default processors the app also follows the watchlist topic (every worker reads all
     of it), before its agents start."""
@@ -157,7 +163,8 @@ def build_app(
     app = _AnalyticsApp(
         analytics.app_id,
         broker=f"kafka://{bootstrap.replace(',', ';kafka://')}",
-        store="memory://",
+        store=f"{analytics.table_store}://",
+        **({"datadir": str(datadir)} if datadir is not None else {}),
         autodiscover=False,
         web_enabled=False,
         topic_partitions=kafka.partitions,

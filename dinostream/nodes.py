@@ -210,7 +210,9 @@ class WorkerNode(Node):
             s.index.qdrant_url, s.index.qdrant_api_key, s.index.collection_prefix, s.data_dir, layout=s.index
         )
         assert self.group == s.analytics.app_id  # Faust names its consumer group after the app
-        app = build_app(self.runtime.kafka, s.kafka, s.analytics, gallery=gallery, stats=self.stats)
+        app = build_app(
+            self.runtime.kafka, s.kafka, s.analytics, gallery=gallery, stats=self.stats, datadir=s.data_dir / "faust"
+        )
         try:
             await app.start()
         except BaseException:
@@ -222,7 +224,9 @@ class WorkerNode(Node):
         """The changelogs of the app's tables (the processors' saved state), as Faust names them:
         read from an app built for the purpose (no processors, never started)."""
         s = self.settings
-        app = build_app(self.runtime.kafka, s.kafka, s.analytics, processors=lambda _settings: [])
+        app = build_app(
+            self.runtime.kafka, s.kafka, s.analytics, processors=lambda _settings: [], datadir=s.data_dir / "faust"
+        )
         return [spec for spec in faust_topic_specs(app, s.kafka) if "compact" in spec.configs.get("cleanup.policy", "")]
 
     def failure(self) -> str | None:

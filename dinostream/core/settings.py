@@ -665,6 +665,14 @@ class AnalyticsSettings(_Strict):
     snapshot_every_s: float = Field(
         10.0, gt=0, description="Each stream's processor state is saved to the Faust table this often."
     )
+    table_store: Literal["memory", "rocksdb"] = Field(
+        "memory",
+        description="Where the worker keeps its Faust table (the processors' saved state) between reads of its "
+        "changelog topic: 'memory' rebuilds it from the whole changelog at every start and rebalance; 'rocksdb' "
+        "keeps it on disk under data_dir/faust (with the changelog offset it has read to), so a restarted worker "
+        "on the same volume reads only what was written since (the shipped Kubernetes StatefulSet). Needs the "
+        "rocksdict package (a dependency).",
+    )
     scene_change: SceneChangeSettings = SceneChangeSettings()
     anomaly: AnomalySettings = AnomalySettings()
     reid: ReidSettings = ReidSettings()

@@ -201,15 +201,15 @@ def test_every_manifest_is_valid_kubernetes() -> None:
 
 
 def _string_replicas(docs: list[dict[str, Any]]) -> None:
-    next(d for d in docs if d["kind"] == "Deployment")["spec"]["replicas"] = "two"
+    next(d for d in docs if d["kind"] in ("Deployment", "StatefulSet"))["spec"]["replicas"] = "two"
 
 
 def _unknown_container_key(docs: list[dict[str, Any]]) -> None:
-    container_of(next(d for d in docs if d["kind"] == "Deployment"))["gpus"] = 1
+    container_of(next(d for d in docs if d["kind"] in ("Deployment", "StatefulSet")))["gpus"] = 1
 
 
 def _list_probe_port(docs: list[dict[str, Any]]) -> None:
-    container_of(next(d for d in docs if d["kind"] == "Deployment"))["readinessProbe"]["httpGet"]["port"] = [8080]
+    container_of(next(d for d in docs if d["kind"] in ("Deployment", "StatefulSet")))["readinessProbe"]["httpGet"]["port"] = [8080]
 
 
 K8S_BREAKS: dict[str, tuple[Callable[[list[dict[str, Any]]], None], str]] = {
