@@ -200,16 +200,20 @@ def test_every_manifest_is_valid_kubernetes() -> None:
         assert re.search(rf"{re.escape(f.name)} passed for resource", result.stdout), result.stdout
 
 
+def workload(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] in ("Deployment", "StatefulSet"))
+
+
 def _string_replicas(docs: list[dict[str, Any]]) -> None:
-    next(d for d in docs if d["kind"] in ("Deployment", "StatefulSet"))["spec"]["replicas"] = "two"
+    workload(docs)["spec"]["replicas"] = "two"
 
 
 def _unknown_container_key(docs: list[dict[str, Any]]) -> None:
-    container_of(next(d for d in docs if d["kind"] in ("Deployment", "StatefulSet")))["gpus"] = 1
+    container_of(workload(docs))["gpus"] = 1
 
 
 def _list_probe_port(docs: list[dict[str, Any]]) -> None:
-    container_of(next(d for d in docs if d["kind"] in ("Deployment", "StatefulSet")))["readinessProbe"]["httpGet"]["port"] = [8080]
+    container_of(workload(docs))["readinessProbe"]["httpGet"]["port"] = [8080]
 
 
 K8S_BREAKS: dict[str, tuple[Callable[[list[dict[str, Any]]], None], str]] = {
