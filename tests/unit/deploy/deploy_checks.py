@@ -152,6 +152,12 @@ def check_kafka_security(root: Path) -> list[str]:
     return problems
 
 
+def _needs_no(var: str, role: str, env: dict[str, str]) -> bool:
+    """Whether the role's settings make a secret unnecessary: an index told the vector size
+    (index.vector_dims) reads no model config from the Hub."""
+    return var == "HF_TOKEN" and role == "index" and role_settings(env).index.vector_dims is not None
+
+
 def _interpolated_from_operator(value: Any) -> bool:
     """A compose value the operator supplies (an env file or the shell), not a literal in the file."""
     return bool(re.search(r"\$\{\w+", str(value)))
@@ -167,12 +173,21 @@ def check_secrets_and_dependencies(root: Path) -> list[str]:
     for var, roles in ROLE_SECRETS.items():
         for role, why in roles.items():
             service = d.compose_roles().get(role, {})
-            raw = (service.get("environment") or {}).get(var)
-            if raw is None or not _interpolated_from_operator(raw):
+            env = service.get("environment") or {}
+            raw = env.get(var)
+            if (raw is None or not _interpolated_from_operator(raw)) and not _needs_no(var, role, compose_env(service)):
                 problems.append(f"compose {role}: no {var} from the operator's env ({why})")
             workload = d.workloads().get(role)
-            if workload is None or d.k8s_env(workload).get(var) != SECRET:
+            k8s_env = d.k8s_env(workload) if workload is not None else {}
+            if k8s_env.get(var) != SECRET and not (workload is not None and _needs_no(var, role, k8s_env)):
                 problems.append(f"k8s {role}: no {var} from a Secret ({why})")
+    for where, role_env in [("k8s", d.k8s_env(w)) for w in [d.workloads().get("index")] if w is not None]:
+        s = role_settings(role_env)
+        if s.index.vector_dims is not None and s.index.vector_dims != model_hidden_size(s.model.model):
+            problems.append(
+                f"{where} index: index.vector_dims {s.index.vector_dims} is not the size of {s.model.model}'s vectors "
+                f"({model_hidden_size(s.model.model)})"
+            )
     for role, needs in ROLE_DEPENDENCIES.items():
         depends = d.compose_roles().get(role, {}).get("depends_on", {})
         for dep in sorted(needs):

@@ -6,6 +6,7 @@ with the model the deployment runs."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,25 @@ def test_what_the_old_manifests_got_wrong_is_named() -> None:
     assert "compose kafka: topic auto-creation is on (KAFKA_AUTO_CREATE_TOPICS_ENABLE)" in deploy_checks.check_topics(
         BEFORE
     )
+
+
+def test_the_index_needs_hf_token_unless_told_the_vector_size(tmp_path: Path) -> None:
+    """The shipped index reads nothing from the Hub (index.vector_dims); without the setting it needs the
+    token again, and a size that is not the model's is named."""
+    copy = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, copy)
+    configmap = copy / "k8s" / "01-configmap.yaml"
+    text = configmap.read_text()
+    assert 'DINOSTREAM_INDEX__VECTOR_DIMS: "384"' in text
+    configmap.write_text(text.replace('DINOSTREAM_INDEX__VECTOR_DIMS: "384"', 'DINOSTREAM_INDEX__VECTOR_DIMS: "768"'))
+    assert deploy_checks.check_secrets_and_dependencies(copy) == [
+        "k8s index: index.vector_dims 768 is not the size of facebook/dinov3-vits16-pretrain-lvd1689m's vectors (384)"
+    ]
+    configmap.write_text("\n".join(line for line in text.splitlines() if "VECTOR_DIMS" not in line) + "\n")
+    assert deploy_checks.check_secrets_and_dependencies(copy) == [
+        "k8s index: no HF_TOKEN from a Secret (reads the model's config.json for the vector size "
+        "(embedding.model_dims))"
+    ]
 
 
 def test_the_record_budget_catches_vitb_at_448() -> None:
