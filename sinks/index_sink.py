@@ -1,7 +1,9 @@
 """Kafka → vector index: frame embeddings and events, batched, offsets committed after writing.
 
-At-least-once: a crash between the write and the commit re-delivers the batch, and the
-deterministic point ids turn the second write into an overwrite.
+At-least-once: offsets are committed only after what was read up to them is written and
+persisted (`VectorIndex.flush`, every `IndexSettings.flush_every_s`: an embedded index persists
+its segments then, not on every write); a crash before the commit re-delivers those records, and
+the deterministic point ids turn the second write into an overwrite.
 
 Every `IndexSettings.maintenance_every_s` (and once at start) the sink also maintains the index,
 between batches: it deletes what is older than the retention (`retention_cutoffs`) and lets the
@@ -34,6 +36,7 @@ class IndexSinkStats:
     events: int = 0
     malformed: int = 0
     batches: int = 0
+    flushes: int = 0  # index flushes, each followed by an offset commit
     maintenance_runs: int = 0
     last_maintenance_s: float = 0.0  # how long the last run took
 
@@ -113,6 +116,10 @@ class IndexSink(IndexWriter):
         super().__init__(index, settings, clock=clock)
         self.kafka = kafka
         self._next_maintenance = time.monotonic()  # once at start
+        self._next_flush = 0.0  # when what was written is next persisted and its offsets committed
+        self._unflushed = False
+        if settings.flush_every_s > 0:
+            index.defer_flush()  # the sink flushes before it commits
         self._positions: dict[TopicPartition, int] = {}  # next offset to write, per partition
         self._consumer = AIOKafkaConsumer(
             kafka.embeddings_topic,
@@ -143,6 +150,17 @@ class IndexSink(IndexWriter):
         """Stats plus the consumer lag, for /metrics."""
         return {**dataclasses.asdict(self.stats), "consumer_lag": self.lag()}
 
+    async def _commit_if_due(self) -> None:
+        """Persist what was written and commit the offsets read so far (all of it written), once
+        `flush_every_s` has passed since the last time."""
+        if not self._unflushed or time.monotonic() < self._next_flush:
+            return
+        await asyncio.to_thread(self.index.flush)
+        await self._consumer.commit()
+        self._unflushed = False
+        self.stats.flushes += 1
+        self._next_flush = time.monotonic() + self.settings.flush_every_s
+
     async def _gather(self) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
         """Records for one write: up to `batch_size`, gathered for at most `batch_wait_s` after the
         first arrives (a write and its flush cost about the same for 4 records as for 64: at 2 fps
@@ -168,6 +186,7 @@ class IndexSink(IndexWriter):
                     self._next_maintenance = time.monotonic() + self.settings.maintenance_every_s
                 batches = await self._gather()
                 if not batches:
+                    await self._commit_if_due()
                     continue
                 frames: list[FrameEmbedding] = []
                 events: list[Event] = []
@@ -182,8 +201,9 @@ class IndexSink(IndexWriter):
                             self.stats.malformed += 1
                             log.error("index: skipping malformed record at %s offset %s: %s", tp, msg.offset, e)
                 await asyncio.to_thread(self.write, frames, events)
-                await self._consumer.commit()
                 for tp, messages in batches.items():
                     self._positions[tp] = messages[-1].offset + 1
+                self._unflushed = True
+                await self._commit_if_due()
         finally:
             await self._consumer.stop()

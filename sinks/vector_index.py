@@ -156,6 +156,17 @@ class VectorIndex(ABC):
         """Delete frames, regions and events (of `stream`, or of every stream) with ts < `ts`."""
         raise NotImplementedError(f"{type(self).__name__} has no retention")
 
+    def defer_flush(self) -> None:
+        """From now on a write returns once it is applied and in the write-ahead log (which survives
+        a crash of the process), without persisting the segments each time: `flush()` does, for a
+        writer that acknowledges in batches (the index sink commits its offsets after a flush).
+        Nothing changes where a write is as durable as it gets when it returns (the server)."""
+        return None
+
+    def flush(self) -> None:
+        """Persist every write made since `defer_flush` (blocking). Nothing to do by default."""
+        return None
+
     def optimize(self) -> bool:
         """Build search graphs for what was written since the last call (blocking; may take
         seconds for 100k frames). True when something changed. Servers do this by themselves."""

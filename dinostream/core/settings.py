@@ -692,6 +692,13 @@ class IndexSettings(_Strict):
         description="The index sink gathers records for up to this long (or batch_size) before it writes them: "
         "fewer, larger upserts and flushes.",
     )
+    flush_every_s: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="The index sink persists the embedded index this often and only then commits what it read: "
+        "a crash re-reads at most this long of records (idempotent upserts); 0 flushes every write.",
+    )
     search_limit: int = Field(10, ge=1, le=1000)
     retention_days: float | None = Field(
         None, gt=0, description="Delete indexed frames and events older than this (wall clock); None keeps all."

@@ -154,3 +154,49 @@ async def test_index_sink_gathers_records_that_trickle_in_into_one_write(
             await task
         await producer.stop()
         index.close()
+
+
+async def test_index_sink_commits_only_what_it_has_flushed(
+    broker: EmbeddedBroker, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """Writes land in the index at once (searchable, in its write-ahead log), but the offsets are
+    committed only after the index is persisted, every `flush_every_s`: a crash before that re-reads
+    them (idempotent), never loses them."""
+    await ensure_topics(broker.bootstrap, kafka_settings)
+    index = QdrantEdgeIndex(tmp_path / "qdrant", dim=16)
+    producer = make_producer(broker.bootstrap, kafka_settings, embedded=True)
+    await producer.start()
+    frames = _frames(6)
+    group = f"idx-{uuid.uuid4().hex[:8]}"
+    settings = IndexSettings(batch_size=8, batch_wait_s=0.0, flush_every_s=300.0)
+    sink = IndexSink(index, broker.bootstrap, kafka_settings, settings, group=group)
+    task = asyncio.create_task(sink.run())
+
+    async def committed() -> bool:
+        return await committed_to_end(
+            broker.bootstrap, group, kafka_settings.embeddings_topic, kafka_settings.partitions
+        )
+
+    try:
+        for rec in frames[:5]:
+            await producer.send(kafka_settings.embeddings_topic, rec.encode(), key=rec.key)
+        await producer.flush()
+        # The first write is flushed and committed at once (nothing was flushed yet); a later one
+        # waits for the next flush: its write is the marker that the sink went on past it.
+        await wait_for(lambda: sink.stats.frames == 5 and sink.stats.flushes == 1, 60, "the 5 frames, flushed")
+        await wait_for(committed, 60, "the 5 frames committed", interval=0.2)
+        flushes = sink.stats.flushes
+        await producer.send_and_wait(kafka_settings.embeddings_topic, frames[5].encode(), key=frames[5].key)
+        await wait_for(lambda: sink.stats.frames == 6, 60, "the 6th frame")
+        assert index.count_frames() == 6  # written and readable before its flush
+        assert sink.stats.flushes == flushes and not await committed()
+        sink.settings = settings.model_copy(update={"flush_every_s": 0.1})
+        sink._next_flush = 0.0  # the long wait is over
+        await wait_for(committed, 60, "the sink to flush and commit the 6th frame", interval=0.2)
+        assert sink.stats.flushes == flushes + 1
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await producer.stop()
+        index.close()
