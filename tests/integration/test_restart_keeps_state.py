@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import shutil
+import signal
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +19,10 @@ import httpx
 import pytest
 
 from dinostream.core.settings import Settings
+from dinostream.demo_video import make_video
 from dinostream.nodes import IndexNode, WorkerNode
 from dinostream.service import ARCHIVE_FILE, Service
+from tests.integration.test_faults import Role
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
@@ -140,3 +146,67 @@ async def test_two_restarts_keep_the_watchlist_and_state_and_add_no_duplicate_fr
             assert (await stream(http, sid))["health"]["ended_before"] is True
         await wait_for(lambda: "clip/scene_change" in saved_state_keys(service), 60, "the saved state recovered")
         assert frames_indexed(service) == whole_frames + clip_frames
+
+
+async def test_up_killed_with_sigkill_keeps_the_watchlist(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A crash, not a clean stop: `up` killed with SIGKILL once its archive holds the new exemplar
+    (written as the topic is, not at stop) starts again with it."""
+    video = tmp_path / "clip.mp4"
+    make_video(video, shots=2, shot_s=30.0, fps=5, size=(64, 64), seed=3)
+    data = tmp_path / "data"
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "DINOSTREAM_MODEL__MODEL": str(tiny_model_dir),
+        "DINOSTREAM_MODEL__DEVICE": "cpu",
+        "DINOSTREAM_MODEL__IMAGE_SIZE": "64",
+        "DINOSTREAM_HTTP__PORT": "0",
+        "DINOSTREAM_DATA_DIR": str(data),
+        "DINOSTREAM_SOURCES": json.dumps([str(video)]),
+        "DINOSTREAM_INGEST__REALTIME": "true",
+    }
+    watchlist_topic = Settings().kafka.watchlist_topic
+
+    def archived_exemplars() -> int:
+        with contextlib.closing(sqlite3.connect(f"file:{data / ARCHIVE_FILE}?mode=ro", uri=True)) as db:
+            return int(db.execute("SELECT COUNT(*) FROM records WHERE topic = ?", (watchlist_topic,)).fetchone()[0])
+
+    up = Role("up", env, tmp_path / "up.stderr")
+    await up.start(timeout_s=120)
+    try:
+        url = up.url.removeprefix("dashboard ").strip()
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+
+            async def a_frame() -> bool:
+                return (await stream(http, "clip")).get("seq") is not None
+
+            await wait_for(a_frame, 60, "a frame of the stream", interval=0.2)
+            seq = (await stream(http, "clip"))["seq"]
+            assert archived_exemplars() == 0  # the archive is there and holds none yet
+            r = await http.post(
+                "/api/v1/watchlist",
+                json={
+                    "id": "bag",
+                    "label": "a bag",
+                    "frame": {"stream": "clip", "seq": seq},
+                    "point": {"x": 0.5, "y": 0.5},
+                },
+            )
+            assert r.status_code == 201, r.text
+        await wait_for(lambda: archived_exemplars() == 1, 30, "the exemplar in the archive")
+        up.kill(signal.SIGKILL)
+        assert await up.wait() == -signal.SIGKILL
+    finally:
+        up.kill()
+        await up.wait()
+
+    again = Role("up", env, tmp_path / "up-again.stderr")
+    await again.start(timeout_s=120)
+    try:
+        url = again.url.removeprefix("dashboard ").strip()
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            exemplars = (await http.get("/api/v1/watchlist")).json()["exemplars"]
+            assert [e["id"] for e in exemplars] == ["bag"]
+    finally:
+        again.kill(signal.SIGINT)
+        await again.wait()
