@@ -11,7 +11,7 @@ STAMP := $(VENV)/.dinostream-installed
 APT_PACKAGES ?= chromium mosquitto python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0 \
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad
 
-.PHONY: install demo test lint apt bench clean gpu-check
+.PHONY: install demo test lint apt bench clean gpu-check checkov
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,13 @@ lint: install
 
 test: install apt lint
 	$(BIN)/python -m pytest --durations=15
+
+# checkov over deploy/k8s with deploy/.checkov.yaml (its skips say why), in a venv of its own: checkov
+# pins packaging 23.2 and networkx 2.6, which would downgrade the test venv.
+CHECKOV_VENV ?= .venv-checkov
+checkov:
+	test -x $(CHECKOV_VENV)/bin/checkov || { $(PYTHON) -m venv $(CHECKOV_VENV) && $(CHECKOV_VENV)/bin/pip install -q 'checkov==3.3.30'; }
+	$(CHECKOV_VENV)/bin/checkov --config-file deploy/.checkov.yaml
 
 # The GPU stage proven and measured in one run (bench/gpu_check.py): CUDA tests, then the bench,
 # into $(OUT)/gpu_check.json and $(OUT)/gpu_check.log. Runs under the machine's own python3 (the

@@ -438,6 +438,9 @@ def check_network(root: Path) -> list[str]:
             problems.append(f"k8s {role}: no NetworkPolicy lets it reach Kafka in {kafka_ns.group(1)!r}")
         if role in ROLE_SECRETS["DINOSTREAM_INDEX__QDRANT_API_KEY"] and qdrant_ns and qdrant_ns.group(1) not in reach:
             problems.append(f"k8s {role}: no NetworkPolicy lets it reach Qdrant in {qdrant_ns.group(1)!r}")
+        if w["spec"]["template"]["spec"].get("automountServiceAccountToken") is not False:
+            # checkov CKV_K8S_38: a stolen pod would carry a token for the API server.
+            problems.append(f"k8s {role}: a service-account token is mounted (no role talks to the Kubernetes API)")
     return problems
 
 
