@@ -64,6 +64,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from dinostream.analytics.median import median
 from dinostream.analytics.patch_memory import (
     QuantisedBank,
     cell_coresets,
@@ -830,7 +831,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
             vcands = np.concatenate([vcands, recent.views.astype(np.float32)])
         dist = cell_distance(d2, s.k)
         z = dist / model.cell_level
-        med = float(np.median(z))
+        med = median(z)
         zc = z / max(med, 1.0)
         level_p, level_v, _, level_s = model.levels(s)
         cell_scores = zc / level_p

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from dinostream.analytics.median import median
 from dinostream.analytics.processor import Processor
 from dinostream.analytics.regions import unit_rows
 from dinostream.analytics.scene_change import global_vector
@@ -108,8 +109,8 @@ def change_threshold(scores: deque[float] | list[float], s: PhaseSettings) -> fl
     if len(scores) < 2:
         return s.min_distance
     d = np.fromiter(scores, dtype=np.float64)
-    med = float(np.median(d))
-    spread = max(_MAD_TO_SIGMA * float(np.median(np.abs(d - med))), _MIN_SPREAD)
+    med = median(d)
+    spread = max(_MAD_TO_SIGMA * median(np.abs(d - med)), _MIN_SPREAD)
     return max(s.min_distance, med + s.sensitivity * spread)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from dinostream.analytics.median import median
 from dinostream.analytics.state_codec import decode_array, encode_array
 from dinostream.core.records import Box
 from dinostream.core.settings import ReidSettings
@@ -50,8 +51,8 @@ def foreground_mask(
     (a stripe of its pattern the colour of the wall) then no longer cuts it in two, and a faint
     object is seen whole where one patch of it stands out."""
     sim = np.asarray(similarity, dtype=np.float32)
-    med = float(np.median(sim))
-    sigma = _MAD_TO_SIGMA * float(np.median(np.abs(sim - med)))
+    med = median(sim)
+    sigma = _MAD_TO_SIGMA * median(np.abs(sim - med))
     adaptive = med - mad_k * sigma
     seeds = sim < min(threshold, adaptive)
     if grow_threshold is None or grow_threshold <= threshold or not seeds.any():

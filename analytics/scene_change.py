@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from dinostream.analytics.frame_motion import MotionFrame, align, motion_image, prepare
+from dinostream.analytics.median import median
 from dinostream.analytics.processor import Processor
 from dinostream.analytics.state_codec import decode_array, decode_rows, encode_array
 from dinostream.core.records import Event, FrameEmbedding, event_id
@@ -142,7 +143,7 @@ def _cos(u: np.ndarray, v: np.ndarray) -> float:
 
 
 def _spread(d: np.ndarray, med: float) -> float:
-    return max(_MAD_TO_SIGMA * float(np.median(np.abs(d - med))), _MIN_SPREAD)
+    return max(_MAD_TO_SIGMA * median(np.abs(d - med)), _MIN_SPREAD)
 
 
 @dataclass
@@ -242,7 +243,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         if len(distances) < 2:
             return max(s.min_distance, 2 * s.min_distance)
         d = np.fromiter(distances, dtype=np.float64)
-        med = float(np.median(d))
+        med = median(d)
         return max(s.min_distance, med + s.sensitivity * _spread(d, med))
 
     def _levels(self, st: _StreamState, s: SceneChangeSettings, lag: int) -> _Levels:
@@ -266,12 +267,12 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             thr = self.threshold(near, s)
             return _Levels(thr, _START_RATIO * thr, 0.0)
         d = np.asarray(near, dtype=np.float64)
-        med = float(np.median(d))
+        med = median(d)
         spread = _spread(d, med)
         cut = max(s.min_distance, med + s.sensitivity * spread)
         start = max(_START_RATIO * s.min_distance, med + _START_RATIO * s.sensitivity * spread)
         # Motion per frame: measured over `lag` frames when possible (noise does not add up, drift does).
-        rate = _chord(float(np.median(far))) / lag if far else _chord(med)
+        rate = _chord(median(np.asarray(far, dtype=np.float64))) / lag if far else _chord(med)
         return _Levels(cut, start, rate)
 
     # --- processing ---------------------------------------------------------------------------
@@ -379,7 +380,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         """The stream's frame interval: the median gap of the buffered frames."""
         pts = [f.pts for f in st.buf]
         gaps = [b - a for a, b in zip(pts, pts[1:], strict=False) if b > a]
-        return float(np.median(gaps)) if gaps else _DEFAULT_DT
+        return median(np.asarray(gaps, dtype=np.float64)) if gaps else _DEFAULT_DT
 
     def _push(self, st: _StreamState, frame: _Frame, lag: int, ahead: int) -> None:
         st.buf.append(frame)
@@ -475,7 +476,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         if len(after) < 2 or any(x.seq not in g_of for x in after):
             return False
         steps = [_chord(x.d1) for x in after]
-        noise = float(np.median(steps))
+        noise = median(np.asarray(steps, dtype=np.float64))
         spread = max(_chord(_cos(ge, g_of[x.seq])) for x in after)
         return spread <= _RESTLESS_SPREAD * noise and _chord(change) >= _RESTLESS_CHANGE * max(spread, noise)
 

@@ -31,6 +31,7 @@ import cProfile
 import dataclasses
 import io
 import math
+import pickle
 import pstats
 import sys
 import tempfile
@@ -179,6 +180,12 @@ def main() -> None:
     ap.add_argument("--hops", default="worker,index,gateway")
     ap.add_argument("--profile", default="", help="comma separated hops to cProfile")
     ap.add_argument("--events-out", type=Path, help="write the worker's measured events here (JSON lines)")
+    ap.add_argument(
+        "--records",
+        type=Path,
+        help="read the stand-in records from this file, or write them there when it does not exist (the "
+        "stage's batching varies the records' last bits from run to run: compare events on one set)",
+    )
     args = ap.parse_args()
     hops = set(args.hops.split(","))
     profiled = set(args.profile.split(",")) - {""}
@@ -187,7 +194,12 @@ def main() -> None:
         ingest={"sample_fps": args.fps},
     )
     tmp = Path(tempfile.mkdtemp(prefix="dinostream-hops-"))
-    base = make_records(settings, 60.0, tmp)
+    if args.records is not None and args.records.exists():
+        base = [FrameEmbedding.decode(v) for v in pickle.loads(args.records.read_bytes())]
+    else:
+        base = make_records(settings, 60.0, tmp)
+        if args.records is not None:
+            args.records.write_bytes(pickle.dumps([r.encode() for r in base]))
     feed = camera_feed(base, args.streams, args.warmup + args.frames, args.fps)
     measured = args.frames * args.streams
     print(f"{len(base)} distinct records ({len(feed[0]) / 1000:.0f} KB each), {args.streams} streams", flush=True)
