@@ -250,6 +250,12 @@ def _open_error(loc: CheckedUrl, exc: BaseException, elapsed: float, timeout: fl
         return SourceError(f"video file not found: {loc.display}")
     if isinstance(exc, PermissionError):
         return SourceError(f"cannot read {loc.display}: permission denied")
+    if "format_whitelist" in loc.options and isinstance(exc, av.error.ArgumentError):
+        # FFmpeg's answer (EINVAL) when the file's container is not a listed demuxer.
+        return SourceError(
+            f"cannot decode {loc.display}: not a video container a file added through the API may be (a playlist "
+            "or concat list is refused: it could name files outside the media roots)"
+        )
     return SourceError(f"cannot decode {loc.display}: {_reason(exc)}")
 
 
@@ -632,20 +638,21 @@ class AvSource(Source):
 class _SparseDecoder:
     """Hands the decoder only the packets sampling needs, as `KeyframePlan` decides.
 
+    Keyframes only: the other packets are not even read by the decoder, nor a keyframe sampling
+    will not take (keyframes closer together than samples), and the decoder is drained after each
+    keyframe, so its frame comes out at once rather than after the next few keyframes (frame
+    threads and B-frame reordering hold frames back). "auto" holds the packets that follow a
+    keyframe until it knows the keyframe interval (the next keyframe, or a sampling step without
+    one): the first GOP is not decoded whole just to learn that keyframes suffice. A live stream's
+    first frame waits for that, at most one sampling step.
+
     Every frame ("auto" with keyframes too far apart): a packet whose frame sampling will not take
     is decoded with `skip_frame` NONREF, so the decoder drops it if nothing references it (B-frames
     that are not references: about half the frames of a typical x264 file, none of an IP-only
-    camera's). A frame is not taken when an earlier frame of its sampling interval comes out:
-    one that already did (the sampler's state) or one whose packet went to the decoder unskipped
+    camera's). A frame is not taken when an earlier frame of its sampling interval comes out: one
+    that already did (the sampler's state) or one whose packet went to the decoder unskipped
     (frames come out in media-time order). References and the frames sampling takes are decoded
     as before, so the pictures handed on are the same. `stats.decoded` counts what came out.
-
-    Keyframes only: the other packets are not even read by the decoder, and the decoder is drained
-    after each keyframe, so its frame comes out at once rather than after the next few keyframes
-    (frame threads and B-frame reordering hold frames back). "auto" holds the packets that follow
-    a keyframe until it knows the keyframe interval (the next keyframe, or a sampling step without
-    one): the first GOP is not decoded whole just to learn that keyframes suffice. A live stream's
-    first frame waits for that, at most one sampling step.
     """
 
     def __init__(
@@ -658,7 +665,7 @@ class _SparseDecoder:
         self.codec = codec
         self.plan = plan
         self.auto = plan.mode == "auto"
-        self.sampler = sampler if self.auto else None  # "all" decodes every frame whole
+        self.sampler = sampler if plan.mode != "all" else None  # "all" decodes every frame whole
         self.time_base = time_base
         self.skipping = False  # skip_frame is NONREF for the packet being decoded
         self.coming: list[float] = []  # media times of packets decoded unskipped whose frame is not out yet
@@ -699,9 +706,12 @@ class _SparseDecoder:
         if packet.is_keyframe and self.auto:
             # Switch only at a keyframe: the frames after it never reference a skipped one.
             codec.skip_frame = "NONKEY" if keyframes_only else "DEFAULT"
+            self.skipping = False
         if keyframes_only and self.keyed and not packet.is_keyframe and packet.size:
             return []  # skip_frame would drop it anyway
-        if not keyframes_only and self.sampler is not None and packet.size:  # not the end's drain
+        if keyframes_only and packet.size and self._unsampled(_packet_time(packet, self.time_base)):
+            return []  # keyframes closer together than samples: one the sampler would not take
+        if not keyframes_only and self.auto and packet.size:  # not the end's drain
             t = _packet_time(packet, self.time_base)
             skip = self._unsampled(t)
             if skip != self.skipping:  # frame threads copy it at each packet they take

@@ -54,6 +54,9 @@ PROTOCOLS: dict[str, str] = {
 FORMATS: dict[str, str] = {
     "http": "mov,matroska,mpegts,flv,avi,mjpeg,mpjpeg,h264,hevc,m4v,mpeg,ogg,asf,ivf,obu",
     "hls": "hls,mpegts,mov,aac,mp3,ac3,eac3,webvtt",
+    # A file under a media root: the same single-stream demuxers (and raw YUV4MPEG). An HLS playlist or
+    # ffconcat list placed there would name files outside the roots, which FFmpeg would open.
+    "file": "mov,matroska,mpegts,flv,avi,mjpeg,mpjpeg,h264,hevc,m4v,mpeg,ogg,asf,ivf,obu,yuv4mpegpipe",
 }
 
 _V4L2_DEVICE = re.compile(r"/dev/video[0-9]{1,3}")
@@ -191,6 +194,8 @@ def _file(path: str, given: str, settings: IngestSettings, trusted: bool) -> Che
                 + (" after resolving '..'/symlinks" if target != os.path.normpath(base) or ".." in path else "")
             )
     options = {"protocol_whitelist": PROTOCOLS["file"]}
+    if not trusted:
+        options["format_whitelist"] = FORMATS["file"]
     return CheckedUrl(kind="file", target=target, display=display, scheme="file", options=options, trusted=trusted)
 
 

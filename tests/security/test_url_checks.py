@@ -10,13 +10,16 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dinostream.core.errors import SourceError
 from dinostream.core.settings import HttpSettings, IngestSettings
+from dinostream.demo_video import make_video
 from dinostream.ingest.av_source import probe_source
 from tests.security.gateway import Gateway, bearer, error_of, token_settings
+from tests.waiting import wait_for
 
 HOLES = [
     ("metadata-nat64", "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/cam.mp4"),
@@ -175,9 +178,44 @@ async def test_a_variant_playlist_not_ending_in_m3u8_is_not_read_unchecked() -> 
 
 @pytest.mark.integration
 async def test_an_untrusted_source_that_redirects_is_not_followed() -> None:
-    # Held where the policy applies (FFmpeg's max_redirects=0); the model stage's size probe still
-    # opens sources as trusted (see the report of issue 17).
+    # FFmpeg's max_redirects=0 for an untrusted source; the model stage's size probe opens an API-added
+    # source untrusted too (EmbeddingStage.resize_target, spec.trusted).
     with canary_server({}) as canary:
         canary.routes["/cam.mp4"] = ("redirect", f"{canary.base}/canary.mp4".encode())
         await probe_untrusted(canary.base + "/cam.mp4")
     assert "/canary.mp4" not in {path for path, _ in canary.requests}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("list.m3u8", "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n{outside}\n#EXT-X-ENDLIST\n"),
+        ("cam.mp4", "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n{outside}\n#EXT-X-ENDLIST\n"),  # by content
+        ("list.ffconcat", "ffconcat version 1.0\nfile '{outside}'\n"),
+    ],
+    ids=["hls-playlist", "hls-as-mp4", "ffconcat"],
+)
+async def test_a_playlist_in_a_media_root_reads_nothing_outside_it(tmp_path: Path, name: str, body: str) -> None:
+    """Issue 17: 20 frames of a file outside the media roots were indexed through a playlist inside one."""
+    outside = tmp_path / "elsewhere" / "secret.mp4"
+    outside.parent.mkdir()
+    make_video(outside, shots=1, shot_s=2.0, fps=5, size=(64, 48), seed=2)
+    async with Gateway(tmp_path, token_settings()) as gw, gw.client(bearer("operator")) as http:
+        # What is watched runs: a real file of the media root is read.
+        assert (await http.post("/api/v1/streams", json={"url": "clip.mp4", "id": "clip"})).status_code == 201
+        await wait_for(lambda: any(f.stream == "clip" for f in gw.stage.frames), 30, "a frame of clip.mp4")
+        (gw.media / name).write_text(body.format(outside=outside))
+        r = await http.post("/api/v1/streams", json={"url": name, "id": "list"})
+        assert r.status_code == 201, r.text  # inside the roots: accepted, then opened by the supervisor
+
+        async def failed() -> dict[str, Any] | None:
+            health = (await http.get("/api/v1/streams/list")).json()["health"]
+            return health if health["state"] == "failed" else None
+
+        await wait_for(failed, 30, "the playlist stream to fail")
+        health = await failed()
+        assert health is not None and health["frames_out"] == 0
+        assert [f for f in gw.stage.frames if f.stream == "list"] == []
+        if name == "list.m3u8":  # (FFmpeg names the others by their own faults: "unsafe" path, not an mp4)
+            assert "a playlist or concat list is refused" in health["last_error"], health

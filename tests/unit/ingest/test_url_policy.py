@@ -9,6 +9,7 @@ from dinostream.core.errors import SourceError
 from dinostream.core.settings import IngestSettings
 from dinostream.ingest import url_policy
 from dinostream.ingest.url_policy import (
+    FORMATS,
     CheckedUrl,
     UrlRefused,
     check_playlist,
@@ -116,7 +117,9 @@ def test_files_under_a_media_root_are_accepted_untrusted(media):
         checked = _check(given, settings)
         assert checked.kind == "file"
         assert checked.target == os.path.realpath(media / "sub" / "clip.mp4")
-        assert checked.options == {"protocol_whitelist": "file"}
+        # Single-stream demuxers only: a playlist or concat list there could name files outside the roots.
+        assert checked.options == {"protocol_whitelist": "file", "format_whitelist": FORMATS["file"]}
+        assert "hls" not in FORMATS["file"].split(",") and "concat" not in FORMATS["file"].split(",")
 
 
 def test_trusted_files_may_be_anywhere_and_are_opened_by_absolute_path(tmp_path, monkeypatch):
