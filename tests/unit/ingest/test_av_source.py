@@ -519,6 +519,20 @@ async def test_sparse_sampling_decodes_keyframes_only(gop_video, decode):
         assert np.array_equal(a.image, b.image)
 
 
+@pytest.mark.parametrize("decode", ["keyframes", "auto"])
+async def test_keyframes_closer_than_samples_are_decoded_only_when_sampled(gop_video, decode):
+    """Keyframes every second, a sample every two: every other keyframe is left undecoded."""
+    every = AvSource(str(gop_video), "all", _settings(sample_fps=0.5, decode="all"), (32, 32))
+    sparse = AvSource(str(gop_video), "sparse", _settings(sample_fps=0.5, decode=decode), (32, 32))
+    all_frames, sparse_frames = await _collect(every), await _collect(sparse)
+
+    assert [round(f.pts) for f in all_frames] == [0, 2, 4, 6, 8]
+    assert sparse.stats.decoded == 5
+    assert [f.pts for f in sparse_frames] == [f.pts for f in all_frames]
+    for a, b in zip(all_frames, sparse_frames, strict=True):
+        assert np.array_equal(a.image, b.image)
+
+
 async def test_auto_decodes_every_frame_when_keyframes_are_further_apart_than_samples(gop_video):
     source = AvSource(str(gop_video), "cam", _settings(sample_fps=2.0, decode="auto"), (32, 32))
     frames = await _collect(source)
