@@ -49,6 +49,7 @@ from av.video.reformatter import VideoReformatter
 
 from dinostream.core.errors import SourceError
 from dinostream.core.settings import IngestSettings
+from dinostream.ingest.egress_guard import egress_guard
 from dinostream.ingest.frame_queue import FrameQueue
 from dinostream.ingest.source import Frame, Source
 from dinostream.ingest.url_policy import CheckedUrl, UrlRefused, check_playlist, check_url
@@ -89,6 +90,16 @@ def _check_file(loc: CheckedUrl) -> None:
         raise SourceError(f"cannot read {loc.display}: permission denied")
 
 
+def _guarded(loc: CheckedUrl, settings: IngestSettings) -> dict[str, str]:
+    """The options FFmpeg opens `loc` with: an untrusted http(s) source's every request (playlists
+    again and again, segments, keys, redirects) goes through the egress guard, which checks it."""
+    options = dict(loc.options)
+    if not loc.trusted and loc.scheme in ("http", "https"):
+        options["http_proxy"] = egress_guard(settings).url
+        options["protocol_whitelist"] += ",httpproxy"  # https through the proxy is a CONNECT tunnel
+    return options
+
+
 def _open(
     loc: CheckedUrl, settings: IngestSettings, *, probe: bool = False
 ) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
@@ -109,7 +120,7 @@ def _open(
             loc.target,
             format=loc.av_format,
             timeout=(settings.open_timeout_s, settings.read_timeout_s),
-            options=dict(loc.options),
+            options=_guarded(loc, settings),
             metadata_errors="replace",
             hwaccel=hwaccel,
         )

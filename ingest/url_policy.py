@@ -326,10 +326,26 @@ def is_playlist(content: str | bytes) -> bool:
     return head.lstrip("\ufeff \t\r\n").startswith("#EXTM3U")
 
 
+def checked_addresses(
+    host: str,
+    display: str,
+    settings: IngestSettings,
+    trusted: bool,
+    resolve: Callable[[str, float], Sequence[str]] | None = None,
+) -> list[IpAddress]:
+    """The addresses of `host`, every one allowed (connect to these, not to the name: a second lookup
+    could answer otherwise); UrlRefused naming the host when any is off limits or it has none."""
+    addresses = _check_host(host, display, settings, trusted, resolve or _resolve)
+    if not addresses:
+        raise UrlRefused(f"refused source {display}: cannot resolve host {host}")
+    return addresses
+
+
 def _check_host(
     host: str, display: str, settings: IngestSettings, trusted: bool, resolve: Callable[[str, float], Sequence[str]]
-) -> None:
-    """Refuse a host whose address (or any address it resolves to) is off limits."""
+) -> list[IpAddress]:
+    """Refuse a host whose address (or any address it resolves to) is off limits; its addresses
+    (none when a trusted host does not resolve: FFmpeg reports that when it opens)."""
     literal = _ip_literal(host)
     if literal is not None:
         addresses = [literal]
@@ -338,7 +354,7 @@ def _check_host(
             found = resolve(host, RESOLVE_TIMEOUT_S)
         except OSError as exc:
             if trusted:  # the operator's own host: FFmpeg reports the failure when it opens
-                return
+                return []
             raise UrlRefused(f"refused source {display}: cannot resolve host {host} ({exc})") from None
         addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in found]
         if not addresses and not trusted:
@@ -348,6 +364,7 @@ def _check_host(
         if reason:
             shown = host if str(address) == host else f"{host} ({address})"
             raise UrlRefused(f"refused source {display}: host {shown} is {reason}")
+    return addresses
 
 
 def _ip_literal(host: str) -> IpAddress | None:

@@ -18,6 +18,7 @@ from dinostream.core.errors import SourceError
 from dinostream.core.settings import HttpSettings, IngestSettings
 from dinostream.demo_video import make_video
 from dinostream.ingest.av_source import probe_source
+from dinostream.ingest.egress_guard import egress_guard
 from tests.security.gateway import Gateway, bearer, error_of, token_settings
 from tests.waiting import wait_for
 
@@ -219,3 +220,75 @@ async def test_a_playlist_in_a_media_root_reads_nothing_outside_it(tmp_path: Pat
         assert [f for f in gw.stage.frames if f.stream == "list"] == []
         if name == "list.m3u8":  # (FFmpeg names the others by their own faults: "unsafe" path, not an mp4)
             assert "a playlist or concat list is refused" in health["last_error"], health
+
+
+# ---------- what FFmpeg asks for after the check: the egress guard ----------
+
+
+class Flipping(Canary):
+    """A canary whose /live.m3u8 names an allowed segment the first time (the service's check) and
+    the metadata address afterwards (FFmpeg's own fetch, and every live reload)."""
+
+    def __init__(self, routes: dict[str, tuple[str, bytes]]) -> None:
+        super().__init__(routes)
+        served = {"n": 0}
+        handler = self.server.RequestHandlerClass
+        original = handler.do_GET  # type: ignore[attr-defined]
+        canary = self
+
+        def do_get(self: BaseHTTPRequestHandler) -> None:
+            if self.path == "/live.m3u8":
+                served["n"] += 1
+                segment = "/ok.ts" if served["n"] == 1 else "http://169.254.169.254/latest/meta-data/x.ts"
+                canary.routes["/live.m3u8"] = (HLS, media_playlist(segment))
+            original(self)
+
+        handler.do_GET = do_get  # type: ignore[attr-defined]
+
+
+@pytest.mark.integration
+async def test_a_playlist_that_changes_after_the_check_is_checked_again() -> None:
+    """Issue 17: the playlist was fetched once to check and again by FFmpeg (and at every live
+    reload): the two copies can differ. Every request FFmpeg makes goes through the egress guard."""
+    guard = egress_guard(API)
+    before = len(guard.refused)
+    canary = Flipping({"/ok.ts": ("video/mp2t", b"\0" * 188)})
+    thread = threading.Thread(target=canary.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with contextlib.suppress(SourceError):  # the segment is refused: nothing to read
+            await asyncio.to_thread(probe_source, canary.base + "/live.m3u8", API, trusted=False)
+    finally:
+        canary.server.shutdown()
+        canary.server.server_close()
+    assert [p for p, _ in canary.requests].count("/live.m3u8") >= 2, "checked once, then read by FFmpeg"
+    refused = list(guard.refused)[before:]
+    assert any("169.254.169.254" in r and "link-local" in r for r in refused), refused
+
+
+@pytest.mark.integration
+async def test_a_segment_that_redirects_is_checked_where_it_leads() -> None:
+    """Issue 17: HLS segment redirects were followed (max_redirects does not reach the HLS demuxer's
+    nested opens); now the redirected request comes through the guard and is checked."""
+    guard = egress_guard(API)
+    before = len(guard.refused)
+    routes = {"/index.m3u8": (HLS, media_playlist("/seg.ts"))}
+    with canary_server(routes) as canary:
+        canary.routes["/seg.ts"] = ("redirect", b"http://169.254.169.254/latest/meta-data/seg.ts")
+        with contextlib.suppress(SourceError):
+            await asyncio.to_thread(probe_source, canary.base + "/index.m3u8", API, trusted=False)
+    assert "/seg.ts" in {p for p, _ in canary.requests}, "FFmpeg asked for the segment"
+    refused = list(guard.refused)[before:]
+    assert any("169.254.169.254" in r for r in refused), refused
+
+
+@pytest.mark.integration
+async def test_an_untrusted_http_video_is_read_through_the_guard(tmp_path: Path) -> None:
+    video = tmp_path / "cam.mp4"
+    make_video(video, shots=1, shot_s=2.0, fps=5, size=(64, 48), seed=4)
+    guard = egress_guard(API)
+    before = guard.forwarded
+    with canary_server({"/cam.mp4": ("video/mp4", video.read_bytes())}) as canary:
+        info = await asyncio.to_thread(probe_source, canary.base + "/cam.mp4", API, trusted=False)
+    assert info.size == (64, 48)
+    assert guard.forwarded > before and canary.read_by_ffmpeg() == {"/cam.mp4"}
