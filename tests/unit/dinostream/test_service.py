@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from dinostream.analytics.worker import build_app
 from dinostream.core.settings import Settings
 from dinostream.node import ROLES, consumer_groups, merge_health
 from dinostream.nodes import WorkerNode
@@ -73,3 +74,18 @@ def test_a_quarantined_processor_shows_under_its_stream_not_as_a_service_failure
         "analytics": {"quarantined": {"anomaly": "frame 3: ValueError: boom"}},
     }
     assert health["problems"] == [] and worker.failure() is None
+
+
+def test_a_failed_worker_makes_the_service_unready_and_not_alive() -> None:
+    """Issue 17: health said 200 "ok" until `up` exited. A worker failure (the watchlist feed died)
+    is a problem of the process's health at once (readiness 503: dashboard.app treats any problem
+    so) and what /livez reports; the supervisor stops the process on it within a second."""
+    service = Service(Settings(), ["worker"])
+    worker = service.node("worker")
+    assert isinstance(worker, WorkerNode)
+    s = service.settings
+    worker.app = build_app("127.0.0.1:1", s.kafka, s.analytics, processors=lambda _a: [])  # built, not started
+    assert service.health().get("problems", []) == [] and service.alive() is None  # what is watched runs
+    worker.stats.failure = "watchlist feed: KafkaError: gone"
+    assert service.health()["problems"] == ["analytics worker failed: watchlist feed: KafkaError: gone"]
+    assert service.alive() == "analytics worker failed: watchlist feed: KafkaError: gone"
