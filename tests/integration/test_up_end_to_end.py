@@ -22,6 +22,8 @@ import pytest
 import websockets
 from PIL import Image
 
+from tests.integration.test_faults import _children, _state
+
 TOLERANCE_S = 0.75  # one sampled frame at 2 fps, plus slack
 
 
@@ -124,6 +126,8 @@ async def test_up_end_to_end(tmp_path: Path, tiny_model_dir: Path, cut_video: tu
                     async with asyncio.timeout(30):
                         while (await http.get("/api/v1/health")).json()["analytics"]["control"] < 1:
                             await asyncio.sleep(0.2)
+                children = _children(proc.pid)  # the embedded broker among them: what SIGINT must stop too
+                assert any(b"--storage-engine" in Path(f"/proc/{k}/cmdline").read_bytes() for k in children)
         finally:
             if proc.returncode is None:
                 proc.send_signal(signal.SIGINT)
@@ -134,3 +138,5 @@ async def test_up_end_to_end(tmp_path: Path, tiny_model_dir: Path, cut_video: tu
                     rc = await proc.wait()
     assert rc == 0, log_path.read_text()[-3000:]
     assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
+    left = [k for k in children if _state(k) not in (None, "Z")]
+    assert left == [], f"SIGINT left child processes running: {left}"
