@@ -172,7 +172,9 @@ async def test_dashboard_in_chromium(
             results = page.locator("#search-results .result")
             await expect(results.first).to_be_visible(timeout=QUICK)
             await expect(page.locator("#search-status")).to_contain_text("like the picture")
-            assert await results.first.locator("img").evaluate("img => img.complete && img.naturalWidth > 0")
+            # The thumbnail loads (a broken one completes with no width and fails here after QUICK).
+            thumb = await results.first.locator("img").element_handle()
+            await page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumb, timeout=QUICK)
             await shot(page, "04-search.png")
 
             await item.locator("button").click()
