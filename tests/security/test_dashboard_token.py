@@ -44,7 +44,8 @@ async def test_the_page_asks_for_a_token_once_and_keeps_it_for_the_tab(tmp_path:
             await expect(page.locator("#connection-text")).to_have_text("live", timeout=QUICK)
             thumb = page.locator('.tile[data-stream="cam1"] img')
             await expect(thumb).to_have_attribute("src", re.compile(r"^blob:"), timeout=QUICK)  # fetched with it
-            assert await thumb.evaluate("(img) => img.complete && img.naturalWidth > 0")
+            handle = await thumb.element_handle()  # loaded (a blob decodes asynchronously too)
+            await page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=handle, timeout=QUICK)
             assert await page.evaluate("sessionStorage.getItem('dinostream-token')") == TOKENS["viewer"]
             await page.reload()  # the same tab: no second question
             await expect(page.locator("#connection-text")).to_have_text("live", timeout=QUICK)
