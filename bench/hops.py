@@ -13,7 +13,8 @@ after --warmup frames per stream so the anomaly warm-up and calibration are behi
   drives it (`--batch N`: N records at a time through `receive_records`);
 - index: `IndexWriter` over Qdrant Edge in a temporary directory, --index-batch records a write,
   decoding included (the sink decodes what it consumes);
-- gateway: header decode and the hub's frame notice and event messages, one subscriber.
+- gateway: the frame previews' decode (what it reads since the previews topic) and the hub's frame
+  notice and event messages, one subscriber.
 
 It is the quick, quiet peer of bench/density.py (which runs the real topology): the figures
 are comparable from run to run on one machine, and --profile prints cProfile's top functions
@@ -49,7 +50,7 @@ from dinostream.analytics.processor_set import ProcessorHost, ProcessorSet  # no
 from dinostream.analytics.watchlist import Exemplar, Watchlist  # noqa: E402
 from dinostream.analytics.worker import default_processors  # noqa: E402
 from dinostream.analyze import embed_file  # noqa: E402
-from dinostream.core.records import Box, Event, FrameEmbedding, FrameHeader  # noqa: E402
+from dinostream.core.records import Box, Event, FrameEmbedding, FrameHeader, FramePreview  # noqa: E402
 from dinostream.core.settings import Settings  # noqa: E402
 from dinostream.dashboard.live_hub import LiveHub  # noqa: E402
 from dinostream.demo_video import make_video  # noqa: E402
@@ -159,10 +160,11 @@ def index_hop(settings: Settings, feed: list[bytes], batch: int, tmp: Path, prof
 
 def gateway_hop(feed: list[bytes], events: list[Event], profile: bool) -> tuple[float, Cpu]:
     hub = LiveHub(queue_size=len(feed) + len(events) + 10)
+    previews = [FrameEmbedding.decode(v).preview(0, i).encode() for i, v in enumerate(feed)]  # what the stage sends
     with hub.subscribe("bench") as sub, Cpu(profile) as cpu:
-        for v in feed:
-            h = FrameHeader.decode(v)
-            hub.publish_frame(h.stream, h.seq, h.pts, h.thumbnail, model=h.model, untrained=h.untrained)
+        for v in previews:
+            p = FramePreview.decode(v)
+            hub.publish_frame(p.stream, p.seq, p.pts, p.thumbnail, model=p.model, untrained=p.untrained)
         for i, e in enumerate(events):
             hub.publish_event(Event.decode(e.encode()), partition=0, offset=i)
         del sub

@@ -1,8 +1,9 @@
 """Kafka → LiveHub: the gateway's view of the live streams.
 
-Reads the events topic and the embeddings topic from their ends (no consumer group: every
+Reads the events topic and the previews topic from their ends (no consumer group: every
 gateway sees everything) and publishes events and the latest thumbnail per stream to the hub.
-Of each frame record only its `FrameHeader` is read (fields and JPEG), never its arrays.
+A frame's preview is its fields, its JPEG and where its whole record is: a few KB, where the
+whole record on the embeddings topic (which the gateway never follows) is ~155 KB for ViT-S/16.
 Events go to the hub with their partition and offset (the cursor clients resume from), and
 `event_log` reads the events topic back for clients that missed more than the hub remembers.
 """
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer
 
 from dinostream.core.kafka_io import client_security
-from dinostream.core.records import Event, FrameHeader, RecordError
+from dinostream.core.records import Event, FramePreview, RecordError
 from dinostream.core.settings import KafkaSettings
 from dinostream.dashboard.event_log import KafkaEventLog
 from dinostream.dashboard.live_hub import LiveHub
@@ -30,15 +31,14 @@ class LiveFeed:
         bootstrap: str,
         kafka: KafkaSettings,
         *,
-        on_frame_record: Callable[[bytes, FrameHeader], None] | None = None,
+        on_preview: Callable[[FramePreview], None] | None = None,
     ) -> None:
-        """`on_frame_record` also gets every frame record, still encoded, with the header read from
-        it (e.g. `RecentFrames.add`)."""
+        """`on_preview` also gets every frame preview (e.g. `RecentFrames.note`)."""
         self.hub = hub
         self.kafka = kafka
-        self.on_frame_record = on_frame_record
+        self.on_preview = on_preview
         self._consumer = AIOKafkaConsumer(
-            kafka.embeddings_topic,
+            kafka.previews_topic,
             kafka.events_topic,
             bootstrap_servers=bootstrap,
             group_id=None,
@@ -82,7 +82,7 @@ class LiveFeed:
             await self._consumer.stop()
 
     def _publish_frame(self, data: bytes) -> None:
-        h = FrameHeader.decode(data)
-        self.hub.publish_frame(h.stream, h.seq, h.pts, h.thumbnail, model=h.model, untrained=h.untrained)
-        if self.on_frame_record is not None:
-            self.on_frame_record(data, h)
+        p = FramePreview.decode(data)
+        self.hub.publish_frame(p.stream, p.seq, p.pts, p.thumbnail, model=p.model, untrained=p.untrained)
+        if self.on_preview is not None:
+            self.on_preview(p)

@@ -1,64 +1,188 @@
-"""The last few frame records of each stream, kept whole so a click on a live frame can be turned
-into a watchlist exemplar or a click-to-segment heatmap from that frame's patch grid.
+"""The last frames of each stream, so a click on a live frame can be turned into a watchlist
+exemplar or a click-to-segment heatmap from that frame's patch grid.
 
-Bounded twice: at most `per_stream` records per stream and `max_bytes` in all (the stream with
-the most records gives up its oldest first). Records are stored encoded and decoded on demand.
+A gateway keeps where each recent frame's whole record is (`note(preview)`: partition and offset
+in the embeddings topic, from the previews topic) and reads the record back when a click names it
+(`KafkaRecordReader`): the live view never reads the ~155 KB records, only the clicks do. A process
+that holds records already keeps them whole (`add`).
 
-    recent = RecentFrames(per_stream=32, max_bytes=64_000_000)
-    recent.add(record_bytes)                 # from the embeddings topic (or add(data, header))
-    rec = recent.get("cam-1", 1234)          # FrameEmbedding or None
+Bounded: at most `per_stream` frames per stream, and whole records at most `max_bytes` in all (the
+stream with the most frames gives up its oldest first). The last `cache` records read back stay
+decoded (a click, its preview and its registration read the same frame).
+
+    recent = RecentFrames(per_stream=120, read=KafkaRecordReader(bootstrap, "dinostream.embeddings").read)
+    recent.note(preview)                     # from the previews topic (or add(record_bytes))
+    rec = await recent.get("cam-1", 1234)    # FrameEmbedding, or None when not kept
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
-from dinostream.core.records import FrameEmbedding, FrameHeader
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from dinostream.core.errors import BrokerError
+from dinostream.core.records import FrameEmbedding, FrameHeader, FramePreview
+
+log = logging.getLogger(__name__)
+
+ReadRecord = Callable[[int, int], Awaitable[bytes | None]]  # (partition, offset) -> the record, None if gone
 
 
 class RecentFrames:
-    def __init__(self, per_stream: int = 32, max_bytes: int = 64_000_000) -> None:
-        if per_stream < 1 or max_bytes < 1:
-            raise ValueError(f"per_stream and max_bytes must be positive, got {per_stream}, {max_bytes}")
+    def __init__(
+        self, per_stream: int = 32, max_bytes: int = 64_000_000, *, read: ReadRecord | None = None, cache: int = 8
+    ) -> None:
+        if per_stream < 1 or max_bytes < 1 or cache < 0:
+            raise ValueError(
+                f"per_stream and max_bytes must be positive and cache >= 0, got {per_stream}, {max_bytes}, {cache}"
+            )
         self.per_stream = per_stream
         self.max_bytes = max_bytes
-        self._streams: dict[str, OrderedDict[int, bytes]] = {}
+        self.read = read
+        self.cache_size = cache
+        # Per stream, seq -> the whole record, or (partition, offset) of it in the embeddings topic.
+        self._streams: dict[str, OrderedDict[int, bytes | tuple[int, int]]] = {}
         self._bytes = 0
+        self._cache: OrderedDict[tuple[str, int], FrameEmbedding] = OrderedDict()
         self.evicted = 0
+        self.read_back = 0  # records read from Kafka for a click
+        self.gone = 0  # asked for, noted, but no longer in Kafka (retention)
 
     def add(self, data: bytes, header: FrameHeader | None = None) -> None:
-        """Keep one encoded FrameEmbedding. Only its header is read, and not even that when the
-        caller passes the one it read already (`LiveFeed` does)."""
+        """Keep one encoded FrameEmbedding whole. Only its header is read, and not even that when
+        the caller passes the one it read already."""
         h = FrameHeader.decode(data) if header is None else header
-        frames = self._streams.setdefault(h.stream, OrderedDict())
-        old = frames.pop(h.seq, None)
-        if old is not None:
+        self._keep(h.stream, h.seq, data)
+
+    def note(self, preview: FramePreview) -> None:
+        """Keep where a frame's whole record is, to read it back if a click names the frame."""
+        if self.read is None:
+            raise RuntimeError("RecentFrames without `read` cannot read records back: keep them with add()")
+        self._keep(preview.stream, preview.seq, preview.at)
+
+    def _keep(self, stream: str, seq: int, value: bytes | tuple[int, int]) -> None:
+        frames = self._streams.setdefault(stream, OrderedDict())
+        old = frames.pop(seq, None)
+        if isinstance(old, bytes):
             self._bytes -= len(old)
-        frames[h.seq] = data
-        self._bytes += len(data)
+        self._cache.pop((stream, seq), None)  # a frame written again (a redelivery) is read again
+        frames[seq] = value
+        if isinstance(value, bytes):
+            self._bytes += len(value)
         while len(frames) > self.per_stream:
             self._evict(frames)
         while self._bytes > self.max_bytes:
             self._evict(max(self._streams.values(), key=len))
 
-    def get(self, stream: str, seq: int) -> FrameEmbedding | None:
-        data = self._streams.get(stream, {}).get(seq)
-        return None if data is None else FrameEmbedding.decode(data)
-
-    def latest(self, stream: str) -> FrameEmbedding | None:
-        frames = self._streams.get(stream)
-        if not frames:
+    async def get(self, stream: str, seq: int) -> FrameEmbedding | None:
+        """The frame, or None when it is not among the recent ones or its record is gone from Kafka.
+        Raises BrokerError when Kafka does not answer."""
+        kept = self._streams.get(stream, {}).get(seq)
+        if kept is None:
             return None
-        return FrameEmbedding.decode(frames[next(reversed(frames))])
+        if isinstance(kept, bytes):
+            return FrameEmbedding.decode(kept)
+        rec = self._cache.get((stream, seq))
+        if rec is not None:
+            self._cache.move_to_end((stream, seq))
+            return rec
+        assert self.read is not None
+        data = await self.read(*kept)
+        if data is None:
+            self.gone += 1
+            return None
+        self.read_back += 1
+        rec = FrameEmbedding.decode(data)
+        if (rec.stream, rec.seq) != (stream, seq):
+            # Another record at that place: the topic was recreated since the preview was written.
+            log.error("frame %d of %s: the embeddings record at %s is %s/%d", seq, stream, kept, rec.stream, rec.seq)
+            return None
+        if self.cache_size:
+            self._cache[(stream, seq)] = rec
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return rec
 
     def seqs(self, stream: str) -> list[int]:
         return list(self._streams.get(stream, {}))
 
     @property
     def nbytes(self) -> int:
+        """Bytes of the records kept whole."""
         return self._bytes
 
-    def _evict(self, frames: OrderedDict[int, bytes]) -> None:
-        _, data = frames.popitem(last=False)
-        self._bytes -= len(data)
+    def _evict(self, frames: OrderedDict[int, bytes | tuple[int, int]]) -> None:
+        _, value = frames.popitem(last=False)
+        if isinstance(value, bytes):
+            self._bytes -= len(value)
         self.evicted += 1
+
+
+class KafkaRecordReader:
+    """Reads one record of a topic back by partition and offset, with a short-lived consumer
+    without a group (clicks are rare; a consumer kept open would keep fetching); at most
+    `max_concurrent` at once."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        timeout_s: float = 15.0,
+        max_fetch_bytes: int = 0,
+        max_concurrent: int = 4,
+        security: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.timeout_s = timeout_s
+        self.security = dict(security or {})
+        self._max_fetch_bytes = max_fetch_bytes
+        self._gate = asyncio.Semaphore(max_concurrent)
+
+    async def read(self, partition: int, offset: int) -> bytes | None:
+        """The record's value; None when the partition no longer (or never) held that offset.
+        Raises BrokerError naming the topic when Kafka does not answer within the timeout."""
+        async with self._gate:
+            try:
+                return await asyncio.wait_for(self._read(TopicPartition(self.topic, partition), offset), self.timeout_s)
+            except (TimeoutError, KafkaError, OSError) as e:
+                raise BrokerError(
+                    f"cannot read record {partition}:{offset} of {self.topic!r} back from {self.bootstrap}: "
+                    f"{type(e).__name__}: {e}"
+                ) from None
+
+    async def _read(self, tp: TopicPartition, offset: int) -> bytes | None:
+        extra = {"max_partition_fetch_bytes": self._max_fetch_bytes} if self._max_fetch_bytes else {}
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id="dinostream-gateway-frames",
+            **extra,
+            **self.security,
+        )
+        try:
+            await consumer.start()  # inside: a start that fails or times out is stopped too
+            await consumer.topics()
+            if tp.partition not in (consumer.partitions_for_topic(tp.topic) or ()):
+                return None
+            consumer.assign([tp])
+            first = (await consumer.beginning_offsets([tp]))[tp]
+            end = (await consumer.end_offsets([tp]))[tp]
+            if not first <= offset < end:
+                return None
+            consumer.seek(tp, offset)
+            while True:
+                batches = await consumer.getmany(tp, timeout_ms=200, max_records=1)
+                for msg in batches.get(tp, ()):
+                    return msg.value if msg.offset == offset else None  # past it: not a record (a marker)
+        finally:
+            await consumer.stop()

@@ -44,6 +44,7 @@ from dinostream.analytics.watchlist import (
     click_to_segment,
     exemplar_from_patches,
 )
+from dinostream.core.errors import BrokerError
 from dinostream.core.records import Box, FrameEmbedding
 from dinostream.core.settings import ReidSettings
 from dinostream.dashboard.assets_api import picture_bytes
@@ -202,7 +203,7 @@ def watchlist_router(
             body, data = await _json(request, SegmentRequest), None
         if body.frame is not None and not body.picture_size:
             assert body.point is not None
-            rec = _recent(body.frame)
+            rec = await _recent(body.frame)
             settings = reid_of(body.frame.stream)
             threshold = settings.click_threshold if body.threshold is None else body.threshold
             seg = click_to_segment(
@@ -216,7 +217,7 @@ def watchlist_router(
                 "threshold": threshold,
             }
         if body.frame is not None:
-            rec = _recent(body.frame)
+            rec = await _recent(body.frame)
             settings = reid_of(body.frame.stream)
             if not rec.thumbnail:
                 raise ApiError(
@@ -315,7 +316,7 @@ def watchlist_router(
 
     async def _from_frame(request: Request) -> tuple[str | None, str, np.ndarray, dict[str, Any]]:
         body = await _json(request, FromFrame)
-        rec = _recent(body.frame)
+        rec = await _recent(body.frame)
         extra: dict[str, Any] = {"source": "frame", "frame": body.frame.model_dump()}
         settings = reid_of(body.frame.stream)
         if body.point is not None:
@@ -342,9 +343,12 @@ def watchlist_router(
             where = ".".join(str(p) for p in first.get("loc", ())) or "body"
             raise ApiError(422, "invalid_request", f"{where}: {first.get('msg', 'invalid value')}") from None
 
-    def _recent(ref: FrameRef) -> FrameEmbedding:
+    async def _recent(ref: FrameRef) -> FrameEmbedding:
         check_stream(ref.stream)
-        rec = recent.get(ref.stream, ref.seq)
+        try:
+            rec = await recent.get(ref.stream, ref.seq)
+        except BrokerError as e:
+            raise ApiError(503, "broker_unavailable", str(e)) from None
         if rec is None:
             kept = recent.seqs(ref.stream)
             span = f"frames {kept[0]}-{kept[-1]} are" if kept else "no frame is"

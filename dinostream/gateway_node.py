@@ -22,6 +22,7 @@ from dinostream.analytics.watchlist import Exemplar, Watchlist
 from dinostream.analytics.watchlist_feed import WatchlistFeed, exemplar_message
 from dinostream.analytics.worker import control_message
 from dinostream.asset_analysis import analysis_runner
+from dinostream.core.kafka_io import client_security
 from dinostream.core.records import Event
 from dinostream.dashboard.analytics_control import AnalyticsControl
 from dinostream.dashboard.app import create_app
@@ -29,7 +30,7 @@ from dinostream.dashboard.guard import tls_options
 from dinostream.dashboard.live_feed import LiveFeed
 from dinostream.dashboard.live_hub import LiveHub
 from dinostream.dashboard.metrics import Families, component_families
-from dinostream.dashboard.recent_frames import RecentFrames
+from dinostream.dashboard.recent_frames import KafkaRecordReader, RecentFrames
 from dinostream.dashboard.role_app import create_role_app
 from dinostream.dashboard.streams_api import StreamCatalog
 from dinostream.dashboard.watchlist_api import watchlist_router
@@ -104,8 +105,16 @@ class GatewayNode(Node):
             catalog = self.directory = StreamDirectory(bootstrap, s.kafka, s.ingest, producer)
             await self.directory.start()
             self._tasks["streams-directory"] = asyncio.create_task(self.directory.run(), name="streams-directory")
-        recent = RecentFrames()  # whole records of the last frames: clicks on live frames
-        self.feed = LiveFeed(self.hub, bootstrap, s.kafka, on_frame_record=recent.add)
+        # Where the last minute of frames of each stream is (2 fps): a click reads its whole record back.
+        reader = KafkaRecordReader(
+            bootstrap,
+            s.kafka.embeddings_topic,
+            timeout_s=max(15.0, s.kafka.connect_timeout_s * 3),
+            max_fetch_bytes=max(s.kafka.max_message_bytes * 2, 1_048_576),
+            security=client_security(s.kafka),
+        )
+        recent = RecentFrames(per_stream=120, read=reader.read)
+        self.feed = LiveFeed(self.hub, bootstrap, s.kafka, on_preview=recent.note)
         await self.feed.start()
         self._tasks["live-feed"] = asyncio.create_task(self.feed.run(), name="live-feed")
         self.watchlist_feed = WatchlistFeed(self.watchlist, bootstrap, s.kafka)

@@ -18,6 +18,7 @@ def unique_kafka(**overrides: Any) -> KafkaSettings:
     tag = uuid.uuid4().hex[:8]
     topics = {
         "embeddings_topic": f"emb-{tag}",
+        "previews_topic": f"prev-{tag}",
         "events_topic": f"ev-{tag}",
         "control_topic": f"ctl-{tag}",
         "watchlist_topic": f"wl-{tag}",

@@ -84,18 +84,24 @@ def embeddings_configs(settings: KafkaSettings) -> dict[str, str]:
     """Retention and segment size of the embeddings topic (the big one)."""
     out = {"segment.bytes": str(settings.embeddings_segment_bytes)}
     if settings.embeddings_retention_ms is not None:
-        out["retention.ms"] = str(settings.embeddings_retention_ms)
-        # Retention deletes closed segments only: roll at least hourly so a quiet partition ages out too.
-        out["segment.ms"] = str(min(3_600_000, settings.embeddings_retention_ms))
+        out.update(_retention(settings.embeddings_retention_ms))
     if settings.embeddings_retention_bytes is not None:
         out["retention.bytes"] = str(settings.embeddings_retention_bytes)
     return out
+
+
+def _retention(ms: int) -> dict[str, str]:
+    """retention.ms, and segments that roll at least hourly: retention deletes closed segments only, so a
+    quiet partition ages out too."""
+    return {"retention.ms": str(ms), "segment.ms": str(min(3_600_000, ms))}
 
 
 def topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
     """Every topic `ensure_topics` creates, as it creates it."""
     return [
         topic_spec(settings, settings.embeddings_topic, configs=embeddings_configs(settings)),
+        # Small records read from their end by every gateway: kept an hour, in segments that roll with it.
+        topic_spec(settings, settings.previews_topic, configs=_retention(settings.previews_retention_ms)),
         topic_spec(settings, settings.events_topic),
         topic_spec(settings, settings.control_topic),
         # Small and read whole by every worker: one partition, only the latest value per exemplar.

@@ -1,4 +1,5 @@
-"""The model stage's Kafka sink: frame records to the embeddings topic, keyed by stream.
+"""The model stage's Kafka sink: frame records to the embeddings topic, keyed by stream, and
+each one's preview (fields, thumbnail, where the record is) to the previews topic.
 
 sink = RecordProducer(settings.kafka, drop_on_error=True)
 sink.producer = await start_producer(bootstrap, settings.kafka, embedded=False, stack=stack)
@@ -33,6 +34,10 @@ class RecordProducer:
     `failed` and dropped, like a live frame the model fell behind on: the stage never stops for
     an outage, and the frame queues before it stay bounded (they drop the oldest and count).
     Without it a Kafka error propagates (the model stage fails and the service stops).
+
+    Once Kafka has taken a batch, each record's `FramePreview` (which names the partition and offset
+    it was written at) goes to the previews topic, not waited for: a lost preview costs the live view
+    one thumbnail, nothing else (counted as `previews_failed`).
     """
 
     def __init__(self, kafka: KafkaSettings, *, drop_on_error: bool = False) -> None:
@@ -42,6 +47,8 @@ class RecordProducer:
         self.produced = 0
         self.oversize = 0
         self.failed = 0
+        self.previews = 0
+        self.previews_failed = 0
         self.last_failure: float | None = None  # wall clock
         self.last_error: str | None = None
 
@@ -49,6 +56,7 @@ class RecordProducer:
         producer = self.producer
         assert producer is not None, "the stage starts after the producer"
         futures = []
+        sent: list[FrameEmbedding] = []
         try:
             for rec in batch:
                 data = rec.encode()
@@ -63,7 +71,8 @@ class RecordProducer:
                     )
                     continue
                 futures.append(await producer.send(self.kafka.embeddings_topic, data, key=rec.key))
-            await asyncio.gather(*futures)
+                sent.append(rec)
+            written = await asyncio.gather(*futures)
         except KafkaError as e:
             if not self.drop_on_error:
                 raise
@@ -81,12 +90,31 @@ class RecordProducer:
             )
             return
         self.produced += len(futures)
+        await self._previews(producer, sent, written)
+
+    async def _previews(self, producer: AIOKafkaProducer, sent: list[FrameEmbedding], written: list[Any]) -> None:
+        try:
+            for rec, md in zip(sent, written, strict=True):
+                data = rec.preview(md.partition, md.offset).encode()
+                fut = await producer.send(self.kafka.previews_topic, data, key=rec.key)
+                fut.add_done_callback(self._preview_done)
+        except KafkaError as e:  # the producer could not even queue it (e.g. the buffer stayed full)
+            self.previews_failed += 1
+            log.warning("frame preview not sent: %s: %s", type(e).__name__, e)
+
+    def _preview_done(self, f: asyncio.Future[Any]) -> None:
+        if f.cancelled() or f.exception() is not None:
+            self.previews_failed += 1
+        else:
+            self.previews += 1
 
     def stats(self) -> dict[str, Any]:
         return {
             "produced": self.produced,
             "oversize_dropped": self.oversize,
             "failed_dropped": self.failed,
+            "previews": self.previews,
+            "previews_failed": self.previews_failed,
             "last_error": self.last_error,
         }
 

@@ -9,9 +9,14 @@ payload the vector index stores (`to_index_payload`, and back), the JSON the web
 (`Event.to_json`), and `FrameHeader`, the view of a frame record for consumers that need no
 arrays (its fields and thumbnail, read without touching the arrays).
 
+A `FramePreview` is what the live view needs of a frame, sent on a topic of its own beside the
+whole record: the header's fields, the thumbnail and where the whole record is (partition and
+offset in the embeddings topic), a few KB where the whole ViT-S/16 record is ~155 KB.
+
     >>> rec = FrameEmbedding.decode(data)          # bytes from the embeddings topic
     >>> rec.patches.shape                          # (grid_h, grid_w, dim), float16
     >>> FrameHeader.decode(data).thumbnail         # the JPEG, arrays left alone
+    >>> FramePreview.decode(rec.preview(3, 1234).encode()).at   # (3, 1234)
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import numpy as np
 
 WIRE_VERSION = 1
 _MAGIC = b"DSE"
+_PREVIEW_MAGIC = b"DSP"
 _HEADER_LEN = struct.Struct("<I")
 _STREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Namespace for deterministic ids: the same (stream, frame) always maps to the same point id.
@@ -167,6 +173,12 @@ class FrameEmbedding:
             (gh, gw),
             self.thumbnail,
             self.version,
+        )
+
+    def preview(self, partition: int, offset: int) -> FramePreview:
+        """This frame's preview, for a record written at `offset` of `partition` of the embeddings topic."""
+        return FramePreview(
+            self.stream, self.seq, self.pts, self.ts, self.model, self.untrained, partition, offset, self.thumbnail
         )
 
     def encode(self) -> bytes:
@@ -315,6 +327,96 @@ def _read_header(data: bytes) -> tuple[FrameHeader, int]:
         version=data[3],
     )
     return header, start
+
+
+@dataclass(frozen=True)
+class FramePreview:
+    """What the live view reads of a frame: its fields, its thumbnail, and where its whole record is
+    (`partition`, `offset` in the embeddings topic: a click on the frame reads it from there).
+
+    Binary like the whole record: magic `DSP` with the version, a length-prefixed JSON header, the JPEG.
+
+        >>> p = FramePreview.decode(data)          # bytes from the previews topic
+        >>> p.stream, p.seq, p.at, p.thumbnail
+    """
+
+    stream: str
+    seq: int
+    pts: float
+    ts: float
+    model: str
+    untrained: bool
+    partition: int  # of the whole record in the embeddings topic
+    offset: int
+    thumbnail: bytes = b""  # JPEG
+    version: int = WIRE_VERSION
+
+    def __post_init__(self) -> None:
+        _check_frame_fields(self.stream, self.seq, self.pts, self.ts, self.thumbnail, self.version)
+        if not _is_count(self.partition) or not _is_count(self.offset):
+            raise RecordError(
+                f"frame preview needs a partition and offset >= 0, got {self.partition!r}, {self.offset!r}"
+            )
+        if not isinstance(self.model, str) or not isinstance(self.untrained, bool):
+            raise RecordError(
+                f"frame preview model must be text and untrained a bool, got {self.model!r}, {self.untrained!r}"
+            )
+
+    @property
+    def at(self) -> tuple[int, int]:
+        """(partition, offset) of the whole record in the embeddings topic."""
+        return self.partition, self.offset
+
+    @property
+    def key(self) -> bytes:
+        """Kafka key: the stream, as the whole record's."""
+        return self.stream.encode()
+
+    def encode(self) -> bytes:
+        header = {
+            "stream": self.stream,
+            "seq": self.seq,
+            "pts": self.pts,
+            "ts": self.ts,
+            "model": self.model,
+            "untrained": self.untrained,
+            "at": [self.partition, self.offset],
+        }
+        hb = json.dumps(header, separators=(",", ":")).encode()
+        return b"".join((_PREVIEW_MAGIC, bytes([self.version]), _HEADER_LEN.pack(len(hb)), hb, self.thumbnail))
+
+    @classmethod
+    def decode(cls, data: bytes) -> FramePreview:
+        if len(data) < 8 or data[:3] != _PREVIEW_MAGIC:
+            raise RecordError("not a dinostream frame preview record")
+        if data[3] != WIRE_VERSION:
+            raise RecordError(f"unsupported wire version {data[3]}")
+        (n,) = _HEADER_LEN.unpack_from(data, 4)
+        if 8 + n > len(data):
+            raise RecordError(f"frame preview is {len(data)} bytes, shorter than its {n}-byte header")
+        try:
+            h = json.loads(data[8 : 8 + n])
+        except ValueError as e:
+            raise RecordError(f"frame preview header is not JSON: {e}") from None
+        need = {"stream", "seq", "pts", "ts", "model", "untrained", "at"}
+        if not isinstance(h, dict) or not need <= h.keys():
+            missing = sorted(need - set(h)) if isinstance(h, dict) else sorted(need)
+            raise RecordError(f"frame preview header lacks {missing}")
+        at = h["at"]
+        if not isinstance(at, list) or len(at) != 2:
+            raise RecordError(f"frame preview header has an invalid position {at!r}")
+        return cls(
+            stream=h["stream"],
+            seq=h["seq"],
+            pts=h["pts"],
+            ts=h["ts"],
+            model=h["model"],
+            untrained=h["untrained"],
+            partition=at[0],
+            offset=at[1],
+            thumbnail=bytes(data[8 + n :]),
+            version=data[3],
+        )
 
 
 def _is_count(v: object) -> bool:

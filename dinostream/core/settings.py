@@ -241,6 +241,11 @@ class KafkaSettings(_Strict):
 
     bootstrap: str | None = Field(None, description="host:port[,host:port]; None starts the embedded broker.")
     embeddings_topic: str = "dinostream.embeddings"
+    previews_topic: str = Field(
+        "dinostream.previews",
+        description="Each frame's preview (fields, thumbnail and where its whole record is), written beside the "
+        "embeddings: what the gateways' live view reads, a few KB a frame instead of the whole record.",
+    )
     events_topic: str = "dinostream.events"
     control_topic: str = Field("dinostream.control", description="Run-time per-stream analytics settings.")
     watchlist_topic: str = Field(
@@ -306,6 +311,11 @@ class KafkaSettings(_Strict):
         ge=1_048_576,
         description="segment.bytes of the embeddings topic: retention deletes whole segments, so smaller ones "
         "keep the disk near the limit.",
+    )
+    previews_retention_ms: int = Field(
+        3600 * 1000,
+        ge=60_000,
+        description="retention.ms of the previews topic: the live view reads it from its end, so an hour is plenty.",
     )
     worker_session_timeout_s: float | None = Field(
         None,

@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dinostream.core.records import Event, FrameEmbedding, FrameHeader, RecordError, event_id, frame_point_id
+from dinostream.core.records import (
+    Event,
+    FrameEmbedding,
+    FrameHeader,
+    FramePreview,
+    RecordError,
+    event_id,
+    frame_point_id,
+)
 
 
 def _jpeg() -> bytes:
@@ -264,3 +272,42 @@ def test_float_and_unit_patches_are_exact_shared_and_read_only() -> None:
     for shared in (rec.patches_f32, rec.unit_patches):
         with pytest.raises(ValueError, match="read-only"):
             shared[0, 0, 0] = 1.0
+
+
+def test_preview_round_trip_is_small_and_names_the_record() -> None:
+    rec = _rec()
+    p = rec.preview(3, 12345)
+    data = p.encode()
+    back = FramePreview.decode(data)
+    assert back == p and back.at == (3, 12345) and back.key == rec.key
+    assert (back.stream, back.seq, back.pts, back.ts, back.model, back.untrained) == ("or-1", 3, 1.5, 1.7e9, "m", False)
+    assert back.thumbnail == rec.thumbnail
+    assert len(data) - len(rec.thumbnail) < 200 and len(data) * 50 < len(rec.encode())
+
+
+@pytest.mark.parametrize(
+    "data,needle",
+    [
+        (b"", "not a dinostream frame preview"),
+        (_rec().encode(), "not a dinostream frame preview"),  # a whole record is not a preview
+        (b"DSP\x09" + b"\0" * 20, "unsupported wire version"),
+        (b"DSP\x01" + struct.pack("<I", 99) + b"{}", "shorter than its 99-byte header"),
+        (b"DSP\x01" + struct.pack("<I", 2) + b"{]", "not JSON"),
+        (b"DSP\x01" + struct.pack("<I", 2) + b"{}", "lacks ['at', 'model'"),
+    ],
+    ids=["empty", "whole-record", "future-version", "truncated", "not-json", "missing-fields"],
+)
+def test_preview_decode_refuses_garbage(data: bytes, needle: str) -> None:
+    with pytest.raises(RecordError, match=needle.replace("[", "\\[")):
+        FramePreview.decode(data)
+
+
+@pytest.mark.parametrize(
+    "at,needle",
+    [([1], "invalid position"), ([-1, 0], "partition and offset >= 0"), ([0, 1.5], "partition and offset >= 0")],
+)
+def test_preview_with_a_bad_position_is_refused(at: list[object], needle: str) -> None:
+    h = {"stream": "a", "seq": 0, "pts": 0.0, "ts": 0.0, "model": "m", "untrained": False, "at": at}
+    hb = json.dumps(h).encode()
+    with pytest.raises(RecordError, match=needle):
+        FramePreview.decode(b"DSP\x01" + struct.pack("<I", len(hb)) + hb)

@@ -80,6 +80,7 @@ async def test_ensure_topics_creates_every_topic_as_topic_specs_says(admin: type
     assert got == {s.name: s for s in topic_specs(kafka)}
     assert set(got) == {
         "dinostream.embeddings",
+        "dinostream.previews",
         "dinostream.events",
         "dinostream.control",
         "dinostream.watchlist",
@@ -113,6 +114,12 @@ async def test_per_topic_configs(admin: type[FakeAdmin]) -> None:
     assert emb["retention.bytes"] == str(16 * 1024**3)
     assert emb["segment.bytes"] == str(256 * 1024**2)
     assert int(emb["segment.ms"]) <= 3_600_000  # a quiet partition still ages out
+    previews = got["dinostream.previews"].configs
+    assert (previews["cleanup.policy"], previews["retention.ms"], previews["segment.ms"]) == (
+        "delete",
+        "3600000",
+        "3600000",
+    )
     for registry in ("dinostream.streams", "dinostream.stream-health", "dinostream.watchlist"):
         assert got[registry].configs["cleanup.policy"] == "compact", registry
         assert "retention.ms" not in got[registry].configs, registry
@@ -141,7 +148,7 @@ async def test_existing_topics_with_room_are_left_alone(admin: type[FakeAdmin]) 
     admin.existing = {"dinostream.embeddings": 1_048_588}  # Kafka's default broker limit
     await ensure_topics("kafka:9092", KafkaSettings())
     assert "dinostream.embeddings" not in sent(admin.created)
-    assert len(admin.created) == 5
+    assert len(admin.created) == len(topic_specs(KafkaSettings())) - 1
 
 
 async def test_the_alert_services_dead_letter_topic(admin: type[FakeAdmin]) -> None:

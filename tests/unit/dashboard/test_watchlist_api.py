@@ -175,7 +175,7 @@ async def test_not_an_image_and_wrong_content_type(world: World) -> None:
     assert r.status_code == 413
 
 
-def test_recent_frames_are_bounded_per_stream_and_in_bytes() -> None:
+async def test_recent_frames_are_bounded_per_stream_and_in_bytes() -> None:
     recent = RecentFrames(per_stream=3)
     for seq in range(5):
         recent.add(_frame(seq).encode())
@@ -185,8 +185,8 @@ def test_recent_frames_are_bounded_per_stream_and_in_bytes() -> None:
     for seq in range(5):
         small.add(_frame(seq).encode())
     assert small.seqs("cam-1") == [3, 4] and small.nbytes <= small.max_bytes and small.evicted == 3
-    rec = small.latest("cam-1")
-    assert rec is not None and rec.seq == 4
+    rec = await small.get("cam-1", 4)
+    assert rec is not None and rec.seq == 4 and await small.get("cam-1", 2) is None
 
 
 async def test_a_click_segments_with_the_stream_s_own_threshold() -> None:
