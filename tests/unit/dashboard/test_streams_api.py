@@ -306,6 +306,9 @@ async def test_analytics_settings_are_kept_with_the_stream_and_survive_a_restart
 
     before = world.registry_path.read_bytes()
     assert_error(await http.patch(f"{path}/anomaly", json={"threshold": -1}), 422, "invalid_settings", "threshold")
+    # Issue 17's request that stopped every camera (the worker raised on the stream's next record): refused here.
+    bad = {"seed": -1, "warmup_frames": 2}
+    assert_error(await http.patch(f"{path}/anomaly", json=bad), 422, "invalid_settings", "seed")
     assert_error(await http.patch(f"{path}/anomaly", json={"treshold": 2}), 422, "invalid_settings", "treshold")
     assert_error(await http.patch(f"{path}/nope", json={}), 404, "unknown_processor")
     assert world.registry_path.read_bytes() == before and len(world.sent) == 1, "refused: nothing kept or sent"
