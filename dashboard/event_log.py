@@ -12,18 +12,16 @@ same on every gateway, because it names Kafka offsets rather than a counter of o
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import TopicPartition
 
-from dinostream.core.errors import BrokerError
+from dinostream.dashboard.topic_reader import TopicReader
 
 log = logging.getLogger(__name__)
 
@@ -86,48 +84,16 @@ class EventLog(Protocol):
     async def read(self, start: Cursor, until: Mapping[int, int], limit: int) -> Replay: ...
 
 
-class KafkaEventLog:
+class KafkaEventLog(TopicReader):
     """Reads the events topic back; at most `max_concurrent` readers at once (reconnect storms)."""
-
-    def __init__(
-        self,
-        bootstrap: str,
-        topic: str,
-        *,
-        timeout_s: float = 15.0,
-        max_concurrent: int = 4,
-        max_fetch_bytes: int = 0,
-        security: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.bootstrap = bootstrap
-        self.security = dict(security or {})  # `client_security(kafka)`: TLS/SASL of its consumers
-        self.topic = topic
-        self.timeout_s = timeout_s
-        self._gate = asyncio.Semaphore(max_concurrent)
-        self._max_fetch_bytes = max_fetch_bytes
 
     async def read(self, start: Cursor, until: Mapping[int, int], limit: int) -> Replay:
         """Events after `start` and before `until` (next offsets per partition; a partition `until`
         leaves out is read to its current end). Raises BrokerError if the broker does not answer."""
-        async with self._gate:
-            try:
-                return await asyncio.wait_for(self._read(start, until, limit), self.timeout_s)
-            except (TimeoutError, KafkaError, OSError) as e:
-                raise BrokerError(
-                    f"cannot read the events topic {self.topic!r} back from {self.bootstrap}: {type(e).__name__}: {e}"
-                ) from None
+        return await self.bounded(f"the events topic {self.topic!r}", lambda: self._read(start, until, limit))
 
     async def _read(self, start: Cursor, until: Mapping[int, int], limit: int) -> Replay:
-        extra = {"max_partition_fetch_bytes": self._max_fetch_bytes} if self._max_fetch_bytes else {}
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            client_id="dinostream-gateway-replay",
-            **extra,
-            **self.security,
-        )
+        consumer = self.consumer("dinostream-gateway-replay")
         await consumer.start()
         try:
             await consumer.topics()  # metadata for partitions_for_topic

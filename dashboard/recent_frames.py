@@ -17,17 +17,14 @@ decoded (a click, its preview and its registration read the same frame).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import TopicPartition
 
-from dinostream.core.errors import BrokerError
 from dinostream.core.records import FrameEmbedding, FrameHeader, FramePreview
+from dinostream.dashboard.topic_reader import TopicReader
 
 log = logging.getLogger(__name__)
 
@@ -124,51 +121,18 @@ class RecentFrames:
         self.evicted += 1
 
 
-class KafkaRecordReader:
-    """Reads one record of a topic back by partition and offset, with a short-lived consumer
-    without a group (clicks are rare; a consumer kept open would keep fetching); at most
-    `max_concurrent` at once."""
-
-    def __init__(
-        self,
-        bootstrap: str,
-        topic: str,
-        *,
-        timeout_s: float = 15.0,
-        max_fetch_bytes: int = 0,
-        max_concurrent: int = 4,
-        security: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.bootstrap = bootstrap
-        self.topic = topic
-        self.timeout_s = timeout_s
-        self.security = dict(security or {})
-        self._max_fetch_bytes = max_fetch_bytes
-        self._gate = asyncio.Semaphore(max_concurrent)
+class KafkaRecordReader(TopicReader):
+    """Reads one record of a topic back by partition and offset (clicks are rare: a short-lived
+    consumer each); at most `max_concurrent` at once."""
 
     async def read(self, partition: int, offset: int) -> bytes | None:
         """The record's value; None when the partition no longer (or never) held that offset.
         Raises BrokerError naming the topic when Kafka does not answer within the timeout."""
-        async with self._gate:
-            try:
-                return await asyncio.wait_for(self._read(TopicPartition(self.topic, partition), offset), self.timeout_s)
-            except (TimeoutError, KafkaError, OSError) as e:
-                raise BrokerError(
-                    f"cannot read record {partition}:{offset} of {self.topic!r} back from {self.bootstrap}: "
-                    f"{type(e).__name__}: {e}"
-                ) from None
+        tp = TopicPartition(self.topic, partition)
+        return await self.bounded(f"record {partition}:{offset} of {self.topic!r}", lambda: self._read(tp, offset))
 
     async def _read(self, tp: TopicPartition, offset: int) -> bytes | None:
-        extra = {"max_partition_fetch_bytes": self._max_fetch_bytes} if self._max_fetch_bytes else {}
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            client_id="dinostream-gateway-frames",
-            **extra,
-            **self.security,
-        )
+        consumer = self.consumer("dinostream-gateway-frames")
         try:
             await consumer.start()  # inside: a start that fails or times out is stopped too
             await consumer.topics()

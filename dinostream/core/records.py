@@ -289,19 +289,7 @@ class FrameHeader:
 
 def _read_header(data: bytes) -> tuple[FrameHeader, int]:
     """The header of an encoded frame record and the offset of its first array."""
-    if len(data) < 8 or data[:3] != _MAGIC:
-        raise RecordError("not a dinostream frame embedding record")
-    if data[3] != WIRE_VERSION:
-        raise RecordError(f"unsupported wire version {data[3]}")
-    (n,) = _HEADER_LEN.unpack_from(data, 4)
-    try:
-        h = json.loads(data[8 : 8 + n])
-    except ValueError as e:
-        raise RecordError(f"frame embedding header is not JSON: {e}") from None
-    need = {"stream", "seq", "pts", "ts", "model", "untrained", "dim", "grid", "thumb"}
-    if not isinstance(h, dict) or not need <= h.keys():
-        missing = sorted(need - set(h)) if isinstance(h, dict) else sorted(need)
-        raise RecordError(f"frame embedding header lacks {missing}")
+    h, start = _json_header(data, _MAGIC, "frame embedding", _FRAME_FIELDS)
     dim, pdim, grid, thumb = h["dim"], h.get("pdim", h["dim"]), h["grid"], h["thumb"]
     if not _is_count(pdim) or not _is_count(dim) or not 1 <= pdim <= dim:
         raise RecordError(f"frame embedding header has invalid dims: dim {dim!r}, pdim {pdim!r}")
@@ -309,7 +297,6 @@ def _read_header(data: bytes) -> tuple[FrameHeader, int]:
         raise RecordError(f"frame embedding header has an invalid grid {grid!r}")
     if not _is_count(thumb):
         raise RecordError(f"frame embedding header has an invalid thumbnail length {thumb!r}")
-    start = 8 + n
     expected = start + 2 * (2 * dim + grid[0] * grid[1] * pdim) + thumb
     if expected != len(data):
         raise RecordError(f"frame embedding record is {len(data)} bytes, header says {expected}")
@@ -387,21 +374,7 @@ class FramePreview:
 
     @classmethod
     def decode(cls, data: bytes) -> FramePreview:
-        if len(data) < 8 or data[:3] != _PREVIEW_MAGIC:
-            raise RecordError("not a dinostream frame preview record")
-        if data[3] != WIRE_VERSION:
-            raise RecordError(f"unsupported wire version {data[3]}")
-        (n,) = _HEADER_LEN.unpack_from(data, 4)
-        if 8 + n > len(data):
-            raise RecordError(f"frame preview is {len(data)} bytes, shorter than its {n}-byte header")
-        try:
-            h = json.loads(data[8 : 8 + n])
-        except ValueError as e:
-            raise RecordError(f"frame preview header is not JSON: {e}") from None
-        need = {"stream", "seq", "pts", "ts", "model", "untrained", "at"}
-        if not isinstance(h, dict) or not need <= h.keys():
-            missing = sorted(need - set(h)) if isinstance(h, dict) else sorted(need)
-            raise RecordError(f"frame preview header lacks {missing}")
+        h, start = _json_header(data, _PREVIEW_MAGIC, "frame preview", _PREVIEW_FIELDS)
         at = h["at"]
         if not isinstance(at, list) or len(at) != 2:
             raise RecordError(f"frame preview header has an invalid position {at!r}")
@@ -414,9 +387,33 @@ class FramePreview:
             untrained=h["untrained"],
             partition=at[0],
             offset=at[1],
-            thumbnail=bytes(data[8 + n :]),
+            thumbnail=bytes(data[start:]),
             version=data[3],
         )
+
+
+_FRAME_FIELDS = frozenset({"stream", "seq", "pts", "ts", "model", "untrained", "dim", "grid", "thumb"})
+_PREVIEW_FIELDS = frozenset({"stream", "seq", "pts", "ts", "model", "untrained", "at"})
+
+
+def _json_header(data: bytes, magic: bytes, what: str, need: frozenset[str]) -> tuple[dict[str, Any], int]:
+    """The JSON header of an encoded binary record (magic, version byte, 4-byte length, JSON) that
+    holds at least the fields `need`, and the offset after it; RecordError naming `what` otherwise."""
+    if len(data) < 8 or data[:3] != magic:
+        raise RecordError(f"not a dinostream {what} record")
+    if data[3] != WIRE_VERSION:
+        raise RecordError(f"unsupported wire version {data[3]}")
+    (n,) = _HEADER_LEN.unpack_from(data, 4)
+    if 8 + n > len(data):
+        raise RecordError(f"{what} record is {len(data)} bytes, shorter than its {n}-byte header")
+    try:
+        h = json.loads(data[8 : 8 + n])
+    except ValueError as e:
+        raise RecordError(f"{what} header is not JSON: {e}") from None
+    if not isinstance(h, dict) or not need <= h.keys():
+        missing = sorted(need - set(h)) if isinstance(h, dict) else sorted(need)
+        raise RecordError(f"{what} header lacks {missing}")
+    return h, 8 + n
 
 
 def _is_count(v: object) -> bool:
