@@ -80,7 +80,8 @@ class RecentFrames:
     async def get(self, stream: str, seq: int) -> FrameEmbedding | None:
         """The frame, or None when it is not among the recent ones or its record is gone from Kafka.
         Raises BrokerError when Kafka does not answer."""
-        kept = self._streams.get(stream, {}).get(seq)
+        frames = self._streams.get(stream)
+        kept = frames.get(seq) if frames is not None else None
         if kept is None:
             return None
         if isinstance(kept, bytes):

@@ -46,11 +46,11 @@ def api_call(
         with urllib.request.urlopen(req, timeout=60) as resp:
             return json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as e:
-        raw = e.read()
+        answer = e.read()
         try:
-            message = json.loads(raw)["error"]["message"]
+            message = json.loads(answer)["error"]["message"]
         except (ValueError, KeyError, TypeError):
-            message = raw.decode(errors="replace").strip()[:300] or e.reason
+            message = answer.decode(errors="replace").strip()[:300] or e.reason
         hint = " (pass --token or set DINOSTREAM_TOKEN)" if e.code in (401, 403) and not token else ""
         raise DinostreamError(f"{method} {url}: {e.code}: {message}{hint}") from None
     except urllib.error.URLError as e:

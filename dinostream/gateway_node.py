@@ -95,7 +95,8 @@ class GatewayNode(Node):
         if self.index_node is not None:
             self.index = self.index_node.index
         elif self.dims is not None:
-            self.index = await asyncio.to_thread(open_index, s.index, s.data_dir, *self.dims, reid=s.analytics.reid)
+            dim, patch_dim = self.dims
+            self.index = await asyncio.to_thread(open_index, s.index, s.data_dir, dim, patch_dim, reid=s.analytics.reid)
             self._own_index = True
         producer = await self.runtime.producer()
         catalog: StreamCatalog
@@ -261,7 +262,7 @@ class HttpNode(Node):
             ws_per_message_deflate=False,
             log_level="warning",
             lifespan="off",
-            **tls,  # type: ignore[arg-type]
+            **tls,
         )
         server = self.server = uvicorn.Server(config)
         task = self._task = asyncio.create_task(server.serve(), name="http")

@@ -282,8 +282,9 @@ class IndexNode(Node):
     async def start(self) -> None:
         s = self.settings
         assert self.dims is not None
+        dim, patch_dim = self.dims
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        self.index = await asyncio.to_thread(open_index, s.index, s.data_dir, *self.dims, reid=s.analytics.reid)
+        self.index = await asyncio.to_thread(open_index, s.index, s.data_dir, dim, patch_dim, reid=s.analytics.reid)
         self.sink = IndexSink(self.index, self.runtime.kafka, s.kafka, s.index, group=self.group)
         self._task = asyncio.create_task(self.sink.run(), name="index-sink")
 
