@@ -37,6 +37,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: install apt lint checkov
 	$(BIN)/python -m pytest --durations=15

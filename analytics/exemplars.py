@@ -119,7 +119,7 @@ def _border(crop: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray, np.nd
     c = crop.astype(np.float32)
     d = max(1, min(depth, c.shape[0] // 2, c.shape[1] // 2))
     sides = (c[:d].mean(axis=0), c[-d:].mean(axis=0), c[:, :d].mean(axis=1), c[:, -d:].mean(axis=1))
-    return tuple(ndimage.uniform_filter1d(s, size=min(9, len(s)), axis=0, mode="nearest") for s in sides)  # type: ignore[return-value]
+    return tuple(ndimage.uniform_filter1d(s, size=min(9, len(s)), axis=0, mode="nearest") for s in sides)
 
 
 def _fill_inside(crop: np.ndarray, depth: int) -> np.ndarray:

@@ -315,7 +315,8 @@ class ProcessorHost:
         for name in self.processors.names:
             key = f"{stream}/{name}"
             try:
-                saved = join_chunks(self._saved(key), lambda i, key=key: self._saved(f"{key}#{i}"))
+                # mypy cannot infer a lambda with a default argument
+                saved = join_chunks(self._saved(key), lambda i, key=key: self._saved(f"{key}#{i}"))  # type: ignore[misc]
                 if saved:
                     self.processors.load(stream, name, saved)
                     self.stats.restored += 1

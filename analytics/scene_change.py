@@ -704,7 +704,8 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             cand = _Candidate(
                 anchor=_Frame(int(q), float(p), float(t), _read_rows(cs["anchor_g"], 1)[0], float(d), float(v)),
                 keys=[int(k) for k in cs["keys"]],
-                steps=[_Step(int(x[0]), *map(float, x[1:6]), *map(int, x[6:])) for x in cs["steps"]],
+                # mypy checks each unpacked map against every parameter it may fill (here: the right ones)
+                steps=[_Step(int(x[0]), *map(float, x[1:6]), *map(int, x[6:])) for x in cs["steps"]],  # type: ignore[arg-type]
                 checked=int(cs["checked"]),
                 old=list(_read_rows(old) if isinstance(old, dict) else _read_rows(old[1], int(old[0]))),
             )
@@ -737,7 +738,8 @@ def _frames_from(rows: list[list[Any]], data: dict[str, Any] | str) -> list[_Fra
     version 3 rows no hidden flag."""
     gs = _read_rows(data, len(rows))
     return [
-        _Frame(int(x[0]), float(x[1]), float(x[2]), g, float(x[3]), float(x[4]), *map(int, x[5:6]), *map(bool, x[6:]))
+        # mypy checks each unpacked map against every parameter it may fill (here: the right ones)
+        _Frame(int(x[0]), float(x[1]), float(x[2]), g, float(x[3]), float(x[4]), *map(int, x[5:6]), *map(bool, x[6:]))  # type: ignore[arg-type]
         for x, g in zip(rows, gs, strict=True)
     ]
 

@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 from mode.utils.times import want_seconds
@@ -164,7 +164,8 @@ def build_app(
         analytics.app_id,
         broker=f"kafka://{bootstrap.replace(',', ';kafka://')}",
         store=f"{analytics.table_store}://",
-        **({"datadir": str(datadir)} if datadir is not None else {}),
+        # Typed as Any: mypy matches a dict[str, str] against every keyword of Faust's App.__init__.
+        **cast("dict[str, Any]", {"datadir": str(datadir)} if datadir is not None else {}),
         autodiscover=False,
         web_enabled=False,
         topic_partitions=kafka.partitions,
@@ -179,7 +180,7 @@ def build_app(
         broker_credentials=broker_credentials(kafka),
     )
     app.dinostream_kafka = (bootstrap, kafka)
-    raw = {"key_type": bytes, "value_type": bytes, "value_serializer": "raw", "key_serializer": "raw"}
+    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "value_serializer": "raw", "key_serializer": "raw"}
     embeddings = app.topic(kafka.embeddings_topic, **raw)
     events_topic = app.topic(kafka.events_topic, **raw)
     control = app.topic(kafka.control_topic, **raw)

@@ -115,7 +115,7 @@ def metrics_router(families: Sequence[Families] = ()) -> tuple[APIRouter, Callba
     return router, collector
 
 
-def component_families(component: str, stats: Callable[[], Mapping[str, Any]], help_text: str = "") -> Families:
+def component_families(component: str, stats: Callable[[], Any], help_text: str = "") -> Families:
     """Families for a component's stats dict (a dict, dataclass or pydantic model): every number
     becomes the gauge `dinostream_<component>_<key>`; a dict of numbers (e.g. events by type)
     becomes one gauge with a `key` label. Text and None values are skipped.

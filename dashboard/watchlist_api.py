@@ -206,14 +206,14 @@ def watchlist_router(
             rec = await _recent(body.frame)
             settings = reid_of(body.frame.stream)
             threshold = settings.click_threshold if body.threshold is None else body.threshold
-            seg = click_to_segment(
+            grid_seg = click_to_segment(
                 rec.patches, (body.point.x, body.point.y), threshold, centering=settings.feature_centering
             )
             return {
-                "grid": list(seg.similarity.shape),
-                "similarity": np.round(seg.similarity, 4).tolist(),
-                "mask": seg.mask.astype(int).tolist(),
-                "box": seg.box.to_dict(),
+                "grid": list(grid_seg.similarity.shape),
+                "similarity": np.round(grid_seg.similarity, 4).tolist(),
+                "mask": grid_seg.mask.astype(int).tolist(),
+                "box": grid_seg.box.to_dict(),
                 "threshold": threshold,
             }
         if body.frame is not None:

@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,7 +163,7 @@ def ws_router(*, settings: HttpSettings, hub: LiveHub, event_log: EventLog | Non
             authed = True
 
         try:
-            first: dict[str, Any] | None = await asyncio.wait_for(
+            first: MutableMapping[str, Any] | None = await asyncio.wait_for(
                 websocket.receive(), settings.ws_first_message_timeout_s
             )
         except TimeoutError:

@@ -12,7 +12,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 from dinostream.core.errors import DinostreamError
 
@@ -39,7 +39,7 @@ def run_quality(args: argparse.Namespace, out: TextIO | None = None) -> None:
     out.write(f"{'picture':<{width}}  " + "  ".join(f"{c:>10}" for c in TABLE_COLUMNS) + "  reasons\n")
     for name, q in rows:
         cells = "  ".join(f"{q[c]:>10.4g}" for c in TABLE_COLUMNS)
-        reasons = "; ".join(q["reasons"]) or "-"
+        reasons = "; ".join(cast("list[str]", q["reasons"])) or "-"
         out.write(f"{name:<{width}}  {cells}  {reasons}\n")
 
 

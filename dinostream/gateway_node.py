@@ -253,7 +253,7 @@ class HttpNode(Node):
                 role, health=self._health, metrics=[self._metrics], http=self.settings.http, alive=self.alive
             )
         s = self.settings.http
-        tls = tls_options(s)
+        tls: dict[str, Any] = tls_options(s)  # Any: uvicorn.Config types each keyword apart
         config = uvicorn.Config(
             app,
             host=s.host,

@@ -265,7 +265,7 @@ class IndexNode(Node):
     def __init__(self, runtime: Runtime, model: ModelNode | None) -> None:
         super().__init__(runtime)
         self.model = model
-        self.group = runtime.groups["index"]
+        self.group: str = runtime.groups["index"]
         self.dims: tuple[int, int | None] | None = None
         self.index: VectorIndex | None = None
         self.sink: IndexSink | None = None

@@ -46,7 +46,7 @@ import time
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -156,7 +156,7 @@ class MicroBatcher:
         latency_window: int = 1024,
     ) -> None:
         one = callable(embed_fn) or isinstance(embed_fn, LaunchingEmbedder)
-        fns = [embed_fn] if one else list(embed_fn)  # type: ignore[arg-type]
+        fns = cast("list[EmbedFn | LaunchingEmbedder]", [embed_fn] if one else list(embed_fn))  # type: ignore[arg-type]
         if not fns:
             raise ValueError("at least one embed function is needed")
         if max_batch < 1 or queue_size < 1 or max_wait_s < 0 or latency_window < 1:

@@ -410,7 +410,7 @@ class Embedder:
             return packed, small, None
         assert self._d2h is not None
         self._d2h.wait_stream(torch.cuda.current_stream(self.loaded.device))
-        hosts = []
+        hosts: list[torch.Tensor | None] = []
         with torch.cuda.stream(self._d2h):
             for t in (packed, small):
                 if t is None:

@@ -203,7 +203,7 @@ class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
     def __init__(self, loc: CheckedUrl, settings: IngestSettings) -> None:
         self.loc, self.settings = loc, settings
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
         if not self.loc.trusted:
             raise UrlRefused(
                 f"refused source {self.loc.display}: it redirects (HTTP {code}), and redirects are not followed "

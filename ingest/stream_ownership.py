@@ -187,7 +187,7 @@ class OwnershipStats:
     health_errors: int = 0
 
 
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Listener(ConsumerRebalanceListener):
     def __init__(self, owner: StreamOwnership) -> None:
         self.owner = owner
 

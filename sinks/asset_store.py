@@ -15,6 +15,7 @@ first to make room, never the asset being stored).
 
 from __future__ import annotations
 
+import builtins  # `list` below the method AssetStore.list means that method in annotations
 import contextlib
 import hashlib
 import io
@@ -232,7 +233,7 @@ class AssetStore:
             self._expire(time.time() if now is None else now)
             return self._all()
 
-    def expire(self, now: float | None = None) -> list[str]:
+    def expire(self, now: float | None = None) -> builtins.list[str]:
         """Delete the assets past their retention; their ids."""
         with self._lock:
             return self._expire(time.time() if now is None else now)
@@ -248,13 +249,13 @@ class AssetStore:
 
     # ---------- under the lock ----------
 
-    def _all(self) -> list[AssetMeta]:
+    def _all(self) -> builtins.list[AssetMeta]:
         if not self.root.is_dir():
             return []
         metas = [m for p in self.root.iterdir() if _ID.fullmatch(p.name) and (m := self._read_meta(p.name))]
         return sorted(metas, key=lambda m: (m.created_at, m.id))
 
-    def _expire(self, now: float) -> list[str]:
+    def _expire(self, now: float) -> builtins.list[str]:
         gone = [m.id for m in self._all() if m.expires_at <= now]
         for asset_id in gone:
             self._remove(asset_id)
