@@ -8,7 +8,11 @@ Generates ground-truth videos of one family (`--family`):
 - `textures` (the development family: tune on it) and `scenes` (held out: never used while tuning,
   report on it) from `generators.scenecut_families`: other picture sources, camera pans, zooms,
   rolls and shake, sensor noise, poorer encodes, 320x180 to 1280x720, shots of 1.5-10 s, cuts to
-  another view of the same scene, fades through white.
+  another view of the same scene, fades through white;
+- `stage`: the third family, from `generators.scenecut_stage`, made independently of the others
+  (2.5D sets: backdrop, parallax layers and props filmed by a trucking, dollying, zooming and
+  handheld camera; MPEG-4 and short-GOP encodes too). It is held out like `scenes`: never used
+  while tuning, report on it.
 
 then runs on the same files:
 
@@ -28,6 +32,7 @@ frame (the median over videos), without the model.
     pip install -e '.[bench]'
     python bench/scenecut.py                                    # default family, 1, 2 and 5 fps
     python bench/scenecut.py --family scenes --cache /tmp/scenecut  # the held-out family
+    python bench/scenecut.py --family stage --cache /tmp/scenecut   # the third, held-out family
     python bench/scenecut.py --videos 24 --fps 2                # a steadier figure at one rate
     python bench/scenecut.py --model /models/dinov3-vits16 --videos 20
 
@@ -77,6 +82,7 @@ from generators.scenecut_families import (
     make_family_video,
     true_time,
 )
+from generators.scenecut_stage import STAGE_FAMILY, make_stage_video
 
 KINDS = list(dict.fromkeys([*TRANSITION_KINDS, *FAMILY_TRANSITION_KINDS]))
 
@@ -140,6 +146,8 @@ def make_video(family: str, seed: int, shots: int, workdir: Path) -> GroundTruth
         )
     if family == "default":
         truth = make_groundtruth_video(path, sample_images(), seed=seed, shots=shots)
+    elif family == STAGE_FAMILY:
+        truth = make_stage_video(path, seed)
     else:
         truth = make_family_video(path, family, seed=seed)
     meta.write_text(json.dumps(truth.to_dict()))
@@ -179,9 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--family",
         default="default",
-        choices=["default", *FAMILIES],
+        choices=["default", *FAMILIES, STAGE_FAMILY],
         help=f"ground-truth generator (default: generators.groundtruth; {DEVELOPMENT_FAMILY}: development, "
-        f"{HELD_OUT_FAMILY}: held out)",
+        f"{HELD_OUT_FAMILY} and {STAGE_FAMILY}: held out)",
     )
     ap.add_argument("--videos", type=int, default=6, help="ground-truth videos to generate (default 6)")
     ap.add_argument("--shots", type=int, default=10, help="shots per video of the default family (default 10)")
