@@ -496,7 +496,14 @@ def crowd_site(seed: int, size: tuple[int, int] = FRAME) -> Site:
     return Site("crowd", seed, cameras, figures, passes, duration, size=size)
 
 
-FAMILIES: dict[str, Callable[[int], Site]] = {"parade": parade_site, "crowd": crowd_site}
+def _lobby_site(seed: int) -> Site:
+    """Family "lobby", made apart in its own module (imported here: it imports this one's types)."""
+    from generators.reid_lobby import lobby_site
+
+    return lobby_site(seed)
+
+
+FAMILIES: dict[str, Callable[[int], Site]] = {"parade": parade_site, "crowd": crowd_site, "lobby": _lobby_site}
 
 
 def make_site(family: str, seed: int) -> Site:
