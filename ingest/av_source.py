@@ -32,6 +32,7 @@ import time
 import unicodedata
 import urllib.error
 import urllib.request
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -390,16 +391,27 @@ class KeyframePlan:
     media times of keyframe packets, as the demuxer sees them) is no longer than the sampling
     step, so every sampling interval still holds a keyframe; if the GOP grows longer, every frame
     is decoded again. The caller applies a change only at a keyframe packet.
+
+    The interval is the longest of the last `WINDOW` ones, not the latest: encoders put an extra
+    keyframe at a scene cut, and one short interval in a GOP longer than the step must not switch
+    to keyframes only (the samples until the next regular keyframe would be lost: a 0.92 s MPEG-4
+    GOP with a cut keyframe 0.48 s after a regular one left gaps of 1.2 s at 2 fps).
     Pure logic, so the rule can be tested without video.
     """
 
     SLACK = 1.02  # a 30000/1001 fps stream with a 30-frame GOP still counts as 1 s
+    WINDOW = 8  # keyframe intervals remembered
 
     def __init__(self, mode: Literal["auto", "all", "keyframes"], step: float) -> None:
         self.mode = mode
         self.step = step
         self.last_key: float | None = None
-        self.interval: float | None = None  # between the two latest keyframes, seconds
+        self.recent: deque[float] = deque(maxlen=self.WINDOW)  # the last intervals, seconds
+
+    @property
+    def interval(self) -> float | None:
+        """The longest of the recent keyframe intervals (None until one is known)."""
+        return max(self.recent) if self.recent else None
 
     @property
     def keyframes_only(self) -> bool:
@@ -411,7 +423,10 @@ class KeyframePlan:
         """A keyframe at media time `t` (seconds) is next."""
         if self.last_key is not None:
             # Backwards (a restarted stream) or the same time: unknown until the next keyframe.
-            self.interval = t - self.last_key if t > self.last_key else None
+            if t > self.last_key:
+                self.recent.append(t - self.last_key)
+            else:
+                self.recent.clear()
         self.last_key = t
 
 

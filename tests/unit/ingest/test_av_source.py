@@ -654,11 +654,52 @@ def test_keyframe_plan_learns_the_interval_per_keyframe():
     assert plan.keyframes_only
     plan.keyframe(3.5)  # the GOP grew past the sampling step: back to every frame
     assert not plan.keyframes_only
-    plan.keyframe(4.0)
+    for k in range(KeyframePlan.WINDOW - 1):  # short again, but the long interval is still remembered
+        plan.keyframe(4.0 + k)
+        assert not plan.keyframes_only
+    plan.keyframe(4.0 + KeyframePlan.WINDOW - 1)  # the long one is out of the window
     assert plan.keyframes_only
     plan.keyframe(0.0)  # restarted stream: unknown again
     assert not plan.keyframes_only
     assert KeyframePlan("keyframes", 10.0).keyframes_only and not KeyframePlan("all", 0.01).keyframes_only
+
+
+def test_keyframe_plan_is_not_fooled_by_a_scene_cut_keyframe():
+    """A 0.92 s GOP with an extra keyframe at a cut 0.48 s after a regular one: sampling at 2 fps
+    needs every frame throughout, or the samples until the next regular keyframe are lost."""
+    plan = KeyframePlan("auto", step=0.5)
+    for t in (0.0, 0.92, 1.84, 2.76, 3.24, 4.16, 5.08):
+        plan.keyframe(t)
+        assert not plan.keyframes_only
+
+
+async def test_auto_keeps_every_sample_when_an_encoder_adds_keyframes_at_cuts(tmp_path):
+    """MPEG-4 with a 23-frame GOP at 25 fps and keyframes forced at cuts (some 12 frames after a
+    regular one): sampled at 2 fps, no sampling interval is left without a frame."""
+    path = tmp_path / "cuts.mp4"
+    rng = np.random.default_rng(5)
+    cuts = {40, 57, 150, 170}
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        stream.options = {"g": "23", "sc_threshold": "1000000000"}
+        for i in range(10 * FPS):
+            img = rng.integers(0, 40, (120, 160, 3), dtype=np.uint8)
+            img[:, (i * 4) % 140 : (i * 4) % 140 + 20] = 255
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            if i in cuts:
+                frame.pict_type = av.video.frame.PictureType.I
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    with av.open(str(path)) as probe:
+        keys = [p.pts for p in probe.demux(probe.streams.video[0]) if p.is_keyframe and p.pts is not None]
+    assert len(keys) > 10 * FPS // 23 + 1  # the forced keyframes are there: the case this is about
+    every = await _collect(AvSource(str(path), "all", _settings(sample_fps=2.0, decode="all"), (32, 32)))
+    auto = await _collect(AvSource(str(path), "auto", _settings(sample_fps=2.0, decode="auto"), (32, 32)))
+    assert len(every) == 20
+    assert [f.pts for f in auto] == [f.pts for f in every]
 
 
 def test_capture_clock_uses_the_sender_clock_and_never_goes_back():
