@@ -365,7 +365,8 @@ def source_hash(*modules: Any) -> str:
 
 
 class RecordCache:
-    """One `.npz` per video: its records, the arrays the peers keep, and its truth (JSON)."""
+    """One `.npz` per video: its records (thumbnails included), the arrays the peers keep, and its
+    truth (JSON)."""
 
     def __init__(self, root: Path | None) -> None:
         self.root = root
@@ -375,7 +376,12 @@ class RecordCache:
             return None
         with np.load(self.root / f"{key}.npz", allow_pickle=False) as z:
             a = {name: z[name] for name in z.files}  # each z[name] reads the whole array again
+        if "thumbs" not in a:
+            return None  # cached before thumbnails were kept: the detector reads them, so embed again
         meta = json.loads(str(a["meta"]))
+        ends = np.cumsum(a["thumb_sizes"])
+        blob = a["thumbs"].tobytes()
+        thumbs = [blob[e - n : e] for e, n in zip(ends, a["thumb_sizes"], strict=True)]
         recs = [
             FrameEmbedding(
                 stream=meta["stream"],
@@ -387,6 +393,7 @@ class RecordCache:
                 cls=a["cls"][k],
                 pooled=a["pooled"][k],
                 patches=a["patches"][k],
+                thumbnail=thumbs[k],
             )
             for k, (seq, pts, ts) in enumerate(zip(a["seq"], a["pts"], a["ts"], strict=True))
         ]
@@ -408,6 +415,9 @@ class RecordCache:
             cls=np.stack([r.cls for r in recs]),
             pooled=np.stack([r.pooled for r in recs]),
             patches=np.stack([r.patches for r in recs]),
+            # The JPEG thumbnails, end to end (the anomaly detector reads them at a step of light).
+            thumbs=np.frombuffer(b"".join(r.thumbnail for r in recs), dtype=np.uint8),
+            thumb_sizes=np.array([len(r.thumbnail) for r in recs], dtype=np.int64),
             **{f"x_{k}": v for k, v in extras.items()},
         )
         tmp.replace(self.root / f"{key}.npz")
