@@ -30,7 +30,9 @@ what its own cell and the cells next to it (`REACH`) held. What makes that work 
   warm-up's and recent frames', in its calibrated level over `VIEW_FACTOR`; the median cell's score
   over `COMMON_FACTOR` (every part of the view far from what it held); and the `global` vector
   (CLS + mean patch), which follows drifting light but flags a step longer than `GLOBAL_FOLLOW`
-  (a light switched off, another scene). The frame score is the largest of them.
+  (a light switched off, another scene), unless the thumbnail is the last frame's under one gain
+  and offset (`photometric_step`: an exposure step, which it follows). The frame score is the
+  largest of them.
 
 Levels are calibrated on the warm-up itself: each warm-up frame is scored as it would be live
 (against the coresets without its own vectors, and the frames before it as its recent memory),
@@ -55,6 +57,7 @@ recent memory admitted by the frame level).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import math
 from collections.abc import Sequence
@@ -64,6 +67,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from dinostream.analytics.frame_motion import motion_image
 from dinostream.analytics.median import median
 from dinostream.analytics.patch_memory import (
     QuantisedBank,
@@ -149,6 +153,13 @@ COMMON_ADMIT = 1.0
 # ViT-S/16 features, less in trained ones), a switched-off light, a covered lens or another scene
 # does. The global score is the distance to the nearest known global vector over this.
 GLOBAL_FOLLOW = 0.35
+# ... unless the pixels say it was light: a global step longer than that is a change of exposure,
+# white balance or daylight when the thumbnail, fitted to the last frame's by one gain and offset,
+# differs from it by at most this share of its difference before the fit (a covered lens or another
+# view is not one gain away). How far an exposure step moves the global vector depends on the step
+# and the features (a 12 % step moves random-weight features past GLOBAL_FOLLOW); the pixels decide
+# whatever its size. Then the global vector is followed instead of scored.
+PHOTOMETRIC = 0.5
 # Two patch anomalies farther apart than this (normalised frame units) are different anomalies: for
 # `cooldown_s` after an event closes, only one at the same place (or a whole-view one after a
 # whole-view one) is held back; and an unconfirmed anomalous frame followed by one elsewhere does
@@ -413,6 +424,7 @@ class _Stream:
     # the last (up to PERSIST - 1) frames' cell scores in cell levels (gh, gw) float16, oldest first
     persist: np.ndarray | None = None
     prev: np.ndarray | None = None  # the last frame's centred cell vectors (gh, gw, cell dims) float16
+    thumb: bytes = b""  # the last frame's thumbnail (JPEG), for `photometric_step`
     last: FrameScore | None = None  # not saved: only for callers that want every frame's score
     # not saved: the last frame's centred cell vectors, cell scores, and whether its view and its
     # global vector may be followed
@@ -590,6 +602,8 @@ class AnomalyDetector(Processor[AnomalySettings]):
             out["persist"] = encode_array(st.persist)
         if st.prev is not None:
             out["prev"] = encode_array(st.prev)
+        if st.thumb:
+            out["thumb"] = base64.b64encode(st.thumb).decode("ascii")
         if st.recent is not None:
             rc = st.recent
             out["recent"] = {
@@ -673,6 +687,8 @@ class AnomalyDetector(Processor[AnomalySettings]):
             st.persist = decode_array(state["persist"])
         if "prev" in state:
             st.prev = decode_array(state["prev"])
+        if "thumb" in state:
+            st.thumb = base64.b64decode(state["thumb"])
         if "legacy_model" in state:
             st.model = _legacy_model(state["legacy_model"])
         if "recent" in state:
@@ -710,6 +726,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
     def _warm(self, st: _Stream, record: FrameEmbedding, s: AnomalySettings) -> None:
         w = st.warmup
         assert w is not None
+        st.thumb = record.thumbnail  # the first scored frame compares its light with the warm-up's last
         if w.seen % w.every == 0:
             grid = patch_features(record.patches, pool=s.pool, neighbourhood=s.neighbourhood, unit=record.unit_patches)
             glob = global_feature(record)
@@ -852,7 +869,10 @@ class AnomalyDetector(Processor[AnomalySettings]):
                 patch_score = max(patch_score, float(lasting.max()))
         gdist = float(knn_distance(gvec[None], gcands, s.k)[0])
         view_score = float(np.sqrt(((vcands - view) ** 2).sum(axis=1)).min()) / level_v / VIEW_FACTOR
-        global_score = gdist / GLOBAL_FOLLOW
+        # A step of light since the last frame is followed, not scored (decoded only for such a step).
+        light = gdist >= GLOBAL_FOLLOW and photometric_step(st.thumb, record.thumbnail)
+        st.thumb = record.thumbnail
+        global_score = 0.0 if light else gdist / GLOBAL_FOLLOW
         channels = [(patch_score, PATCH)]
         if s.use_global:
             channels += [(view_score, VIEW), (global_score, GLOBAL)]
@@ -864,7 +884,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
             cell_scores,
             view_score < s.threshold,
             view_score < VIEW_ADMIT or med > COMMON_ADMIT,
-            gdist < GLOBAL_FOLLOW,
+            gdist < GLOBAL_FOLLOW or light,
             view,
             zc if model.cal_persist is not None else None,
         )
@@ -1206,6 +1226,21 @@ class AnomalyDetector(Processor[AnomalySettings]):
 
 
 _PROJECTIONS: dict[tuple[int, int, int], np.ndarray] = {}
+
+
+def photometric_step(before: bytes, after: bytes) -> bool:
+    """Whether thumbnail `after` is thumbnail `before` under other light: fitted to it by one gain
+    and offset (least squares on grey images), it differs from it by at most PHOTOMETRIC of what it
+    did before the fit. False without both thumbnails (the global step is then scored), or for two
+    identical ones."""
+    a, b = motion_image(before), motion_image(after)
+    if a is None or b is None or a.shape != b.shape:
+        return False
+    raw = float(np.abs(b - a).mean())
+    ac, bc = a - a.mean(), b - b.mean()
+    gain = float((ac * bc).sum() / max(float((ac * ac).sum()), 1e-6))
+    fitted = float(np.abs(bc - gain * ac).mean())
+    return raw > 0.0 and 0.5 <= gain <= 2.0 and fitted <= PHOTOMETRIC * raw
 
 
 def _project(x: np.ndarray, proj: tuple[int, int]) -> np.ndarray:

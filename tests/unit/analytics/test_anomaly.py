@@ -649,3 +649,66 @@ def test_patch_features_pool_and_neighbourhood_shapes() -> None:
     out = patch_features(p, neighbourhood=3)
     assert out.shape == (7, 9, 4)
     assert np.allclose(np.linalg.norm(out, axis=-1), 1.0, atol=1e-5)
+
+
+# --- a step of light, told from the pixels ---------------------------------------------------------
+
+
+def _jpeg(img: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def _street(seed: int) -> np.ndarray:
+    """A textured 320x180 RGB picture (blocks of colour and noise), different for every seed."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.uniform(40, 200, size=(9, 16, 3))
+    img = np.kron(blocks, np.ones((20, 20, 1)))
+    return img + rng.normal(0, 6, img.shape)
+
+
+def test_photometric_step_is_a_gain_and_offset_of_the_same_picture() -> None:
+    from dinostream.analytics.anomaly import photometric_step
+
+    base = _street(1)
+    before = _jpeg(base)
+    assert photometric_step(before, _jpeg(base * 1.12 + 4))  # an exposure step
+    assert photometric_step(before, _jpeg(base * 0.9))
+    covered = base.copy()
+    covered[:110, :150] = 15  # a hand over a third of the lens
+    assert not photometric_step(before, _jpeg(covered))
+    assert not photometric_step(before, _jpeg(_street(2)))  # the camera turned to another view
+    assert not photometric_step(before, before)  # nothing changed: no step to explain
+    assert not photometric_step(b"", before) and not photometric_step(before, b"not a jpeg")
+
+
+def test_a_global_step_that_the_pixels_show_is_light_is_followed_not_reported() -> None:
+    """The same step of the global vector as `test_a_big_lighting_change_is_unusual_content`: with
+    thumbnails showing the same picture brighter it is light (no event, and the next frames are not
+    anomalous either); with thumbnails showing another picture it stays an anomaly."""
+    scene = Scene(seed=2)
+    base = _street(3)
+
+    def framed(seq: int, light: float, picture: np.ndarray) -> FrameEmbedding:
+        rec = scene.frame(seq, light=light)
+        return FrameEmbedding(
+            rec.stream, rec.seq, rec.pts, rec.ts, rec.model, True, rec.cls, rec.pooled, rec.patches, _jpeg(picture)
+        )
+
+    warm = [framed(seq, flicker(seq), base * (1 + 0.01 * flicker(seq))) for seq in range(WARMUP)]
+    after = range(WARMUP, WARMUP + 6)
+    brighter = detector()
+    run(brighter, warm)
+    events = run(brighter, [framed(seq, 1.0, base * 1.15 + 3) for seq in after])
+    assert events == []
+    fs = brighter.last_score("cam")
+    assert fs is not None and fs.score < brighter.settings.threshold
+    other = detector()
+    run(other, warm)
+    events = run(other, [framed(seq, 1.0, _street(4)) for seq in after])
+    assert events and events[0].details["source"] == "global"
