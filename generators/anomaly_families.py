@@ -1021,23 +1021,38 @@ class FamilyVideo:
     def write_video(self, path: str | os.PathLike[str], *, keyframe_s: float = 2.0) -> VideoTruth:
         """Encode every frame as H.264 (yuv420p) at the family's quality, a keyframe every
         `keyframe_s` seconds; returns the ground truth."""
-        truths = []
-        with av.open(os.fspath(path), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=self.fps)
-            stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
-            gop = max(1, round(keyframe_s * self.fps))
-            stream.options = {
-                "preset": "veryfast",
-                "crf": str(self.crf),
-                "g": str(gop),
-                "keyint_min": str(gop),
-                "x264-params": "mbtree=0",  # same seed, same bytes (see groundtruth.py)
-            }
-            for i in range(self.frames):
-                image, truth = self.render(i)
-                frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
-                frame.pts, frame.time_base = i, Fraction(1, self.fps)
-                container.mux(stream.encode(frame))
-                truths.append(truth)
-            container.mux(stream.encode(None))
-        return self._truth(truths)
+        size = (self.width, self.height)
+        return self._truth(encode_h264(path, self.render, self.frames, size, self.fps, self.crf, keyframe_s))
+
+
+def encode_h264(
+    path: str | os.PathLike[str],
+    render: Callable[[int], tuple[np.ndarray, FrameTruth]],
+    frames: int,
+    size: tuple[int, int],
+    fps: int,
+    crf: int,
+    keyframe_s: float,
+) -> list[FrameTruth]:
+    """Encode `render(i)`'s RGB image for i in range(frames) as H.264 (yuv420p, `crf`, a keyframe
+    every `keyframe_s` seconds) into an MP4 at `path`; returns the frames' truths, in order."""
+    truths = []
+    with av.open(os.fspath(path), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        gop = max(1, round(keyframe_s * fps))
+        stream.options = {
+            "preset": "veryfast",
+            "crf": str(crf),
+            "g": str(gop),
+            "keyint_min": str(gop),
+            "x264-params": "mbtree=0",  # same seed, same bytes (see groundtruth.py)
+        }
+        for i in range(frames):
+            image, truth = render(i)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            container.mux(stream.encode(frame))
+            truths.append(truth)
+        container.mux(stream.encode(None))
+    return truths

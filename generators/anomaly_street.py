@@ -35,13 +35,11 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from fractions import Fraction
 
-import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from generators.anomaly_families import Anomaly, FrameTruth, VideoTruth
+from generators.anomaly_families import Anomaly, FrameTruth, VideoTruth, encode_h264
 
 STREET = "street"
 STREET_SIZE = (640, 360)
@@ -1433,26 +1431,8 @@ class StreetVideo:
     def write_video(self, path: str | os.PathLike[str], *, keyframe_s: float = 2.0) -> VideoTruth:
         """Encode every frame as H.264 (yuv420p, this video's crf, a keyframe every `keyframe_s`
         seconds); returns the ground truth."""
-        truths = []
-        with av.open(os.fspath(path), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=self.fps)
-            stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
-            gop = max(1, round(keyframe_s * self.fps))
-            stream.options = {
-                "preset": "veryfast",
-                "crf": str(self.crf),
-                "g": str(gop),
-                "keyint_min": str(gop),
-                "x264-params": "mbtree=0",
-            }
-            for i in range(self.frames):
-                image, truth = self.render(i)
-                frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
-                frame.pts, frame.time_base = i, Fraction(1, self.fps)
-                container.mux(stream.encode(frame))
-                truths.append(truth)
-            container.mux(stream.encode(None))
-        return self._truth(truths)
+        size = (self.width, self.height)
+        return self._truth(encode_h264(path, self.render, self.frames, size, self.fps, self.crf, keyframe_s))
 
 
 def _shift(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
