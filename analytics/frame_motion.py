@@ -9,11 +9,13 @@ the two sides of a cut agree nowhere, and the frames of a dissolve agree best wi
 `align` finds the translation with the best normalised cross-correlation (NCC) over the two
 images' overlap, for every shift at once by FFT (masked NCC, Padfield 2012): with each frame
 `prepare`d once (its FFTs serve the pair before it and the pair after it), about 1.6 CPU-ms per
-frame at the default 80 pixels. It correlates the images' detail (each less its blur):
-smooth areas (sky, walls, colour gradients) fit almost anywhere, so on plain brightness two
-different pictures can look aligned (0.8 was seen across a cut); on detail they do not (0.3 at
-most in the scene-change benchmark's videos, while pan steps match at 0.77-1.0). Pure: no I/O,
-no state.
+frame at the default 80 pixels. It correlates the images' detail (each less its blur): smooth
+areas (sky, walls, colour gradients) fit almost anywhere, so on plain brightness two different
+pictures can look aligned (0.8 was seen across a cut); on detail they do not (0.3 at most in the
+scene-change benchmark's videos, while pan steps match at 0.77-1.0). `relighting` asks the other
+question of a fixed view: is a later frame the same things under other light (a lamp, a cloud's
+shadow, an exposure step)? NCC takes out each image's mean and scale, so it is their detail at
+the best shift of a few pixels, and how much of it is left. Pure: no I/O, no state.
 
     >>> a, b = motion_image(prev.thumbnail), motion_image(record.thumbnail)
     >>> m = align(a, b)                    # m.similarity at (m.dy, m.dx); m.still: at no shift
@@ -33,6 +35,7 @@ from scipy import ndimage
 MOTION_WIDTH = 80  # pixels across: enough for a global translation, cheap to correlate
 _DETAIL_SIGMA = 2.0  # pixels: the blur subtracted to keep an image's detail
 _MIN_VARIANCE = 0.5  # detail variance per pixel below this (a blank overlap) correlates with nothing
+RELIT_SHIFT = 0.04  # of the width: how far a fixed camera's view may shake between two frames
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,34 @@ def align(a: np.ndarray | MotionFrame, b: np.ndarray | MotionFrame, min_overlap:
     dy = dy - rows if dy >= rows // 2 else dy
     dx = dx - cols if dx >= cols // 2 else dx
     return Alignment(float(r.flat[k]), dy, dx, float(r[0, 0]), ia.shape[1])
+
+
+@dataclass(frozen=True)
+class Relighting:
+    """How a later frame of a fixed view relates to an earlier one: the NCC of their detail at the
+    best small shift (handheld jitter; each image's own mean and scale taken out, so a brighter or
+    darker view of the same things matches), and how much detail the later one has for each unit
+    of the earlier one's (standard deviations)."""
+
+    similarity: float
+    detail_ratio: float
+
+
+def relighting(a: MotionFrame, b: MotionFrame, max_shift: float = RELIT_SHIFT) -> Relighting:
+    """`b` compared with `a` as the same view under other light (see `Relighting`), over shifts of
+    at most `max_shift` of the width (and 2 pixels). A new picture matches nowhere; a dissolve
+    half way to a plain picture matches but has lost most of its detail."""
+    h, w = a.image.shape
+    if b.image.shape != (h, w):
+        return Relighting(-1.0, 0.0)
+    r = ncc_surface(a, b, 0.5)
+    m = max(2, round(max_shift * w))
+    near = r[np.ix_(np.arange(-m, m + 1) % (2 * h), np.arange(-m, m + 1) % (2 * w))]
+    _, n = _constants((h, w))
+    va = a.squares[0, 0] - a.sums[0, 0] ** 2 / n[0, 0]  # whole-image detail variance (shift 0: all of it)
+    vb = b.squares[0, 0] - b.sums[0, 0] ** 2 / n[0, 0]
+    ratio = float(np.sqrt(max(vb, 0.0) / va)) if va > _MIN_VARIANCE * n[0, 0] else 0.0
+    return Relighting(float(near.max()), ratio)
 
 
 def detail(image: np.ndarray) -> np.ndarray:

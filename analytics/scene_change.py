@@ -23,6 +23,9 @@ by its own frame-to-frame noise), and it is a shot change if
 - it is not the same scene moved: a fast pan or zoom, whose patch grids still agree at some
   shift (`same_scene_similarity`), or whose every frame step is the previous frame translated
   (the thumbnails' pixels agree at some shift, `motion_similarity`: `dinostream.analytics.frame_motion`);
+- it is not the same view under other light: a lamp switched on, a shadow, an exposure step
+  (the settled frame's thumbnail detail matches the old picture's at a small shift, with about
+  as much detail: `relit_similarity`; features, random ones especially, move with brightness);
 - and the shot before it lasted at least `min_shot_s`.
 
 Blank frames (all patches alike: black, white) never end a transition, so a fade out and in is
@@ -56,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from dinostream.analytics.frame_motion import MotionFrame, align, motion_image, prepare
+from dinostream.analytics.frame_motion import MotionFrame, align, motion_image, prepare, relighting
 from dinostream.analytics.median import median
 from dinostream.analytics.processor import Processor
 from dinostream.analytics.state_codec import decode_array, decode_rows, encode_array
@@ -87,6 +90,8 @@ _RESTLESS_CHANGE = 2.0  # ... and the change is at least this many times that (c
 _ASIDE_SHARE = 0.5  # a frame farther than this share of a change from both its ends is set aside in timing it
 _CUT_GAIN = 0.7  # a change is one step (a cut) when one frame step covers this much of its progress
 _NEAR_SHARE = 0.25  # a frame this near one end of a change (share of the change) shows that end's picture
+_IMAGE_STRIDE = 4  # a slow change's anchor is compared by an image at most lag / this frames older
+_RELIT_DETAIL = (2 / 3, 1.5)  # detail of the new picture per unit of the old one's, for "relit"
 _STATE_VERSION = 5  # 5: arrays saved by state_codec (self-describing); 2-4: bare base64 strings
 
 
@@ -156,6 +161,7 @@ class _Frame:
     div: float = 1.0  # patch diversity (0: blank)
     motion: int = _UNRELATED  # the previous frame unmoved (_STILL) or translated (_MOVED)
     hidden: bool = False  # a passing disturbance (a flash, a crossing object): never compared again
+    image: np.ndarray | None = None  # its motion image (uint8 grey), while it is in the buffer
 
 
 @dataclass
@@ -178,6 +184,7 @@ class _Candidate:
     steps: list[_Step] = field(default_factory=list)
     checked: int = 0  # steps already tried as the end of the transition
     old: list[np.ndarray] = field(default_factory=list)  # frames of the old picture before the anchor
+    anchor_image: np.ndarray | None = None  # the anchor's motion image (uint8 grey), for the relit check
 
 
 @dataclass
@@ -293,9 +300,10 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         lag, ahead = self._frames(st, s)
         prev = st.buf[-1] if st.buf else None
         d1 = frame.d1 = _cos(frame.g, prev.g) if prev is not None else 0.0
-        image = motion_image(record.thumbnail) if s.motion_similarity <= 1 else None
+        image = motion_image(record.thumbnail) if min(s.motion_similarity, s.relit_similarity) <= 1 else None
         pixels = prepare(image) if image is not None else None
         frame.motion = self._motion(st.pixels, pixels, s, self._dt(st)) if prev is not None else _UNRELATED
+        frame.image = None if image is None else image.astype(np.uint8)
         st.pixels = pixels
         if st.cand is not None:
             c = st.cand
@@ -386,6 +394,14 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         st.buf.append(frame)
         dt = self._dt(st)
         keep = min(max(lag, ahead, round(_MEMORY_S / dt), 4) + 1, _MAX_BUFFER)
+        # Motion images for the relit check: a cut's anchor is the last frame; a slow change's is one
+        # of the last `lag`, which is compared by the nearest image at or before it (the old
+        # picture all the same): one in _IMAGE_STRIDE of those keeps its image, so a snapshot
+        # holds a few images whatever the frame rate.
+        stride = max(1, lag // _IMAGE_STRIDE)
+        for f in list(st.buf)[:-2]:
+            if f.image is not None and (f.seq % stride or f.seq < frame.seq - lag - stride):
+                f.image = None
         while len(st.buf) > keep:
             old = st.buf.popleft()
             if not st.past or old.pts - st.past[-1].pts >= _MEMORY_S / _OLD_FRAMES - 1e-6:
@@ -404,7 +420,8 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         blank = min(_BLANK_DIVERSITY, _BLANK_RATIO * anchor.div)
         old = [f for f in old if f.pts >= anchor.pts - _MEMORY_S and f.div >= blank]
         step = max(math.ceil(len(old) / _OLD_FRAMES), 1)
-        c = _Candidate(anchor, keys, old=[f.g for f in old[::-1][::step]])
+        image = next((f.image for f in reversed(st.buf) if f.seq <= anchor.seq and f.image is not None), None)
+        c = _Candidate(anchor, keys, old=[f.g for f in old[::-1][::step]], anchor_image=image)
         prev = anchor
         for f in [*between, frame]:
             c.steps.append(_Step(f.seq, f.pts, f.ts, _chord(_cos(f.g, anchor.g)), _cos(f.g, prev.g), f.div, f.motion))
@@ -578,7 +595,8 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             motions = [x.motion for x in c.steps[: end + 1]]
             camera_moved = _UNRELATED not in motions and _MOVED in motions
             long_enough = st.shot_start is None or mid.pts - st.shot_start >= s.min_shot_s
-            if not same_scene and not camera_moved and long_enough:
+            relit = not same_scene and not camera_moved and self._relit(c, st, s, record)
+            if not same_scene and not camera_moved and not relit and long_enough:
                 details: dict[str, Any] = {
                     "kind": "cut" if one_step else "gradual",
                     "distance": change,
@@ -617,6 +635,17 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         st.shot_near += len(c.steps)
         return events
 
+    @staticmethod
+    def _relit(c: _Candidate, st: _StreamState, s: SceneChangeSettings, record: FrameEmbedding | None) -> bool:
+        """The new picture is the old one under other light: the settled frame's pixels (the
+        newest, `st.pixels`) match the anchor's detail at a small shift by `relit_similarity`,
+        with about as much detail (a dissolve half way to a plain picture matches, with little).
+        Skipped without both thumbnails, and at the end of the stream (no settled frame)."""
+        if record is None or c.anchor_image is None or st.pixels is None or s.relit_similarity > 1:
+            return False
+        r = relighting(prepare(c.anchor_image.astype(np.float32)), st.pixels)
+        return r.similarity >= s.relit_similarity and _RELIT_DETAIL[0] <= r.detail_ratio <= _RELIT_DETAIL[1]
+
     def _refresh_key(self, st: _StreamState, record: FrameEmbedding, lag: int) -> None:
         """Keep two patch grids of the current picture, the older at least `lag` frames older, so an
         anchor up to `lag` frames back always has one from before it."""
@@ -646,8 +675,8 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
 
     def snapshot(self, stream: str) -> dict[str, Any]:
         """The stream's state as JSON-ready values; vectors are saved exactly (`state_codec`; about
-        (gradual_s x fps + 8) x 3 KB of frames for ViT-S plus two 25 KB patch grids: 210 KB at
-        10 fps)."""
+        (gradual_s x fps + 8) x 3 KB of frames for ViT-S, two 25 KB patch grids and up to seven
+        80 px grey images for the relit check, 6 KB each: 255 KB at 10 fps)."""
         st = self._streams.get(stream)
         if st is None:
             return {}
@@ -656,6 +685,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             "version": _STATE_VERSION,
             "buf": _frame_rows(st.buf),
             "buf_g": _rows([f.g for f in st.buf], "<f4"),
+            "buf_images": [_image(f.image) for f in st.buf],
             "past": _frame_rows(st.past),
             "past_g": _rows([f.g for f in st.past], "<f4"),
             "near": list(st.near),
@@ -677,6 +707,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
                 "steps": [[x.seq, x.pts, x.ts, x.chord, x.d1, x.div, x.motion] for x in c.steps],
                 "checked": c.checked,
                 "old": _rows(c.old, "<f4"),
+                "anchor_image": _image(c.anchor_image),
             },
         }
 
@@ -708,11 +739,15 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
                 steps=[_Step(int(x[0]), *map(float, x[1:6]), *map(int, x[6:])) for x in cs["steps"]],  # type: ignore[arg-type]
                 checked=int(cs["checked"]),
                 old=list(_read_rows(old) if isinstance(old, dict) else _read_rows(old[1], int(old[0]))),
+                anchor_image=_read_image(cs.get("anchor_image")),
             )
         pixels = state.get("pixels")  # version 2 had none
         image = None if pixels is None else _read_grid([pixels] if isinstance(pixels, dict) else pixels, np.uint8)
+        buf = deque(_frames_from(state["buf"], state["buf_g"]))
+        for f, saved in zip(buf, state.get("buf_images") or [], strict=False):  # saved since relit checks
+            f.image = _read_image(saved)
         self._streams[stream] = _StreamState(
-            buf=deque(_frames_from(state["buf"], state["buf_g"])),
+            buf=buf,
             past=deque(_frames_from(state.get("past", []), state.get("past_g", "")), maxlen=_OLD_FRAMES + 1),
             near=deque((float(x) for x in state["near"]), maxlen=window),
             far=deque((float(x) for x in state["far"]), maxlen=window),
@@ -742,6 +777,14 @@ def _frames_from(rows: list[list[Any]], data: dict[str, Any] | str) -> list[_Fra
         _Frame(int(x[0]), float(x[1]), float(x[2]), g, float(x[3]), float(x[4]), *map(int, x[5:6]), *map(bool, x[6:]))  # type: ignore[arg-type]
         for x, g in zip(rows, gs, strict=True)
     ]
+
+
+def _image(image: np.ndarray | None) -> dict[str, Any] | None:
+    return None if image is None else encode_array(image, "|u1")
+
+
+def _read_image(saved: dict[str, Any] | None) -> np.ndarray | None:
+    return None if saved is None else decode_array(saved).astype(np.uint8)
 
 
 def _rows(arrays: Sequence[np.ndarray], dtype: str) -> dict[str, Any]:

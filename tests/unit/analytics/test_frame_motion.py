@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dinostream.analytics.frame_motion import align, detail, motion_image, ncc_surface, prepare
+from dinostream.analytics.frame_motion import align, detail, motion_image, ncc_surface, prepare, relighting
 from generators.groundtruth import synthetic_images
 from tests.pictures import jpeg
 
@@ -62,6 +62,23 @@ def test_a_cut_matches_nowhere_and_a_blend_best_unmoved() -> None:
     blend = [0.3 * a + 0.7 * b, 0.5 * a + 0.5 * b]  # two frames of a dissolve
     m = align(*blend)
     assert max(abs(m.dy), abs(m.dx)) <= 1 and m.similarity == pytest.approx(m.still, abs=0.02)
+
+
+def test_relighting_tells_other_light_from_another_picture() -> None:
+    view = _view(PICTURES[0], 80, 60)
+    lamp = view.copy()
+    lamp[:, :60] = 1.6 * lamp[:, :60] + 15  # a lamp over the left part, and the camera shaken by 2 px
+    lit = relighting(prepare(view), prepare(np.roll(lamp, (1, 2), axis=(0, 1))))
+    assert lit.similarity > 0.85 and 2 / 3 < lit.detail_ratio < 1.5
+    darker = relighting(prepare(view), prepare(0.8 * view - 5))  # an exposure step down
+    assert darker.similarity > 0.99 and darker.detail_ratio == pytest.approx(0.8, abs=0.01)
+    other = relighting(prepare(view), prepare(_view(PICTURES[1], 80, 60)))
+    assert other.similarity < 0.6
+    flat = np.full_like(view, 128.0) + np.linspace(0, 40, view.shape[1])[None]
+    half_way = relighting(prepare(view), prepare(0.3 * view + 0.7 * flat))  # a dissolve to a plain picture
+    assert half_way.similarity > 0.9 and half_way.detail_ratio < 0.5  # matches, with little of the detail
+    moved = relighting(prepare(view), prepare(_view(PICTURES[0], 100, 60)))  # a pan: not within the shake
+    assert moved.similarity < 0.6 < align(view, _view(PICTURES[0], 100, 60)).similarity
 
 
 def test_blank_and_mismatched_images_compare_as_nothing() -> None:

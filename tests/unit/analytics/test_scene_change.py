@@ -394,6 +394,23 @@ def _dissolve_in_pixels(s: _Script) -> list[tuple[float, float, str]]:
     return [(4.0, 5.5, "gradual")]
 
 
+def _lamp_in_pixels(s: _Script) -> list[tuple[float, float, str]]:
+    """A lamp switched on over the left third of a fixed view, and a sensor's exposure step: the
+    patch grids jump to other columns (features that move with brightness, as random ones do),
+    while the thumbnails show the same things brighter, one pixel of shake apart."""
+    a = s.scene()
+    view = _crop(PANORAMAS[0], 100).astype(np.float32)
+    lit = view.copy()
+    lit[:, :54] = 1.5 * lit[:, :54] + 20
+    brighter = 1.12 * lit
+    fixed = lambda img: lambda u: np.clip(img, 0, 255).astype(np.uint8)  # noqa: E731
+    shaken = lambda img: lambda u: np.clip(np.roll(img, 1, axis=1), 0, 255).astype(np.uint8)  # noqa: E731
+    s.add(4, _pan(a, 0, 0.5), fixed(view))
+    s.add(4, _pan(a, 12, 12.5), shaken(lit))
+    s.add(4, _pan(a, 24, 24.5), fixed(brighter))
+    return []
+
+
 SCRIPTS = {
     "cut": _cut,
     "dissolve": _dissolve,
@@ -409,6 +426,7 @@ SCRIPTS = {
     "whip-pan-in-pixels": _whip_pan_in_pixels,
     "cut-in-pixels": _cut_in_pixels,
     "dissolve-in-pixels": _dissolve_in_pixels,
+    "lamp-in-pixels": _lamp_in_pixels,
 }
 RATES = {"2fps": 2.0, "5fps": 5.0, "10fps": 10.0}
 TOLERANCE_S = 0.5
@@ -467,6 +485,13 @@ def test_camera_motion_check_can_be_turned_off() -> None:
     assert len(_events(det, s.records())) == 1  # the patch grids alone take the whip pan for a cut
 
 
+def test_relit_check_can_be_turned_off() -> None:
+    s = _Script(5.0)
+    _lamp_in_pixels(s)
+    det = SceneChangeDetector(SceneChangeSettings(relit_similarity=1.01))
+    assert len(_events(det, s.records())) == 2  # the patch grids alone take the lamp and the exposure for cuts
+
+
 def test_scene_similarity_and_blank_frames() -> None:
     rng = np.random.default_rng(0)
     scene, other = _Scene(rng), _Scene(rng)
@@ -486,8 +511,8 @@ def _dump(events: list[Event]) -> list[dict]:
 
 @pytest.mark.parametrize(
     "script",
-    [_dissolve, _fade, _flash, _whip_pan_in_pixels, _cut_in_pixels, _occluder_after_cut],
-    ids=["dissolve", "fade", "flash", "whip-pan-in-pixels", "cut-in-pixels", "occluder-after-cut"],
+    [_dissolve, _fade, _flash, _whip_pan_in_pixels, _cut_in_pixels, _occluder_after_cut, _lamp_in_pixels],
+    ids=["dissolve", "fade", "flash", "whip-pan-in-pixels", "cut-in-pixels", "occluder-after-cut", "lamp-in-pixels"],
 )
 def test_snapshot_restore_at_every_frame_resumes_identically(
     script: Callable[[_Script], list[tuple[float, float, str]]],
@@ -507,7 +532,7 @@ def test_snapshot_restore_at_every_frame_resumes_identically(
         assert json.loads(json.dumps(resumed.snapshot("cam"))) == state, f"restored after frame {cut_at}"
         after = _events(resumed, recs[cut_at:])
         assert _dump(before + after) == full, f"resumed after frame {cut_at}"
-    assert saw_open_candidate or not full, "some snapshot must fall inside a transition's look-ahead"
+    assert saw_open_candidate, "some snapshot must fall inside a transition's look-ahead"
 
 
 def test_flush_decides_what_the_look_ahead_holds() -> None:
@@ -539,7 +564,7 @@ def test_snapshot_is_json_and_small() -> None:
     state = det.snapshot("cam")
     assert state["cand"] is not None  # the cut waits for its look-ahead: the largest state there is
     assert state["pixels"] is not None  # the last frame's motion image
-    assert len(json.dumps(state)) < 250_000
+    assert len(json.dumps(state)) < 300_000  # ~255 KB; the host saves state in chunks of 450 KB
 
 
 def test_restores_first_release_state() -> None:
@@ -554,6 +579,13 @@ def test_restores_first_release_state() -> None:
     det = SceneChangeDetector(SceneChangeSettings())
     det.restore("cam", old)
     assert _run(det, recs[2:]) == [3.0]
+
+
+def _without_relit_images(state: dict) -> dict:
+    out = {k: v for k, v in state.items() if k != "buf_images"}
+    if out["cand"] is not None:
+        out["cand"] = {k: v for k, v in out["cand"].items() if k != "anchor_image"}
+    return out
 
 
 @pytest.mark.parametrize("saved", ["plain", "cand"], ids=["between-changes", "candidate-open"])
@@ -572,7 +604,9 @@ def test_restores_version_4_state_saved_by_that_release(saved: str) -> None:
     now = json.loads(json.dumps(whole.snapshot("cam")))
     det = SceneChangeDetector(SceneChangeSettings())
     det.restore("cam", state)
-    assert json.loads(json.dumps(det.snapshot("cam"))) == now  # every vector, grid and image as it was
+    # Every vector, grid and image as it was, but the relit check's images, which that release did
+    # not save (without them the check is skipped for a change anchored before the restore).
+    assert _without_relit_images(json.loads(json.dumps(det.snapshot("cam")))) == _without_relit_images(now)
     events = _events(det, recs[cut:])
     assert _dump(events) == _dump(_events(whole, recs[cut:]))
     assert [round(e.t, 1) for e in events] == [4.0]
