@@ -44,11 +44,13 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 import av
 import numpy as np
 from PIL import Image, ImageDraw
+
+T = TypeVar("T")  # what a renderer says of its frame (the family's per-frame truth)
 
 ANOMALY_KINDS = ("object_left", "figure_unused_area", "lens_covered", "camera_turned")
 BOXED_KINDS = ("object_left", "figure_unused_area")  # anomalies with a place in the view
@@ -1027,13 +1029,13 @@ class FamilyVideo:
 
 def encode_h264(
     path: str | os.PathLike[str],
-    render: Callable[[int], tuple[np.ndarray, FrameTruth]],
+    render: Callable[[int], tuple[np.ndarray, T]],
     frames: int,
     size: tuple[int, int],
     fps: int,
     crf: int,
     keyframe_s: float,
-) -> list[FrameTruth]:
+) -> list[T]:
     """Encode `render(i)`'s RGB image for i in range(frames) as H.264 (yuv420p, `crf`, a keyframe
     every `keyframe_s` seconds) into an MP4 at `path`; returns the frames' truths, in order."""
     truths = []

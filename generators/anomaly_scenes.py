@@ -17,12 +17,11 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from fractions import Fraction
 
-import av
 import numpy as np
 
 from dinostream.ingest.resize import resize_rgb
+from generators.anomaly_families import encode_h264
 
 CONTENT_KINDS = ("covered", "swap", "inverted")
 
@@ -192,28 +191,7 @@ class SceneStream:
         """Encode every frame as H.264 (yuv420p) at `fps`, a keyframe every `keyframe_s` seconds as
         IP cameras do (without one, static regions would carry one frame's noise for the whole
         video); returns the ground truth per frame."""
-        truths = []
-        with av.open(os.fspath(path), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=fps)
-            stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
-            gop = max(1, round(keyframe_s * fps))
-            # mbtree=0: x264's macroblock-tree rate control made the bytes depend on what the process's
-            # memory held before, so one seed gave different videos (see groundtruth.py).
-            stream.options = {
-                "preset": "veryfast",
-                "crf": str(crf),
-                "g": str(gop),
-                "keyint_min": str(gop),
-                "x264-params": "mbtree=0",
-            }
-            for i in range(self.frames):
-                image, truth = self.render(i)
-                frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
-                frame.pts, frame.time_base = i, Fraction(1, fps)
-                container.mux(stream.encode(frame))
-                truths.append(truth)
-            container.mux(stream.encode(None))
-        return truths
+        return encode_h264(path, self.render, self.frames, (self.width, self.height), fps, crf, keyframe_s)
 
 
 # --- procedural content (no image files needed) ---------------------------------------------------
