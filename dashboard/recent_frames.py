@@ -107,6 +107,18 @@ class RecentFrames:
                 self._cache.popitem(last=False)
         return rec
 
+    def stats(self) -> dict[str, int]:
+        """Counters for /metrics and health: frames kept (whole or by place), bytes kept whole,
+        evicted, read back from Kafka for a click, and asked for but gone (retention)."""
+        return {
+            "streams": len(self._streams),
+            "frames": sum(len(f) for f in self._streams.values()),
+            "bytes": self._bytes,
+            "evicted": self.evicted,
+            "read_back": self.read_back,
+            "gone": self.gone,
+        }
+
     def seqs(self, stream: str) -> list[int]:
         return list(self._streams.get(stream, {}))
 

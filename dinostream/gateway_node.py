@@ -77,6 +77,7 @@ class GatewayNode(Node):
         self.hub = LiveHub(self.settings.http.ws_queue_size, resume_memory=self.settings.http.ws_resume_memory)
         self.watchlist = Watchlist()  # the gateway's copy (the workers follow the same topic)
         self.feed: LiveFeed | None = None
+        self.recent: RecentFrames | None = None  # where the last frames are, for clicks
         self.watchlist_feed: WatchlistFeed | None = None
         self.app: FastAPI | None = None
         self.analytics: AnalyticsControl | None = None
@@ -114,7 +115,7 @@ class GatewayNode(Node):
             max_fetch_bytes=max(s.kafka.max_message_bytes * 2, 1_048_576),
             security=client_security(s.kafka),
         )
-        recent = RecentFrames(per_stream=120, read=reader.read)
+        recent = self.recent = RecentFrames(per_stream=120, read=reader.read)
         self.feed = LiveFeed(self.hub, bootstrap, s.kafka, on_preview=recent.note)
         await self.feed.start()
         self._tasks["live-feed"] = asyncio.create_task(self.feed.run(), name="live-feed")
@@ -200,10 +201,15 @@ class GatewayNode(Node):
             out["streams"] = stream_summary(self.directory.healths())
         if self.alerts is None:
             out["alerts"] = None
+        if self.recent is not None:
+            out["recent_frames"] = self.recent.stats()
         return out
 
     def metrics(self) -> list[Families]:
-        return [component_families("websocket", self.hub.stats)]
+        families = [component_families("websocket", self.hub.stats)]
+        if self.recent is not None:
+            families.append(component_families("recent_frames", self.recent.stats, "frames a click can show:"))
+        return families
 
     async def stop(self) -> None:
         await cancel(self._tasks.values())

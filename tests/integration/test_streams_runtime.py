@@ -131,6 +131,7 @@ async def test_streams_added_at_run_time_persist_across_restarts(
             assert streams["cuts"]["persistent"] is False and streams["clip"]["persistent"] is True
             health = (await http.get("/api/v1/health")).json()
             assert set(health["streams"]) == {"cuts", "clip", "keep"} and health["status"] == "ok", health
+            assert {"frames", "read_back", "gone"} <= set(health["recent_frames"]), health
             metrics = (await http.get("/metrics")).text
             assert 'dinostream_stream_frames_out_total{stream="clip"}' in metrics
             assert 'dinostream_stream_decode_seconds_total{stream="clip"}' in metrics
@@ -140,6 +141,8 @@ async def test_streams_added_at_run_time_persist_across_restarts(
                 "dinostream_analytics_records",
                 "dinostream_index_consumer_lag",
                 "dinostream_websocket_clients",
+                "dinostream_recent_frames_frames",  # where the frames a click can show are
+                "dinostream_recent_frames_gone",
             ):
                 assert f"\n{family} " in metrics, family
 
