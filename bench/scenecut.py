@@ -12,7 +12,11 @@ Generates ground-truth videos of one family (`--family`):
 - `stage`: the third family, from `generators.scenecut_stage`, made independently of the others
   (2.5D sets: backdrop, parallax layers and props filmed by a trucking, dollying, zooming and
   handheld camera; MPEG-4 and short-GOP encodes too). It is held out like `scenes`: never used
-  while tuning, report on it.
+  while tuning, report on it;
+- `aerial`: the fourth family, from `generators.scenecut_aerial`, made independently of the others
+  (drone and mast cameras over procedural terrain, fields, forests, coasts, towns and car parks:
+  flying, yawing, orbiting, climbing; cloud shadows, street lights at dusk, birds and drones near
+  the lens). Held out: never used while tuning, report on it.
 
 then runs on the same files:
 
@@ -33,6 +37,7 @@ frame (the median over videos), without the model.
     python bench/scenecut.py                                    # default family, 1, 2 and 5 fps
     python bench/scenecut.py --family scenes --cache /tmp/scenecut  # the held-out family
     python bench/scenecut.py --family stage --cache /tmp/scenecut   # the third, held-out family
+    python bench/scenecut.py --family aerial --cache /tmp/scenecut  # the fourth, held-out family
     python bench/scenecut.py --videos 24 --fps 2                # a steadier figure at one rate
     python bench/scenecut.py --model /models/dinov3-vits16 --videos 20
 
@@ -73,6 +78,7 @@ from generators.groundtruth import (
     sample_images,
     score_detections,
 )
+from generators.scenecut_aerial import AERIAL_FAMILY, make_aerial_video
 from generators.scenecut_families import (
     CUT_KINDS,
     DEVELOPMENT_FAMILY,
@@ -148,6 +154,8 @@ def make_video(family: str, seed: int, shots: int, workdir: Path) -> GroundTruth
         truth = make_groundtruth_video(path, sample_images(), seed=seed, shots=shots)
     elif family == STAGE_FAMILY:
         truth = make_stage_video(path, seed)
+    elif family == AERIAL_FAMILY:
+        truth = make_aerial_video(path, seed)
     else:
         truth = make_family_video(path, family, seed=seed)
     meta.write_text(json.dumps(truth.to_dict()))
@@ -187,9 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--family",
         default="default",
-        choices=["default", *FAMILIES, STAGE_FAMILY],
+        choices=["default", *FAMILIES, STAGE_FAMILY, AERIAL_FAMILY],
         help=f"ground-truth generator (default: generators.groundtruth; {DEVELOPMENT_FAMILY}: development, "
-        f"{HELD_OUT_FAMILY} and {STAGE_FAMILY}: held out)",
+        f"{HELD_OUT_FAMILY}, {STAGE_FAMILY} and {AERIAL_FAMILY}: held out)",
     )
     ap.add_argument("--videos", type=int, default=6, help="ground-truth videos to generate (default 6)")
     ap.add_argument("--shots", type=int, default=10, help="shots per video of the default family (default 10)")
