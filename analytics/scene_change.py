@@ -21,7 +21,8 @@ by its own frame-to-frame noise), and it is a shot change if
   are never compared again (nor anchor a later candidate, which would take the object's leaving
   for a change);
 - it is not the same scene moved: a fast pan or zoom, whose patch grids still agree at some
-  shift (`same_scene_similarity`), or whose every frame step is the previous frame translated
+  shift (`same_scene_similarity`) while the thumbnails do not say otherwise (two places that
+  random features see alike agree in no pixels), or whose every frame step is the previous frame translated
   (the thumbnails' pixels agree at some shift, `motion_similarity`: `dinostream.analytics.frame_motion`);
 - it is not the same view under other light: a lamp switched on, a shadow, an exposure step
   (the settled frame's thumbnail detail matches the old picture's at a small shift, with about
@@ -90,6 +91,7 @@ _RESTLESS_CHANGE = 2.0  # ... and the change is at least this many times that (c
 _ASIDE_SHARE = 0.5  # a frame farther than this share of a change from both its ends is set aside in timing it
 _CUT_GAIN = 0.7  # a change is one step (a cut) when one frame step covers this much of its progress
 _NEAR_SHARE = 0.25  # a frame this near one end of a change (share of the change) shows that end's picture
+_SAME_SCENE_PIXELS = 0.45  # the same scene moved still overlaps: its detail matches at some shift (cuts: 0.3 at most)
 _IMAGE_STRIDE = 4  # a slow change's anchor is compared by an image at most lag / this frames older
 _RELIT_DETAIL = (2 / 3, 1.5)  # detail of the new picture per unit of the old one's, for "relit"
 _STATE_VERSION = 5  # 5: arrays saved by state_codec (self-describing); 2-4: bare base64 strings
@@ -589,7 +591,11 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             if keys and record is not None and s.same_scene_similarity <= 1:
                 grid = self._patch_grid(record)
                 similarity = max(scene_similarity(k, grid) for k in keys)
-            same_scene = similarity is not None and similarity >= s.same_scene_similarity
+            same_scene = (
+                similarity is not None
+                and similarity >= s.same_scene_similarity
+                and not self._pixels_disagree(c, st, record)
+            )
             # The camera moved: every frame step up to the new picture is the previous frame
             # unmoved or translated, and at least one is translated (a dissolve's steps are unmoved).
             motions = [x.motion for x in c.steps[: end + 1]]
@@ -634,6 +640,15 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             st.near.append(x.d1)
         st.shot_near += len(c.steps)
         return events
+
+    @staticmethod
+    def _pixels_disagree(c: _Candidate, st: _StreamState, record: FrameEmbedding | None) -> bool:
+        """The thumbnails say the new picture is not the old one moved: the settled frame's detail
+        matches the anchor's at no shift by _SAME_SCENE_PIXELS (a cut between two places that
+        random features see alike: two streets, two fields). False without both thumbnails."""
+        if record is None or c.anchor_image is None or st.pixels is None:
+            return False
+        return align(prepare(c.anchor_image.astype(np.float32)), st.pixels).similarity < _SAME_SCENE_PIXELS
 
     @staticmethod
     def _relit(c: _Candidate, st: _StreamState, s: SceneChangeSettings, record: FrameEmbedding | None) -> bool:

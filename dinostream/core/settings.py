@@ -404,8 +404,9 @@ class SceneChangeSettings(_Strict):
         ge=-1,
         le=1.01,
         description="Before and after are the same scene (a fast pan, an object in front) when their patch "
-        "grids agree this well at the best shift (mean cosine); such changes are not shot changes. High, "
-        "because plain areas (walls, sky, paper) agree across different scenes too. Above 1 turns it off.",
+        "grids agree this well at the best shift (mean cosine) and their thumbnails' detail agrees at some shift "
+        "too; such changes are not shot changes. High, because plain areas (walls, sky, paper) agree across "
+        "different scenes too. Above 1 turns it off.",
     )
     relit_similarity: float = Field(
         0.8,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -394,6 +395,26 @@ def _dissolve_in_pixels(s: _Script) -> list[tuple[float, float, str]]:
     return [(4.0, 5.5, "gradual")]
 
 
+def _look_alike_cut_in_pixels(s: _Script) -> list[tuple[float, float, str]]:
+    """A cut between two places the features see as one (the patch grids of the same scene, a few
+    patches along, as after a fast pan) while the thumbnails show two different pictures."""
+    a = s.scene()
+    s.add(4, _pan(a, 0, 1), lambda u: _crop(PANORAMAS[0], 100 + 20 * u))
+    s.add(4, _pan(a, 5, 6), lambda u: _crop(PANORAMAS[1], 400 + 20 * u))
+    return [(4.0, 4.0, "cut")]
+
+
+def _fast_pan_in_pixels(s: _Script) -> list[tuple[float, float, str]]:
+    """The same whip as `_fast_pan`, with thumbnails that show it: the view moves by a quarter
+    of a wide picture, so the settled frame still overlaps the old one."""
+    a, wide = s.scene(), PANORAMAS[0]
+    smooth = lambda u: u * u * (3 - 2 * u)  # noqa: E731
+    s.add(4, _pan(a, 0, 1), lambda u: _crop(wide, 100 + 10 * u))
+    s.add(0.5, lambda u: a.view(1 + 4 * smooth(u)), lambda u: _crop(wide, 110 + 60 * smooth(u)))
+    s.add(4, _pan(a, 5, 6), lambda u: _crop(wide, 170 + 10 * u))
+    return []
+
+
 def _lamp_in_pixels(s: _Script) -> list[tuple[float, float, str]]:
     """A lamp switched on over the left third of a fixed view, and a sensor's exposure step: the
     patch grids jump to other columns (features that move with brightness, as random ones do),
@@ -427,6 +448,8 @@ SCRIPTS = {
     "cut-in-pixels": _cut_in_pixels,
     "dissolve-in-pixels": _dissolve_in_pixels,
     "lamp-in-pixels": _lamp_in_pixels,
+    "look-alike-cut-in-pixels": _look_alike_cut_in_pixels,
+    "fast-pan-in-pixels": _fast_pan_in_pixels,
 }
 RATES = {"2fps": 2.0, "5fps": 5.0, "10fps": 10.0}
 TOLERANCE_S = 0.5
@@ -483,6 +506,16 @@ def test_camera_motion_check_can_be_turned_off() -> None:
     _whip_pan_in_pixels(s)
     det = SceneChangeDetector(SceneChangeSettings(motion_similarity=1.01))
     assert len(_events(det, s.records())) == 1  # the patch grids alone take the whip pan for a cut
+
+
+def test_pixels_overrule_the_same_scene_check_only_when_they_disagree() -> None:
+    s = _Script(5.0)
+    _look_alike_cut_in_pixels(s)
+    recs = s.records()
+    (ev,) = _events(SceneChangeDetector(SceneChangeSettings()), recs)
+    assert ev.details["scene_similarity"] >= SceneChangeSettings().same_scene_similarity  # the grids agreed
+    no_pixels = [dataclasses.replace(r, thumbnail=b"") for r in recs]
+    assert _events(SceneChangeDetector(SceneChangeSettings()), no_pixels) == []  # the grids alone: the same scene
 
 
 def test_relit_check_can_be_turned_off() -> None:
