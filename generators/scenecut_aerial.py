@@ -1,8 +1,8 @@
 """The `aerial` family of shot-boundary videos: drone and mast cameras over procedural landscapes.
 
 A fourth, held-out family, made independently of the other generators' pictures (only the records
-of `generators.groundtruth` and the `CUT_KINDS` / `true_time` conventions of
-`generators.scenecut_families` are shared), so that a detector tuned on those is reported on
+of `generators.groundtruth`, and the `CUT_KINDS` / `true_time` conventions and the encoder set-up
+of `generators.scenecut_families` are shared), so that a detector tuned on those is reported on
 pictures it was never shaped by.
 
 A video visits several *locations*. Each is a square world map drawn once with numpy and PIL:
@@ -44,7 +44,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from generators.groundtruth import Distractor, DistractorKind, GroundTruth, ShotInfo, Transition
-from generators.scenecut_families import CUT_KINDS, true_time
+from generators.scenecut_families import CUT_KINDS, Encoding, add_video_stream, true_time
 
 __all__ = [
     "AERIAL_EFFECTS",
@@ -127,17 +127,6 @@ class AerialStyle:
 
 
 CALM = AerialStyle(move=0.02, jitter=0.0, noise=(0.0, 0.0), exposure=0.0)
-
-
-@dataclass(frozen=True)
-class Encoding:
-    """`libx264` at a constant rate factor, or `mpeg4` at a bit rate; `gop`: frames between keyframes."""
-
-    codec: str = "libx264"
-    crf: int = 23
-    bits_per_pixel: float = 0.1  # mpeg4 only
-    gop: int | None = None  # None: the encoder's default
-    preset: str = "veryfast"  # libx264 only
 
 
 # --- the plan: locations, shots, transitions and what happens inside shots ---------------------------
@@ -1782,16 +1771,8 @@ def make_aerial_video(
         seed, duration=duration, size=size, fps=fps, shot_s=shot_s, plan=plan, style=style, encoding=encoding
     )
     width, height = p.size
-    enc = p.encoding
     with av.open(os.fspath(path), "w") as container:
-        options = {"crf": str(enc.crf), "preset": enc.preset} if enc.codec == "libx264" else {}
-        stream = container.add_stream(enc.codec, rate=p.fps, options=options)
-        assert isinstance(stream, av.VideoStream)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        if enc.codec != "libx264":
-            stream.codec_context.bit_rate = int(enc.bits_per_pixel * width * height * p.fps)
-        if enc.gop is not None:
-            stream.codec_context.gop_size = enc.gop
+        stream = add_video_stream(container, p.encoding, (width, height), p.fps)
         # Frames are drawn in a worker thread while this one scales and encodes the earlier ones.
         for i, rgb in enumerate(_ahead(_frames(p), 6)):
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")

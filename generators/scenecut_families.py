@@ -50,6 +50,34 @@ Picture = Callable[[np.random.Generator, int, int], np.ndarray]  # (rng, width, 
 
 
 @dataclass(frozen=True)
+class Encoding:
+    """`libx264` at a constant rate factor, or `mpeg4` at a bit rate; `gop`: frames between keyframes."""
+
+    codec: str = "libx264"
+    crf: int = 23
+    bits_per_pixel: float = 0.1  # mpeg4 only
+    gop: int | None = None  # None: the encoder's default
+    preset: str = "veryfast"  # libx264 only
+
+
+def add_video_stream(
+    container: av.container.OutputContainer, encoding: Encoding, size: tuple[int, int], fps: int
+) -> av.VideoStream:
+    """A yuv420p video stream of `size` = (width, height) at `fps` in `container`, encoded as
+    `encoding` says (the stage and aerial families' encoder set-up)."""
+    width, height = size
+    options = {"crf": str(encoding.crf), "preset": encoding.preset} if encoding.codec == "libx264" else {}
+    stream = container.add_stream(encoding.codec, rate=fps, options=options)
+    assert isinstance(stream, av.VideoStream)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    if encoding.codec != "libx264":
+        stream.codec_context.bit_rate = int(encoding.bits_per_pixel * width * height * fps)
+    if encoding.gop is not None:
+        stream.codec_context.gop_size = encoding.gop
+    return stream
+
+
+@dataclass(frozen=True)
 class Family:
     """How one family's videos are made: where pictures come from and how hard the camera works."""
 

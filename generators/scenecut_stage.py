@@ -1,8 +1,8 @@
 """The `stage` family of shot-boundary videos: 2.5D stage sets filmed by a moving camera.
 
 A third, held-out family, made independently of `generators.groundtruth` and
-`generators.scenecut_families` (only their records and the `true_time` convention are shared), so
-that a detector tuned on those is reported on pictures it was never shaped by.
+`generators.scenecut_families` (only their records, the `true_time` convention and the encoder
+set-up are shared), so that a detector tuned on those is reported on pictures it was never shaped by.
 
 Each shot films a *set*: a painted backdrop at the back (sky and buildings, a brick or papered
 wall with shelves and a window, hills and foliage, a curtained hall with spotlights), two to four
@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from generators.groundtruth import Distractor, DistractorKind, GroundTruth, ShotInfo, Transition
-from generators.scenecut_families import CUT_KINDS, true_time
+from generators.scenecut_families import CUT_KINDS, Encoding, add_video_stream, true_time
 
 __all__ = [
     "CALM",
@@ -85,17 +85,6 @@ class StageStyle:
 
 
 CALM = StageStyle(move=0.1, handheld=0.0, noise=(0.0, 0.0), exposure=0.0, warmth=0.0)
-
-
-@dataclass(frozen=True)
-class Encoding:
-    """`libx264` at a constant rate factor, or `mpeg4` at a bit rate; `gop`: frames between keyframes."""
-
-    codec: str = "libx264"
-    crf: int = 23
-    bits_per_pixel: float = 0.1  # mpeg4 only
-    gop: int | None = None  # None: the encoder's default
-    preset: str = "veryfast"  # libx264 only
 
 
 # --- the plan: shots, transitions and what happens inside them ---------------------------------
@@ -993,14 +982,7 @@ def make_stage_video(
     )
 
     with av.open(os.fspath(path), "w") as container:
-        options = {"crf": str(encoding.crf), "preset": encoding.preset} if encoding.codec == "libx264" else {}
-        stream = container.add_stream(encoding.codec, rate=fps, options=options)
-        assert isinstance(stream, av.VideoStream)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        if encoding.codec != "libx264":
-            stream.codec_context.bit_rate = int(encoding.bits_per_pixel * width * height * fps)
-        if encoding.gop is not None:
-            stream.codec_context.gop_size = encoding.gop
+        stream = add_video_stream(container, encoding, (width, height), fps)
         for i, (parts, fill, fill_w) in enumerate(timeline):
             acc = np.full((work_h, work_w, 3), fill * fill_w, np.float32)
             for k, wgt in parts:
