@@ -186,7 +186,14 @@ class _Candidate:
     steps: list[_Step] = field(default_factory=list)
     checked: int = 0  # steps already tried as the end of the transition
     old: list[np.ndarray] = field(default_factory=list)  # frames of the old picture before the anchor
-    anchor_image: np.ndarray | None = None  # the anchor's motion image (uint8 grey), for the relit check
+    anchor_image: np.ndarray | None = None  # the anchor's motion image (uint8 grey), for the pixel checks
+    _anchor_pixels: MotionFrame | None = field(default=None, repr=False, compare=False)  # not saved
+
+    def anchor_pixels(self) -> MotionFrame | None:
+        """The anchor's motion image prepared for `align` and `relighting`, once per candidate."""
+        if self._anchor_pixels is None and self.anchor_image is not None:
+            self._anchor_pixels = prepare(self.anchor_image.astype(np.float32))
+        return self._anchor_pixels
 
 
 @dataclass
@@ -646,9 +653,10 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         """The thumbnails say the new picture is not the old one moved: the settled frame's detail
         matches the anchor's at no shift by _SAME_SCENE_PIXELS (a cut between two places that
         random features see alike: two streets, two fields). False without both thumbnails."""
-        if record is None or c.anchor_image is None or st.pixels is None:
+        anchor = c.anchor_pixels()
+        if record is None or anchor is None or st.pixels is None:
             return False
-        return align(prepare(c.anchor_image.astype(np.float32)), st.pixels).similarity < _SAME_SCENE_PIXELS
+        return align(anchor, st.pixels).similarity < _SAME_SCENE_PIXELS
 
     @staticmethod
     def _relit(c: _Candidate, st: _StreamState, s: SceneChangeSettings, record: FrameEmbedding | None) -> bool:
@@ -658,7 +666,9 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         Skipped without both thumbnails, and at the end of the stream (no settled frame)."""
         if record is None or c.anchor_image is None or st.pixels is None or s.relit_similarity > 1:
             return False
-        r = relighting(prepare(c.anchor_image.astype(np.float32)), st.pixels)
+        anchor = c.anchor_pixels()
+        assert anchor is not None
+        r = relighting(anchor, st.pixels)
         return r.similarity >= s.relit_similarity and _RELIT_DETAIL[0] <= r.detail_ratio <= _RELIT_DETAIL[1]
 
     def _refresh_key(self, st: _StreamState, record: FrameEmbedding, lag: int) -> None:
