@@ -15,6 +15,9 @@ asking stream and entries last seen before `since_ts`.
 
 from __future__ import annotations
 
+import json
+import logging
+import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +47,8 @@ from qdrant_edge import (
 from dinostream.core.errors import IndexStoreError
 from dinostream.core.records import ID_NAMESPACE
 from dinostream.core.settings import IndexSettings
+
+log = logging.getLogger(__name__)
 
 TRACK_INDEXES = (("stream", "keyword"), ("ts", "float"))
 
@@ -217,8 +222,9 @@ class EdgeTrackGallery:
     An Edge shard is embedded: it locks its directory, so it is shared by the workers of one
     process (as in `dinostream up`); workers in several processes use `QdrantTrackGallery`."""
 
-    def __init__(self, path: Path, dim: int, *, flush_every: int = 64) -> None:
-
+    def __init__(self, path: Path, dim: int, *, flush_every: int = 64, replace_other_dim: bool = False) -> None:
+        """`replace_other_dim`: a shard of another dimension (written before the signature's layout
+        changed) is removed and created afresh, with a warning; else it is an IndexStoreError."""
         if dim < 1:
             raise ValueError(f"dim must be positive, got {dim}")
         self.path = Path(path)
@@ -227,6 +233,13 @@ class EdgeTrackGallery:
         self._pending = 0
         config = EdgeConfig(vectors={"track": EdgeVectorParams(size=dim, distance=Distance.Cosine)})
         schema = {"keyword": PayloadSchemaType.Keyword, "float": PayloadSchemaType.Float}
+        stored = _edge_dim(self.path)
+        if stored is not None and stored != dim:
+            what = f"the track gallery at {self.path} holds {stored}-dim tracks, this worker's are {dim}-dim"
+            if not replace_other_dim:
+                raise IndexStoreError(what)
+            log.warning("%s: replacing it (the gallery is a cache of the last minutes' tracks)", what)
+            shutil.rmtree(self.path)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             fresh = not any(self.path.iterdir())
@@ -314,14 +327,30 @@ class EdgeTrackGallery:
             raise IndexStoreError(f"the track gallery at {self.path} is closed")
 
 
+def _edge_dim(path: Path) -> int | None:
+    """The track vectors' size an Edge shard at `path` was created with; None without a shard (or
+    a config that does not say; loading then reports what is wrong)."""
+    try:
+        config = json.loads((path / "edge_config.json").read_text())
+        return int(config["vectors"]["track"]["size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 class QdrantTrackGallery:
     """The gallery in the collection `{prefix}_tracks` of a Qdrant server (or qdrant-client's local
     mode), created on first use; the gallery every analytics process shares. Owns `client`."""
 
     def __init__(
-        self, client: QdrantClient, dim: int, prefix: str = "dinostream", *, layout: IndexSettings | None = None
+        self,
+        client: QdrantClient,
+        dim: int,
+        prefix: str = "dinostream",
+        *,
+        layout: IndexSettings | None = None,
+        replace_other_dim: bool = False,
     ) -> None:
-
+        """`replace_other_dim`: as `EdgeTrackGallery`'s, for the collection."""
         if dim < 1:
             raise ValueError(f"dim must be positive, got {dim}")
         self.client = client
@@ -329,13 +358,30 @@ class QdrantTrackGallery:
         self.collection = f"{prefix}_tracks"
         schema = {"keyword": qm.PayloadSchemaType.KEYWORD, "float": qm.PayloadSchemaType.FLOAT}
         try:
+            stored = self._stored_dim()
+            if stored is not None and stored != dim:
+                what = f"the track gallery {self.collection} holds {stored}-dim tracks, this worker's are {dim}-dim"
+                if not replace_other_dim:
+                    raise IndexStoreError(what)
+                log.warning("%s: replacing it (the gallery is a cache of the last minutes' tracks)", what)
+                client.delete_collection(self.collection)
             if not client.collection_exists(self.collection):
                 client.create_collection(self.collection, **track_collection_args(dim, layout or IndexSettings()))
                 for field, kind in TRACK_INDEXES:
                     client.create_payload_index(self.collection, field, schema[kind], wait=True)
+        except IndexStoreError:
+            client.close()
+            raise
         except Exception as e:
             client.close()
             raise IndexStoreError(f"cannot open the track gallery {self.collection}: {' '.join(str(e).split())}") from e
+
+    def _stored_dim(self) -> int | None:
+        if not self.client.collection_exists(self.collection):
+            return None
+        vectors = self.client.get_collection(self.collection).config.params.vectors
+        params = vectors.get("track") if isinstance(vectors, dict) else None
+        return None if params is None else int(params.size)
 
     def add(self, entry: TrackEntry) -> None:
 
@@ -438,11 +484,14 @@ def open_gallery(
 ) -> TrackGallery:
     """The gallery a deployment shares: a Qdrant server's collection when `qdrant_url` is set
     (workers in several processes; new collections laid out by `layout`'s qdrant_* settings), else
-    an embedded Edge shard under `data_dir / "tracks"` (the workers of one process). Opened on first use."""
+    an embedded Edge shard under `data_dir / "tracks"` (the workers of one process). Opened on first use;
+    a gallery of another dimension (tracks of an older signature layout, or another model) is replaced."""
     if qdrant_url is not None:
         url, key = qdrant_url, api_key
         return LazyTrackGallery(
-            lambda dim: QdrantTrackGallery(QdrantClient(url=url, api_key=key), dim, prefix, layout=layout)
+            lambda dim: QdrantTrackGallery(
+                QdrantClient(url=url, api_key=key), dim, prefix, layout=layout, replace_other_dim=True
+            )
         )
     path = Path(data_dir) / "tracks"
-    return LazyTrackGallery(lambda dim: EdgeTrackGallery(path, dim))
+    return LazyTrackGallery(lambda dim: EdgeTrackGallery(path, dim, replace_other_dim=True))

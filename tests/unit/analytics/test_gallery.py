@@ -143,8 +143,44 @@ def test_edge_gallery_survives_a_reopen_and_refuses_use_after_close(tmp_path: Pa
 
 def test_edge_gallery_reports_a_shard_of_another_dim(tmp_path: Path) -> None:
     EdgeTrackGallery(tmp_path / "tracks", DIM).close()
-    with pytest.raises(IndexStoreError, match="track gallery"):
+    with pytest.raises(IndexStoreError, match=f"holds {DIM}-dim tracks, this worker's are {DIM * 2}-dim"):
         EdgeTrackGallery(tmp_path / "tracks", DIM * 2)
+
+
+def _other_dim_opener(kind: str, tmp_path: Path) -> Callable[[int, bool], TrackGallery]:
+    if kind == "qdrant-edge":
+        return lambda dim, replace: EdgeTrackGallery(tmp_path / "tracks", dim, replace_other_dim=replace)
+    return lambda dim, replace: QdrantTrackGallery(
+        QdrantClient(path=str(tmp_path / "local")), dim, prefix="t", replace_other_dim=replace
+    )
+
+
+@pytest.mark.parametrize("kind", ["qdrant-edge", "qdrant-local"])
+def test_a_gallery_of_another_dim_is_refused_or_replaced_as_asked(
+    kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An upgrade that changes the signature's layout finds the old gallery: the deployment's
+    opener (open_gallery) replaces it, warning; a direct opener is told both dims."""
+    opener = _other_dim_opener(kind, tmp_path)
+    old = opener(DIM, False)
+    old.add(entry("cam1", "1.0", vec(1, 0)))
+    old.close()
+    with pytest.raises(IndexStoreError, match=f"holds {DIM}-dim tracks, this worker's are {DIM * 2}-dim"):
+        opener(DIM * 2, False)
+    same = opener(DIM, False)  # refusing removed nothing
+    assert len(same) == 1
+    same.close()
+    with caplog.at_level("WARNING", logger="dinostream.analytics.gallery"):
+        new = opener(DIM * 2, True)
+    try:
+        assert "replacing it" in caplog.text and len(new) == 0
+        v = np.zeros(DIM * 2, np.float32)
+        v[0] = 1
+        new.add(entry("cam1", "2.0", v))
+        (hit,) = new.search(v, exclude_stream="cam2", since_ts=0, limit=5)
+        assert hit.track_id == "2.0"
+    finally:
+        new.close()
 
 
 def test_an_entry_says_when_and_where_its_track_was_seen(open_gallery: Opener) -> None:
