@@ -12,10 +12,15 @@ before it calls them, and a processor run on its own asks itself.
     >>> frame = objects.observe(record)          # the same FrameObjects for every reader
     >>> [t.track_id for t in frame.seen if t.confirmed]
 
+The pass also keeps each track's colours and each camera's reference colour from the frames'
+thumbnails (`dinostream.analytics.track_colour`; one thumbnail decode for a frame with a track in
+it): `signature` is what a link compares, the track's appearance with its colours under
+its camera's white balance (`ReidSettings.colour_weight`).
+
 The pass belongs to one processor, which saves its state (`snapshot`, `restore`) with its own;
-the others read it. Each stream also keeps how alike its different tracks looked
-(`non_matches`, see `dinostream.analytics.calibration`): from these the pass tells the
-threshold a link or a watchlist match has to clear (`threshold`).
+the others read it. Each stream also keeps how alike its different tracks looked, by appearance
+and by signature (`non_matches`, see `dinostream.analytics.calibration`): from these the pass
+tells the threshold a watchlist match (`threshold`) or a link (`link_threshold`) has to clear.
 """
 
 from __future__ import annotations
@@ -24,8 +29,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from dinostream.analytics.calibration import NonMatches, non_match_level
 from dinostream.analytics.regions import BackgroundModel, Region
+from dinostream.analytics.track_colour import (
+    CameraColour,
+    add_view,
+    box_samples,
+    colour_histogram,
+    signature,
+    thumbnail_rgb,
+)
 from dinostream.analytics.tracking import Track, Tracker, seen_well
 from dinostream.core.records import FrameEmbedding
 from dinostream.core.settings import ReidSettings
@@ -46,6 +61,8 @@ class _Stream:
     background: BackgroundModel = field(default_factory=BackgroundModel.empty)
     tracker: Tracker = field(default_factory=Tracker)
     non_matches: NonMatches = field(default_factory=NonMatches)  # its tracks' similarities to each other
+    link_non_matches: NonMatches = field(default_factory=NonMatches)  # ... of their signatures
+    camera: CameraColour = field(default_factory=CameraColour)  # the camera's reference colour
     last: FrameObjects | None = None  # the latest frame's result, for its other readers
     ended: list[Track] | None = None  # the tracks the end of the stream ended, for its other readers
 
@@ -59,7 +76,7 @@ class ObjectPass:
     def __init__(self, settings_for: Callable[[str], ReidSettings]) -> None:
         self._settings_for = settings_for
         self._streams: dict[str, _Stream] = {}
-        self._level: tuple[int, float | None] | None = None  # (changes, level) of the non-matches
+        self._levels: dict[bool, tuple[int, float | None]] = {}  # link?: (changes, level) of the non-matches
         self._changes = 0
 
     def observe(self, record: FrameEmbedding) -> FrameObjects:
@@ -74,6 +91,8 @@ class ObjectPass:
         priors = st.tracker.priors(record.seq)
         regions, _ = st.background.observe(record.patches, s, priors, unit=record.unit_patches)
         update = st.tracker.update(regions, seq=record.seq, pts=record.pts, ts=record.ts, s=s)
+        if s.colour_weight > 0:
+            self._observe_colours(st, update.seen, record.thumbnail)
         self._calibrate(st, update.ended, s)
         st.last = FrameObjects(record.seq, regions, update.seen, update.ended)
         st.ended = None
@@ -90,10 +109,36 @@ class ObjectPass:
             self._calibrate(st, st.ended, self._settings_for(stream))
         return st.ended
 
+    @staticmethod
+    def _observe_colours(st: _Stream, seen: list[Track], thumbnail: bytes) -> None:
+        """The pixels inside the boxes of the tracks seen in this frame, into their colours and,
+        for confirmed ones, into the camera's reference (one thumbnail decode per frame with a
+        track in it)."""
+        if not seen:
+            return
+        image = thumbnail_rgb(thumbnail)
+        if image is None:
+            return
+        for track in seen:
+            samples = box_samples(image, track.box)
+            track.colours = add_view(track.colours, samples)
+            if track.confirmed:
+                st.camera.add(samples)
+
+    def signature(self, stream: str, track: Track) -> np.ndarray:
+        """What a link compares (`dinostream.analytics.track_colour.signature`): the track's
+        appearance and its colours under the camera's reference, weighted by `colour_weight`."""
+        st = self._streams.get(stream)
+        weight = self._settings_for(stream).colour_weight
+        colours = None if st is None or weight <= 0 else colour_histogram(track.colours, st.camera.reference)
+        return signature(track.appearance, colours, weight)
+
     def _calibrate(self, st: _Stream, ended: list[Track], s: ReidSettings) -> None:
         for track in ended:
             if seen_well(track, s):
                 st.non_matches.add(track.appearance)
+                colours = colour_histogram(track.colours, st.camera.reference) if s.colour_weight > 0 else None
+                st.link_non_matches.add(signature(track.appearance, colours, s.colour_weight))
                 self._changes += 1
 
     def non_matches(self, stream: str) -> NonMatches:
@@ -102,13 +147,25 @@ class ObjectPass:
         return st.non_matches if st else NonMatches()
 
     def threshold(self, floor: float) -> float:
-        """The similarity a link or a match needs on these streams: above nearly all similarities
-        between different tracks of each of them, never below `floor` (see
+        """The appearance similarity a watchlist match needs on these streams: above nearly all
+        similarities between different tracks of each of them, never below `floor` (see
         `dinostream.analytics.calibration`)."""
-        if self._level is None or self._level[0] != self._changes:  # computed again only when a sample grew
-            levels = [v for st in self._streams.values() if (v := non_match_level([st.non_matches])) is not None]
-            self._level = (self._changes, max(levels) if levels else None)
-        level = self._level[1]
+        return self._threshold(floor, link=False)
+
+    def link_threshold(self, floor: float) -> float:
+        """The same for the signature similarity a link needs."""
+        return self._threshold(floor, link=True)
+
+    def _threshold(self, floor: float, *, link: bool) -> float:
+        cached = self._levels.get(link)
+        if cached is None or cached[0] != self._changes:  # computed again only when a sample grew
+            levels = [
+                v
+                for st in self._streams.values()
+                if (v := non_match_level([st.link_non_matches if link else st.non_matches])) is not None
+            ]
+            cached = self._levels[link] = (self._changes, max(levels) if levels else None)
+        level = cached[1]
         return floor if level is None else max(floor, level)
 
     def tracks(self, stream: str) -> list[Track]:
@@ -128,12 +185,14 @@ class ObjectPass:
             "background": st.background.to_state(),
             "tracker": st.tracker.to_state(),
             "non_matches": st.non_matches.to_state(),
+            "link_non_matches": st.link_non_matches.to_state(),
+            "camera": st.camera.to_state(),
         }
 
     def restore(self, stream: str, state: dict[str, Any]) -> None:
         """Load what `snapshot` saved (the same two fields re-identification and the watchlist
         saved in their own state before the pass was shared, and since then the non-matching
-        similarities); an empty dict resets the stream."""
+        similarities and the camera's colour); an empty dict resets the stream."""
         self._changes += 1
         if not state:
             self._streams.pop(stream, None)
@@ -142,4 +201,6 @@ class ObjectPass:
             background=BackgroundModel.from_state(state["background"]),
             tracker=Tracker.from_state(state["tracker"]),
             non_matches=NonMatches.from_state(state.get("non_matches")),
+            link_non_matches=NonMatches.from_state(state.get("link_non_matches")),
+            camera=CameraColour.from_state(state.get("camera")),
         )

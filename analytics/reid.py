@@ -6,7 +6,9 @@ processor's `objects` pass (`dinostream.analytics.objects`), which it saves with
 other processors (the watchlist) may read, following this processor's settings per stream. A
 confirmed track is ready once it has been seen whole `link_min_views` times (or in three times
 as many frames if never whole): from then on it is written to the shared `TrackGallery` (its
-appearance, i.e. the mean embedding of its full views, its last seen time and its identity) on
+signature, i.e. the mean embedding of its full views joined with its colours under its camera's
+white balance (`ObjectPass.signature`, `ReidSettings.colour_weight`), its last seen time and its
+identity) on
 every frame it is seen, and, until it is linked, searched there first. A track that is not ready
 is neither: a glimpse is no reliable appearance to link to, and a track that other tracks link
 to has already had its own chance to link (else they would keep an identity it then drops).
@@ -15,7 +17,7 @@ same time as the searching track (for more than `COEXIST_S`: one object is not i
 once, so a look-alike crossing another camera meanwhile is no candidate), links it when
 the similarity reaches the stream's threshold and beats the best track of any other identity by
 `link_margin`. The threshold is calibrated on the camera: the level nearly all similarities
-between its own different tracks stay under (`dinostream.analytics.calibration`), never below
+between the signatures of its own different tracks stay under (`dinostream.analytics.calibration`), never below
 `link_threshold`, which stands alone until the camera has seen enough tracks. A linked track
 takes the identity of the track it matched, and writes that identity to the gallery, so links
 chain into one identity across any number of streams and workers (each worker only sees its
@@ -131,15 +133,16 @@ class ReidProcessor(Processor[ReidSettings]):
             if not ready(track, s):
                 continue
             link = track.extra.get("link")
+            sig = self.objects.signature(record.stream, track)  # appearance and colours: what links compare
             if link is None:
                 hits = self.gallery.search(
-                    track.appearance,
+                    sig,
                     exclude_stream=record.stream,
                     since_ts=record.ts - s.window_s,
                     limit=self.search_limit,
                 )
                 hits = [h for h in hits if not coexisted(h, track, record.ts)]
-                threshold = self.objects.threshold(s.link_threshold)
+                threshold = self.objects.link_threshold(s.link_threshold)
                 hit = best_link(hits, threshold, s.link_margin)
                 if hit is not None:
                     track.extra["identity"] = hit.identity
@@ -159,7 +162,7 @@ class ReidProcessor(Processor[ReidSettings]):
                     stream=record.stream,
                     track_id=track.track_id,
                     identity=identity_of(record.stream, track),
-                    embedding=track.appearance,
+                    embedding=sig,
                     t=record.pts,
                     ts=record.ts,
                     t_start=track.first_pts,

@@ -22,6 +22,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from dinostream.analytics.regions import Region, box_iou, unit_rows
+from dinostream.analytics.track_colour import colours_from_state, colours_to_state
 from dinostream.core.records import Box
 from dinostream.core.settings import ReidSettings
 
@@ -51,6 +52,8 @@ class Track:
     partial_total: np.ndarray | None = None
     partial_views: int = 0
     velocity: tuple[float, float] = (0.0, 0.0)  # box motion per seq, frame units (x, y), smoothed
+    # Pixels of its latest views in the thumbnails (`dinostream.analytics.track_colour`).
+    colours: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # owner's JSON-serialisable annotations
 
     @property
@@ -116,6 +119,7 @@ class Track:
             "partial_total": None if self.partial_total is None else self.partial_total.tolist(),
             "partial_views": self.partial_views,
             "velocity": list(self.velocity),
+            "colours": colours_to_state(self.colours),
             "extra": self.extra,
         }
 
@@ -139,6 +143,7 @@ class Track:
             partial_total=None if d.get("partial_total") is None else np.asarray(d["partial_total"], dtype=np.float32),
             partial_views=int(d.get("partial_views", 0)),
             velocity=(float(d.get("velocity", (0, 0))[0]), float(d.get("velocity", (0, 0))[1])),
+            colours=colours_from_state(d.get("colours")),
             extra=dict(d.get("extra", {})),
         )
 

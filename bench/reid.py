@@ -67,6 +67,7 @@ from dinostream.analytics.processor_set import ProcessorSet  # noqa: E402
 from dinostream.analytics.regions import box_iou  # noqa: E402
 from dinostream.analytics.reid import ReidProcessor, identity_of  # noqa: E402
 from dinostream.analytics.summary import summarize_records  # noqa: E402
+from dinostream.analytics.track_colour import signature_dim  # noqa: E402
 from dinostream.analytics.watchlist import (  # noqa: E402
     Exemplar,
     Watchlist,
@@ -918,7 +919,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{1000 * run.seconds / len(frames):.1f} ms/frame"
             )
         with tempfile.TemporaryDirectory() as tmp:
-            edge = EdgeTrackGallery(Path(tmp) / "tracks", loaded.hidden_size)
+            edge = EdgeTrackGallery(Path(tmp) / "tracks", signature_dim(loaded.hidden_size))
             try:
                 edge_run = run_reid(vit.records, edge)
             finally:

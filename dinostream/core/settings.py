@@ -595,10 +595,21 @@ class ReidSettings(_Strict):
     max_misses: int = Field(2, ge=0, description="Frames a track may go unseen before it ends.")
     # Identities across streams.
     link_threshold: float = Field(
-        0.7, ge=-1, le=1, description="Cosine similarity a track needs to a gallery track of another stream to link."
+        0.7,
+        ge=-1,
+        le=1,
+        description="Similarity (appearance and colours, see colour_weight) a track needs to a gallery track "
+        "of another stream to link.",
     )
     link_margin: float = Field(
         0.05, ge=0, le=2, description="... and by which it must beat the best track of any other identity."
+    )
+    colour_weight: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Weight of a track's colours (each camera's white balance taken out) next to its appearance "
+        "in what links compare; 0: appearance alone.",
     )
     link_min_views: int = Field(
         4,

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from dinostream.analytics.gallery import EdgeTrackGallery, GalleryHit, MemoryTrackGallery
 from dinostream.analytics.reid import ReidProcessor, best_link
+from dinostream.analytics.track_colour import signature_dim
 from dinostream.core.records import Event, FrameEmbedding
 from dinostream.core.settings import ReidSettings
 
@@ -144,7 +148,7 @@ def test_per_stream_settings_apply_to_that_stream_only() -> None:
 
 def test_workers_share_links_through_a_qdrant_edge_gallery(tmp_path: Path) -> None:
     """Two processors (as on two Faust workers), each with one stream, one Edge gallery."""
-    gallery = EdgeTrackGallery(tmp_path / "tracks", DIM)
+    gallery = EdgeTrackGallery(tmp_path / "tracks", signature_dim(DIM))
     try:
         one, two = ReidProcessor(ReidSettings(), gallery), ReidProcessor(ReidSettings(), gallery)
         a = stream("cam-a", [("suitcase", 5)], 40)
@@ -340,3 +344,101 @@ def test_an_object_seen_meanwhile_on_another_camera_is_someone_else() -> None:
     assert run(ReidProcessor(ReidSettings(), MemoryTrackGallery()), interleave(a, at_once)) == []
     later = stream("cam-b", [("suitcase", 22)], 40)
     assert run(ReidProcessor(ReidSettings(), MemoryTrackGallery()), interleave(a, later))
+
+
+CELL = 8  # thumbnail pixels per patch cell
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
+
+
+def thumbnail(cells: np.ndarray, cast: np.ndarray) -> bytes:
+    """A JPEG of per-cell colours (GRID + (3,), 0..1) seen through a camera's cast."""
+    px = np.kron(cells * cast, np.ones((CELL, CELL, 1))) * 200
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(px, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def coloured_parade(
+    name: str, objects: list[tuple[np.ndarray, np.ndarray]], cast: np.ndarray, frames: int, first: int = 2
+) -> list[FrameEmbedding]:
+    """`parade` with thumbnails: each object (look, (top, bottom) colours) crosses 3x3 cells, its
+    top two rows one colour and its bottom row another, on a grey background."""
+    bg = np.random.default_rng(seed(name)).normal(size=(*GRID, DIM))
+    out = []
+    for seq in range(frames):
+        rng = np.random.default_rng([seed(name), seq])
+        x = bg + 0.05 * rng.normal(size=bg.shape)
+        cells = np.full((*GRID, 3), 0.5) + 0.03 * rng.normal(size=(*GRID, 3))
+        k, t = divmod(seq - first, GRID[1] + 5)
+        col = t - 2
+        if seq >= first and k < len(objects) and t < GRID[1] + 3:
+            c0, c1 = max(col, 0), min(col + 3, GRID[1])
+            look, colours = objects[k]
+            x[3:6, c0:c1] = look + 0.2 * rng.normal(size=(3, c1 - c0, DIM))
+            cells[3:5, c0:c1], cells[5, c0:c1] = colours[0], colours[1]
+        r = record(name, seq, x)
+        out.append(dataclasses.replace(r, thumbnail=thumbnail(np.clip(cells, 0, 1), cast)))
+    return out
+
+
+@pytest.mark.parametrize(("weight", "right"), [(0.5, 4), (0.0, 0)], ids=["colours", "appearance-alone"])
+def test_look_alikes_are_told_apart_by_their_colours_under_each_cameras_white_balance(
+    weight: float, right: int
+) -> None:
+    """Four look-alikes (features about 0.9 alike) in different clothes cross cam-a, then cam-b,
+    whose white balance is far from cam-a's (red up a third, blue down a third), in another order.
+    Both cameras first see the same six passers-by in the same clothes (their white balances are
+    learnt from them; each camera's passers-by look unlike the other's, so none links). The
+    look-alikes' features alone cannot tell them apart (their similarity sets a threshold that
+    none reaches); their colours, the cast taken out, link each to itself."""
+    rng = np.random.default_rng(11)
+    clothes = [rng.uniform(0.25, 0.85, (2, 3)) for _ in range(10)]  # none near black: its chroma is noise
+    passers_a = [(look(f"passer-a{i}"), clothes[i]) for i in range(6)]
+    passers_b = [(look(f"passer-b{i}"), clothes[i]) for i in range(6)]
+    looks_a = alike_looks(4, 0.95, seed=5)
+    # cam-b sees each from another side: its features there are about 0.85 like cam-a's.
+    looks_b = [0.85 * v + 0.53 * np.linalg.norm(v) * unit(rng.normal(size=DIM)) for v in looks_a]
+    cast = np.array([1.3, 1.0, 0.67])
+    a = coloured_parade("cam-a", passers_a + list(zip(looks_a, clothes[6:], strict=True)), np.ones(3), 10 * 15 + 80)
+    order = [2, 0, 3, 1]
+    alike_b = [(looks_b[i].astype(np.float32), clothes[6 + i]) for i in order]
+    b = coloured_parade("cam-b", passers_b + alike_b, cast, 10 * 15 + 80, first=60)
+    proc = ReidProcessor(ReidSettings(colour_weight=weight), MemoryTrackGallery())
+    opened = [e for e in run(proc, interleave(a, b)) if e.status == "open"]
+    assert all(e.stream == "cam-b" for e in opened)
+
+    def slot(t: float, first: int) -> int:  # which object of a parade was crossing at media time t
+        return int((t * FPS - first) // 15)
+
+    linked = {order[slot(e.t_start, 60) - 6]: slot(e.details["matched_t_start"], 2) - 6 for e in opened}
+    assert all(slot(e.t_start, 60) >= 6 for e in opened)  # no passer-by is linked
+    assert sum(i == j for i, j in linked.items()) == right, [(e.score, e.details["threshold"]) for e in opened]
+    assert all(i == j for i, j in linked.items())  # and none wrongly
+
+
+def test_a_restarted_worker_keeps_the_tracks_colours_and_the_cameras_white_balance() -> None:
+    """As `test_snapshot_and_restore_mid_stream_continue_identically`, with thumbnails: the colours
+    a track kept and the camera's reference come back with the state, so links are the same."""
+    rng = np.random.default_rng(3)
+    objects = [(look(f"o{i}"), rng.uniform(0.25, 0.85, (2, 3))) for i in range(3)]
+    records = interleave(
+        coloured_parade("cam-a", objects, np.ones(3), 3 * 15 + 30),
+        coloured_parade("cam-b", objects[::-1], np.array([1.3, 1.0, 0.67]), 3 * 15 + 30, first=20),
+    )
+    expected = run(ReidProcessor(ReidSettings(), MemoryTrackGallery()), records)
+    assert len([e for e in expected if e.status == "open"]) >= 2
+    cut = 2 * 40  # mid-parade on both cameras
+    gallery = MemoryTrackGallery()
+    before = ReidProcessor(ReidSettings(), gallery)
+    events = run(before, records[:cut], flush=False)
+    states = {name: json.loads(json.dumps(before.snapshot(name))) for name in ("cam-a", "cam-b")}
+    assert any(t.colours is not None for t in before.tracks("cam-b"))
+    after = ReidProcessor(ReidSettings(), gallery)
+    for name, state in states.items():
+        after.restore(name, state)
+    assert after.snapshot("cam-b") == states["cam-b"]
+    events += run(after, records[cut:])
+    assert [e.to_dict() for e in events] == [e.to_dict() for e in expected]
