@@ -15,9 +15,9 @@ import pytest
 
 from dinostream.analytics.anomaly import PERSIST, AnomalyDetector
 from dinostream.analytics.patch_memory import greedy_coreset, patch_features
-from dinostream.analytics.state_codec import decode_array
 from dinostream.core.records import Event, FrameEmbedding
 from dinostream.core.settings import AnomalySettings
+from tests.states import assert_states_close
 
 DIM = 32
 GRID = 8
@@ -584,29 +584,6 @@ def test_restores_state_version_2() -> None:
     rest = run(resumed, records[fixture["cut"] :])
     assert as_dicts(rest) == fixture["events"] == as_dicts(run(again, records[fixture["cut"] :]))
     assert [e.status for e in rest if e.status != "update"] == ["closed", "open", "closed"]
-
-
-def assert_states_close(saved: object, now: object, where: str = "state") -> None:
-    """`saved` (by a release, with the numpy and BLAS it ran on) is `now` but for the last float
-    bits: the same keys, the same integers and strings, floats and arrays equal to 1e-4."""
-    if isinstance(saved, dict) and isinstance(now, dict):
-        assert saved.keys() == now.keys(), where
-        if "b64" in saved:
-            a, b = decode_array(saved), decode_array(now)
-            assert a.dtype == b.dtype and a.shape == b.shape, where
-            tol = 1 if a.dtype.kind in "iu" else 0  # a quantised value may round the other way
-            np.testing.assert_allclose(a.astype(float), b.astype(float), rtol=1e-4, atol=max(tol, 1e-6), err_msg=where)
-            return
-        for k in saved:
-            assert_states_close(saved[k], now[k], f"{where}/{k}")
-    elif isinstance(saved, list) and isinstance(now, list):
-        assert len(saved) == len(now), where
-        for i, (a, b) in enumerate(zip(saved, now, strict=True)):
-            assert_states_close(a, b, f"{where}[{i}]")
-    elif isinstance(saved, float) or isinstance(now, float):
-        assert saved == pytest.approx(now, rel=1e-4, abs=1e-6), where
-    else:
-        assert saved == now, where
 
 
 def test_restores_state_version_3() -> None:
