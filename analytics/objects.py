@@ -111,19 +111,15 @@ class ObjectPass:
 
     @staticmethod
     def _observe_colours(st: _Stream, seen: list[Track], thumbnail: bytes) -> None:
-        """The pixels inside the boxes of the tracks seen in this frame, into their colours and,
-        for confirmed ones, into the camera's reference (one thumbnail decode per frame with a
-        track in it)."""
+        """The pixels inside the boxes of the tracks seen in this frame, into their colours (one
+        thumbnail decode per frame with a track in it)."""
         if not seen:
             return
         image = thumbnail_rgb(thumbnail)
         if image is None:
             return
         for track in seen:
-            samples = box_samples(image, track.box)
-            track.colours = add_view(track.colours, samples)
-            if track.confirmed:
-                st.camera.add(samples)
+            track.colours = add_view(track.colours, box_samples(image, track.box))
 
     def signature(self, stream: str, track: Track) -> np.ndarray:
         """What a link compares (`dinostream.analytics.track_colour.signature`): the track's
@@ -135,6 +131,8 @@ class ObjectPass:
 
     def _calibrate(self, st: _Stream, ended: list[Track], s: ReidSettings) -> None:
         for track in ended:
+            if track.confirmed and track.colours is not None:
+                st.camera.add(track.colours)  # each object once into the camera's reference
             if seen_well(track, s):
                 st.non_matches.add(track.appearance)
                 colours = colour_histogram(track.colours, st.camera.reference) if s.colour_weight > 0 else None

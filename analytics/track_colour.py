@@ -7,7 +7,9 @@ tell them apart where the features do not, once each camera's cast is taken out 
 channel divided by the camera's reference, here the mean colour of the objects it has seen; the
 same people and things pass every camera of a site, so the references differ by the cameras'
 casts). What is compared is a histogram of the normalised pixels' log-chromaticity (red/green,
-blue/green) and brightness, square-rooted (the Hellinger affinity is the cosine of two of them).
+blue/green) and brightness, each pixel shared linearly between neighbouring bins (a cast not
+quite taken out shifts weight, not whole bins), square-rooted (the Hellinger affinity is the
+cosine of two of them).
 
 Per track, the pixels come from its views in the frames' JPEG thumbnails (a view cut by the
 frame's edge too: its colours are the object's all the same), inside the track's box shrunk by a
@@ -18,7 +20,7 @@ camera's reference then, so a track seen before the reference settled is describ
 
     >>> image = thumbnail_rgb(record.thumbnail)           # once per frame, None without one
     >>> track.colours = add_view(track.colours, box_samples(image, track.box))
-    >>> camera.add(box_samples(image, track.box))
+    >>> camera.add(ended_track.colours)                      # each track once, when it ends
     >>> h = colour_histogram(track.colours, camera.reference)   # (256,) unit, or None
 
 `signature` joins a track's appearance (unit features) and its histogram into the one vector
@@ -47,6 +49,7 @@ _CHROMA = 1.5  # log-chromaticity range, each side of neutral
 _LOG_MAX = float(np.log(256.0))
 _GREY = 128.0  # the reference colour maps to this grey
 _CAMERA_HORIZON = 20_000  # samples: the camera's reference follows slow changes beyond this many
+_PRIOR_SAMPLES = 2 * KEEP_VIEWS * SAMPLES_PER_VIEW  # grey samples the reference starts from
 
 
 def thumbnail_rgb(jpeg: bytes) -> np.ndarray | None:
@@ -90,29 +93,32 @@ def add_view(kept: np.ndarray | None, samples: np.ndarray) -> np.ndarray | None:
 
 
 class CameraColour:
-    """A camera's reference colour: the mean of the object pixels it has seen (a running mean,
-    following slow changes once `_CAMERA_HORIZON` samples are in)."""
+    """A camera's reference colour: the mean of the pixels of the objects it has seen, each track's
+    kept views once when it ends (so an object that lingers counts as one that passes), drawn
+    towards neutral grey by a prior of `_PRIOR_SAMPLES` (two tracks' worth: the first objects on a
+    camera are not taken for its cast) and following slow changes once `_CAMERA_HORIZON` samples
+    are in."""
 
     def __init__(self, total: np.ndarray | None = None, count: float = 0.0) -> None:
         self.total = np.zeros(3) if total is None else np.asarray(total, dtype=np.float64)
         self.count = float(count)
 
     def add(self, samples: np.ndarray) -> None:
+        """Pixels (..., 3) into the reference."""
+        samples = samples.reshape(-1, 3)
         if len(samples) == 0:
             return
         if self.count + len(samples) > _CAMERA_HORIZON:
             keep = max(_CAMERA_HORIZON - len(samples), 0) / self.count
             self.total *= keep
             self.count *= keep
-        self.total += samples.reshape(-1, 3).sum(0, dtype=np.float64)
+        self.total += samples.sum(0, dtype=np.float64)
         self.count += len(samples)
 
     @property
-    def reference(self) -> np.ndarray | None:
-        """The mean colour (3,), or None before any sample."""
-        if self.count <= 0:
-            return None
-        return np.maximum(self.total / self.count, 1.0)
+    def reference(self) -> np.ndarray:
+        """The mean colour (3,), grey before any sample."""
+        return np.maximum((self.total + _PRIOR_SAMPLES * _GREY) / (self.count + _PRIOR_SAMPLES), 1.0)
 
     def to_state(self) -> dict[str, Any]:
         return {"total": [round(float(v), 3) for v in self.total], "count": round(self.count, 3)}
@@ -131,13 +137,26 @@ def colour_histogram(kept: np.ndarray | None, reference: np.ndarray | None) -> n
         return None
     px = kept.reshape(-1, 3).astype(np.float32) * (_GREY / reference.astype(np.float32))
     lg = np.log1p(px)
-    red = lg[:, 0] - lg[:, 1]
-    blue = lg[:, 2] - lg[:, 1]
-    light = lg.mean(1)
-    i = np.clip(((red + _CHROMA) / (2 * _CHROMA) * BINS[0]).astype(int), 0, BINS[0] - 1)
-    j = np.clip(((blue + _CHROMA) / (2 * _CHROMA) * BINS[1]).astype(int), 0, BINS[1] - 1)
-    k = np.clip((light / _LOG_MAX * BINS[2]).astype(int), 0, BINS[2] - 1)
-    h = np.bincount((i * BINS[1] + j) * BINS[2] + k, minlength=COLOUR_BINS).astype(np.float32)
+    coords = np.stack(
+        [
+            (lg[:, 0] - lg[:, 1] + _CHROMA) / (2 * _CHROMA) * BINS[0],
+            (lg[:, 2] - lg[:, 1] + _CHROMA) / (2 * _CHROMA) * BINS[1],
+            lg.mean(1) / _LOG_MAX * BINS[2],
+        ],
+        axis=1,
+    )
+    # Each sample is shared between the two nearest bins of each axis (linearly): a small shift
+    # left by the white balance moves weight to the next bin instead of all of it.
+    pos = np.clip(coords - 0.5, 0, np.array(BINS, np.float32) - 1)
+    lo = np.minimum(pos.astype(int), np.array(BINS) - 2)
+    frac = pos - lo
+    h = np.zeros(COLOUR_BINS, np.float64)
+    for corner in range(8):
+        pick = [(corner >> axis) & 1 for axis in range(3)]
+        idx = ((lo[:, 0] + pick[0]) * BINS[1] + lo[:, 1] + pick[1]) * BINS[2] + lo[:, 2] + pick[2]
+        w = np.prod([frac[:, a] if pick[a] else 1 - frac[:, a] for a in range(3)], axis=0)
+        h += np.bincount(idx, weights=w, minlength=COLOUR_BINS)
+    h = h.astype(np.float32)
     h = np.sqrt(h)
     return h / float(np.linalg.norm(h))
 

@@ -84,7 +84,7 @@ def test_the_histogram_is_unit_and_needs_samples_and_a_reference() -> None:
     assert h is not None and h.shape == (COLOUR_BINS,) and np.linalg.norm(h) == pytest.approx(1.0, abs=1e-5)
     assert colour_histogram(None, cam_a.reference) is None
     assert colour_histogram(a[0], None) is None
-    assert CameraColour().reference is None
+    assert CameraColour().reference == pytest.approx([128, 128, 128])  # grey: nothing taken out yet
 
 
 def test_box_samples_come_from_inside_the_box_less_its_margins() -> None:
@@ -110,11 +110,30 @@ def test_a_track_keeps_its_newest_views_each_weighing_the_same() -> None:
 def test_the_camera_reference_follows_a_change_of_light() -> None:
     cam = CameraColour()
     for _ in range(200):
-        cam.add(np.full((SAMPLES_PER_VIEW, 3), 100, np.uint8))
-    assert cam.reference == pytest.approx([100, 100, 100])
+        cam.add(np.full((KEEP_VIEWS, SAMPLES_PER_VIEW, 3), 100, np.uint8))  # a track's kept views
+    assert cam.reference == pytest.approx([100, 100, 100], abs=5)  # the grey prior's pull is small by now
     for _ in range(400):
-        cam.add(np.full((SAMPLES_PER_VIEW, 3), 200, np.uint8))
-    assert cam.reference is not None and (cam.reference > 190).all()
+        cam.add(np.full((KEEP_VIEWS, SAMPLES_PER_VIEW, 3), 200, np.uint8))
+    assert (cam.reference > 190).all()
+
+
+def test_the_first_object_on_a_camera_is_not_taken_for_its_cast() -> None:
+    """A camera that has seen one red coat does not yet see the world through it: its reference
+    moves only partway (the grey prior), so the coat stays red."""
+    cam = CameraColour()
+    coat = np.zeros((KEEP_VIEWS, SAMPLES_PER_VIEW, 3), np.uint8)
+    coat[...] = (200, 50, 50)
+    cam.add(coat)
+    ref = cam.reference
+    assert ref[0] / ref[1] < 1.7  # the coat's own red/green is 4: under the reference still above 2.5
+    red = colour_histogram(coat, ref)
+    grey = colour_histogram(np.full_like(coat, 120), ref)
+    assert red is not None and grey is not None
+    assert float(red @ grey) < 0.1
+    # The negative check: a reference made of the coat alone would turn it grey.
+    alone = colour_histogram(coat, np.array([200.0, 50.0, 50.0]))
+    neutral = colour_histogram(np.full_like(coat, 128), np.full(3, 128.0))
+    assert alone is not None and neutral is not None and float(alone @ neutral) > 0.9
 
 
 def test_colours_and_the_camera_survive_their_state() -> None:
@@ -124,7 +143,7 @@ def test_colours_and_the_camera_survive_their_state() -> None:
     assert colours_from_state(colours_to_state(None)) is None
     cam = CameraColour.from_state(cam_a.to_state())
     assert cam.reference == pytest.approx(cam_a.reference, abs=1e-3)
-    assert CameraColour.from_state(None).reference is None
+    assert CameraColour.from_state(None).reference == pytest.approx(CameraColour().reference)
 
 
 def test_thumbnails_decode_or_say_nothing() -> None:
