@@ -4,8 +4,8 @@ Per stream, the background model turns each frame's patch grid into regions and 
 follows them (the tracks' expected boxes cut a region in two where objects touch or cross): the
 processor's `objects` pass (`dinostream.analytics.objects`), which it saves with its state and
 other processors (the watchlist) may read, following this processor's settings per stream. A
-confirmed track is ready once it has been seen whole `link_min_views` times (or in three times
-as many frames if never whole): from then on it is written to the shared `TrackGallery` (its
+confirmed track is ready once it has been seen whole `link_min_views` times (or in twice as
+many frames if never whole): from then on it is written to the shared `TrackGallery` (its
 signature, i.e. the mean embedding of its full views joined with its colours under its camera's
 white balance (`ObjectPass.signature`, `ReidSettings.colour_weight`), its last seen time and its
 identity) on
@@ -43,7 +43,7 @@ from typing import Any
 from dinostream.analytics.gallery import GalleryHit, TrackEntry, TrackGallery
 from dinostream.analytics.objects import ObjectPass
 from dinostream.analytics.processor import Processor
-from dinostream.analytics.tracking import Track, seen_well
+from dinostream.analytics.tracking import Track
 from dinostream.core.records import Box, Event, FrameEmbedding, event_id
 from dinostream.core.settings import ReidSettings
 
@@ -69,8 +69,9 @@ def identity_of(stream: str, track: Track) -> str:
 
 def ready(track: Track, s: ReidSettings) -> bool:
     """Seen enough to link and to be linked to: confirmed, and `link_min_views` full views (or
-    three times as many frames, for an object that is never seen whole)."""
-    return seen_well(track, s)
+    twice as many frames, for an object that is never seen whole: its colours are those of a
+    whole view, and they count in a link as much as its appearance)."""
+    return track.confirmed and (track.full_views >= s.link_min_views or track.hits >= 2 * s.link_min_views)
 
 
 def best_link(hits: list[GalleryHit], threshold: float, margin: float) -> GalleryHit | None:

@@ -615,7 +615,8 @@ class ReidSettings(_Strict):
         4,
         ge=1,
         description="Full views (not cut by the frame's edge) a track needs before it is searched in the gallery; "
-        "a track never seen whole is searched after three times as many frames.",
+        "a track never seen whole is searched after twice as many frames (three times before it counts in "
+        "the link threshold's calibration).",
     )
     window_s: float = Field(
         600.0, gt=0, description="Only gallery tracks seen this many wall-clock seconds ago or since."

@@ -13,9 +13,10 @@ import pytest
 from PIL import Image
 
 from dinostream.analytics.gallery import EdgeTrackGallery, GalleryHit, MemoryTrackGallery
-from dinostream.analytics.reid import ReidProcessor, best_link
+from dinostream.analytics.reid import ReidProcessor, best_link, ready
 from dinostream.analytics.track_colour import signature_dim
-from dinostream.core.records import Event, FrameEmbedding
+from dinostream.analytics.tracking import Track
+from dinostream.core.records import Box, Event, FrameEmbedding
 from dinostream.core.settings import ReidSettings
 
 DIM = 32
@@ -274,6 +275,21 @@ def test_a_track_enters_the_gallery_once_it_is_seen_enough_to_link() -> None:
                 confirmed_not_ready = True
                 assert len(gallery) == 0  # a glimpse is neither searched nor a link target
     assert confirmed_not_ready and len(gallery) == 1
+
+
+@pytest.mark.parametrize(
+    ("confirmed", "full_views", "hits", "expected"),
+    [(True, 4, 4, True), (True, 3, 7, False), (True, 0, 8, True), (False, 4, 9, False)],
+    ids=["seen-whole-enough", "glimpses", "never-whole-twice-as-long", "unconfirmed"],
+)
+def test_a_track_is_ready_when_seen_whole_enough_or_twice_as_long(
+    confirmed: bool, full_views: int, hits: int, expected: bool
+) -> None:
+    """link_min_views (4) whole views, or twice as many frames for an object never seen whole (a
+    person at the bottom edge: its colours are a whole view's)."""
+    t = Track("1.0", Box(0, 0.5, 0.2, 1.0), np.ones(DIM, np.float32), 1, 0.0, T0, 1, 0.0, T0)
+    t.confirmed, t.full_views, t.hits = confirmed, full_views, hits
+    assert ready(t, ReidSettings()) is expected
 
 
 def test_the_open_link_says_when_and_where_the_matched_track_was_seen() -> None:
