@@ -4,24 +4,23 @@ Per stream, the background model turns each frame's patch grid into regions and 
 follows them (the tracks' expected boxes cut a region in two where objects touch or cross): the
 processor's `objects` pass (`dinostream.analytics.objects`), which it saves with its state and
 other processors (the watchlist) may read, following this processor's settings per stream. A
-confirmed track is ready once it has been seen whole `link_min_views` times (or in twice as
-many frames if never whole): from then on it is written to the shared `TrackGallery` (its
-signature, i.e. the mean embedding of its full views joined with its colours under its camera's
-white balance (`ObjectPass.signature`, `ReidSettings.colour_weight`), its last seen time and its
-identity) on
-every frame it is seen, and, until it is linked, searched there first. A track that is not ready
-is neither: a glimpse is no reliable appearance to link to, and a track that other tracks link
-to has already had its own chance to link (else they would keep an identity it then drops).
-The search: the most similar track of another stream, seen within `window_s` and not at the
-same time as the searching track (for more than `COEXIST_S`: one object is not in two rooms at
-once, so a look-alike crossing another camera meanwhile is no candidate), links it when
-the similarity reaches the stream's threshold and beats the best track of any other identity by
+confirmed track is ready once it has been seen whole `link_min_views` times (or in twice as many
+frames if never whole): from then on it is written to the shared `TrackGallery` (its signature,
+i.e. the mean embedding of its full views joined with its colours under its camera's white
+balance (`ObjectPass.signature`, `ReidSettings.colour_weight`), its last seen time and its
+identity) on every frame it is seen, and, until it is linked, searched there first. A track that
+is not ready is neither: a glimpse is no reliable appearance to link to, and a track that other
+tracks link to has already had its own chance to link (else they would keep an identity it then
+drops). The search: the most similar track of another stream, seen within `window_s` and not at
+the same time as the searching track (for more than `COEXIST_S`: one object is not in two rooms
+at once, so a look-alike crossing another camera meanwhile is no candidate), links it when the
+similarity reaches the stream's threshold and beats the best track of any other identity by
 `link_margin`. The threshold is calibrated on the camera: the level nearly all similarities
-between the signatures of its own different tracks stay under (`dinostream.analytics.calibration`), never below
-`link_threshold`, which stands alone until the camera has seen enough tracks. A linked track
-takes the identity of the track it matched, and writes that identity to the gallery, so links
-chain into one identity across any number of streams and workers (each worker only sees its
-streams; the gallery is what they share).
+between the signatures of its own different tracks stay under
+(`dinostream.analytics.calibration`), never below `link_threshold`, which stands alone until the
+camera has seen enough tracks. A linked track takes the identity of the track it matched, and
+writes that identity to the gallery, so links chain into one identity across any number of
+streams and workers (each worker only sees its streams; the gallery is what they share).
 
 A link is one `reid` event per (stream, track): "open" when it is made, "update" at most every
 `update_every_s` with the latest box while the track lasts, "closed" when the track ends. Every

@@ -13,15 +13,16 @@ cosine of two of them).
 
 Per track, the pixels come from its views in the frames' JPEG thumbnails (a view cut by the
 frame's edge too: its colours are the object's all the same), inside the track's box shrunk by a
-margin (the box holds background at its edges): a
-grid of at most `SAMPLES_PER_VIEW` of them per view, the last `KEEP_VIEWS` views kept (uint8, a
-few hundred bytes saved with the track). The histogram is made when asked for, against the
-camera's reference then, so a track seen before the reference settled is described again with it.
+margin (the box holds background at its edges): a grid of at most `SAMPLES_PER_VIEW` of them per
+view, the last `KEEP_VIEWS` views kept (uint8: 3.5 KB, about 4.6 KB in the saved state, per live
+track). A camera's reference takes each ended track's kept pixels once, on top of a grey prior
+(`CameraColour`). The histogram is made when asked for, against the camera's reference then, so
+a track seen before the reference settled is described again with it.
 
     >>> image = thumbnail_rgb(record.thumbnail)           # once per frame, None without one
     >>> track.colours = add_view(track.colours, box_samples(image, track.box))
     >>> camera.add(ended_track.colours)                      # each track once, when it ends
-    >>> h = colour_histogram(track.colours, camera.reference)   # (256,) unit, or None
+    >>> h = colour_histogram(track.colours, camera.reference)   # (256,) unit, None without pixels
 
 `signature` joins a track's appearance (unit features) and its histogram into the one vector
 links are searched and calibrated with: cosine of two signatures = (1 - w)·features' cosine +
@@ -132,7 +133,7 @@ class CameraColour:
 
 def colour_histogram(kept: np.ndarray | None, reference: np.ndarray | None) -> np.ndarray | None:
     """The unit square-rooted histogram (COLOUR_BINS,) of the kept samples under the camera's
-    reference (each channel divided by it); None without samples or reference."""
+    reference (each channel divided by it); None without samples (or without a reference)."""
     if kept is None or reference is None or kept.size == 0:
         return None
     px = kept.reshape(-1, 3).astype(np.float32) * (_GREY / reference.astype(np.float32))
