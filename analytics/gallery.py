@@ -233,12 +233,7 @@ class EdgeTrackGallery:
         self._pending = 0
         config = EdgeConfig(vectors={"track": EdgeVectorParams(size=dim, distance=Distance.Cosine)})
         schema = {"keyword": PayloadSchemaType.Keyword, "float": PayloadSchemaType.Float}
-        stored = _edge_dim(self.path)
-        if stored is not None and stored != dim:
-            what = f"the track gallery at {self.path} holds {stored}-dim tracks, this worker's are {dim}-dim"
-            if not replace_other_dim:
-                raise IndexStoreError(what)
-            log.warning("%s: replacing it (the gallery is a cache of the last minutes' tracks)", what)
+        if _replace_other_dim(f"the track gallery at {self.path}", _edge_dim(self.path), dim, replace_other_dim):
             shutil.rmtree(self.path)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -327,6 +322,19 @@ class EdgeTrackGallery:
             raise IndexStoreError(f"the track gallery at {self.path} is closed")
 
 
+def _replace_other_dim(gallery: str, stored: int | None, dim: int, replace: bool) -> bool:
+    """Whether a gallery holding `stored`-dim tracks is to be replaced for `dim`-dim ones (with a
+    warning: it is a cache of the last minutes' tracks); an IndexStoreError naming both sizes
+    when it may not be. False for a new gallery or one of this size."""
+    if stored is None or stored == dim:
+        return False
+    what = f"{gallery} holds {stored}-dim tracks, this worker's are {dim}-dim"
+    if not replace:
+        raise IndexStoreError(what)
+    log.warning("%s: replacing it (the gallery is a cache of the last minutes' tracks)", what)
+    return True
+
+
 def _edge_dim(path: Path) -> int | None:
     """The track vectors' size an Edge shard at `path` was created with; None without a shard (or
     a config that does not say; loading then reports what is wrong)."""
@@ -358,12 +366,7 @@ class QdrantTrackGallery:
         self.collection = f"{prefix}_tracks"
         schema = {"keyword": qm.PayloadSchemaType.KEYWORD, "float": qm.PayloadSchemaType.FLOAT}
         try:
-            stored = self._stored_dim()
-            if stored is not None and stored != dim:
-                what = f"the track gallery {self.collection} holds {stored}-dim tracks, this worker's are {dim}-dim"
-                if not replace_other_dim:
-                    raise IndexStoreError(what)
-                log.warning("%s: replacing it (the gallery is a cache of the last minutes' tracks)", what)
+            if _replace_other_dim(f"the track gallery {self.collection}", self._stored_dim(), dim, replace_other_dim):
                 client.delete_collection(self.collection)
             if not client.collection_exists(self.collection):
                 client.create_collection(self.collection, **track_collection_args(dim, layout or IndexSettings()))
