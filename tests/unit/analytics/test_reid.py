@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from dinostream.analytics.gallery import EdgeTrackGallery, GalleryHit, MemoryTrackGallery
 from dinostream.analytics.reid import ReidProcessor, best_link, ready
@@ -18,6 +16,7 @@ from dinostream.analytics.track_colour import signature_dim
 from dinostream.analytics.tracking import Track
 from dinostream.core.records import Box, Event, FrameEmbedding
 from dinostream.core.settings import ReidSettings
+from tests.pictures import jpeg
 
 DIM = 32
 GRID = (8, 10)
@@ -312,6 +311,16 @@ def alike_looks(n: int, alike: float, seed: int) -> list[np.ndarray]:
     return [(alike * common + np.sqrt(1 - alike**2) * rng.normal(size=DIM)).astype(np.float32) for _ in range(n)]
 
 
+def crossing(seq: int, first: int, n: int) -> tuple[int, int, int] | None:
+    """In a parade of `n` objects from frame `first`: which one crosses at `seq` and the columns
+    [c0, c1) it covers (it enters cut by the left edge, leaves by the right); None between them."""
+    k, t = divmod(seq - first, GRID[1] + 5)
+    if seq < first or k >= n or t >= GRID[1] + 3:
+        return None
+    col = t - 2
+    return k, max(col, 0), min(col + 3, GRID[1])
+
+
 def parade(name: str, looks: list[np.ndarray], frames: int, first: int = 2) -> list[FrameEmbedding]:
     """Objects of the given looks cross one after another (3x3 cells, one cell a frame)."""
     bg = np.random.default_rng(seed(name)).normal(size=(*GRID, DIM))
@@ -319,10 +328,8 @@ def parade(name: str, looks: list[np.ndarray], frames: int, first: int = 2) -> l
     for seq in range(frames):
         rng = np.random.default_rng([seed(name), seq])
         x = bg + 0.05 * rng.normal(size=bg.shape)
-        k, t = divmod(seq - first, GRID[1] + 5)
-        col = t - 2
-        if seq >= first and k < len(looks) and t < GRID[1] + 3:
-            c0, c1 = max(col, 0), min(col + 3, GRID[1])
+        if (now := crossing(seq, first, len(looks))) is not None:
+            k, c0, c1 = now
             x[3:6, c0:c1] = looks[k] + 0.2 * rng.normal(size=(3, c1 - c0, DIM))
         out.append(record(name, seq, x))
     return out
@@ -369,34 +376,20 @@ def unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def thumbnail(cells: np.ndarray, cast: np.ndarray) -> bytes:
-    """A JPEG of per-cell colours (GRID + (3,), 0..1) seen through a camera's cast."""
-    px = np.kron(cells * cast, np.ones((CELL, CELL, 1))) * 200
-    buf = io.BytesIO()
-    Image.fromarray(np.clip(px, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
-    return buf.getvalue()
-
-
 def coloured_parade(
     name: str, objects: list[tuple[np.ndarray, np.ndarray]], cast: np.ndarray, frames: int, first: int = 2
 ) -> list[FrameEmbedding]:
-    """`parade` with thumbnails: each object (look, (top, bottom) colours) crosses 3x3 cells, its
-    top two rows one colour and its bottom row another, on a grey background."""
-    bg = np.random.default_rng(seed(name)).normal(size=(*GRID, DIM))
+    """`parade` with thumbnails seen through a camera's `cast`: each object (look, (top, bottom)
+    colours) has its top two rows one colour and its bottom row another, on a grey background."""
     out = []
-    for seq in range(frames):
-        rng = np.random.default_rng([seed(name), seq])
-        x = bg + 0.05 * rng.normal(size=bg.shape)
+    for r in parade(name, [look for look, _ in objects], frames, first):
+        rng = np.random.default_rng([seed(name), r.seq, 1])
         cells = np.full((*GRID, 3), 0.5) + 0.03 * rng.normal(size=(*GRID, 3))
-        k, t = divmod(seq - first, GRID[1] + 5)
-        col = t - 2
-        if seq >= first and k < len(objects) and t < GRID[1] + 3:
-            c0, c1 = max(col, 0), min(col + 3, GRID[1])
-            look, colours = objects[k]
-            x[3:6, c0:c1] = look + 0.2 * rng.normal(size=(3, c1 - c0, DIM))
-            cells[3:5, c0:c1], cells[5, c0:c1] = colours[0], colours[1]
-        r = record(name, seq, x)
-        out.append(dataclasses.replace(r, thumbnail=thumbnail(np.clip(cells, 0, 1), cast)))
+        if (now := crossing(r.seq, first, len(objects))) is not None:
+            k, c0, c1 = now
+            cells[3:5, c0:c1], cells[5, c0:c1] = objects[k][1]
+        px = np.kron(np.clip(cells, 0, 1) * cast, np.ones((CELL, CELL, 1))) * 200
+        out.append(dataclasses.replace(r, thumbnail=jpeg(np.clip(px, 0, 255).astype(np.uint8))))
     return out
 
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
-from PIL import Image
 
 from dinostream.analytics.track_colour import (
     COLOUR_BINS,
@@ -23,6 +20,7 @@ from dinostream.analytics.track_colour import (
     thumbnail_rgb,
 )
 from dinostream.core.records import Box
+from tests.pictures import picture
 
 CAST = np.array([1.35, 1.0, 0.7])  # the second camera's white balance and gain, per channel
 
@@ -147,9 +145,7 @@ def test_colours_and_the_camera_survive_their_state() -> None:
 
 
 def test_thumbnails_decode_or_say_nothing() -> None:
-    buf = io.BytesIO()
-    Image.new("RGB", (32, 24), (10, 200, 30)).save(buf, "JPEG")
-    image = thumbnail_rgb(buf.getvalue())
+    image = thumbnail_rgb(picture((10, 200, 30), (32, 24)))
     assert image is not None and image.shape == (24, 32, 3)
     assert thumbnail_rgb(b"") is None
     assert thumbnail_rgb(b"not a jpeg") is None
