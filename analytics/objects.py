@@ -124,10 +124,7 @@ class ObjectPass:
     def signature(self, stream: str, track: Track) -> np.ndarray:
         """What a link compares (`dinostream.analytics.track_colour.signature`): the track's
         appearance and its colours under the camera's reference, weighted by `colour_weight`."""
-        st = self._streams.get(stream)
-        weight = self._settings_for(stream).colour_weight
-        colours = None if st is None or weight <= 0 else colour_histogram(track.colours, st.camera.reference)
-        return signature(track.appearance, colours, weight)
+        return _signature(self._streams.get(stream), track, self._settings_for(stream))
 
     def _calibrate(self, st: _Stream, ended: list[Track], s: ReidSettings) -> None:
         for track in ended:
@@ -135,8 +132,7 @@ class ObjectPass:
                 st.camera.add(track.colours)  # each object once into the camera's reference
             if seen_well(track, s):
                 st.non_matches.add(track.appearance)
-                colours = colour_histogram(track.colours, st.camera.reference) if s.colour_weight > 0 else None
-                st.link_non_matches.add(signature(track.appearance, colours, s.colour_weight))
+                st.link_non_matches.add(_signature(st, track, s))
                 self._changes += 1
 
     def non_matches(self, stream: str) -> NonMatches:
@@ -202,3 +198,9 @@ class ObjectPass:
             link_non_matches=NonMatches.from_state(state.get("link_non_matches")),
             camera=CameraColour.from_state(state.get("camera")),
         )
+
+
+def _signature(st: _Stream | None, track: Track, s: ReidSettings) -> np.ndarray:
+    weight = s.colour_weight
+    colours = None if st is None or weight <= 0 else colour_histogram(track.colours, st.camera.reference)
+    return signature(track.appearance, colours, weight)
