@@ -67,7 +67,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from dinostream.analytics.frame_motion import motion_image
+from dinostream.analytics.frame_motion import frame_motion_image, motion_image
 from dinostream.analytics.median import median
 from dinostream.analytics.patch_memory import (
     QuantisedBank,
@@ -425,6 +425,7 @@ class _Stream:
     persist: np.ndarray | None = None
     prev: np.ndarray | None = None  # the last frame's centred cell vectors (gh, gw, cell dims) float16
     thumb: bytes = b""  # the last frame's thumbnail (JPEG), for `photometric_step`
+    thumb_image: np.ndarray | None = None  # not saved: `thumb` decoded, when its frame's light was checked
     last: FrameScore | None = None  # not saved: only for callers that want every frame's score
     # not saved: the last frame's centred cell vectors, cell scores, and whether its view and its
     # global vector may be followed
@@ -726,7 +727,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
     def _warm(self, st: _Stream, record: FrameEmbedding, s: AnomalySettings) -> None:
         w = st.warmup
         assert w is not None
-        st.thumb = record.thumbnail  # the first scored frame compares its light with the warm-up's last
+        st.thumb, st.thumb_image = record.thumbnail, None  # the first scored frame compares with the warm-up's last
         if w.seen % w.every == 0:
             grid = patch_features(record.patches, pool=s.pool, neighbourhood=s.neighbourhood, unit=record.unit_patches)
             glob = global_feature(record)
@@ -870,8 +871,10 @@ class AnomalyDetector(Processor[AnomalySettings]):
         gdist = float(knn_distance(gvec[None], gcands, s.k)[0])
         view_score = float(np.sqrt(((vcands - view) ** 2).sum(axis=1)).min()) / level_v / VIEW_FACTOR
         # A step of light since the last frame is followed, not scored (decoded only for such a step).
-        light = gdist >= GLOBAL_FOLLOW and photometric_step(st.thumb, record.thumbnail)
-        st.thumb = record.thumbnail
+        after = frame_motion_image(record) if gdist >= GLOBAL_FOLLOW else None
+        before = st.thumb_image if st.thumb_image is not None else st.thumb
+        light = after is not None and photometric_step(before, after)
+        st.thumb, st.thumb_image = record.thumbnail, after
         global_score = 0.0 if light else gdist / GLOBAL_FOLLOW
         channels = [(patch_score, PATCH)]
         if s.use_global:
@@ -1228,12 +1231,12 @@ class AnomalyDetector(Processor[AnomalySettings]):
 _PROJECTIONS: dict[tuple[int, int, int], np.ndarray] = {}
 
 
-def photometric_step(before: bytes, after: bytes) -> bool:
+def photometric_step(before: bytes | np.ndarray | None, after: bytes | np.ndarray | None) -> bool:
     """Whether thumbnail `after` is thumbnail `before` under other light: fitted to it by one gain
     and offset (least squares on grey images), it differs from it by at most PHOTOMETRIC of what it
-    did before the fit. False without both thumbnails (the global step is then scored), or for two
-    identical ones."""
-    a, b = motion_image(before), motion_image(after)
+    did before the fit. Each is a JPEG or its `motion_image` already decoded. False without both
+    thumbnails (the global step is then scored), or for two identical ones."""
+    a, b = (motion_image(x) if isinstance(x, bytes) else x for x in (before, after))  # None: not decodable
     if a is None or b is None or a.shape != b.shape:
         return False
     raw = float(np.abs(b - a).mean())

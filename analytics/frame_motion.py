@@ -18,6 +18,7 @@ shadow, an exposure step)? NCC takes out each image's mean and scale, so it is t
 the best shift of a few pixels, and how much of it is left. Pure: no I/O, no state.
 
     >>> a, b = motion_image(prev.thumbnail), motion_image(record.thumbnail)
+    >>> a = frame_motion_image(record)   # the same, decoded once per record whoever asks
     >>> m = align(a, b)                    # m.similarity at (m.dy, m.dx); m.still: at no shift
     >>> m = align(prepare(a), prepare(b))  # the same; prepared frames can serve two pairs
 """
@@ -31,6 +32,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from scipy import ndimage
+
+from dinostream.core.records import FrameEmbedding
 
 MOTION_WIDTH = 80  # pixels across: enough for a global translation, cheap to correlate
 _DETAIL_SIGMA = 2.0  # pixels: the blur subtracted to keep an image's detail
@@ -67,6 +70,19 @@ def motion_image(jpeg: bytes, width: int = MOTION_WIDTH) -> np.ndarray | None:
             return np.asarray(grey.resize((width, h), Image.Resampling.BILINEAR), dtype=np.float32)
     except (OSError, UnidentifiedImageError, ValueError):
         return None
+
+
+def frame_motion_image(record: FrameEmbedding) -> np.ndarray | None:
+    """`motion_image` of a record's thumbnail (read-only), decoded once per record however many
+    processors read it (scene change's motion, anomaly's light step)."""
+    return record.derived(_motion_image_of)
+
+
+def _motion_image_of(record: FrameEmbedding) -> np.ndarray | None:
+    image = motion_image(record.thumbnail)
+    if image is not None:
+        image.flags.writeable = False
+    return image
 
 
 @dataclass(frozen=True, eq=False)

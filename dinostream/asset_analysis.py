@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from dinostream.analytics.frame_motion import MotionFrame, align, motion_image, prepare
+from dinostream.analytics.frame_motion import MotionFrame, align, frame_motion_image, prepare
 from dinostream.analytics.processor_set import ProcessorSet
 from dinostream.analytics.quality import measure_jpeg
 from dinostream.analytics.scene_change import global_vector
@@ -106,7 +106,7 @@ class ShotFrames:
         self._previous: tuple[float, MotionFrame] | None = None  # the last frame's time and prepared thumbnail
 
     def __call__(self, rec: FrameEmbedding) -> ShotFrame:
-        image = motion_image(rec.thumbnail)
+        image = frame_motion_image(rec)
         here = prepare(image) if image is not None else None
         step = None
         if here is not None and self._previous is not None and self._previous[1].image.shape == here.image.shape:

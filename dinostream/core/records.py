@@ -28,13 +28,14 @@ import math
 import re
 import struct
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 WIRE_VERSION = 1
+_T = TypeVar("_T")
 _MAGIC = b"DSE"
 _PREVIEW_MAGIC = b"DSP"
 _HEADER_LEN = struct.Struct("<I")
@@ -142,6 +143,16 @@ class FrameEmbedding:
         out = p / np.maximum(np.linalg.norm(p, axis=-1, keepdims=True), 1e-12)
         out.flags.writeable = False
         return out
+
+    def derived(self, fn: Callable[[FrameEmbedding], _T]) -> _T:
+        """`fn(self)`, computed on the first call for this record and the same object for every
+        later call with the same `fn`: per-frame work several readers share (a thumbnail decoded
+        once, not once per processor). `fn` is a module-level pure function of the record, its
+        result is treated as read-only, and it is not part of the record (not encoded, not compared)."""
+        memo: dict[object, Any] = self.__dict__.setdefault("_derived", {})
+        if fn not in memo:
+            memo[fn] = fn(self)
+        return memo[fn]
 
     @property
     def patch_dim(self) -> int:

@@ -675,6 +675,7 @@ def _street(seed: int) -> np.ndarray:
 
 def test_photometric_step_is_a_gain_and_offset_of_the_same_picture() -> None:
     from dinostream.analytics.anomaly import photometric_step
+    from dinostream.analytics.frame_motion import motion_image
 
     base = _street(1)
     before = _jpeg(base)
@@ -686,6 +687,12 @@ def test_photometric_step_is_a_gain_and_offset_of_the_same_picture() -> None:
     assert not photometric_step(before, _jpeg(_street(2)))  # the camera turned to another view
     assert not photometric_step(before, before)  # nothing changed: no step to explain
     assert not photometric_step(b"", before) and not photometric_step(before, b"not a jpeg")
+    # Either side may come decoded already (the record's shared motion image): the same answers.
+    decoded = motion_image(before)
+    assert decoded is not None
+    assert photometric_step(decoded, _jpeg(base * 1.12 + 4))
+    assert photometric_step(before, motion_image(_jpeg(base * 0.9)))
+    assert not photometric_step(decoded, _jpeg(_street(2))) and not photometric_step(decoded, decoded)
 
 
 def test_a_global_step_that_the_pixels_show_is_light_is_followed_not_reported() -> None:

@@ -3,11 +3,21 @@ shift, cuts and blends are not taken for motion."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from dinostream.analytics.frame_motion import align, detail, motion_image, ncc_surface, prepare, relighting
+from dinostream.analytics.frame_motion import (
+    align,
+    detail,
+    frame_motion_image,
+    motion_image,
+    ncc_surface,
+    prepare,
+    relighting,
+)
 from generators.groundtruth import synthetic_images
 from tests.pictures import jpeg
 
@@ -93,3 +103,17 @@ def test_motion_image_decodes_a_thumbnail_small_and_grey() -> None:
     assert motion_image(jpeg(PICTURES[0][:90, :160]), width=40).shape == (22, 40)  # type: ignore[union-attr]
     assert motion_image(b"") is None
     assert motion_image(b"\xff\xd8 not really a jpeg") is None
+
+
+def test_a_record_s_motion_image_is_decoded_once_whoever_reads_it() -> None:
+    """Scene change and the anomaly's light step read the same decode of a frame's thumbnail."""
+    from tests.records import shots
+
+    rec = shots("cam", [1], seed=0)[0]
+    rec = dataclasses.replace(rec, thumbnail=jpeg(PICTURES[0][:120, :160]))
+    img = frame_motion_image(rec)
+    assert img is not None and img is frame_motion_image(rec)
+    assert np.array_equal(img, motion_image(rec.thumbnail))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="read-only"):
+        img[0, 0] = 1.0
+    assert frame_motion_image(dataclasses.replace(rec, thumbnail=b"")) is None

@@ -274,6 +274,22 @@ def test_float_and_unit_patches_are_exact_shared_and_read_only() -> None:
             shared[0, 0, 0] = 1.0
 
 
+def test_derived_work_is_computed_once_per_record_and_is_not_part_of_it() -> None:
+    calls: list[int] = []
+
+    def thumb_size(r: FrameEmbedding) -> int:
+        calls.append(r.seq)
+        return len(r.thumbnail)
+
+    rec = _rec()
+    assert rec.derived(thumb_size) == rec.derived(thumb_size) == len(rec.thumbnail)
+    assert calls == [3]
+    assert rec.derived(lambda r: r.seq) == 3  # another function is computed on its own
+    other = _rec()  # another record of the same frame computes its own
+    assert other.derived(thumb_size) == len(rec.thumbnail) and calls == [3, 3]
+    assert rec.encode() == other.encode() == _rec().encode()
+
+
 def test_preview_round_trip_is_small_and_names_the_record() -> None:
     rec = _rec()
     p = rec.preview(3, 12345)
