@@ -55,12 +55,13 @@ import math
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import accumulate
 from typing import Any
 
 import numpy as np
 
-from dinostream.analytics.frame_motion import MotionFrame, align, motion_image, prepare, relighting
+from dinostream.analytics.frame_motion import MotionFrame, align, frame_motion_image, prepare, relighting
 from dinostream.analytics.median import median
 from dinostream.analytics.processor import Processor
 from dinostream.analytics.state_codec import decode_array, decode_rows, encode_array
@@ -119,20 +120,41 @@ def scene_similarity(a: np.ndarray, b: np.ndarray, min_overlap: float = _MIN_OVE
     """How well two patch grids (h, w, d) of unit vectors agree at the best relative shift: the mean
     cosine of overlapping patches, maximised over shifts leaving at least `min_overlap` of the grid.
     High for a pan or an object passing in front of the same scene; low across a cut."""
-    if a.shape != b.shape:
+    return best_scene_similarity([a], b, min_overlap)
+
+
+def best_scene_similarity(keys: Sequence[np.ndarray], b: np.ndarray, min_overlap: float = _MIN_OVERLAP) -> float:
+    """The highest `scene_similarity` of grid `b` with any of `keys` (-1 when none has its shape).
+    Every shift of every pair at once: one product gives every patch of a key against every patch
+    of `b`, and each dot product is added to the shift that pairs those two patches."""
+    keys = [k for k in keys if k.shape == b.shape]
+    if not keys:
         return -1.0
-    h, w, _ = a.shape
-    best = -1.0
-    for dy in range(-(h - 1), h):
-        hh = h - abs(dy)
-        for dx in range(-(w - 1), w):
-            ww = w - abs(dx)
-            if hh * ww < min_overlap * h * w:
-                continue
-            ya, yb, xa, xb = max(dy, 0), max(-dy, 0), max(dx, 0), max(-dx, 0)
-            s = float(np.einsum("ijk,ijk->", a[ya : ya + hh, xa : xa + ww], b[yb : yb + hh, xb : xb + ww]))
-            best = max(best, s / (hh * ww))
-    return best
+    h, w, d = b.shape
+    shifts, overlap, valid = _shifts(h, w, min_overlap)
+    if not valid.any():
+        return -1.0
+    dots = np.stack(keys).reshape(len(keys) * h * w, d) @ b.reshape(h * w, d).T  # (K x hw of a key, hw of b)
+    n = overlap.size
+    bins = (shifts[None] + n * np.arange(len(keys))[:, None, None]).ravel()
+    sums = np.bincount(bins, weights=dots.ravel(), minlength=n * len(keys)).reshape(len(keys), n)
+    return float((sums[:, valid] / overlap[valid]).max())
+
+
+@lru_cache(maxsize=8)
+def _shifts(h: int, w: int, min_overlap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For grids h x w: the shift that pairs patch p of the first grid with patch q of the second
+    (hw, hw) as an index into the (2h - 1) x (2w - 1) shifts, the patches overlapping at each
+    shift, and whether at least `min_overlap` of the grid does."""
+    y, x = np.divmod(np.arange(h * w), w)
+    dy = y[:, None] - y[None, :] + h - 1
+    dx = x[:, None] - x[None, :] + w - 1
+    shifts = dy * (2 * w - 1) + dx
+    overlap = np.bincount(shifts.ravel(), minlength=(2 * h - 1) * (2 * w - 1)).astype(np.float64)
+    valid = overlap >= min_overlap * h * w
+    for a in (shifts, overlap, valid):
+        a.flags.writeable = False  # shared by every call
+    return shifts, overlap, valid
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -309,7 +331,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         lag, ahead = self._frames(st, s)
         prev = st.buf[-1] if st.buf else None
         d1 = frame.d1 = _cos(frame.g, prev.g) if prev is not None else 0.0
-        image = motion_image(record.thumbnail) if min(s.motion_similarity, s.relit_similarity) <= 1 else None
+        image = frame_motion_image(record) if min(s.motion_similarity, s.relit_similarity) <= 1 else None
         pixels = prepare(image) if image is not None else None
         frame.motion = self._motion(st.pixels, pixels, s, self._dt(st)) if prev is not None else _UNRELATED
         frame.image = None if image is None else image.astype(np.uint8)
@@ -597,7 +619,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             keys = [p for seq, p in st.keys if seq in c.keys]
             if keys and record is not None and s.same_scene_similarity <= 1:
                 grid = self._patch_grid(record)
-                similarity = max(scene_similarity(k, grid) for k in keys)
+                similarity = best_scene_similarity(keys, grid)
             same_scene = (
                 similarity is not None
                 and similarity >= s.same_scene_similarity

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from dinostream.analytics import scene_change
-from dinostream.analytics.scene_change import SceneChangeDetector, global_vector, patch_diversity, scene_similarity
+from dinostream.analytics.scene_change import (
+    SceneChangeDetector,
+    best_scene_similarity,
+    global_vector,
+    patch_diversity,
+    scene_similarity,
+)
 from dinostream.core.records import Event, FrameEmbedding
 from dinostream.core.settings import SceneChangeSettings
 from generators.groundtruth import synthetic_images
@@ -534,6 +540,37 @@ def test_scene_similarity_and_blank_frames() -> None:
     assert scene_similarity(unit(scene.view(0)), unit(other.view(0))) < 0.5
     assert patch_diversity(BLACK) < 0.01 < 0.03 < patch_diversity(scene.view(0))
     assert patch_diversity(np.zeros((1, 1, 8))) == 1.0  # no patch information: never blank
+
+
+def _shifted_cosine(a: np.ndarray, b: np.ndarray, min_overlap: float) -> float:
+    """`scene_similarity` by its definition: the mean cosine over the overlap, shift by shift."""
+    h, w, _ = a.shape
+    best = -1.0
+    for dy in range(-(h - 1), h):
+        for dx in range(-(w - 1), w):
+            hh, ww = h - abs(dy), w - abs(dx)
+            if hh * ww >= min_overlap * h * w:
+                ya, yb, xa, xb = max(dy, 0), max(-dy, 0), max(dx, 0), max(-dx, 0)
+                over = a[ya : ya + hh, xa : xa + ww] * b[yb : yb + hh, xb : xb + ww]
+                best = max(best, float(over.sum()) / (hh * ww))
+    return best
+
+
+@pytest.mark.parametrize("min_overlap", [0.0, 0.25, 0.6, 1.0])
+def test_scene_similarity_is_the_best_shift_s_mean_cosine(min_overlap: float) -> None:
+    """All shifts at once (one product and a sum per shift) give what comparing shift by shift gives:
+    non-square grids, a grid shifted by two patches, several keys, and the zero shift alone."""
+    rng = np.random.default_rng(3)
+    unit = lambda g: (g / np.linalg.norm(g, axis=-1, keepdims=True)).astype(np.float32)  # noqa: E731
+    for h, w in [(14, 14), (4, 13), (9, 3), (1, 5)]:
+        a = unit(rng.normal(size=(h, w, 48)))
+        keys = [unit(rng.normal(size=(h, w, 48))), np.roll(a, 2, axis=1), unit(a + rng.normal(size=a.shape))]
+        sims = [_shifted_cosine(k, a, min_overlap) for k in keys]
+        for k, want in zip(keys, sims, strict=True):
+            assert scene_similarity(k, a, min_overlap) == pytest.approx(want, abs=1e-6)
+        assert best_scene_similarity(keys, a, min_overlap) == pytest.approx(max(sims), abs=1e-6)
+    assert best_scene_similarity([np.zeros((3, 3, 48))], a) == -1.0  # another grid size compares as nothing
+    assert best_scene_similarity([], a) == -1.0
 
 
 # --- State: snapshot/restore in the middle of a transition, and flush -----------------------------
