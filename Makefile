@@ -39,8 +39,12 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Two workers, each test file on one worker (its module fixtures made once): most tests wait on
+# brokers, servers and subprocesses, so two at a time halve the suite's time on two cores without
+# making any test slower (durations per test unchanged). TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
 test: install apt lint checkov
-	$(BIN)/python -m pytest --durations=15
+	$(BIN)/python -m pytest --durations=15 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 # checkov over deploy/k8s with deploy/.checkov.yaml (its skips say why), in a venv of its own: checkov
 # pins packaging 23.2 and networkx 2.6, which would downgrade the test venv. Part of `make test`

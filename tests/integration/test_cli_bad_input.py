@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 
-def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     if args[0] == "up":  # never the default port: other tests and services may hold it
         args = (*args, "--http", "127.0.0.1:0")
     return subprocess.run(
@@ -20,7 +20,7 @@ def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
     )
 
 
@@ -109,8 +109,10 @@ def test_up_dead_kafka(
             str(data),
             "--kafka",
             bootstrap,
+            env={"DINOSTREAM_KAFKA__CONNECT_TIMEOUT_S": "3"},  # the error, not the default's 10 s, is under test
         )
         _assert_one_line_error(cp, bootstrap, "Kafka")
+        assert "within 3 s" in cp.stderr  # the setting was read: the wait was the one asked for
         assert not data.exists()
 
 
