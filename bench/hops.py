@@ -22,6 +22,7 @@ per hop.
 
     python bench/hops.py                      # 16 streams x 60 frames measured
     python bench/hops.py --profile worker     # cProfile of the worker hop (cumulative and own time)
+    python bench/hops.py --blas-threads 0     # numpy's BLAS on one thread per core (the service caps it at 1)
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from dinostream.analytics.processor_set import ProcessorHost, ProcessorSet  # no
 from dinostream.analytics.watchlist import Exemplar, Watchlist  # noqa: E402
 from dinostream.analytics.worker import default_processors  # noqa: E402
 from dinostream.analyze import embed_file  # noqa: E402
+from dinostream.core.blas import limit_blas_threads  # noqa: E402
 from dinostream.core.records import Box, Event, FrameEmbedding, FrameHeader, FramePreview  # noqa: E402
 from dinostream.core.settings import Settings  # noqa: E402
 from dinostream.dashboard.live_hub import LiveHub  # noqa: E402
@@ -188,6 +190,11 @@ def main() -> None:
         help="read the stand-in records from this file, or write them there when it does not exist (the "
         "stage's batching varies the records' last bits from run to run: compare events on one set)",
     )
+    ap.add_argument(
+        "--blas-threads",
+        type=int,
+        help="numpy's BLAS threads (default: Settings().blas_threads, as the service sets; 0: one per core)",
+    )
     args = ap.parse_args()
     hops = set(args.hops.split(","))
     profiled = set(args.profile.split(",")) - {""}
@@ -195,6 +202,8 @@ def main() -> None:
         model={"model": "random:vits16", "device": "cpu"},
         ingest={"sample_fps": args.fps},
     )
+    blas = args.blas_threads if args.blas_threads is not None else settings.blas_threads
+    print(f"BLAS threads: {blas or 'one per core'} (before: {limit_blas_threads(blas)})")
     tmp = Path(tempfile.mkdtemp(prefix="dinostream-hops-"))
     if args.records is not None and args.records.exists():
         base = [FrameEmbedding.decode(v) for v in pickle.loads(args.records.read_bytes())]

@@ -362,6 +362,9 @@ def _parse_watch(items: list[str]) -> list[tuple[str, str]]:
 
 async def _run_analyze(args: argparse.Namespace, settings: Settings) -> None:
     from dinostream.analyze import analyze_files
+    from dinostream.core.blas import limit_blas_threads
+
+    limit_blas_threads(settings.blas_threads)  # as a service process does
 
     def emit(event: Any) -> None:
         sys.stdout.write(json.dumps(event.to_dict(), separators=(",", ":")) + "\n")

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
+from dinostream.core.blas import limit_blas_threads
 from dinostream.core.embedded_broker import EmbeddedBroker
 from dinostream.core.kafka_io import TopicFollower, TopicSpec, ensure_topics, topic_specs
 from dinostream.core.settings import Settings
@@ -149,6 +150,7 @@ class Service:
         """Prepare, start, and supervise the nodes until `stop` is set; RoleFailed (or the error
         that stopped a start) when something dies."""
         rt, s = self.runtime, self.settings
+        limit_blas_threads(s.blas_threads)
         require_bootstrap(s, rt.roles)
         if rt.bootstrap is not None:  # a dead cluster fails before the model loads
             await ensure_topics(rt.bootstrap, s.kafka)

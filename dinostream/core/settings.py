@@ -1277,6 +1277,13 @@ class Settings(_Strict):
 
     data_dir: Path = Path("dinostream-data")
     sources: list[str] = Field(default_factory=list)
+    blas_threads: int = Field(
+        1,
+        ge=0,
+        description="Threads of numpy's and scipy's BLAS in each process running roles (torch's are the "
+        "model's): the roles' products are small, so more threads only spin (`dinostream.core.blas`). 0: one "
+        "per core, the libraries' default.",
+    )
     ingest: IngestSettings = IngestSettings()
     model: ModelSettings = ModelSettings()
     kafka: KafkaSettings = KafkaSettings()
