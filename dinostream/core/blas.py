@@ -32,8 +32,9 @@ def limit_blas_threads(threads: int) -> dict[str, int]:
 
     before: dict[str, int] = {}
     for lib in ThreadpoolController().lib_controllers:
-        owner = Path(lib.filepath).parent.name.split(".")[0]
-        if lib.user_api == "blas" and owner in _OWNERS:
+        # numpy.libs/ and scipy.libs/ (Linux wheels), numpy/.dylibs/ (macOS): a BLAS that came with them
+        owners = {part.split(".")[0] for part in Path(lib.filepath).parts[-3:-1]}
+        if lib.user_api == "blas" and owners & set(_OWNERS):
             before[Path(lib.filepath).name] = lib.num_threads
             lib.set_num_threads(threads)
     log.debug("BLAS threads capped at %d: %s", threads, before)
