@@ -130,6 +130,7 @@ class WorkerStats:
     restored: int = 0
     replayed: int = 0  # records at or before the last analysed frame of their stream: skipped
     oversize_state: int = 0
+    state_chunks_kept: int = 0  # chunks of a saved state the table held already as they were: not sent again
     control: int = 0
     processor_failures: int = 0  # times a processor raised on a stream's record, state or settings
     quarantined: dict[str, str] = field(default_factory=dict)  # "stream/processor" -> why, until reconfigured
@@ -350,8 +351,14 @@ class ProcessorHost:
                 continue
             # Chunks first, then the head that names them, so a crash between the two leaves the
             # previous head pointing at chunks that fail its digest, never at a mix that passes.
+            # A chunk the table holds already as it is (a large part that did not change) is not
+            # sent again.
             before = chunk_count(self._saved(key))
-            writes += [StateWrite(f"{key}#{i}", chunk) for i, chunk in enumerate(chunks)]
+            for i, chunk in enumerate(chunks):
+                if self._saved(f"{key}#{i}") == chunk:
+                    self.stats.state_chunks_kept += 1
+                else:
+                    writes.append(StateWrite(f"{key}#{i}", chunk))
             writes.append(StateWrite(key, head))
             writes += [StateWrite(f"{key}#{i}", None) for i in range(len(chunks), before)]
         if stream in self._last_seq and writes:  # after the states it goes with (none saved: none)

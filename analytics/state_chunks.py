@@ -23,14 +23,49 @@ CHUNKED = "__chunks__"
 
 def split_chunks(state: dict[str, Any], max_chars: int) -> tuple[dict[str, Any], list[str]]:
     """(head, chunks): `state` itself and no chunks when its JSON fits in `max_chars`, else a head
-    naming the chunk count and digest, and the JSON text cut into pieces of at most `max_chars`."""
+    naming the chunk count and digest, and the JSON text cut into pieces of at most `max_chars`.
+
+    The cuts fall around each large value (a string, list or number run of at least a quarter of
+    `max_chars`, however deep): such a value gets chunks of its own, cut from its own start, so a
+    large part that did not change since the last save (an anomaly model's memory bank) gives the
+    same chunks again, which the writer need not send again; what changes is packed around it."""
     if max_chars < 1:
         raise ValueError(f"max_chars must be positive, got {max_chars}")
-    text = json.dumps(state, separators=(",", ":"))
+    segments: list[tuple[str, bool]] = []
+    _segments(state, max(max_chars // 4, 1), segments)
+    text = "".join(t for t, _ in segments)
     if len(text) <= max_chars:
         return state, []
-    chunks = [text[i : i + max_chars] for i in range(0, len(text), max_chars)]
+    chunks: list[str] = []
+    small: list[str] = []
+    for t, large in segments:
+        if large:
+            chunks += _cut("".join(small), max_chars)
+            chunks += _cut(t, max_chars)
+            small = []
+        else:
+            small.append(t)
+    chunks += _cut("".join(small), max_chars)
     return {CHUNKED: len(chunks), "sha1": hashlib.sha1(text.encode()).hexdigest()}, chunks
+
+
+def _cut(text: str, max_chars: int) -> list[str]:
+    return [text[i : i + max_chars] for i in range(0, len(text), max_chars)]
+
+
+def _segments(value: Any, large: int, out: list[tuple[str, bool]]) -> None:
+    """`value`'s JSON text (exactly `json.dumps(value, separators=(",", ":"))`) as consecutive
+    pieces, each marked when it is a value of at least `large` characters; objects with string keys
+    are opened up, anything else is one piece."""
+    if isinstance(value, dict) and value and all(isinstance(k, str) for k in value):
+        out.append(("{", False))
+        for i, (k, v) in enumerate(value.items()):
+            out.append((("," if i else "") + json.dumps(k) + ":", False))
+            _segments(v, large, out)
+        out.append(("}", False))
+        return
+    text = json.dumps(value, separators=(",", ":"))
+    out.append((text, len(text) >= large))
 
 
 def chunk_count(head: Any) -> int:

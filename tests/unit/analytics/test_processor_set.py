@@ -18,6 +18,7 @@ from dinostream.analytics.processor_set import (
     control_message,
 )
 from dinostream.analytics.scene_change import SceneChangeDetector
+from dinostream.analytics.state_chunks import chunk_count, join_chunks
 from dinostream.core.records import Event, FrameEmbedding
 from dinostream.core.settings import AnomalySettings, SceneChangeSettings, StreamOverrides, StreamUpdate
 from tests.records import shots
@@ -88,8 +89,12 @@ def test_a_big_state_is_written_in_chunks_before_its_head_and_stale_chunks_go() 
         writes.append([w.key for w in out.writes])
         table.apply(out.writes)
     assert writes[0] == ["cam/scene_change", "cam/@seq"]  # one frame's state fits: no chunks
-    n = len(writes[-1]) - 2
-    assert n > 1 and writes[-1] == [f"cam/scene_change#{i}" for i in range(n)] + ["cam/scene_change", "cam/@seq"]
+    n = chunk_count(table["cam/scene_change"])
+    assert n > 1 and writes[-1][-2:] == ["cam/scene_change", "cam/@seq"]  # the head after its chunks
+    sent = writes[-1][:-2]  # chunks the table did not hold as they are now (see the next test)
+    assert sent and sent == sorted(sent, key=lambda k: int(k.split("#")[1]))
+    assert set(sent) <= {f"cam/scene_change#{i}" for i in range(n)}
+    assert join_chunks(table["cam/scene_change"], lambda i: table.get(f"cam/scene_change#{i}")) is not None
     h.chunk_chars = 1_000_000  # now it fits in one message: the chunks are deleted after the head
     out = h.receive_record(dataclasses.replace(shots("cam", [1], 3)[0], seq=30).encode(), now=99.0)
     assert [(w.key, w.value is None) for w in out.writes] == [("cam/scene_change", False)] + [
@@ -97,6 +102,37 @@ def test_a_big_state_is_written_in_chunks_before_its_head_and_stale_chunks_go() 
     ] + [("cam/@seq", False)]
     table.apply(out.writes)
     assert set(table) == {"cam/scene_change", "cam/@seq"}
+
+
+def test_a_large_part_that_did_not_change_is_not_sent_again() -> None:
+    """After the anomaly's warm-up its model of normal stays as it is: its chunks are in the table
+    already, so a later save sends the head and the chunks of what changed; a second host restores
+    exactly the state the first had, and goes on as the first does."""
+    settings = AnomalySettings(warmup_frames=12, seed=3)
+    recs = shots("cam", [40], 4)
+
+    def anomaly_host(table: Table) -> ProcessorHost:
+        procs = ProcessorSet([AnomalyDetector(settings)])
+        return ProcessorHost(procs, table.get, snapshot_every_s=0.0, chunk_chars=4_000)
+
+    table = Table()
+    h = anomaly_host(table)
+    sent: list[list[str]] = []
+    for i, r in enumerate(recs[:30]):
+        out = h.receive_record(r.encode(), now=float(i))
+        sent.append([w.key for w in out.writes if "#" in w.key and w.value is not None])
+        table.apply(out.writes)
+    n = chunk_count(table["cam/anomaly"])
+    assert n >= 3 and h.stats.state_chunks_kept > 0
+    assert 0 < len(sent[-1]) < n  # the model's chunks were not sent again; the rest was
+    state = h.processors.state("cam", "anomaly")
+    assert join_chunks(table["cam/anomaly"], lambda i: table.get(f"cam/anomaly#{i}")) == json.loads(json.dumps(state))
+    other = Table(table)
+    second = anomaly_host(other)  # a restarted worker, on what the table held
+    rest = [e.to_dict() for e in feed(second, other, recs[30:], t0=30.0)]
+    assert second.stats.restored == 1
+    assert rest == [e.to_dict() for e in feed(h, table, recs[30:], t0=30.0)]
+    assert second.processors.state("cam", "anomaly") == h.processors.state("cam", "anomaly")
 
 
 def test_a_state_over_the_chunk_limit_is_not_saved_but_counted() -> None:

@@ -40,3 +40,21 @@ def test_missing_or_mismatched_chunks_give_none_not_garbage() -> None:
 def test_head_is_json_and_small() -> None:
     head, _ = split_chunks(_big(), 100)
     assert len(json.dumps(head)) < 100
+
+
+def test_the_text_is_json_dumps_and_a_large_value_keeps_its_chunks_when_the_rest_changes() -> None:
+    bank = "q" * 2300  # a large value deep inside (an anomaly model's memory bank)
+    before = {"v": 3, "model": {"grid": [14, 14], "memory": {"data": bank}}, "recent": "r" * 50}
+    after = {**before, "recent": "s" * 80}  # the part that changes every frame, longer this time
+    odd = {**before, 7: "a key json.dumps turns into a string"}  # this object is cut as one value
+    for state in (before, after, odd):
+        head, chunks = split_chunks(state, 500)
+        assert "".join(chunks) == json.dumps(state, separators=(",", ":"))  # what the digest was taken of
+        assert join_chunks(head, lambda i, c=chunks: c[i]) == json.loads(json.dumps(state))
+        assert all(len(c) <= 500 for c in chunks)
+    _, a = split_chunks(before, 500)
+    _, b = split_chunks(after, 500)
+    assert len(a) == len(b) == 7
+    glue = '{"v":3,"model":{"grid":[14,14],"memory":{"data":'
+    assert a[:6] == b[:6] == [glue, *(json.dumps(bank)[i : i + 500] for i in range(0, 2302, 500))]
+    assert a[6] != b[6] and a[6].startswith("}}")  # what changed, packed after the bank
