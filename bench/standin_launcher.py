@@ -58,7 +58,7 @@ def _build_standin(spec: str, seed: int) -> tuple[Any, str, Any, Any]:
     arch = model_loader.RANDOM_ARCHS.get(size)
     if arch is None:
         raise SystemExit(f"standin_launcher: unknown size {size!r}; use --model random:vits16")
-    config = DINOv3ViTConfig(**{**model_loader._DINOV3_COMMON, **arch})
+    config = DINOv3ViTConfig(**{**model_loader.DINOV3_COMMON, **arch})
     return StandInViT(config), STANDIN_PREFIX + size, model_loader.IMAGENET_MEAN, model_loader.IMAGENET_STD
 
 

@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
@@ -39,13 +39,14 @@ from dinostream.analytics.worker import default_processors
 from dinostream.core.records import Event, FrameEmbedding, check_stream_id
 from dinostream.core.settings import Settings
 from dinostream.embedding.input_size import grid_size
-from dinostream.embedding.model_loader import LoadedModel
-from dinostream.embedding.stage import EmbeddingStage, load_model_async
 from dinostream.ingest.pictures import PictureLike, read_rgb
 from dinostream.ingest.source_plan import plan_sources
 from dinostream.progress import Progress
 from dinostream.sinks.index_factory import open_index
 from dinostream.sinks.index_sink import IndexWriter
+
+if TYPE_CHECKING:  # torch and transformers load with the model, not with every role
+    from dinostream.embedding.model_loader import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,8 @@ async def embed_frames(
     its frame's seq, pts and stream, and as wall clock the time it was read (as a video file's
     frames have: cameras analysed one after the other are seen one after the other); returns
     the stream id."""
+    from dinostream.embedding.stage import EmbeddingStage
+
     last = -math.inf
 
     async def ignore(batch: list[FrameEmbedding]) -> None:
@@ -210,6 +213,8 @@ async def embed_file(
     """Decode and embed every sampled frame of `path` as fast as possible, in order, with the
     service's model stage (`EmbeddingStage.from_settings`, no Kafka); returns the stream id the
     records carry."""
+    from dinostream.embedding.stage import EmbeddingStage
+
     (spec,) = await plan_sources([path], settings.ingest)
 
     async def sink(batch: list[FrameEmbedding]) -> None:
@@ -251,6 +256,8 @@ async def analyze_files(
     `watch`: (label, picture path) pairs registered as watchlist exemplars first. With `index`,
     frames and events are also written to the index (`settings.index`: Qdrant Edge under the data
     dir, or the Qdrant server), so a recording becomes searchable like a live stream."""
+    from dinostream.embedding.stage import load_model_async
+
     pictures = [(label, read_rgb(Path(p))) for label, p in watch]  # a bad picture fails before the model loads
     loaded = await load_model_async(settings.model)
     watchlist = Watchlist()
@@ -326,6 +333,7 @@ async def register_exemplars(
 ) -> None:
     """Each picture becomes an exemplar as a crop of a `frame_size` frame: its views on a canvas
     of that size, embedded as such frames are (see `CropExemplar`)."""
+    from dinostream.embedding.stage import EmbeddingStage
 
     async def ignore(batch: list[FrameEmbedding]) -> None:
         return None

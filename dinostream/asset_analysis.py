@@ -20,7 +20,7 @@ import asyncio
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dinostream.analytics.frame_motion import MotionFrame, align, frame_motion_image, prepare
 from dinostream.analytics.processor_set import ProcessorSet
@@ -31,7 +31,9 @@ from dinostream.analytics.worker import default_processors
 from dinostream.analyze import embed_file, video_duration
 from dinostream.core.records import Event, FrameEmbedding
 from dinostream.core.settings import Settings
-from dinostream.embedding.model_loader import LoadedModel
+
+if TYPE_CHECKING:  # torch and transformers load with the model, not with every role
+    from dinostream.embedding.model_loader import LoadedModel
 
 Progress = Callable[[float], None]
 Emit = Callable[[Event], Awaitable[None]]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import uvicorn
@@ -36,13 +36,15 @@ from dinostream.dashboard.streams_api import StreamCatalog
 from dinostream.dashboard.watchlist_api import watchlist_router
 from dinostream.dashboard.whip_api import whip_router
 from dinostream.embedding.lazy_stage import LazyStage
-from dinostream.embedding.model_loader import LoadedModel
 from dinostream.ingest.stream_directory import StreamDirectory
 from dinostream.node import Node, RoleFailed, Runtime, cancel
 from dinostream.nodes import AlertsNode, IndexNode, ModelNode, StreamsNode, index_dims, stream_summary
 from dinostream.sinks.asset_store import AssetStore
 from dinostream.sinks.index_factory import open_index
 from dinostream.sinks.vector_index import VectorIndex
+
+if TYPE_CHECKING:  # torch and transformers load with the model, not with every role
+    from dinostream.embedding.model_loader import LoadedModel
 
 log = logging.getLogger(__name__)
 

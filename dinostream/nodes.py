@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import os
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dinostream.analytics.gallery import TrackGallery, open_gallery
 from dinostream.analytics.worker import WorkerStats, build_app, faust_topic_specs
@@ -21,8 +21,6 @@ from dinostream.core.kafka_io import TopicSpec
 from dinostream.core.record_producer import RecordProducer
 from dinostream.dashboard.metrics import Families, component_families, stream_families
 from dinostream.embedding.model_dims import model_dims
-from dinostream.embedding.model_loader import LoadedModel
-from dinostream.embedding.stage import EmbeddingStage, load_model_async
 from dinostream.ingest.source_plan import SourceSpec, plan_sources
 from dinostream.ingest.stream_manager import StreamManager
 from dinostream.ingest.stream_ownership import StreamOwnership
@@ -33,6 +31,10 @@ from dinostream.sinks.alert_service import AlertService
 from dinostream.sinks.index_factory import open_index
 from dinostream.sinks.index_sink import IndexSink
 from dinostream.sinks.vector_index import VectorIndex
+
+if TYPE_CHECKING:  # torch and transformers load with the model, not with every role
+    from dinostream.embedding.model_loader import LoadedModel
+    from dinostream.embedding.stage import EmbeddingStage
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,8 @@ class ModelNode(Node):
         return self._stage
 
     async def prepare(self) -> None:
+        from dinostream.embedding.stage import EmbeddingStage, load_model_async
+
         self.loaded = await load_model_async(self.settings.model)
         # Refuses settings whose records would exceed the Kafka message limit; loads a fitted patch PCA.
         self._stage = EmbeddingStage.from_settings(self.loaded, self.settings, self.sink)

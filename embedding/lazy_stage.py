@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dinostream.core.records import FrameEmbedding
 from dinostream.core.settings import Settings
-from dinostream.embedding.model_loader import LoadedModel
-from dinostream.embedding.stage import EmbeddingStage, load_model_async
+
+if TYPE_CHECKING:  # torch and transformers are imported when the model is first needed, not with the role
+    from dinostream.embedding.model_loader import LoadedModel
+    from dinostream.embedding.stage import EmbeddingStage
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ class LazyStage:
     async def _ready(self) -> EmbeddingStage:
         async with self._lock:
             if self.stage is None:
+                from dinostream.embedding.stage import EmbeddingStage, load_model_async
+
                 log.info("loading the model for image queries")
                 self.loaded = await load_model_async(self.settings.model)
                 stage = EmbeddingStage.from_settings(self.loaded, self.settings, _no_sink)

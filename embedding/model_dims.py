@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dinostream.core.errors import DinostreamError
 from dinostream.core.settings import ModelSettings
-from dinostream.embedding.model_loader import RANDOM_ARCHS
+from dinostream.embedding.archs import RANDOM_ALIASES, RANDOM_ARCHS
 
 
 def model_dims(model: ModelSettings) -> tuple[int, int | None]:
@@ -24,7 +24,7 @@ def model_dims(model: ModelSettings) -> tuple[int, int | None]:
     try:
         if spec.startswith("random:"):
             size = spec.removeprefix("random:")
-            arch = RANDOM_ARCHS.get(size) or RANDOM_ARCHS.get({"vits16plus": "vitsplus16"}.get(size, ""))
+            arch = RANDOM_ARCHS.get(RANDOM_ALIASES.get(size, size))
             dim = int(arch["hidden_size"]) if arch else None
         else:
             path = Path(spec).expanduser()

@@ -143,3 +143,18 @@ def test_one_import_namespace(tmp_path: Path) -> None:
     assert imports("dinostream.analytics") and imports("dinostream.ingest.source")
     for generic in ("analytics", "ingest", "sinks", "dashboard", "embedding", "generators"):
         assert not imports(generic), f"`import {generic}` works: it landed in site-packages"
+
+
+def test_the_roles_import_torch_only_with_the_model(tmp_path: Path) -> None:
+    """The service (every role) imports without torch and transformers: the index, gateway and
+    worker pods never load a model (the gateway's image queries load it on first use), and torch
+    alone is ~300 MB and seconds of start. The model's own modules do import it."""
+    code = (
+        "import sys, dinostream.service, dinostream.cli, dinostream.asset_analysis, dinostream.embedding.model_dims\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers'}))\n"
+        "import dinostream.embedding.stage\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers'}))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split("\n")[:2] == ["[]", "['torch', 'transformers']"], run.stdout

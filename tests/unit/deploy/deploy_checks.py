@@ -21,7 +21,7 @@ from dinostream.core.kafka_io import TopicSpec, topic_message_bytes
 from dinostream.core.records import FrameEmbedding
 from dinostream.core.settings import Settings, settings_from_env
 from dinostream.dashboard.liveness import LIVEZ
-from dinostream.embedding.model_loader import RANDOM_ARCHS
+from dinostream.embedding.archs import RANDOM_ARCHS
 
 ROLES = ("ingest", "worker", "index", "gateway")
 HEALTH = "/api/v1/health"
