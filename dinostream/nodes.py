@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
 import logging
 import os
 import socket
@@ -57,6 +58,7 @@ class ModelNode(Node):
         return self._stage
 
     async def prepare(self) -> None:
+        await asyncio.to_thread(importlib.import_module, "dinostream.embedding.stage")  # torch: seconds
         from dinostream.embedding.stage import EmbeddingStage, load_model_async
 
         self.loaded = await load_model_async(self.settings.model)

@@ -9,6 +9,7 @@ so a gateway without a GPU starts at once.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -40,9 +41,12 @@ class LazyStage:
     async def _ready(self) -> EmbeddingStage:
         async with self._lock:
             if self.stage is None:
+                log.info("loading the model for image queries")
+                # torch and transformers are imported here the first time: in a thread, seconds of
+                # import would otherwise stall every request and websocket of the gateway
+                await asyncio.to_thread(importlib.import_module, "dinostream.embedding.stage")
                 from dinostream.embedding.stage import EmbeddingStage, load_model_async
 
-                log.info("loading the model for image queries")
                 self.loaded = await load_model_async(self.settings.model)
                 stage = EmbeddingStage.from_settings(self.loaded, self.settings, _no_sink)
                 stage.start()
