@@ -25,8 +25,8 @@ def split_chunks(state: dict[str, Any], max_chars: int) -> tuple[dict[str, Any],
     """(head, chunks): `state` itself and no chunks when its JSON fits in `max_chars`, else a head
     naming the chunk count and digest, and the JSON text cut into pieces of at most `max_chars`.
 
-    The cuts fall around each large value (a string, list or number run of at least a quarter of
-    `max_chars`, however deep): such a value gets chunks of its own, cut from its own start, so a
+    The cuts fall around each large value (anything but an object, of at least a quarter of
+    `max_chars` as JSON, however deep): such a value gets chunks of its own, cut from its start, so a
     large part that did not change since the last save (an anomaly model's memory bank) gives the
     same chunks again, which the writer need not send again; what changes is packed around it."""
     if max_chars < 1:
