@@ -32,6 +32,7 @@ import asyncio
 import cProfile
 import dataclasses
 import io
+import json
 import math
 import pickle
 import pstats
@@ -126,6 +127,7 @@ def worker_hop(
         procs, table.get, snapshot_every_s=settings.analytics.snapshot_every_s, chunk_chars=int(1_048_576 * 0.45)
     )
     events: list[Event] = []
+    written: list[object] = []  # the measured frames' state writes (sized after the CPU window)
     streams = len({FrameHeader.decode(v).stream for v in feed[:64]})
 
     def run(values: list[bytes]) -> None:
@@ -140,11 +142,19 @@ def worker_hop(
                         table.pop(w.key, None)
                     else:
                         table[w.key] = w.value
+                        written.append(w.value)
 
     run(feed[: warm * streams])
-    del events[:]
+    del events[:], written[:]
+    saves, kept = host.stats.snapshots, host.stats.state_chunks_kept
     with Cpu(profile) as cpu:
         run(feed[warm * streams :])
+    saves, kept = host.stats.snapshots - saves, host.stats.state_chunks_kept - kept
+    size = sum(len(v) if isinstance(v, str) else len(json.dumps(v, separators=(",", ":"))) for v in written)
+    print(
+        f"worker state: {size / max(saves, 1) / 1000:.0f} KB written per save of a stream ({saves} saves, "
+        f"{kept} unchanged chunks not sent)"
+    )
     return cpu.s, events, cpu
 
 
