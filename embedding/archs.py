@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+# Fields shared by every released DINOv3 ViT (Meta's `dinov3/hub/backbones.py` and the
+# `config.json` files of the converted `facebook/dinov3-*-pretrain-lvd1689m` checkpoints):
+# patch 16, 4 register ("storage") tokens, RoPE base 100, LayerNorm eps 1e-5 ("layernormbf16"),
+# q/v/proj/mlp biases but no key bias (Meta's `mask_k_bias`).
+#
 # `layerscale_value` is 1.0 as in the released config.json files, not Meta's training init of
 # 1e-5: with 1e-5 and random weights every block is a near no-op, so the CLS token is the same
 # vector for every image (cosine 1.0 between unrelated inputs), which would make untrained

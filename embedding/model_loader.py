@@ -33,12 +33,6 @@ DINOV3_MODEL_TYPE = "dinov3_vit"
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
-# Fields shared by every released DINOv3 ViT (Meta's `dinov3/hub/backbones.py` and the
-# `config.json` files of the converted `facebook/dinov3-*-pretrain-lvd1689m` checkpoints):
-# patch 16, 4 register ("storage") tokens, RoPE base 100, LayerNorm eps 1e-5 ("layernormbf16"),
-# q/v/proj/mlp biases but no key bias (Meta's `mask_k_bias`).
-#
-
 RGB = tuple[float, float, float]
 _Loaded = tuple[DINOv3ViTModel, str, RGB, RGB]  # model, model_id, image_mean, image_std
 
