@@ -7,12 +7,13 @@ the two sides of a cut agree nowhere, and the frames of a dissolve agree best wi
 
 `motion_image` turns a record's JPEG thumbnail into a small grey image (decoded at reduced size);
 `align` finds the translation with the best normalised cross-correlation (NCC) over the two
-images' overlap, for every shift at once by FFT (masked NCC, Padfield 2012): with each frame
-`prepare`d once (its FFTs serve the pair before it and the pair after it), about 1.6 CPU-ms per
-frame at the default 80 pixels. It correlates the images' detail (each less its blur): smooth
-areas (sky, walls, colour gradients) fit almost anywhere, so on plain brightness two different
-pictures can look aligned (0.8 was seen across a cut); on detail they do not (0.3 at most in the
-scene-change benchmark's videos, while pan steps match at 0.77-1.0). `relighting` asks the other
+images' overlap, for every shift at once by FFT (masked NCC, Padfield 2012; the sums over each
+overlap from cumulative sums): with each frame `prepare`d once (its spectrum and sums serve the
+pair before it and the pair after it), one forward and one inverse FFT per frame. It correlates
+the images' detail (each less its blur): smooth areas (sky, walls, colour gradients) fit almost
+anywhere, so on plain brightness two different pictures can look aligned (0.8 was seen across a
+cut); on detail they do not (0.3 at most in the scene-change benchmark's videos, while pan steps
+match at 0.77-1.0). `relighting` asks the other
 question of a fixed view: is a later frame the same things under other light (a lamp, a cloud's
 shadow, an exposure step)? NCC takes out each image's mean and scale, so it is their detail at
 the best shift of a few pixels, and how much of it is left. Pure: no I/O, no state.
@@ -97,14 +98,29 @@ class MotionFrame:
 
 
 def prepare(image: np.ndarray) -> MotionFrame:
-    """Spectra and overlap sums of a grey image (two forward and two inverse FFTs)."""
+    """Spectrum and overlap sums of a grey image (one forward FFT; the sums by `overlap_sums`)."""
     x = detail(image)
-    ones, _ = _constants(x.shape)
-    shape = _padded(x.shape)
-    spectrum, spectrum2 = np.fft.rfft2(x, shape), np.fft.rfft2(x * x, shape)
-    sums = np.fft.irfft2(spectrum * np.conj(ones), shape)
-    squares = np.fft.irfft2(spectrum2 * np.conj(ones), shape)
-    return MotionFrame(np.asarray(image), spectrum, sums, squares)
+    spectrum = np.fft.rfft2(x, _padded(x.shape))
+    return MotionFrame(np.asarray(image), spectrum, overlap_sums(x), overlap_sums(x * x))
+
+
+def overlap_sums(x: np.ndarray) -> np.ndarray:
+    """For every shift d, x summed over the pixels that a second image of its shape, shifted by d,
+    still covers: x[p + d] summed over the p inside the image, at index [dy mod 2h, dx mod 2w]
+    (the correlation of x with a mask of ones, which `ncc_surface` pairs with). Each is a
+    rectangle anchored at a corner of x, so cumulative sums give them all (exact up to rounding,
+    and a fraction of the two FFTs the correlation takes): along each axis of length n, index
+    d < n (a shift of d) covers pixels d..n-1, index d >= n (a shift of d - 2n) pixels 0..d-n-1."""
+    return _corner_sums(_corner_sums(x, 0), 1)
+
+
+def _corner_sums(x: np.ndarray, axis: int) -> np.ndarray:
+    """`overlap_sums` along one axis: from n entries to 2n."""
+    n = x.shape[axis]
+    head = np.cumsum(x, axis=axis)  # head[i]: pixels 0..i
+    total = np.take(head, [n - 1], axis=axis)
+    lead = np.concatenate([np.zeros_like(total), np.take(head, np.arange(n - 1), axis=axis)], axis=axis)
+    return np.concatenate([total - lead, lead], axis=axis)  # pixels d..n-1, then 0..d-n-1
 
 
 def align(a: np.ndarray | MotionFrame, b: np.ndarray | MotionFrame, min_overlap: float = 0.3) -> Alignment:
@@ -148,7 +164,7 @@ def relighting(a: MotionFrame, b: MotionFrame, max_shift: float = RELIT_SHIFT) -
     r = ncc_surface(a, b, 0.5)
     m = max(2, round(max_shift * w))
     near = r[np.ix_(np.arange(-m, m + 1) % (2 * h), np.arange(-m, m + 1) % (2 * w))]
-    _, n = _constants((h, w))
+    n = _overlap((h, w))
     va = a.squares[0, 0] - a.sums[0, 0] ** 2 / n[0, 0]  # whole-image detail variance (shift 0: all of it)
     vb = b.squares[0, 0] - b.sums[0, 0] ** 2 / n[0, 0]
     ratio = float(np.sqrt(max(vb, 0.0) / va)) if va > _MIN_VARIANCE * n[0, 0] else 0.0
@@ -169,16 +185,14 @@ def ncc_surface(a: MotionFrame, b: MotionFrame, min_overlap: float) -> np.ndarra
     opposite shift."""
     h, w = a.image.shape
     shape = _padded((h, w))
-    _, n = _constants((h, w))
-    n1 = np.maximum(n, 1.0)
+    n1, blank, wide = _overlap((h, w)), _MIN_VARIANCE * _overlap((h, w)), _wide((h, w), min_overlap)
     sa, sb = a.sums, _opposite(b.sums)
     cov = np.fft.irfft2(a.spectrum * np.conj(b.spectrum), shape) - sa * sb / n1
     va = a.squares - sa * sa / n1
     vb = _opposite(b.squares) - sb * sb / n1
-    ok = (n >= min_overlap * h * w) & (va > _MIN_VARIANCE * n1) & (vb > _MIN_VARIANCE * n1)
-    r = np.full(shape, -1.0)
-    r[ok] = cov[ok] / np.sqrt(va[ok] * vb[ok])
-    return np.clip(r, -1.0, 1.0)
+    ok = wide & (va > blank) & (vb > blank)
+    r = np.divide(cov, np.sqrt(np.maximum(va * vb, 0.0)), out=np.full(shape, -1.0), where=ok)
+    return np.clip(r, -1.0, 1.0, out=r)
 
 
 def _padded(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -186,14 +200,20 @@ def _padded(shape: tuple[int, ...]) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=8)
-def _constants(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """For images of this shape: the spectrum of a mask of ones, and the overlap's pixel count
-    at every shift."""
-    padded = _padded(shape)
-    ones = np.fft.rfft2(np.ones(shape), padded)
-    n = np.rint(np.fft.irfft2(ones * np.conj(ones), padded))
-    ones.flags.writeable = n.flags.writeable = False
-    return ones, n
+def _overlap(shape: tuple[int, ...]) -> np.ndarray:
+    """For images of this shape: the overlap's pixel count at every shift (`overlap_sums` of ones),
+    at least 1."""
+    n = np.maximum(np.rint(overlap_sums(np.ones(shape))), 1.0)
+    n.flags.writeable = False
+    return n
+
+
+@lru_cache(maxsize=16)
+def _wide(shape: tuple[int, ...], min_overlap: float) -> np.ndarray:
+    """The shifts whose overlap holds at least `min_overlap` of the image."""
+    out = _overlap(shape) >= min_overlap * shape[0] * shape[1]
+    out.flags.writeable = False
+    return out
 
 
 def _opposite(x: np.ndarray) -> np.ndarray:

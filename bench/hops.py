@@ -112,6 +112,7 @@ class Cpu:
         st = pstats.Stats(self.profiler, stream=out)
         st.sort_stats("tottime").print_stats(k)
         st.sort_stats("cumulative").print_stats(k)
+        st.sort_stats("tottime").print_callers(5)
         return out.getvalue()
 
 

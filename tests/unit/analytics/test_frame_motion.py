@@ -15,6 +15,7 @@ from dinostream.analytics.frame_motion import (
     frame_motion_image,
     motion_image,
     ncc_surface,
+    overlap_sums,
     prepare,
     relighting,
 )
@@ -46,6 +47,20 @@ def test_surface_is_the_brute_force_ncc(dy: int, dx: int) -> None:
     a, b = rng.random((12, 16)) * 255, rng.random((12, 16)) * 255
     r = ncc_surface(prepare(a), prepare(b), 0.0)
     assert r[dy % 24, dx % 32] == pytest.approx(_brute_force(detail(a), detail(b), dy, dx), abs=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(60, 80), (45, 80), (7, 5), (1, 3), (1, 1)])
+def test_overlap_sums_are_the_correlation_with_a_mask_of_ones(shape: tuple[int, int]) -> None:
+    # Brute force: at index (i, j) of the (2h, 2w) surface, the shift is (i or i - 2h, j or j - 2w),
+    # and x[p + shift] is summed over the pixels p of the image where p + shift lies inside it.
+    h, w = shape
+    x = np.random.default_rng(3).normal(size=shape) * 30
+    want = np.zeros((2 * h, 2 * w))
+    for i in range(2 * h):
+        for j in range(2 * w):
+            dy, dx = (i if i < h else i - 2 * h), (j if j < w else j - 2 * w)
+            want[i, j] = x[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)].sum()
+    assert np.allclose(overlap_sums(x), want, rtol=0, atol=1e-9)
 
 
 def test_prepared_frames_give_the_same_alignment() -> None:
