@@ -85,6 +85,7 @@ from dinostream.analytics.patch_memory import (
 )
 from dinostream.analytics.processor import Processor
 from dinostream.analytics.state_codec import decode_array, encode_array
+from dinostream.core.half import round_half
 from dinostream.core.records import Box, Event, FrameEmbedding, Heatmap, event_id
 from dinostream.core.settings import AnomalySettings
 
@@ -423,7 +424,7 @@ class _Stream:
     cooldown_place: list[float] | str | None = None
     # the last (up to PERSIST - 1) frames' cell scores in cell levels (gh, gw) float16, oldest first
     persist: np.ndarray | None = None
-    prev: np.ndarray | None = None  # the last frame's centred cell vectors (gh, gw, cell dims) float16
+    prev: np.ndarray | None = None  # the last frame's centred cell vectors (gh, gw, cell dims), float16 values
     thumb: bytes = b""  # the last frame's thumbnail (JPEG), for `photometric_step`
     thumb_image: np.ndarray | None = None  # not saved: `thumb` decoded, when its frame's light was checked
     last: FrameScore | None = None  # not saved: only for callers that want every frame's score
@@ -602,7 +603,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
         if st.persist is not None:
             out["persist"] = encode_array(st.persist)
         if st.prev is not None:
-            out["prev"] = encode_array(st.prev)
+            out["prev"] = encode_array(st.prev, "<f2")  # exact: float16 values
         if st.thumb:
             out["thumb"] = base64.b64encode(st.thumb).decode("ascii")
         if st.recent is not None:
@@ -687,7 +688,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
         if "persist" in state:
             st.persist = decode_array(state["persist"])
         if "prev" in state:
-            st.prev = decode_array(state["prev"])
+            st.prev = decode_array(state["prev"]).astype(np.float32)
         if "thumb" in state:
             st.thumb = base64.b64decode(state["thumb"])
         if "legacy_model" in state:
@@ -858,8 +859,8 @@ class AnomalyDetector(Processor[AnomalySettings]):
             past = st.persist if st.persist is not None and st.persist.shape[1:] == zc.shape else None
             step = np.full(zc.shape, np.inf, np.float32)
             if st.prev is not None and st.prev.shape == x.shape:
-                step = np.sqrt(((x - st.prev.astype(np.float32)) ** 2).sum(-1)) / model.cell_level / max(med, 1.0)
-            st.prev = x.astype(np.float16)
+                step = np.sqrt(((x - st.prev) ** 2).sum(-1)) / model.cell_level / max(med, 1.0)
+            st.prev = round_half(x)  # float16's precision (what is saved), at float32's speed
             now = (_local(zc) * (step < STATIC))[None]
             run = now if past is None else np.concatenate([past.astype(np.float32), now])
             run = run[-PERSIST:]

@@ -24,6 +24,7 @@ from scipy import ndimage
 
 from dinostream.analytics.median import median
 from dinostream.analytics.state_codec import decode_array, encode_array
+from dinostream.core.half import round_half
 from dinostream.core.records import Box
 from dinostream.core.settings import ReidSettings
 
@@ -239,7 +240,9 @@ class BackgroundModel:
     the view changed (a cut, a moved camera, the lights): the model is relearnt from that frame.
     """
 
-    mean: np.ndarray | None = None  # (gh, gw, D) float16 (like the records), not normalised
+    # (gh, gw, D) float32 holding float16 values (what the records carry: half the state to save,
+    # exact when restored), not normalised
+    mean: np.ndarray | None = None
     frames: int = 0
     resets: int = 0
 
@@ -263,10 +266,10 @@ class BackgroundModel:
         if self.mean is None or self.mean.shape != unit.shape:
             self._relearn(unit)
             return [], np.ones(unit.shape[:2], dtype=np.float32)
-        mean = self.mean.astype(np.float32)
+        mean = self.mean
         if self.frames < s.bg_warmup:
             self.frames += 1
-            self.mean = (mean + (unit - mean) / self.frames).astype(np.float16)
+            self.mean = round_half(mean + (unit - mean) / self.frames)
             return [], np.ones(unit.shape[:2], dtype=np.float32)
         sim = self.similarity(unit)
         if (sim < s.fg_threshold).mean() > s.max_fg_fraction:
@@ -278,12 +281,11 @@ class BackgroundModel:
         rate = np.where(fg, s.bg_fg_rate, s.bg_rate).astype(np.float32)[..., None]
         centred = centred_patches(patches, s.feature_centering, unit=unit)
         regions = extract_regions(centred, sim, fg, s.min_region_patches, s.max_regions, priors)
-        # Kept as float16 (what the records carry): half the state to save, exact when restored.
-        self.mean = (mean + rate * (unit - mean)).astype(np.float16)
+        self.mean = round_half(mean + rate * (unit - mean))
         return regions, sim
 
     def _relearn(self, unit: np.ndarray) -> None:
-        self.mean, self.frames = unit.astype(np.float16), 1
+        self.mean, self.frames = round_half(unit), 1
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -296,7 +298,7 @@ class BackgroundModel:
     def from_state(cls, state: dict[str, Any]) -> BackgroundModel:
         mean = state.get("mean")
         return cls(
-            mean=None if mean is None else decode_array(mean).astype(np.float16, copy=False),
+            mean=None if mean is None else round_half(decode_array(mean).astype(np.float32)),
             frames=int(state.get("frames", 0)),
             resets=int(state.get("resets", 0)),
         )
