@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from dinostream.analytics.median import column_median
 from dinostream.analytics.state_codec import decode_array, encode_array
 from dinostream.core.records import FrameEmbedding
 
@@ -41,7 +42,7 @@ def centred_features(grid: np.ndarray) -> np.ndarray:
     frames' vectors is what differs beyond that; the median ignores whatever covers less than half
     of the view. Not normalised again: a cell like the median (a blank wall, the sky) stays near
     zero instead of becoming noise blown up to unit length."""
-    med = np.median(grid.reshape(-1, grid.shape[-1]), axis=0)
+    med = column_median(grid.reshape(-1, grid.shape[-1]))
     return (grid - med).astype(np.float32)
 
 

@@ -36,6 +36,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from scipy import ndimage
 
+from dinostream.analytics.median import median
+
 WORK_SIDE = 640  # long side the sharpness, contrast and noise are measured at (never enlarged)
 BLOCK_SIDE = 1024  # blockiness is measured on at most this many pixels square, at full resolution
 DARK_LEVEL = 8  # grey levels at or under this are clipped to black
@@ -167,7 +169,7 @@ def noise_sigma(grey: np.ndarray) -> float:
     mask = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
     r = np.abs(ndimage.convolve(g, mask, mode="reflect"))[1:-1, 1:-1]
     grad = np.hypot(ndimage.sobel(g, 0), ndimage.sobel(g, 1))[1:-1, 1:-1]
-    flat = grad <= np.median(grad)
+    flat = grad <= median(grad)
     if not flat.any():
         return 0.0
     return float(math.sqrt(math.pi / 2) * r[flat].mean() / 6.0)

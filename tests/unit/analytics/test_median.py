@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dinostream.analytics.median import median
+from dinostream.analytics.median import column_median, median
 
 
 def _same(a: float, b: float) -> bool:
@@ -34,3 +34,18 @@ def test_median_of_values_with_nan_or_inf_and_odd_inputs() -> None:
     assert median(iter([4.0, 1.0, 2.0, 3.0])) == 2.5
     with pytest.warns(RuntimeWarning):
         assert np.isnan(median([]))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(196, 128), (195, 7), (1, 3), (2, 5), (4, 1)], ids=str)
+def test_column_median_equals_numpys_bit_for_bit(dtype: type, shape: tuple[int, int]) -> None:
+    a = np.random.default_rng(5).normal(size=shape).astype(dtype)
+    a[0, 0] = -0.0
+    a[-1, 0] = -0.0  # both middle values -0.0 where n is 2: numpy gives +0.0
+    if shape[1] > 2:
+        a[0, 2] = np.nan
+    with np.errstate(invalid="ignore"):
+        want = np.median(a, axis=0)
+    got = column_median(a)
+    assert got.dtype == want.dtype and np.array_equal(np.isnan(got), np.isnan(want))
+    assert got[~np.isnan(got)].tobytes() == want[~np.isnan(want)].tobytes()
