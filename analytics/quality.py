@@ -19,7 +19,8 @@ computed, so a blurred, dark, covered, noisy or over-compressed picture ranks be
 names each sub-score under 0.5 in words ("blurred", "dark", "overexposed", "low contrast",
 "noisy", "blocky (JPEG artefacts)").
 Pure: no I/O, no state. `measure_jpeg` reads a frame record's JPEG thumbnail (what the live
-`quality` processor sees, `dinostream.analytics.quality_monitor`).
+`quality` processor sees, `dinostream.analytics.quality_monitor`); `measure_health` gives only
+the three measures that processor watches, at a fifth of the cost.
 
     >>> q = measure_quality(rgb)                  # (H, W, 3) uint8 RGB, or (H, W) grey
     >>> q.score, q.reasons                        # 0.31, ('blurred', 'dark')
@@ -80,15 +81,27 @@ class Quality:
         }
 
 
+@dataclass(frozen=True)
+class Health:
+    """The three measures a camera's health is judged by (`dinostream.analytics.quality_monitor`),
+    as `Quality` has them: a fifth of its cost (no noise, blockiness or clipping)."""
+
+    sharpness: float
+    brightness: float
+    contrast: float
+
+
+def measure_health(image: np.ndarray) -> Health:
+    """`Health` of a picture `measure_quality` accepts (the same values as its `Quality`)."""
+    work = _work_size(_grey(_checked(image)))
+    return Health(laplacian_variance(work), float(work.mean() / 255.0), float(work.std() / 255.0))
+
+
 def measure_quality(image: np.ndarray) -> Quality:
     """The quality of an (H, W, 3) uint8 RGB or (H, W) uint8 grey picture; ValueError names a
     picture that is not one (or smaller than 8x8 pixels)."""
-    a = np.asarray(image)
-    if a.dtype != np.uint8 or not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)):
-        raise ValueError(f"quality needs an (H, W, 3) uint8 RGB or (H, W) uint8 grey picture, got {a.shape} {a.dtype}")
+    a = _checked(image)
     h, w = a.shape[:2]
-    if h < 8 or w < 8:
-        raise ValueError(f"quality needs a picture of at least 8x8 pixels, got {w}x{h}")
     grey = _grey(a)
     blockiness = block_ratio(grey)
     work = _work_size(grey)
@@ -143,6 +156,13 @@ def measure_quality(image: np.ndarray) -> Quality:
 def measure_jpeg(jpeg: bytes) -> Quality | None:
     """The quality of a JPEG (a frame record's thumbnail); None when there is none or it cannot
     be decoded. Its blockiness is the thumbnail's own compression, not the camera's."""
+    grey = jpeg_grey(jpeg)
+    return None if grey is None else measure_quality(grey)
+
+
+def jpeg_grey(jpeg: bytes) -> np.ndarray | None:
+    """A JPEG decoded to (H, W) uint8 grey, what `measure_quality` and `measure_health` take; None
+    when there is none, it cannot be decoded or it is smaller than 8x8 pixels."""
     if not jpeg:
         return None
     try:
@@ -150,9 +170,7 @@ def measure_jpeg(jpeg: bytes) -> Quality | None:
             grey = np.asarray(im.convert("L"), dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError):
         return None
-    if min(grey.shape) < 8:
-        return None
-    return measure_quality(grey)
+    return None if min(grey.shape) < 8 else grey
 
 
 def laplacian_variance(grey: np.ndarray) -> float:
@@ -196,6 +214,16 @@ def block_ratio(grey: np.ndarray) -> float:
     if border < 0.5:  # no visible steps at all (a flat picture): nothing blocky to see
         return 1.0
     return float(border / max(other, 0.5))
+
+
+def _checked(image: np.ndarray) -> np.ndarray:
+    a = np.asarray(image)
+    if a.dtype != np.uint8 or not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)):
+        raise ValueError(f"quality needs an (H, W, 3) uint8 RGB or (H, W) uint8 grey picture, got {a.shape} {a.dtype}")
+    h, w = a.shape[:2]
+    if h < 8 or w < 8:
+        raise ValueError(f"quality needs a picture of at least 8x8 pixels, got {w}x{h}")
+    return a
 
 
 def _grey(a: np.ndarray) -> np.ndarray:

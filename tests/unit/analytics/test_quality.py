@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from dinostream.analytics.quality import block_ratio, measure_jpeg, measure_quality
+from dinostream.analytics.quality import block_ratio, jpeg_grey, measure_health, measure_jpeg, measure_quality
 
 
 def scene(width: int = 640, height: int = 480, seed: int = 0) -> np.ndarray:
@@ -119,3 +119,15 @@ def test_to_dict_is_plain_json() -> None:
 def test_a_picture_that_is_not_one_is_refused_by_name(picture: np.ndarray, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         measure_quality(picture)
+    with pytest.raises(ValueError, match=message):
+        measure_health(picture)
+
+
+@pytest.mark.parametrize("name", ["clean", *DAMAGED])
+def test_health_is_the_quality_s_three_measures(name: str) -> None:
+    picture = CLEAN if name == "clean" else DAMAGED[name][0]
+    for image in (picture, jpeg_grey(jpeg(picture, 75))):  # RGB at 640x480 (resized), grey from a JPEG
+        assert image is not None
+        h, q = measure_health(image), measure_quality(image)
+        assert (h.sharpness, h.brightness, h.contrast) == (q.sharpness, q.brightness, q.contrast)
+    assert jpeg_grey(b"") is None and jpeg_grey(b"\xff\xd8 not really") is None
