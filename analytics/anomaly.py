@@ -428,8 +428,8 @@ class _Stream:
     thumb: bytes = b""  # the last frame's thumbnail (JPEG), for `photometric_step`
     thumb_image: np.ndarray | None = None  # not saved: `thumb` decoded, when its frame's light was checked
     last: FrameScore | None = None  # not saved: only for callers that want every frame's score
-    # not saved: the last frame's centred cell vectors, cell scores, and whether its view and its
-    # global vector may be followed
+    # not saved: the last frame's centred cell vectors, cell scores, whether its view and its global
+    # vector may be followed, its view vector and its cells' scores above their surroundings (`_local`)
     last_cells: tuple[np.ndarray, np.ndarray, bool, bool, bool, np.ndarray, np.ndarray | None] | None = None
 
 
@@ -855,13 +855,15 @@ class AnomalyDetector(Processor[AnomalySettings]):
         level_p, level_v, _, level_s = model.levels(s)
         cell_scores = zc / level_p
         patch_score = float(zc.max()) / level_p
+        local = None
         if model.cal_persist is not None:  # not for a version-2 model
+            local = _local(zc)
             past = st.persist if st.persist is not None and st.persist.shape[1:] == zc.shape else None
             step = np.full(zc.shape, np.inf, np.float32)
             if st.prev is not None and st.prev.shape == x.shape:
                 step = np.sqrt(((x - st.prev) ** 2).sum(-1)) / model.cell_level / max(med, 1.0)
             st.prev = round_half(x)  # float16's precision (what is saved), at float32's speed
-            now = (_local(zc) * (step < STATIC))[None]
+            now = (local * (step < STATIC))[None]
             run = now if past is None else np.concatenate([past.astype(np.float32), now])
             run = run[-PERSIST:]
             st.persist = run[1 - PERSIST :].astype(np.float16)
@@ -890,7 +892,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
             view_score < VIEW_ADMIT or med > COMMON_ADMIT,
             gdist < GLOBAL_FOLLOW or light,
             view,
-            zc if model.cal_persist is not None else None,
+            local,
         )
         fs = self._frame_score(record, cell_scores, dist, s, score, source, patch_score, centroid=True)
         if not s.use_global:
@@ -1071,11 +1073,11 @@ class AnomalyDetector(Processor[AnomalySettings]):
         if not s.adapt:
             return
         if st.last_cells is not None and st.recent is not None:
-            x, cell_scores, view_calm, view_near, global_near, view, zc = st.last_cells
+            x, cell_scores, view_calm, view_near, global_near, view, local = st.last_cells
             if view_calm:  # the view looks as it should: follow what changed a little
                 out = cell_scores >= ADMIT
-                if zc is not None:
-                    out |= _local(zc) >= ADMIT_CELL
+                if local is not None:
+                    out |= local >= ADMIT_CELL
                 calm = ~ndimage.binary_dilation(out, structure=np.ones((2 * REACH + 1,) * 2, bool))
                 st.recent.admit(x, calm)
                 if view_near:
