@@ -65,6 +65,7 @@ from dinostream.analytics.frame_motion import MotionFrame, align, frame_motion_i
 from dinostream.analytics.median import median
 from dinostream.analytics.processor import Processor
 from dinostream.analytics.state_codec import decode_array, decode_rows, encode_array
+from dinostream.core.half import round_half
 from dinostream.core.records import Event, FrameEmbedding, event_id
 from dinostream.core.settings import SceneChangeSettings
 
@@ -106,13 +107,15 @@ def global_vector(record: FrameEmbedding) -> np.ndarray:
     return (np.concatenate([cls, pooled]) / np.sqrt(2.0)).astype(np.float32)
 
 
-def patch_diversity(patches: np.ndarray) -> float:
-    """0 when every patch vector points the same way (a blank frame), larger for real content."""
-    p = np.asarray(patches.reshape(-1, patches.shape[-1]), dtype=np.float32)
-    n = np.linalg.norm(p, axis=1, keepdims=True)
-    if not np.any(n > 0):
+def patch_diversity(patches: np.ndarray, *, unit: np.ndarray | None = None) -> float:
+    """0 when every patch vector points the same way (a blank frame), larger for real content.
+    `unit`: the patches scaled to unit length when the caller has them (`FrameEmbedding.unit_patches`)."""
+    if unit is None:
+        p = np.asarray(patches.reshape(-1, patches.shape[-1]), dtype=np.float32)
+        unit = p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
+    u = unit.reshape(-1, unit.shape[-1])
+    if not u.any():
         return 1.0  # no patch information at all: never call it blank
-    u = p / np.maximum(n, 1e-12)
     return float(1.0 - np.linalg.norm(u.mean(axis=0)))
 
 
@@ -325,9 +328,8 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         st.model = record.model
         if st.shot_start is None:
             st.shot_start = record.pts
-        frame = _Frame(
-            record.seq, record.pts, record.ts, global_vector(record), div=patch_diversity(record.patches_f32)
-        )
+        div = patch_diversity(record.patches_f32, unit=record.unit_patches)
+        frame = _Frame(record.seq, record.pts, record.ts, global_vector(record), div=div)
         lag, ahead = self._frames(st, s)
         prev = st.buf[-1] if st.buf else None
         d1 = frame.d1 = _cos(frame.g, prev.g) if prev is not None else 0.0
@@ -716,7 +718,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         proj = self._projections[d]
         p = p @ proj if proj is not None else p.copy()
         p /= np.maximum(np.linalg.norm(p, axis=-1, keepdims=True), 1e-12)
-        return p.astype(np.float16).astype(np.float32)
+        return round_half(p)
 
     # --- state --------------------------------------------------------------------------------
 

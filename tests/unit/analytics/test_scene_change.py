@@ -540,6 +540,9 @@ def test_scene_similarity_and_blank_frames() -> None:
     assert scene_similarity(unit(scene.view(0)), unit(other.view(0))) < 0.5
     assert patch_diversity(BLACK) < 0.01 < 0.03 < patch_diversity(scene.view(0))
     assert patch_diversity(np.zeros((1, 1, 8))) == 1.0  # no patch information: never blank
+    view = scene.view(0).astype(np.float32)  # the unit vectors a record shares give the same value
+    assert patch_diversity(view, unit=unit(view)) == patch_diversity(view)
+    assert patch_diversity(np.zeros((1, 1, 8)), unit=np.zeros((1, 1, 8))) == 1.0
 
 
 def _shifted_cosine(a: np.ndarray, b: np.ndarray, min_overlap: float) -> float:
