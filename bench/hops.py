@@ -10,7 +10,9 @@ after --warmup frames per stream so the anomaly warm-up and calibration are behi
 
 - worker: `ProcessorHost` with every processor (`default_processors`, a watchlist exemplar
   registered), a state snapshot every `snapshot_every_s` of media time, as the Faust agent
-  drives it (`--batch N`: N records at a time through `receive_records`);
+  drives it (`--batch N`: N records at a time through `receive_records`); a second line splits
+  it by processor and shared pass (the first to read a record's shared arrays, the ObjectPass,
+  pays for them) and the host's own part (record decode, state saves, dispatch);
 - index: `IndexWriter` over Qdrant Edge in a temporary directory, --index-batch records a write,
   decoding included (the sink decodes what it consumes);
 - gateway: the frame previews' decode (what it reads since the previews topic) and the hub's frame
@@ -40,6 +42,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -116,6 +119,28 @@ class Cpu:
         return out.getvalue()
 
 
+def _time_parts(procs: ProcessorSet) -> dict[str, float]:
+    """Process CPU seconds spent in each processor's `process` and each shared pass's `observe`
+    (accumulated into the returned dict; bench-only wrappers on these instances)."""
+    spent: dict[str, float] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        def wrapper(*a: Any, **k: Any) -> Any:
+            t = time.process_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.process_time() - t
+
+        return wrapper
+
+    for p in procs.processors:
+        p.process = timed(p.name, p.process)  # type: ignore[method-assign]
+    for x in procs.passes:
+        x.observe = timed(f"pass:{type(x).__name__}", x.observe)  # type: ignore[method-assign]
+    return spent
+
+
 def worker_hop(
     settings: Settings, feed: list[bytes], warm: int, batch: int, fps: float, profile: bool
 ) -> tuple[float, list[Event], Cpu]:
@@ -123,6 +148,7 @@ def worker_hop(
     vector = exemplar_from_patches(first.patches, Box(0.3, 0.3, 0.7, 0.7), centering=0.5)
     watchlist = Watchlist([Exemplar("bench", "bench exemplar", vector)])
     procs = ProcessorSet(default_processors(settings.analytics, watchlist=watchlist))
+    split = _time_parts(procs)
     table: dict[str, object] = {}
     host = ProcessorHost(
         procs, table.get, snapshot_every_s=settings.analytics.snapshot_every_s, chunk_chars=int(1_048_576 * 0.45)
@@ -148,9 +174,18 @@ def worker_hop(
     run(feed[: warm * streams])
     del events[:], written[:]
     saves, kept = host.stats.snapshots, host.stats.state_chunks_kept
+    split.clear()
     with Cpu(profile) as cpu:
         run(feed[warm * streams :])
     saves, kept = host.stats.snapshots - saves, host.stats.state_chunks_kept - kept
+    frames = len(feed) - warm * streams
+    parts = sorted(split.items(), key=lambda kv: -kv[1])
+    rest = cpu.s - sum(split.values())
+    print(
+        "worker by part (ms/frame): "
+        + "  ".join(f"{k} {1000 * v / frames:.2f}" for k, v in parts)
+        + f"  host (decode, state, dispatch) {1000 * rest / frames:.2f}"
+    )
     size = sum(len(v) if isinstance(v, str) else len(json.dumps(v, separators=(",", ":"))) for v in written)
     print(
         f"worker state: {size / max(saves, 1) / 1000:.0f} KB written per save of a stream ({saves} saves, "
