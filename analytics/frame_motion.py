@@ -13,10 +13,10 @@ pair before it and the pair after it), one forward and one inverse FFT per frame
 the images' detail (each less its blur): smooth areas (sky, walls, colour gradients) fit almost
 anywhere, so on plain brightness two different pictures can look aligned (0.8 was seen across a
 cut); on detail they do not (0.3 at most in the scene-change benchmark's videos, while pan steps
-match at 0.77-1.0). `relighting` asks the other
-question of a fixed view: is a later frame the same things under other light (a lamp, a cloud's
-shadow, an exposure step)? NCC takes out each image's mean and scale, so it is their detail at
-the best shift of a few pixels, and how much of it is left. Pure: no I/O, no state.
+match at 0.77-1.0). `relighting` asks the other question of a fixed view: is a later frame the
+same things under other light (a lamp, a cloud's shadow, an exposure step)? NCC takes out each
+image's mean and scale, so it is their detail at the best shift of a few pixels, and how much of
+it is left. Pure: no I/O, no state.
 
     >>> a, b = motion_image(prev.thumbnail), motion_image(record.thumbnail)
     >>> a = frame_motion_image(record)   # the same, decoded once per record whoever asks

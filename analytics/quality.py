@@ -20,7 +20,7 @@ names each sub-score under 0.5 in words ("blurred", "dark", "overexposed", "low 
 "noisy", "blocky (JPEG artefacts)").
 Pure: no I/O, no state. `measure_jpeg` reads a frame record's JPEG thumbnail (what the live
 `quality` processor sees, `dinostream.analytics.quality_monitor`); `measure_health` gives only
-the three measures that processor watches, at a fifth of the cost.
+the three measures that processor watches, at about a quarter of the cost.
 
     >>> q = measure_quality(rgb)                  # (H, W, 3) uint8 RGB, or (H, W) grey
     >>> q.score, q.reasons                        # 0.31, ('blurred', 'dark')
@@ -84,7 +84,7 @@ class Quality:
 @dataclass(frozen=True)
 class Health:
     """The three measures a camera's health is judged by (`dinostream.analytics.quality_monitor`),
-    as `Quality` has them: a fifth of its cost (no noise, blockiness or clipping)."""
+    as `Quality` has them, for about a quarter of its cost (no noise, blockiness or clipping)."""
 
     sharpness: float
     brightness: float

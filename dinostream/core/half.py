@@ -34,13 +34,13 @@ def to_f32(h: np.ndarray) -> np.ndarray:
     h = np.asarray(h)
     if h.dtype != np.float16:
         raise TypeError(f"to_f32 converts float16 arrays, got {h.dtype}")
-    return np.take(_table(), np.ascontiguousarray(h).view(np.uint16))
+    return np.take(_table(), _contiguous(h).view(np.uint16))
 
 
 def round_half(x: np.ndarray) -> np.ndarray:
     """`x` rounded to float16 precision, as a new float32 array: `x.astype(np.float16).astype(np.float32)`,
     the same bits (a value beyond float16's range becomes infinite, as there)."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    x = _contiguous(np.asarray(x, dtype=np.float32))
     bits = x.view(np.uint32)
     r = bits >> 13  # the lowest mantissa bit float16 keeps: ties go to an even one
     r &= 1
@@ -54,3 +54,8 @@ def round_half(x: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore"):
             out.reshape(-1)[odd] = x.reshape(-1)[odd].astype(np.float16).astype(np.float32)
     return out
+
+
+def _contiguous(a: np.ndarray) -> np.ndarray:
+    """`a`, or a C-ordered copy (np.ascontiguousarray would make a 0-d array 1-d)."""
+    return a if a.flags.c_contiguous else a.copy(order="C")

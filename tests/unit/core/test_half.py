@@ -58,3 +58,8 @@ def test_round_half_keeps_the_shape_and_leaves_its_input_alone() -> None:
     out = round_half(x)
     assert out.shape == x.shape and out.dtype == np.float32 and np.array_equal(x, before)
     assert _same_bits(out, x.astype(np.float16).astype(np.float32))
+
+
+def test_zero_dimensional_arrays_stay_zero_dimensional() -> None:
+    assert round_half(np.float32(1 / 3)).shape == () and round_half(np.float32(1 / 3)) == np.float16(1 / 3)
+    assert to_f32(np.array(np.float16(0.1))).shape == ()
