@@ -7,8 +7,8 @@ the worker did so several times per frame. These give numpy's results, bit for b
 
 - `to_f32(h)`: float16 -> float32 by a look-up table of all 65536 values;
 - `round_half(x)`: float32 -> the nearest float16 value (ties to even), kept as float32: the
-  mantissa rounded with integer arithmetic; the few values outside float16's normal range
-  (subnormal, overflowing, NaN) go through numpy.
+  mantissa rounded with integer arithmetic, float16's subnormal range to multiples of 2^-24 by
+  `np.rint`, and the rare overflowing or NaN values through numpy.
 
     >>> mean = round_half(mean + rate * (unit - mean))   # state at float16 precision, as float32
     >>> encode_array(mean, "<f2")                          # exact: every value is a float16
@@ -22,6 +22,7 @@ import numpy as np
 
 _SMALLEST_NORMAL = np.float32(2.0**-14)  # below it float16 is subnormal: fixed steps, not 10-bit mantissas
 _OVERFLOW = np.float32(65520.0)  # from here float16 rounds to infinity
+_SUBNORMAL_STEPS = np.float32(2.0**24)  # float16's subnormals are the multiples of 2^-24
 
 
 @functools.cache
@@ -48,11 +49,14 @@ def round_half(x: np.ndarray) -> np.ndarray:
     r += bits
     r &= np.uint32(0xFFFFE000)
     out = r.view(np.float32)
-    a = np.abs(x)
-    odd = np.flatnonzero((a < _SMALLEST_NORMAL) | ~(a < _OVERFLOW))  # ~(<): NaN too
+    a, flat, rounded = np.abs(x), x.reshape(-1), out.reshape(-1)
+    small = np.flatnonzero(a < _SMALLEST_NORMAL)  # float16 steps of 2^-24 there: exact scalings, ties to even
+    if small.size:
+        rounded[small] = np.rint(flat[small] * _SUBNORMAL_STEPS) / _SUBNORMAL_STEPS
+    odd = np.flatnonzero(~(a < _OVERFLOW))  # ~(<): NaN too
     if odd.size:
         with np.errstate(over="ignore"):
-            out.reshape(-1)[odd] = x.reshape(-1)[odd].astype(np.float16).astype(np.float32)
+            rounded[odd] = flat[odd].astype(np.float16).astype(np.float32)
     return out
 
 
