@@ -191,6 +191,12 @@ def worker_hop(
         f"worker state: {size / max(saves, 1) / 1000:.0f} KB written per save of a stream ({saves} saves, "
         f"{kept} unchanged chunks not sent)"
     )
+    one = FrameHeader.decode(feed[-1]).stream
+    sizes = {p.name: len(json.dumps(p.snapshot(one), separators=(",", ":"))) for p in procs.processors}
+    print(
+        f"worker state of {one} by processor (KB of JSON): "
+        + "  ".join(f"{k} {v / 1000:.0f}" for k, v in sorted(sizes.items(), key=lambda kv: -kv[1]))
+    )
     return cpu.s, events, cpu
 
 

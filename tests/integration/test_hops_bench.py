@@ -31,5 +31,6 @@ def test_hops_bench_prints_every_hop_and_the_worker_s_parts(tmp_path: Path) -> N
         assert {"anomaly", "scene_change", "quality", "pass:ObjectPass"} <= set(names), names
         assert "host (decode, state, dispatch)" in names, names
         assert re.search(r"^worker state: \d+ KB written per save", cp.stdout, re.M)
+        assert re.search(r"^worker state of \S+ by processor \(KB of JSON\):.*\banomaly \d+", cp.stdout, re.M)
         last = cp.stdout.strip().splitlines()[-1]
         assert re.fullmatch(r"cpu ms/frame: worker [\d.]+  index [\d.]+  gateway [\d.]+  = [\d.]+", last), last
