@@ -10,9 +10,10 @@ after --warmup frames per stream so the anomaly warm-up and calibration are behi
 
 - worker: `ProcessorHost` with every processor (`default_processors`, a watchlist exemplar
   registered), a state snapshot every `snapshot_every_s` of media time, as the Faust agent
-  drives it (`--batch N`: N records at a time through `receive_records`); a second line splits
-  it by processor and shared pass (the first to read a record's shared arrays, the ObjectPass,
-  pays for them) and the host's own part (record decode, state saves, dispatch);
+  drives it (`--batch N`: N records at a time through `receive_records`); further lines split it
+  by processor and shared pass (the first to read a record's shared arrays, the ObjectPass, pays
+  for them; the timing wrappers add ~0.01 ms) and the host's own part (record decode, state saves,
+  dispatch), and give the state written per save and each processor's state for one stream;
 - index: `IndexWriter` over Qdrant Edge in a temporary directory, --index-batch records a write,
   decoding included (the sink decodes what it consumes);
 - gateway: the frame previews' decode (what it reads since the previews topic) and the hub's frame
