@@ -126,7 +126,7 @@ def test_a_picture_that_is_not_one_is_refused_by_name(picture: np.ndarray, messa
 @pytest.mark.parametrize("name", ["clean", *DAMAGED])
 def test_health_is_the_quality_s_three_measures(name: str) -> None:
     picture = CLEAN if name == "clean" else DAMAGED[name][0]
-    for image in (picture, jpeg_grey(jpeg(picture, 75))):  # RGB at 640x480 (resized), grey from a JPEG
+    for image in (picture, jpeg_grey(jpeg(picture, 75))):  # RGB at 640x480, and grey decoded from a JPEG
         assert image is not None
         h, q = measure_health(image), measure_quality(image)
         assert (h.sharpness, h.brightness, h.contrast) == (q.sharpness, q.brightness, q.contrast)
