@@ -9,7 +9,8 @@ to --to (224x224) with:
 - dinostream: `make_source(...).frames()` with IngestSettings(decode=--decode, default "auto":
   keyframes only once the keyframe interval is known to be no longer than the sampling step;
   resizing in FFmpeg's scaler; --hwaccel asks for hardware decoding, falling back to software
-  with a warning where there is none).
+  with a warning where there is none; --threads sets IngestSettings.decode_threads, default the
+  service's: 1, the stream's own decode thread; 0 lets FFmpeg add a thread per core).
 
 CPU time is `time.process_time()` of the whole process, so decoder threads count. The two
 alternate, --repeats times each; medians and their ratio are printed, then one line per size.
@@ -17,6 +18,7 @@ alternate, --repeats times each; medians and their ratio are printed, then one l
     python bench/decode.py                          # 20 s at 1080p and 720p, 3 repeats, ~2-3 min on 2 cores
     python bench/decode.py --sizes 1920x1080 --repeats 5 --decode all
     python bench/decode.py --bitrate 6M             # a camera-like bit rate instead of constant quality
+    python bench/decode.py --decode all --threads 0 # every frame, with FFmpeg's frame threads
 """
 
 from __future__ import annotations
@@ -86,9 +88,13 @@ def naive(path: Path, fps: float, size: tuple[int, int]) -> int:
     return kept
 
 
-def dinostream(path: Path, fps: float, size: tuple[int, int], decode: str, hwaccel: str | None) -> tuple[int, int]:
+def dinostream(
+    path: Path, fps: float, size: tuple[int, int], decode: str, hwaccel: str | None, threads: int | None = None
+) -> tuple[int, int]:
     """AvSource through make_source(...).frames(); returns (sampled, decoded)."""
-    extra = {"hwaccel": hwaccel} if hwaccel else {}
+    extra: dict[str, object] = {"hwaccel": hwaccel} if hwaccel else {}
+    if threads is not None:
+        extra["decode_threads"] = threads
     settings = IngestSettings(sample_fps=fps, decode=decode, **extra)  # type: ignore[arg-type]
     source = make_source(str(path), "bench", settings, size)
 
@@ -119,7 +125,7 @@ def compare(label: str, path: Path, args: argparse.Namespace, to: tuple[int, int
             if name == "naive":
                 frames[name] = naive(path, args.fps, to)
             else:
-                frames[name], decoded = dinostream(path, args.fps, to, args.decode, args.hwaccel)
+                frames[name], decoded = dinostream(path, args.fps, to, args.decode, args.hwaccel, args.threads)
             cpu[name].append(time.process_time() - before)
     print(
         f"{label}: sampling at {args.fps:g} fps to {to[0]}x{to[1]}; CPU seconds of the whole process, "
@@ -128,7 +134,12 @@ def compare(label: str, path: Path, args: argparse.Namespace, to: tuple[int, int
     per = {}
     for name, runs in cpu.items():
         per[name] = statistics.median(runs) / max(frames[name], 1)
-        extra = f", decoded {decoded} frames (decode={args.decode})" if name == "dinostream" else ", decoded all"
+        threads = IngestSettings().decode_threads if args.threads is None else args.threads
+        extra = (
+            f", decoded {decoded} frames (decode={args.decode}, threads={threads})"
+            if name == "dinostream"
+            else ", decoded all"
+        )
         print(
             f"  {name:<10} {statistics.median(runs):6.2f} s for {frames[name]} frames = "
             f"{per[name] * 1000:7.1f} ms/frame  (runs: {', '.join(f'{r:.2f}' for r in runs)}){extra}"
@@ -149,6 +160,9 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=1.0, help="sampling rate")
     parser.add_argument("--to", default="224x224", help="sampled frame size WxH")
     parser.add_argument("--decode", default="auto", choices=["auto", "all", "keyframes"])
+    parser.add_argument(
+        "--threads", type=int, default=None, help="IngestSettings.decode_threads (default: its default)"
+    )
     parser.add_argument("--hwaccel", default=None, help="IngestSettings.hwaccel for dinostream (e.g. cuda)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--video", type=Path, help="use this file instead of generating one (--sizes is ignored)")

@@ -223,7 +223,11 @@ async def embed_file(
             if progress is not None:
                 progress.update(rec.pts)
 
-    fast = settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"realtime": False})})
+    # One file as fast as it decodes: FFmpeg's threads too (decode_threads 0), unless set.
+    ingest: dict[str, object] = {"realtime": False}
+    if "decode_threads" not in settings.ingest.model_fields_set:
+        ingest["decode_threads"] = 0
+    fast = settings.model_copy(update={"ingest": settings.ingest.model_copy(update=ingest)})
     async with EmbeddingStage.from_settings(loaded, fast, sink, kafka=False) as stage:  # stopping delivers all
         await stage.pump(spec)
     return spec.stream

@@ -564,7 +564,7 @@ class AvSource(Source):
         width, height = self._size
         sampler = PtsSampler(self._settings.sample_fps)
         plan = KeyframePlan(self._settings.decode, sampler.step)
-        decoder = _SparseDecoder(codec, plan, sampler, video.time_base)
+        decoder = _SparseDecoder(codec, plan, sampler, video.time_base, self._settings.decode_threads)
         rate = video.average_rate or video.guessed_rate
         frame_dt = 1.0 / float(rate) if rate else sampler.step  # to time frames that have no pts
         pacer = _Pacer(sampler.step) if self._settings.realtime and not self._loc.is_live else None
@@ -687,8 +687,10 @@ class _SparseDecoder:
         plan: KeyframePlan,
         sampler: PtsSampler | None = None,
         time_base: Fraction | None = None,
+        threads: int = 0,
     ) -> None:
         self.codec = codec
+        self.threads = threads  # the decoder's FFmpeg threads (0: FFmpeg's choice)
         self.plan = plan
         self.auto = plan.mode == "auto"
         self.sampler = sampler if plan.mode != "all" else None  # "all" decodes every frame whole
@@ -727,8 +729,12 @@ class _SparseDecoder:
         codec, keyframes_only = self.codec, self.plan.keyframes_only
         if not codec.is_open:
             # Frame threads only help when consecutive frames are decoded; slice threads still
-            # split a frame when the encoder made slices. Fixed once the codec opens.
-            codec.thread_type = "SLICE" if keyframes_only else "AUTO"
+            # split a frame when the encoder made slices. Fixed once the codec opens. One thread
+            # (IngestSettings.decode_threads) decodes in the caller's thread.
+            if self.threads == 1:
+                codec.thread_type, codec.thread_count = "NONE", 1
+            else:
+                codec.thread_type, codec.thread_count = ("SLICE" if keyframes_only else "AUTO"), self.threads
         if packet.is_keyframe and self.auto:
             # Switch only at a keyframe: the frames after it never reference a skipped one.
             codec.skip_frame = "NONKEY" if keyframes_only else "DEFAULT"

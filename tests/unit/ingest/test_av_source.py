@@ -21,6 +21,7 @@ from dinostream.ingest.av_source import (
     CaptureClock,
     KeyframePlan,
     PtsSampler,
+    _SparseDecoder,
     check_source,
     make_source,
     probe_source,
@@ -745,3 +746,32 @@ async def test_missing_camera_device_is_named():
     with pytest.raises(SourceError, match=f"^no such camera device {device}$"):
         camera = _settings(allowed_devices=[device])  # the API opens only devices the settings list
         await _collect(make_source(f"v4l2://{device}", "cam", camera, (32, 32), trusted=False))
+
+
+@pytest.mark.parametrize("decode", ["all", "auto", "keyframes"])
+async def test_one_decoder_thread_gives_the_same_frames_as_ffmpegs_threads(bframe_video, decode):
+    """decode_threads=1 (the default: the cheapest CPU per frame for a node of many streams) and 0
+    (FFmpeg's frame threads) sample the same frames, picture for picture. Frame threads hold frames
+    back, so "auto" knows less of what is coming out and may decode a frame or two more."""
+    got = {}
+    for threads in (1, 0):
+        source = AvSource(str(bframe_video), "cam", _settings(decode=decode, decode_threads=threads), (32, 32))
+        got[threads] = (await _collect(source), source.stats.decoded)
+    (one, decoded_one), (many, decoded_many) = got[1], got[0]
+    assert len(one) == len(many) > 0 and decoded_one <= decoded_many
+    assert [f.pts for f in one] == [f.pts for f in many]
+    for a, b in zip(one, many, strict=True):
+        assert np.array_equal(a.image, b.image)
+
+
+@pytest.mark.parametrize(("threads", "kind"), [(1, av.codec.context.ThreadType.NONE), (0, None), (3, None)])
+def test_the_decoder_runs_the_threads_it_is_asked_for(bframe_video, threads, kind):
+    """The codec opens with decode_threads threads: 1 is no FFmpeg threading at all; otherwise frame
+    threads (slice threads for keyframes only) with that count (0: FFmpeg's choice, at least one)."""
+    with av.open(str(bframe_video)) as container:
+        codec = container.streams.video[0].codec_context
+        decoder = _SparseDecoder(codec, KeyframePlan("all", 0.5), threads=threads)
+        decoder.decode(next(container.demux(video=0)))
+        assert codec.is_open
+        assert codec.thread_count == threads if threads else codec.thread_count >= 1
+        assert codec.thread_type == (kind if kind is not None else av.codec.context.ThreadType.AUTO)
