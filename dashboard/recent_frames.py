@@ -17,6 +17,7 @@ decoded (a click, its preview and its registration read the same frame).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from dinostream.core.records import FrameEmbedding, FrameHeader, FramePreview
 from dinostream.dashboard.topic_reader import TopicReader
 
 log = logging.getLogger(__name__)
+PAST_END_S = 1.0  # how long a read looks for an offset at or past the end the broker reports
 
 ReadRecord = Callable[[int, int], Awaitable[bytes | None]]  # (partition, offset) -> the record, None if gone
 
@@ -154,12 +156,19 @@ class KafkaRecordReader(TopicReader):
             consumer.assign([tp])
             first = (await consumer.beginning_offsets([tp]))[tp]
             end = (await consumer.end_offsets([tp]))[tp]
-            if not first <= offset < end:
+            if offset < first:
                 return None
             consumer.seek(tp, offset)
-            while True:
+            # Past the end Kafka has nothing (OffsetOutOfRange: the consumer starts from the earliest,
+            # which is not the offset asked for). The embedded broker's end can fall short of a batch
+            # of several records (Tansu answers its last batch's first offset + 1), so an offset at
+            # or past it is still looked for, for PAST_END_S.
+            loop = asyncio.get_running_loop()
+            deadline = None if offset < end else loop.time() + PAST_END_S
+            while deadline is None or loop.time() < deadline:
                 batches = await consumer.getmany(tp, timeout_ms=200, max_records=1)
                 for msg in batches.get(tp, ()):
                     return msg.value if msg.offset == offset else None  # past it: not a record (a marker)
+            return None
         finally:
             await consumer.stop()

@@ -243,13 +243,19 @@ def kafka_ssl_context(settings: KafkaSettings) -> ssl.SSLContext:
 
 
 def make_producer(bootstrap: str, settings: KafkaSettings, *, embedded: bool) -> AIOKafkaProducer:
-    """acks=all producer; idempotent unless settings say otherwise (see KafkaSettings.idempotent)."""
+    """acks=all producer; idempotent unless settings say otherwise (see KafkaSettings.idempotent).
+
+    Records for one partition share a batch up to `max_message_bytes` (the broker's limit for a
+    batch): aiokafka's default, 16 KB, gave every ~150 KB frame record a batch and a produce request
+    of its own; a micro-batch's records now go together (bench/density.py: broker CPU ~3.4 -> 2.8
+    ms per frame at 16 streams)."""
     idempotent = (not embedded) if settings.idempotent is None else settings.idempotent
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
         enable_idempotence=idempotent,
         max_request_size=settings.max_message_bytes,
+        max_batch_size=settings.max_message_bytes,
         linger_ms=5,
         request_timeout_ms=int(settings.connect_timeout_s * 1000) * 3,
         client_id="dinostream-producer",
