@@ -134,7 +134,7 @@ def compare(label: str, path: Path, args: argparse.Namespace, to: tuple[int, int
     per = {}
     for name, runs in cpu.items():
         per[name] = statistics.median(runs) / max(frames[name], 1)
-        threads = IngestSettings().decode_threads if args.threads is None else args.threads
+        threads = "default (1 up to 1080p)" if args.threads is None else args.threads
         extra = (
             f", decoded {decoded} frames (decode={args.decode}, threads={threads})"
             if name == "dinostream"

@@ -661,6 +661,18 @@ class AvSource(Source):
         return SourceError(f"lost connection to {self._loc.display}: {_reason(exc)}")
 
 
+ONE_THREAD_PIXELS = 1920 * 1088  # up to 1080p (coded height 1088) one core decodes in real time with room
+
+
+def decoder_threads(setting: int | None, width: int, height: int) -> int:
+    """FFmpeg threads for a decoder of `width` x `height` pictures (`IngestSettings.decode_threads`):
+    the setting when given (0: FFmpeg's choice), else 1 up to 1080p and FFmpeg's choice above (a
+    picture size not yet known counts as small)."""
+    if setting is not None:
+        return setting
+    return 1 if width * height <= ONE_THREAD_PIXELS else 0
+
+
 class _SparseDecoder:
     """Hands the decoder only the packets sampling needs, as `KeyframePlan` decides.
 
@@ -687,10 +699,10 @@ class _SparseDecoder:
         plan: KeyframePlan,
         sampler: PtsSampler | None = None,
         time_base: Fraction | None = None,
-        threads: int = 0,
+        threads: int | None = 0,
     ) -> None:
         self.codec = codec
-        self.threads = threads  # the decoder's FFmpeg threads (0: FFmpeg's choice)
+        self.threads = threads  # IngestSettings.decode_threads (0: FFmpeg's choice; None: by picture size)
         self.plan = plan
         self.auto = plan.mode == "auto"
         self.sampler = sampler if plan.mode != "all" else None  # "all" decodes every frame whole
@@ -730,11 +742,12 @@ class _SparseDecoder:
         if not codec.is_open:
             # Frame threads only help when consecutive frames are decoded; slice threads still
             # split a frame when the encoder made slices. Fixed once the codec opens. One thread
-            # (IngestSettings.decode_threads) decodes in the caller's thread.
-            if self.threads == 1:
+            # decodes in the caller's thread.
+            threads = decoder_threads(self.threads, codec.width, codec.height)
+            if threads == 1:
                 codec.thread_type, codec.thread_count = "NONE", 1
             else:
-                codec.thread_type, codec.thread_count = ("SLICE" if keyframes_only else "AUTO"), self.threads
+                codec.thread_type, codec.thread_count = ("SLICE" if keyframes_only else "AUTO"), threads
         if packet.is_keyframe and self.auto:
             # Switch only at a keyframe: the frames after it never reference a skipped one.
             codec.skip_frame = "NONKEY" if keyframes_only else "DEFAULT"

@@ -148,13 +148,14 @@ class IngestSettings(_Strict):
         description="'keyframes': decode only keyframes; 'all': every frame; 'auto': keyframes when the stream's "
         "keyframe interval is no longer than the sampling interval, else all.",
     )
-    decode_threads: int = Field(
-        1,
+    decode_threads: int | None = Field(
+        None,
         ge=0,
         le=64,
-        description="FFmpeg threads of each stream's decoder. 1: the stream's own decode thread does it all, the "
-        "least CPU per frame, and a node with many streams keeps every core busy with other streams (FFmpeg's "
-        "frame threads cost ~0.1 ms more CPU per decoded frame: 90 % more at 320x240, 5 % at 1080p; "
+        description="FFmpeg threads of each stream's decoder. None: 1 up to 1920x1080 (one core decodes 1080p "
+        "at 70+ fps), FFmpeg's choice above (a 4K stream needs more than a core to keep up). 1: the stream's own "
+        "decode thread does it all, the least CPU per frame, while a node's many streams keep every core busy "
+        "(FFmpeg's frame threads cost ~0.1 ms more CPU per decoded frame: 90 % more at 320x240, 5 % at 1080p; "
         "bench/decode.py --threads); 0: FFmpeg's choice (a thread per core: about half the wall time for one "
         "large stream, as `dinostream analyze` uses unless this is set).",
     )

@@ -23,6 +23,7 @@ from dinostream.ingest.av_source import (
     PtsSampler,
     _SparseDecoder,
     check_source,
+    decoder_threads,
     make_source,
     probe_source,
     stream_id_for,
@@ -750,7 +751,7 @@ async def test_missing_camera_device_is_named():
 
 @pytest.mark.parametrize("decode", ["all", "auto", "keyframes"])
 async def test_one_decoder_thread_gives_the_same_frames_as_ffmpegs_threads(bframe_video, decode):
-    """decode_threads=1 (the default: the cheapest CPU per frame for a node of many streams) and 0
+    """decode_threads=1 (the default up to 1080p: the cheapest CPU per frame for a node of many streams) and 0
     (FFmpeg's frame threads) sample the same frames, picture for picture. Frame threads hold frames
     back, so "auto" knows less of what is coming out and may decode a frame or two more."""
     got = {}
@@ -764,14 +765,31 @@ async def test_one_decoder_thread_gives_the_same_frames_as_ffmpegs_threads(bfram
         assert np.array_equal(a.image, b.image)
 
 
-@pytest.mark.parametrize(("threads", "kind"), [(1, av.codec.context.ThreadType.NONE), (0, None), (3, None)])
+@pytest.mark.parametrize(
+    ("threads", "kind"),
+    [(None, av.codec.context.ThreadType.NONE), (1, av.codec.context.ThreadType.NONE), (0, None), (3, None)],
+)
 def test_the_decoder_runs_the_threads_it_is_asked_for(bframe_video, threads, kind):
     """The codec opens with decode_threads threads: 1 is no FFmpeg threading at all; otherwise frame
-    threads (slice threads for keyframes only) with that count (0: FFmpeg's choice, at least one)."""
+    threads (slice threads for keyframes only) with that count (0: FFmpeg's choice, at least one);
+    the default (None) is one thread for this small video."""
     with av.open(str(bframe_video)) as container:
         codec = container.streams.video[0].codec_context
         decoder = _SparseDecoder(codec, KeyframePlan("all", 0.5), threads=threads)
         decoder.decode(next(container.demux(video=0)))
         assert codec.is_open
-        assert codec.thread_count == threads if threads else codec.thread_count >= 1
+        assert (
+            codec.thread_count == (threads if threads is not None else 1) if threads != 0 else codec.thread_count >= 1
+        )
         assert codec.thread_type == (kind if kind is not None else av.codec.context.ThreadType.AUTO)
+
+
+def test_decoder_threads_default_to_one_up_to_1080p_and_to_ffmpegs_choice_above():
+    assert (
+        decoder_threads(None, 320, 240) == decoder_threads(None, 1920, 1080) == decoder_threads(None, 1920, 1088) == 1
+    )
+    assert decoder_threads(None, 0, 0) == 1  # size not known yet
+    assert decoder_threads(None, 2560, 1440) == decoder_threads(None, 3840, 2160) == 0
+    assert (
+        decoder_threads(1, 3840, 2160) == 1 and decoder_threads(0, 320, 240) == 0 and decoder_threads(4, 640, 360) == 4
+    )
