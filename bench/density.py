@@ -12,6 +12,9 @@ measures for --measure s:
   included) over the frames that role handled (ingest and broker: produced; workers: analysed;
   index: indexed; gateway: frame notices the websocket client got), so a role that falls behind
   still shows its cost; their sum is the CPU one frame costs;
+- before any stream, each role's CPU with nothing to do (--idle s: consumers polling the broker,
+  timers, health), and per N the share of it each frame carries at that rate: a fixed cost per
+  second, so a frame's share of it shrinks as streams are added;
 - throughput (records produced, analysed, indexed), drops, and end-to-end latency from frame
   capture (the event's `ts`) to the scene-change event arriving on the websocket.
 
@@ -177,6 +180,11 @@ class Row:
     latencies: list[float]
     cpu_ms: dict[str, float]  # per role, per frame produced
     fps: float
+    idle_ms: dict[str, float] = field(default_factory=dict)  # per role, per frame: its CPU with no streams
+
+    @property
+    def idle_total_ms(self) -> float:
+        return sum(self.idle_ms.values())
 
     @property
     def p99(self) -> float:
@@ -385,6 +393,12 @@ async def run_model(args: argparse.Namespace, model: str, counts: list[int], tmp
             ids = await topo.model_ids(http)
             if (model == STANDIN) != all(i.startswith("standin:") for i in ids):
                 raise SystemExit(f"the ingest nodes run {ids}, not what {model} asks for")
+            idle = await idle_cpu(topo, args.idle)  # ms/s per role
+            if idle:
+                parts = "  ".join(f"{role} {idle[role]:5.1f}" for role in ROLE_ORDER)
+                print(
+                    f"  idle, no streams ({args.idle:g} s), cpu ms/s: {parts}  = {sum(idle.values()):5.1f}", flush=True
+                )
             exemplar_done = False
             for n in counts:
                 await topo.add_streams(http, n)
@@ -406,7 +420,8 @@ async def run_model(args: argparse.Namespace, model: str, counts: list[int], tmp
                 per = {"ingest": "produced", "worker": "analysed", "index": "indexed", "gateway": "notices"}
                 frames = {r: max(handled[per.get(r, "produced")], 1) for r in ROLE_ORDER}
                 cpu_ms = {r: 1000 * (cpu_b[r] - cpu_a[r]) / frames[r] for r in ROLE_ORDER}
-                row = Row(n, rate, int(b["dropped"] - a["dropped"]), list(client.latencies), cpu_ms, args.fps)
+                idle_ms = {r: idle[r] * dt / frames[r] for r in idle}  # the fixed cost each frame carries at this rate
+                row = Row(n, rate, int(b["dropped"] - a["dropped"]), list(client.latencies), cpu_ms, args.fps, idle_ms)
                 rows.append(row)
                 print_row(row)
                 if args.profile == n:
@@ -433,6 +448,23 @@ def print_row(row: Row) -> None:
     )
     parts = "  ".join(f"{role} {row.cpu_ms[role]:5.1f}" for role in ROLE_ORDER)
     print(f"         cpu ms/frame: {parts}  = {row.total_ms:5.1f}", flush=True)
+    if row.idle_ms:
+        print(
+            f"         of which the roles' idle cost {row.idle_total_ms:.1f} (fixed per second, so smaller per frame "
+            f"at more streams); per frame beyond it {row.total_ms - row.idle_total_ms:.1f}",
+            flush=True,
+        )
+
+
+async def idle_cpu(topo: Topology, seconds: float) -> dict[str, float]:
+    """Each role's CPU ms per second with no streams (consumers polling, timers, health): what a
+    frame's share of it is depends on the frame rate, not on the frame. Empty for `seconds` 0."""
+    if seconds <= 0:
+        return {}
+    before, started = topo.cpu(), time.monotonic()
+    await asyncio.sleep(seconds)
+    after, dt = topo.cpu(), time.monotonic() - started
+    return {r: 1000 * (after[r] - before[r]) / dt for r in ROLE_ORDER}
 
 
 def pick(rows: list[Row]) -> Row | None:
@@ -456,6 +488,7 @@ async def main() -> None:
         help="s after adding streams (anomaly warm-up: 40 frames, then calibration)",
     )
     ap.add_argument("--measure", type=float, default=20.0)
+    ap.add_argument("--idle", type=float, default=10.0, help="s of each role's CPU with no streams first (0: skip)")
     ap.add_argument("--ingest", type=int, default=2, help="ingest nodes")
     ap.add_argument("--workers", type=int, default=2, help="analytics workers")
     ap.add_argument("--video-size", default="320x240", help="WxH of the generated videos")
@@ -469,6 +502,7 @@ async def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.streams, args.model_streams, args.warmup, args.measure = "2", "1", 8.0, 8.0
+        args.idle = min(args.idle, 3.0)
         args.ingest, args.workers = 1, 1  # every role still runs as its own process, once
     print("$", shlex.join([Path(sys.executable).name, *sys.argv]), flush=True)
     with contextlib.suppress(OSError):

@@ -36,3 +36,8 @@ def test_density_bench_quick_mode_prints_its_summary() -> None:
         r"cpu ms/frame: ingest +([\d.]+) +worker +([\d.]+) +index +([\d.]+) +gateway +([\d.]+) +broker", cp.stdout
     )
     assert len(rows) == 2
+    # Each run measured its roles idle first, and each row says the share of that a frame carries.
+    assert len(re.findall(r"^  idle, no streams \(3 s\), cpu ms/s: ingest +[\d.]+ .* = +[\d.]+$", cp.stdout, re.M)) == 2
+    assert (
+        len(re.findall(r"of which the roles' idle cost [\d.]+ .* per frame beyond it -?[\d.]+$", cp.stdout, re.M)) == 2
+    )
