@@ -39,6 +39,7 @@ import json
 import math
 import pickle
 import pstats
+import shutil
 import sys
 import tempfile
 import time
@@ -258,36 +259,46 @@ def main() -> None:
     blas = args.blas_threads if args.blas_threads is not None else settings.blas_threads
     print(f"BLAS threads: {blas or 'one per core'} (before: {limit_blas_threads(blas)})")
     tmp = Path(tempfile.mkdtemp(prefix="dinostream-hops-"))
-    if args.records is not None and args.records.exists():
-        base = [FrameEmbedding.decode(v) for v in pickle.loads(args.records.read_bytes())]
-    else:
-        base = make_records(settings, 60.0, tmp)
-        if args.records is not None:
-            args.records.write_bytes(pickle.dumps([r.encode() for r in base]))
-    feed = camera_feed(base, args.streams, args.warmup + args.frames, args.fps)
-    measured = args.frames * args.streams
-    print(f"{len(base)} distinct records ({len(feed[0]) / 1000:.0f} KB each), {args.streams} streams", flush=True)
-    figures: dict[str, float] = {}
-    events: list[Event] = []
-    cpus: dict[str, Cpu] = {}
-    if "worker" in hops:
-        s, events, cpus["worker"] = worker_hop(settings, feed, args.warmup, args.batch, args.fps, "worker" in profiled)
-        figures["worker"] = 1000 * s / measured
-        kinds: dict[str, int] = {}
-        for e in events:
-            kinds[e.type] = kinds.get(e.type, 0) + 1
-        print(f"worker: {len(events)} events measured {dict(sorted(kinds.items()))}", flush=True)
-        if args.events_out:
-            args.events_out.write_text("".join(e.to_json() + "\n" for e in events))
-    if "index" in hops:
-        s, cpus["index"] = index_hop(settings, feed[-measured:], args.index_batch, tmp, "index" in profiled)
-        figures["index"] = 1000 * s / measured
-    if "gateway" in hops:
-        s, cpus["gateway"] = gateway_hop(feed[-measured:], events, "gateway" in profiled)
-        figures["gateway"] = 1000 * s / measured
-    for hop in profiled & set(cpus):
-        print(f"--- profile of {hop}\n{cpus[hop].top()}")
-    print("cpu ms/frame: " + "  ".join(f"{k} {v:.2f}" for k, v in figures.items()) + f"  = {sum(figures.values()):.2f}")
+    try:
+        if args.records is not None and args.records.exists():
+            base = [FrameEmbedding.decode(v) for v in pickle.loads(args.records.read_bytes())]
+        else:
+            base = make_records(settings, 60.0, tmp)
+            if args.records is not None:
+                args.records.write_bytes(pickle.dumps([r.encode() for r in base]))
+        feed = camera_feed(base, args.streams, args.warmup + args.frames, args.fps)
+        measured = args.frames * args.streams
+        print(f"{len(base)} distinct records ({len(feed[0]) / 1000:.0f} KB each), {args.streams} streams", flush=True)
+        figures: dict[str, float] = {}
+        events: list[Event] = []
+        cpus: dict[str, Cpu] = {}
+        if "worker" in hops:
+            s, events, cpus["worker"] = worker_hop(
+                settings, feed, args.warmup, args.batch, args.fps, "worker" in profiled
+            )
+            figures["worker"] = 1000 * s / measured
+            kinds: dict[str, int] = {}
+            for e in events:
+                kinds[e.type] = kinds.get(e.type, 0) + 1
+            print(f"worker: {len(events)} events measured {dict(sorted(kinds.items()))}", flush=True)
+            if args.events_out:
+                args.events_out.write_text("".join(e.to_json() + "\n" for e in events))
+        if "index" in hops:
+            s, cpus["index"] = index_hop(settings, feed[-measured:], args.index_batch, tmp, "index" in profiled)
+            figures["index"] = 1000 * s / measured
+        if "gateway" in hops:
+            s, cpus["gateway"] = gateway_hop(feed[-measured:], events, "gateway" in profiled)
+            figures["gateway"] = 1000 * s / measured
+        for hop in profiled & set(cpus):
+            print(f"--- profile of {hop}\n{cpus[hop].top()}")
+        print(
+            "cpu ms/frame: "
+            + "  ".join(f"{k} {v:.2f}" for k, v in figures.items())
+            + f"  = {sum(figures.values()):.2f}"
+        )
+
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the index hop's Qdrant files: ~45 MB a run
 
 
 if __name__ == "__main__":
