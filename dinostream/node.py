@@ -57,7 +57,8 @@ def consumer_groups(settings: Settings) -> dict[str, str]:
 
 class Runtime:
     """What the nodes of one process share: the settings, the roles it runs, its Kafka (the
-    `--kafka` cluster, or `up`'s embedded broker once started) and one producer."""
+    `--kafka` cluster, or `up`'s embedded broker once started) and its producers: one for frame
+    records, one for everything else."""
 
     def __init__(self, settings: Settings, roles: Collection[str]) -> None:
         self.settings = settings
@@ -66,7 +67,7 @@ class Runtime:
         self.bootstrap: str | None = settings.kafka.bootstrap
         self.embedded = False
         self.groups = consumer_groups(settings)
-        self._producer: AIOKafkaProducer | None = None
+        self._producers: dict[bool, AIOKafkaProducer] = {}  # by `frames`
         self._producer_lock = asyncio.Lock()
 
     @property
@@ -80,19 +81,24 @@ class Runtime:
         assert self.bootstrap is not None, "Kafka is opened before the nodes start"
         return self.bootstrap
 
-    async def producer(self) -> AIOKafkaProducer:
-        """The process's producer (acks=all), started on first use; stopped by `close`."""
+    async def producer(self, *, frames: bool = False) -> AIOKafkaProducer:
+        """The process's producer (acks=all), started on first use; stopped by `close`. `frames`:
+        the one for frame records and their previews, whose batches grow to max_message_bytes (see
+        `make_producer` for why only theirs)."""
         from dinostream.core.kafka_io import start_producer
 
         async with self._producer_lock:
-            if self._producer is None:
-                self._producer = await start_producer(self.kafka, self.settings.kafka, embedded=self.embedded)
-            return self._producer
+            if frames not in self._producers:
+                batch = self.settings.kafka.max_message_bytes if frames else None
+                self._producers[frames] = await start_producer(
+                    self.kafka, self.settings.kafka, embedded=self.embedded, batch_bytes=batch
+                )
+            return self._producers[frames]
 
     async def close(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+        producers, self._producers = list(self._producers.values()), {}
+        for producer in producers:
+            await producer.stop()
 
 
 class Node(ABC):

@@ -66,7 +66,7 @@ class ModelNode(Node):
         self._stage = EmbeddingStage.from_settings(self.loaded, self.settings, self.sink)
 
     async def start(self) -> None:
-        self.sink.producer = await self.runtime.producer()
+        self.sink.producer = await self.runtime.producer(frames=True)
         self.stage.start()
 
     def tasks(self) -> dict[str, asyncio.Task[Any]]:

@@ -242,20 +242,25 @@ def kafka_ssl_context(settings: KafkaSettings) -> ssl.SSLContext:
         raise BrokerError(f"cannot load the Kafka TLS files ({', '.join(files) or 'system CAs'}): {e}") from None
 
 
-def make_producer(bootstrap: str, settings: KafkaSettings, *, embedded: bool) -> AIOKafkaProducer:
+def make_producer(
+    bootstrap: str, settings: KafkaSettings, *, embedded: bool, batch_bytes: int | None = None
+) -> AIOKafkaProducer:
     """acks=all producer; idempotent unless settings say otherwise (see KafkaSettings.idempotent).
 
-    Records for one partition share a batch up to `max_message_bytes` (the broker's limit for a
-    batch): aiokafka's default, 16 KB, gave every ~150 KB frame record a batch and a produce request
-    of its own; a micro-batch's records now go together (bench/density.py: broker CPU ~3.4 -> 2.8
-    ms per frame at 16 streams)."""
+    `batch_bytes`: how large a partition's batch may grow (aiokafka's default, 16 KB, when None).
+    The producer of frame records passes `max_message_bytes` (the broker's limit for a batch): with
+    16 KB every ~150 KB record took a batch and a produce request of its own, now a micro-batch's
+    records go together (bench/density.py: broker CPU ~3.4 -> 2.8 ms per frame at 16 streams). Not
+    for the other topics: the embedded Tansu reports a batch of several records as ending after its
+    first, and Faust's changelog recovery stops there, losing the rest of the batch (the state
+    archive's restore, batching changelog chunks, lost saved state that way)."""
     idempotent = (not embedded) if settings.idempotent is None else settings.idempotent
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
         enable_idempotence=idempotent,
         max_request_size=settings.max_message_bytes,
-        max_batch_size=settings.max_message_bytes,
+        **({"max_batch_size": batch_bytes} if batch_bytes else {}),
         linger_ms=5,
         request_timeout_ms=int(settings.connect_timeout_s * 1000) * 3,
         client_id="dinostream-producer",
@@ -263,10 +268,12 @@ def make_producer(bootstrap: str, settings: KafkaSettings, *, embedded: bool) ->
     )
 
 
-async def start_producer(bootstrap: str, settings: KafkaSettings, *, embedded: bool) -> AIOKafkaProducer:
+async def start_producer(
+    bootstrap: str, settings: KafkaSettings, *, embedded: bool, batch_bytes: int | None = None
+) -> AIOKafkaProducer:
     """`make_producer`, started. BrokerError in one line when the cluster refuses it (e.g. an
     idempotent producer on a broker without support); the caller stops it."""
-    producer = make_producer(bootstrap, settings, embedded=embedded)
+    producer = make_producer(bootstrap, settings, embedded=embedded, batch_bytes=batch_bytes)
     try:
         await producer.start()
     except KafkaError as e:
