@@ -36,15 +36,20 @@ import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from fractions import Fraction
 from typing import TypeVar
 
-import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from generators.groundtruth import Distractor, DistractorKind, GroundTruth, ShotInfo, Transition
-from generators.scenecut_families import CUT_KINDS, Encoding, add_video_stream, true_time
+from generators.scenecut_families import (
+    CUT_KINDS,
+    Encoding,
+    plan_shot_lengths,
+    transition_frames,
+    true_time,
+    write_video,
+)
 
 __all__ = [
     "AERIAL_EFFECTS",
@@ -256,17 +261,7 @@ def _draw_encoding(rng: np.random.Generator, turn: int) -> Encoding:
 
 
 def _transition_frames(rng: np.random.Generator, kind: str, fps: int) -> tuple[int, int, int]:
-    if kind in CUT_KINDS:
-        return (0, 0, 0)
-    if kind == "dissolve":
-        return (0, max(2, round(rng.uniform(0.4, 1.5) * fps)), 0)
-    if kind in ("fade", "fade_white"):
-        return (
-            max(1, round(rng.uniform(0.3, 0.9) * fps)),
-            round(rng.uniform(0.0, 0.4) * fps),
-            max(1, round(rng.uniform(0.3, 0.9) * fps)),
-        )
-    raise ValueError(f"unknown transition kind {kind!r}")
+    return transition_frames(rng, kind, fps, dissolve_s=(0.4, 1.5), fade_s=(0.3, 0.9), hold_s=(0.0, 0.4))
 
 
 def _plan_shots(
@@ -277,32 +272,19 @@ def _plan_shots(
     plan: Sequence[tuple[str | None, str | None]] | None,
 ) -> list[PlannedShot]:
     """Shot lengths and transitions: lengths that add up to `duration`, or one shot per `plan` entry."""
-    lo, hi = max(1, round(shot_s[0] * fps)), max(1, round(shot_s[1] * fps))
-    shots: list[PlannedShot] = []
-    if plan is not None:
-        if not plan or plan[0][0] is not None:
-            raise ValueError("the first shot of a plan has no transition into it")
-        for k, (into, effect) in enumerate(plan):
-            if k and into not in AERIAL_TRANSITION_KINDS:
-                raise ValueError(f"unknown transition kind {into!r}")
-            if effect is not None and effect not in AERIAL_EFFECTS:
-                raise ValueError(f"unknown effect {effect!r}")
-            frames = _transition_frames(rng, into, fps) if into else (0, 0, 0)
-            shots.append(PlannedShot(into, frames, int(rng.integers(lo, hi + 1)), [effect] if effect else []))
-        return shots
-    rest = round(duration * fps)
-    longest = round(_LONGEST_TRANSITION_S * fps)
-    kind: str | None = None
-    frames = (0, 0, 0)
-    while True:
-        solo = min(int(rng.integers(lo, hi + 1)), rest - longest - lo)
-        if rest <= hi or solo < lo:
-            shots.append(PlannedShot(kind, frames, rest))
-            return shots
-        shots.append(PlannedShot(kind, frames, solo))
-        kind = AERIAL_TRANSITION_KINDS[int(rng.choice(len(AERIAL_TRANSITION_KINDS), p=_TRANSITION_WEIGHTS))]
-        frames = _transition_frames(rng, kind, fps)
-        rest -= solo + sum(frames)
+    lengths = plan_shot_lengths(
+        rng,
+        fps,
+        duration,
+        shot_s,
+        plan,
+        kinds=AERIAL_TRANSITION_KINDS,
+        weights=_TRANSITION_WEIGHTS,
+        effects=AERIAL_EFFECTS,
+        longest_s=_LONGEST_TRANSITION_S,
+        frames_of=_transition_frames,
+    )
+    return [PlannedShot(*shot) for shot in lengths]
 
 
 def _plan_locations(
@@ -1770,16 +1752,8 @@ def make_aerial_video(
     p = plan_aerial_video(
         seed, duration=duration, size=size, fps=fps, shot_s=shot_s, plan=plan, style=style, encoding=encoding
     )
-    width, height = p.size
-    with av.open(os.fspath(path), "w") as container:
-        stream = add_video_stream(container, p.encoding, (width, height), p.fps)
-        # Frames are drawn in a worker thread while this one scales and encodes the earlier ones.
-        for i, rgb in enumerate(_ahead(_frames(p), 6)):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame = frame.reformat(width, height, "yuv420p", interpolation="BICUBIC")
-            frame.pts, frame.time_base = i, Fraction(1, p.fps)
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+    # Frames are drawn in a worker thread while this one scales and encodes the earlier ones.
+    write_video(path, p.encoding, p.size, p.fps, _ahead(_frames(p), 6))
     return p.truth(path)
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -75,6 +75,96 @@ def add_video_stream(
     if encoding.gop is not None:
         stream.codec_context.gop_size = encoding.gop
     return stream
+
+
+def write_video(
+    path: str | os.PathLike[str], encoding: Encoding, size: tuple[int, int], fps: int, frames: Iterable[np.ndarray]
+) -> None:
+    """Encode RGB uint8 `frames` (drawn at any working size) as a `size` = (width, height) video at
+    `fps`, scaled to yuv420p with FFmpeg's bicubic filter (the aerial and indoor families' writer)."""
+    width, height = size
+    with av.open(os.fspath(path), "w") as container:
+        stream = add_video_stream(container, encoding, size, fps)
+        for i, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame = frame.reformat(width, height, "yuv420p", interpolation="BICUBIC")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+def transition_frames(
+    rng: np.random.Generator,
+    kind: str,
+    fps: int,
+    *,
+    dissolve_s: tuple[float, float],
+    fade_s: tuple[float, float],
+    hold_s: tuple[float, float],
+) -> tuple[int, int, int]:
+    """(fade out, dissolve or hold, fade in) frames of a transition of `kind`, its lengths drawn in
+    a family's ranges of seconds: none for a cut, at least two for a dissolve, at least one for
+    each half of a fade (the aerial and indoor families' transitions)."""
+    if kind in CUT_KINDS:
+        return (0, 0, 0)
+    if kind == "dissolve":
+        return (0, max(2, round(rng.uniform(*dissolve_s) * fps)), 0)
+    if kind in ("fade", "fade_white"):
+        return (
+            max(1, round(rng.uniform(*fade_s) * fps)),
+            round(rng.uniform(*hold_s) * fps),
+            max(1, round(rng.uniform(*fade_s) * fps)),
+        )
+    raise ValueError(f"unknown transition kind {kind!r}")
+
+
+ShotLength = tuple[str | None, tuple[int, int, int], int, list[str]]  # (into, its frames, solo frames, effects)
+
+
+def plan_shot_lengths(
+    rng: np.random.Generator,
+    fps: int,
+    duration: float,
+    shot_s: tuple[float, float],
+    plan: Sequence[tuple[str | None, str | None]] | None,
+    *,
+    kinds: Sequence[str],
+    weights: Sequence[float],
+    effects: Collection[str],
+    longest_s: float,
+    frames_of: Callable[[np.random.Generator, str, int], tuple[int, int, int]],
+) -> list[ShotLength]:
+    """Shot lengths and transitions (the aerial and indoor families' planning): lengths of
+    `shot_s` seconds that add up to `duration`, the transition into each drawn from `kinds` with
+    `weights` and timed by `frames_of` (no transition longer than `longest_s`); or one shot per
+    `plan` entry (transition into it, effect in it: one of `effects` or None; the first has no
+    transition), of a drawn length."""
+    lo, hi = max(1, round(shot_s[0] * fps)), max(1, round(shot_s[1] * fps))
+    shots: list[ShotLength] = []
+    if plan is not None:
+        if not plan or plan[0][0] is not None:
+            raise ValueError("the first shot of a plan has no transition into it")
+        for k, (into, effect) in enumerate(plan):
+            if k and into not in kinds:
+                raise ValueError(f"unknown transition kind {into!r}")
+            if effect is not None and effect not in effects:
+                raise ValueError(f"unknown effect {effect!r}")
+            frames = frames_of(rng, into, fps) if into else (0, 0, 0)
+            shots.append((into, frames, int(rng.integers(lo, hi + 1)), [effect] if effect else []))
+        return shots
+    rest = round(duration * fps)
+    longest = round(longest_s * fps)
+    kind: str | None = None
+    frames = (0, 0, 0)
+    while True:
+        solo = min(int(rng.integers(lo, hi + 1)), rest - longest - lo)
+        if rest <= hi or solo < lo:
+            shots.append((kind, frames, rest, []))
+            return shots
+        shots.append((kind, frames, solo, []))
+        kind = kinds[int(rng.choice(len(kinds), p=weights))]
+        frames = frames_of(rng, kind, fps)
+        rest -= solo + sum(frames)
 
 
 @dataclass(frozen=True)

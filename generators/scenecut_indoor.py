@@ -34,14 +34,19 @@ import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from fractions import Fraction
 
-import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from generators.groundtruth import Distractor, DistractorKind, GroundTruth, ShotInfo, Transition
-from generators.scenecut_families import CUT_KINDS, Encoding, add_video_stream, true_time
+from generators.scenecut_families import (
+    CUT_KINDS,
+    Encoding,
+    plan_shot_lengths,
+    transition_frames,
+    true_time,
+    write_video,
+)
 
 __all__ = [
     "CALM",
@@ -260,17 +265,7 @@ def _draw_encoding(rng: np.random.Generator, turn: int) -> Encoding:
 
 
 def _transition_frames(rng: np.random.Generator, kind: str, fps: int) -> tuple[int, int, int]:
-    if kind in CUT_KINDS:
-        return (0, 0, 0)
-    if kind == "dissolve":
-        return (0, max(2, round(rng.uniform(0.4, 1.6) * fps)), 0)
-    if kind in ("fade", "fade_white"):
-        return (
-            max(1, round(rng.uniform(0.25, 0.8) * fps)),
-            round(rng.uniform(0.0, 0.5) * fps),
-            max(1, round(rng.uniform(0.25, 0.8) * fps)),
-        )
-    raise ValueError(f"unknown transition kind {kind!r}")
+    return transition_frames(rng, kind, fps, dissolve_s=(0.4, 1.6), fade_s=(0.25, 0.8), hold_s=(0.0, 0.5))
 
 
 def _plan_shots(
@@ -281,32 +276,19 @@ def _plan_shots(
     plan: Sequence[tuple[str | None, str | None]] | None,
 ) -> list[PlannedShot]:
     """Shot lengths and transitions: lengths that add up to `duration`, or one shot per `plan` entry."""
-    lo, hi = max(1, round(shot_s[0] * fps)), max(1, round(shot_s[1] * fps))
-    shots: list[PlannedShot] = []
-    if plan is not None:
-        if not plan or plan[0][0] is not None:
-            raise ValueError("the first shot of a plan has no transition into it")
-        for k, (into, effect) in enumerate(plan):
-            if k and into not in INDOOR_TRANSITION_KINDS:
-                raise ValueError(f"unknown transition kind {into!r}")
-            if effect is not None and effect not in INDOOR_EFFECTS:
-                raise ValueError(f"unknown effect {effect!r}")
-            frames = _transition_frames(rng, into, fps) if into else (0, 0, 0)
-            shots.append(PlannedShot(into, frames, int(rng.integers(lo, hi + 1)), [effect] if effect else []))
-        return shots
-    rest = round(duration * fps)
-    longest = round(_LONGEST_TRANSITION_S * fps)
-    kind: str | None = None
-    frames = (0, 0, 0)
-    while True:
-        solo = min(int(rng.integers(lo, hi + 1)), rest - longest - lo)
-        if rest <= hi or solo < lo:
-            shots.append(PlannedShot(kind, frames, rest))
-            return shots
-        shots.append(PlannedShot(kind, frames, solo))
-        kind = INDOOR_TRANSITION_KINDS[int(rng.choice(len(INDOOR_TRANSITION_KINDS), p=_TRANSITION_WEIGHTS))]
-        frames = _transition_frames(rng, kind, fps)
-        rest -= solo + sum(frames)
+    lengths = plan_shot_lengths(
+        rng,
+        fps,
+        duration,
+        shot_s,
+        plan,
+        kinds=INDOOR_TRANSITION_KINDS,
+        weights=_TRANSITION_WEIGHTS,
+        effects=INDOOR_EFFECTS,
+        longest_s=_LONGEST_TRANSITION_S,
+        frames_of=_transition_frames,
+    )
+    return [PlannedShot(*shot) for shot in lengths]
 
 
 def _pick(rng: np.random.Generator, weights: dict[str, float]) -> str:
@@ -1562,15 +1544,7 @@ def make_indoor_video(
     p = plan_indoor_video(
         seed, duration=duration, size=size, fps=fps, shot_s=shot_s, plan=plan, style=style, encoding=encoding
     )
-    width, height = p.size
-    with av.open(os.fspath(path), "w") as container:
-        stream = add_video_stream(container, p.encoding, (width, height), p.fps)
-        for i, rgb in enumerate(_frames(p)):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame = frame.reformat(width, height, "yuv420p", interpolation="BICUBIC")
-            frame.pts, frame.time_base = i, Fraction(1, p.fps)
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+    write_video(path, p.encoding, p.size, p.fps, _frames(p))
     return p.truth(path)
 
 
