@@ -89,6 +89,21 @@ class Crop:
     image: np.ndarray  # (h, w, 3) uint8
 
 
+def paste(
+    img: np.ndarray, owner: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, box: tuple[int, int, int, int], oid: int
+) -> None:
+    """Draw a sprite (`rgb` where `alpha`) with its top left at `box` = (x, y, w, h) over `img`,
+    clipped to the frame, and mark the pixels it covers as `oid`'s in `owner`."""
+    height, width = owner.shape
+    x, y, w, h = box
+    xa, xb, ya, yb = max(x, 0), min(x + w, width), max(y, 0), min(y + h, height)
+    if xb <= xa or yb <= ya:
+        return
+    a = alpha[ya - y : yb - y, xa - x : xb - x]
+    img[ya:yb, xa:xb][a] = rgb[ya - y : yb - y, xa - x : xb - x][a]
+    owner[ya:yb, xa:xb][a] = oid
+
+
 @dataclass(eq=False)
 class Site:
     family: str
@@ -156,14 +171,8 @@ class Site:
         whole: dict[int, int] = {}
         for p in live:  # far to near: the nearer is drawn over
             rgb, alpha = self.sprite(p.oid, p.scale)
-            x, y, w, h = self.placement(p, t)
             whole[p.oid] = int(alpha.sum())
-            xa, xb, ya, yb = max(x, 0), min(x + w, width), max(y, 0), min(y + h, height)
-            if xb <= xa or yb <= ya:
-                continue
-            a = alpha[ya - y : yb - y, xa - x : xb - x]
-            img[ya:yb, xa:xb][a] = rgb[ya - y : yb - y, xa - x : xb - x][a]
-            owner[ya:yb, xa:xb][a] = p.oid
+            paste(img, owner, rgb, alpha, self.placement(p, t), p.oid)
         if cam.occluder is not None and cam.occluder_rgb is not None:
             img[cam.occluder] = cam.occluder_rgb[cam.occluder]
             owner[cam.occluder] = -1

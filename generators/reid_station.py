@@ -47,7 +47,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from PIL import Image, ImageDraw
 
-from generators.reid_families import FRAME, Camera, Figure, Pass, Site
+from generators.reid_families import FRAME, Camera, Figure, Pass, Site, paste
 
 FAMILY = "station"
 PATTERNS = ("tartan", "houndstooth", "chevron", "quilted", "raglan", "hivis")
@@ -827,14 +827,8 @@ class StationSite(Site):
                 img[f.mask], owner[f.mask] = f.rgb[f.mask], -1
                 drawn += 1
             rgb, alpha = self.pass_sprite(p)
-            x, y, w, h = self.placement(p, t)
             whole[p.oid] = int(alpha.sum())
-            xa, xb, ya, yb = max(x, 0), min(x + w, width), max(y, 0), min(y + h, height)
-            if xb <= xa or yb <= ya:
-                continue
-            a = alpha[ya - y : yb - y, xa - x : xb - x]
-            img[ya:yb, xa:xb][a] = rgb[ya - y : yb - y, xa - x : xb - x][a]
-            owner[ya:yb, xa:xb][a] = p.oid
+            paste(img, owner, rgb, alpha, self.placement(p, t), p.oid)
         for f in fixtures[drawn:]:
             img[f.mask], owner[f.mask] = f.rgb[f.mask], -1
         return img, owner, whole
