@@ -45,6 +45,7 @@ from generators.groundtruth import Distractor, DistractorKind, GroundTruth, Shot
 from generators.scenecut_families import (
     CUT_KINDS,
     Encoding,
+    lay_out,
     plan_shot_lengths,
     transition_frames,
     true_time,
@@ -238,7 +239,7 @@ def plan_aerial_video(
     locations = _plan_locations(rng, shots, style, planned=plan is not None)
     if plan is None:
         _choose_effects(rng, shots, locations, fps, style.effect_rate)
-    transitions = _lay_out(shots, fps)
+    transitions = lay_out(shots, fps)
     _place_effects(rng, shots, fps, strict=plan is not None)
     return AerialPlan(seed, (width, height), fps, encoding or drawn_encoding, style, locations, shots, transitions)
 
@@ -329,31 +330,6 @@ def _choose_effects(
         shot.wanted = [names[int(i)] for i in picked]
         if "streetlights" in shot.wanted:
             lit.add(shot.location)
-
-
-def _lay_out(shots: list[PlannedShot], fps: int) -> list[Transition]:
-    """Each shot's frames in the video and the transitions' times: `start` is the first frame that is
-    not purely the outgoing shot, `end` the first that is purely the incoming one (a cut: both the
-    first new frame)."""
-    transitions: list[Transition] = []
-    at = 0
-    for k, shot in enumerate(shots):
-        shot.first = at
-        if k:
-            n_out, mid, n_in = shot.into_frames
-            start = at
-            if shot.into == "dissolve":
-                at += mid
-                shots[k - 1].last = at
-            elif shot.into in ("fade", "fade_white"):
-                shots[k - 1].last = at + n_out
-                shot.first = at + n_out + mid
-                at += n_out + mid + n_in
-            transitions.append(Transition(shot.into, start / fps, at / fps, k - 1, k))  # type: ignore[arg-type]
-        shot.solo_start = at
-        at += shot.solo
-        shot.solo_end = shot.last = at
-    return transitions
 
 
 def _effect_frames(rng: np.random.Generator, name: str, fps: int) -> tuple[int, dict[str, int]]:

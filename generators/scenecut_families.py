@@ -29,6 +29,7 @@ import os
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Protocol
 
 import av
 import numpy as np
@@ -116,6 +117,43 @@ def transition_frames(
             max(1, round(rng.uniform(*fade_s) * fps)),
         )
     raise ValueError(f"unknown transition kind {kind!r}")
+
+
+class LaidShot(Protocol):
+    """A planned shot as `lay_out` places it (the aerial and indoor families' PlannedShot)."""
+
+    into: str | None
+    into_frames: tuple[int, int, int]
+    solo: int
+    first: int
+    last: int
+    solo_start: int
+    solo_end: int
+
+
+def lay_out(shots: Sequence[LaidShot], fps: int) -> list[Transition]:
+    """Each shot's frames in the video (set on `shots`) and the transitions' times: `start` is the first frame that is
+    not purely the outgoing shot, `end` the first that is purely the incoming one (a cut: both the
+    first new frame)."""
+    transitions: list[Transition] = []
+    at = 0
+    for k, shot in enumerate(shots):
+        shot.first = at
+        if k:
+            n_out, mid, n_in = shot.into_frames
+            start = at
+            if shot.into == "dissolve":
+                at += mid
+                shots[k - 1].last = at
+            elif shot.into in ("fade", "fade_white"):
+                shots[k - 1].last = at + n_out
+                shot.first = at + n_out + mid
+                at += n_out + mid + n_in
+            transitions.append(Transition(shot.into, start / fps, at / fps, k - 1, k))  # type: ignore[arg-type]
+        shot.solo_start = at
+        at += shot.solo
+        shot.solo_end = shot.last = at
+    return transitions
 
 
 ShotLength = tuple[str | None, tuple[int, int, int], int, list[str]]  # (into, its frames, solo frames, effects)

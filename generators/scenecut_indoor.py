@@ -42,6 +42,7 @@ from generators.groundtruth import Distractor, DistractorKind, GroundTruth, Shot
 from generators.scenecut_families import (
     CUT_KINDS,
     Encoding,
+    lay_out,
     plan_shot_lengths,
     transition_frames,
     true_time,
@@ -242,7 +243,7 @@ def plan_indoor_video(
     scenes = _plan_scenes(rng, shots, planned=plan is not None)
     if plan is None:
         _choose_effects(rng, shots, scenes, fps, style.effect_rate)
-    transitions = _lay_out(shots, fps)
+    transitions = lay_out(shots, fps)
     _place_effects(rng, shots, fps, strict=plan is not None)
     return IndoorPlan(seed, (width, height), fps, encoding or drawn_encoding, style, scenes, shots, transitions)
 
@@ -357,31 +358,6 @@ def _choose_effects(
         for w in shot.wanted:
             if w in ("lights_off", "lights_on"):
                 lit[shot.scene] = w == "lights_on"
-
-
-def _lay_out(shots: list[PlannedShot], fps: int) -> list[Transition]:
-    """Each shot's frames in the video and the transitions' times: `start` is the first frame that is
-    not purely the outgoing shot, `end` the first that is purely the incoming one (a cut: both the
-    first new frame)."""
-    transitions: list[Transition] = []
-    at = 0
-    for k, shot in enumerate(shots):
-        shot.first = at
-        if k:
-            n_out, mid, n_in = shot.into_frames
-            start = at
-            if shot.into == "dissolve":
-                at += mid
-                shots[k - 1].last = at
-            elif shot.into in ("fade", "fade_white"):
-                shots[k - 1].last = at + n_out
-                shot.first = at + n_out + mid
-                at += n_out + mid + n_in
-            transitions.append(Transition(shot.into, start / fps, at / fps, k - 1, k))  # type: ignore[arg-type]
-        shot.solo_start = at
-        at += shot.solo
-        shot.solo_end = shot.last = at
-    return transitions
 
 
 def _effect_frames(rng: np.random.Generator, name: str, fps: int) -> int:
