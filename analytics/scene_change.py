@@ -22,8 +22,9 @@ by its own frame-to-frame noise), and it is a shot change if
   for a change);
 - it is not the same scene moved: a fast pan or zoom, whose patch grids still agree at some
   shift (`same_scene_similarity`) while the thumbnails do not say otherwise (two places that
-  random features see alike agree in no pixels), or whose every frame step is the previous frame translated
-  (the thumbnails' pixels agree at some shift, `motion_similarity`: `dinostream.analytics.frame_motion`);
+  random features see alike agree in no pixels), or whose every frame step is the previous frame
+  still or translated, the translated steps making most of the change (the thumbnails' pixels
+  agree at some shift, `motion_similarity`: `dinostream.analytics.frame_motion`);
 - it is not the same view under other light: a lamp switched on, a shadow, an exposure step
   (the settled frame's thumbnail detail matches the old picture's at a small shift, with about
   as much detail: `relit_similarity`; features, random ones especially, move with brightness);
@@ -36,8 +37,10 @@ it has a few of its own. Times are in media seconds, so any sampling rate works.
 
 Events come about `settle_s` after the new picture appears. `t` is when the change happened: the
 first frame from which the picture stays nearer the new one than the old, frames far from both (a
-flash) set aside, so a cut is its first new frame however the candidate opened or the new shot
-settled; a fade, the middle of its blank frames; a dissolve, its first frame past half way.
+flash) set aside; a fade, the middle of its blank frames' span; a dissolve, where its progress
+crosses half way (between two frames, as if it grew evenly between them). A cut (one step) happened somewhere between its last old and first new frame, however the
+candidate opened or the new shot settled: its `t` (and `ts`) is half way between the two, at most
+half a sampling interval from the true time (the first new frame would be up to a whole one).
 `t_start`, `t_end` and `frames` are the old picture's last frame and the new one's first settled
 frame; `details["kind"]` is "cut" (one step) or "gradual". Pure: no I/O; the Faust agent and
 `dinostream analyze` both call it, and per-stream state round-trips through JSON.
@@ -163,6 +166,24 @@ def _shifts(h: int, w: int, min_overlap: float) -> tuple[np.ndarray, np.ndarray,
 def _unit(v: np.ndarray) -> np.ndarray:
     n = float(np.linalg.norm(v))
     return v / n if n > 0 else v
+
+
+def _camera_moved(steps: Sequence[_Step]) -> bool:
+    """The camera moved from the anchor to the new picture: every frame step is the previous frame
+    unmoved or translated, and the translated steps carry most of the change (summed frame-to-frame
+    chords). In a dissolve the pictures blend in place: its steps are unmoved, or one is translated
+    by the old shot's pan while the unmoved ones make the change."""
+    if any(x.motion == _UNRELATED for x in steps):
+        return False
+    moved = sum(_chord(x.d1) for x in steps if x.motion == _MOVED)
+    still = sum(_chord(x.d1) for x in steps if x.motion == _STILL)
+    return moved > still
+
+
+def _middle(steps: Sequence[_Step]) -> tuple[_Step, bool, float, float]:
+    """A gradual change's frame (the middle one of `steps`) and time (the middle of their span)."""
+    a, b = steps[0], steps[-1]
+    return steps[(len(steps) - 1) // 2], False, (a.pts + b.pts) / 2, (a.ts + b.ts) / 2
 
 
 def _chord(cos_distance: float) -> float:
@@ -538,14 +559,18 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         return min([x.chord, *(_chord(_cos(o, g_of[x.seq])) for o in c.old)])
 
     @staticmethod
-    def _change_time(steps: list[_Step], g_of: dict[int, np.ndarray], blank: float) -> tuple[_Step, bool]:
-        """When a change happened, from the anchor to the new picture (`steps[-1]`), and whether it
-        was one step. Each frame's progress is how much nearer it is to the new picture than to the
-        old one; frames far from both (a flash, a blank frame, a short shot in between) are set
-        aside. The change happens between the last frame before it and the first frame from which
-        on the picture stays past half way: there when they are neighbours (a cut, however early the
-        candidate opened or late the new shot settled, and whatever flash came before or after it),
-        else at the middle of what lies between them (a fade's blank frames, a dissolve's blends)."""
+    def _change_time(
+        anchor: _Frame, steps: list[_Step], g_of: dict[int, np.ndarray], blank: float
+    ) -> tuple[_Step, bool, float, float]:
+        """When a change happened, from the anchor to the new picture (`steps[-1]`): the frame that
+        names it, whether it was one step, and its time (pts, ts). Each frame's progress is how much
+        nearer it is to the new picture than to the old one; frames far from both (a flash, a blank
+        frame, a short shot in between) are set aside. The change happens between the last frame
+        before it and the first frame from which on the picture stays past half way: when they are
+        neighbours, where the progress crosses half way between them (a cut: half way between its
+        two frames, however early the candidate opened or late the new shot settled, and whatever
+        flash came before or after it), else at the middle of what lies between them (a fade's blank
+        frames, a dissolve's blends)."""
         e = steps[-1]
         ge = g_of.get(e.seq)
         progress: list[float] = []
@@ -566,7 +591,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             was_new = k0 > 0 and distance_to_new[k0 - 1] <= near
             is_old = steps[k1].chord <= near
             if not was_new and not is_old:
-                return steps[(k0 + k1 - 1) // 2], False
+                return _middle(steps[k0 : max(k1, k0 + 1)])
         kept = [k for k in range(len(steps)) if not aside[k]] or [len(steps) - 1]
         # The first kept frame from which every kept frame is past half way.
         at = len(kept) - 1
@@ -575,9 +600,16 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         after = kept[at]
         before = kept[at - 1] if at > 0 else -1  # -1: the anchor
         if after - before > 1:  # something in between: its middle
-            return steps[(before + 1 + after - 1) // 2], False
-        gain = progress[after] - (progress[before] if before >= 0 else 0.0)
-        return steps[after], gain >= _CUT_GAIN
+            return _middle(steps[before + 1 : after])
+        p0 = progress[before] if before >= 0 else 0.0
+        gain = progress[after] - p0
+        prev: _Frame | _Step = steps[before] if before >= 0 else anchor
+        x = steps[after]
+        if gain >= _CUT_GAIN:  # a cut: no frame shows when, so half way (at most half an interval off)
+            share = 0.5
+        else:  # where the progress crosses half way, assuming it grows evenly between the two frames
+            share = min(max((0.5 - p0) / gain, 0.0), 1.0) if gain > 0 else 1.0
+        return x, gain >= _CUT_GAIN, prev.pts + share * (x.pts - prev.pts), prev.ts + share * (x.ts - prev.ts)
 
     def _close_quiet(self, st: _StreamState) -> None:
         """The candidate was noise: its frames are ordinary frames of the shot."""
@@ -614,8 +646,8 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         if end is not None and change > cut:
             e = c.steps[end]
             g_of = {f.seq: f.g for f in (*st.past, *st.buf)}
-            mid, one_step = self._change_time(
-                c.steps[: end + 1], g_of, min(_BLANK_DIVERSITY, _BLANK_RATIO * c.anchor.div)
+            mid, one_step, t, ts = self._change_time(
+                c.anchor, c.steps[: end + 1], g_of, min(_BLANK_DIVERSITY, _BLANK_RATIO * c.anchor.div)
             )
             similarity: float | None = None
             keys = [p for seq, p in st.keys if seq in c.keys]
@@ -627,11 +659,8 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
                 and similarity >= s.same_scene_similarity
                 and not self._pixels_disagree(c, st, record)
             )
-            # The camera moved: every frame step up to the new picture is the previous frame
-            # unmoved or translated, and at least one is translated (a dissolve's steps are unmoved).
-            motions = [x.motion for x in c.steps[: end + 1]]
-            camera_moved = _UNRELATED not in motions and _MOVED in motions
-            long_enough = st.shot_start is None or mid.pts - st.shot_start >= s.min_shot_s
+            camera_moved = _camera_moved(c.steps[: end + 1])
+            long_enough = st.shot_start is None or t - st.shot_start >= s.min_shot_s
             relit = not same_scene and not camera_moved and self._relit(c, st, s, record)
             if not same_scene and not camera_moved and not relit and long_enough:
                 details: dict[str, Any] = {
@@ -647,10 +676,10 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
                         id=event_id(stream, self.name, mid.seq),
                         type="scene_change",
                         stream=stream,
-                        t=mid.pts,
+                        t=t,
                         t_start=c.anchor.pts,
                         t_end=e.pts,
-                        ts=mid.ts,
+                        ts=ts,
                         score=change,
                         frames=(c.anchor.seq, e.seq),
                         details=details,

@@ -29,7 +29,8 @@ def unique_kafka(**overrides: Any) -> KafkaSettings:
 
 
 def shots(stream: str, lengths: list[int], seed: int) -> list[FrameEmbedding]:
-    """Frame records of shots of `lengths` frames (2 per media second): a cut starts each shot."""
+    """Frame records of shots of `lengths` frames (2 per media second): a cut starts each shot (its
+    event is half way between the two shots' frames, 0.25 s before the first new one)."""
     rng = np.random.default_rng(seed)
     out: list[FrameEmbedding] = []
     for n in lengths:

@@ -59,7 +59,7 @@ async def test_faust_worker_emits_scene_changes(broker: EmbeddedBroker, kafka_se
             while stats.malformed < 1 or stats.records < 6 * 3 + 18:
                 await asyncio.sleep(0.1)
         got = sorted((e.stream, e.t) for e in events)
-        assert got == [("cam-a", 3.0), ("cam-a", 6.0), ("cam-b", 5.0)]
+        assert got == [("cam-a", 2.75), ("cam-a", 5.75), ("cam-b", 4.75)]
         assert stats.records == 6 * 3 + 18
     finally:
         await producer.stop()
@@ -107,7 +107,7 @@ async def test_a_processor_raising_on_one_stream_quarantines_it_and_the_other_go
                 events += [Event.decode(m.value) for msgs in batch.values() for m in msgs]
         errors = [e for e in events if e.type == "error"]
         assert [(e.stream, e.details["processor"]) for e in errors] == [("cam-x", "scene_change")]
-        assert sorted((e.stream, e.t) for e in events if e.type == "scene_change") == [("cam-y", 3.0), ("cam-y", 6.0)]
+        assert sorted((e.stream, e.t) for e in events if e.type == "scene_change") == [("cam-y", 2.75), ("cam-y", 5.75)]
         assert stats.failure is None and not app.crashed
         assert stats.quarantined == {"cam-x/scene_change": "frame 0: RuntimeError: processor bug"}
     finally:
@@ -157,7 +157,7 @@ async def test_restarted_worker_resumes_state_and_applies_control(
                 while not events:
                     batch = await consumer.getmany(timeout_ms=500)
                     events += _scene_changes(batch)
-            assert [(e.stream, e.t) for e in events] == [("cam-r", 3.0)]
+            assert [(e.stream, e.t) for e in events] == [("cam-r", 2.75)]
             assert stats.restored >= 1
 
             # Run-time settings: after this, nothing in cam-r is a cut any more.
@@ -192,7 +192,7 @@ async def test_restarted_worker_resumes_state_and_applies_control(
             async with asyncio.timeout(60):
                 while not later:
                     later += _scene_changes(await consumer.getmany(timeout_ms=500))
-            assert [(e.stream, e.t) for e in later] == [("cam-r", 9.0)], "the control message must have applied"
+            assert [(e.stream, e.t) for e in later] == [("cam-r", 8.75)], "the control message must have applied"
             # Control messages of one stream apply in order: the refused one came before the marker.
             assert stats.control == 2, "the message for an unknown processor is refused"
         finally:

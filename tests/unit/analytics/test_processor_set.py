@@ -57,7 +57,7 @@ def cuts(events: list[Event]) -> list[tuple[str, float]]:
 def test_a_second_host_resumes_from_the_table_the_first_wrote() -> None:
     recs = shots("cam-r", [6, 6, 6], 5)
     whole = cuts(feed(host(Table()), Table(), recs))
-    assert whole == [("cam-r", 3.0), ("cam-r", 6.0)]
+    assert whole == [("cam-r", 2.75), ("cam-r", 5.75)]
     table = Table()
     first = host(table, snapshot_every_s=1.0)
     assert cuts(feed(first, table, recs[:6])) == []
@@ -201,7 +201,7 @@ def test_a_processor_raising_on_one_of_two_streams_quarantines_it_there_only() -
         "error": "RuntimeError: processor bug",
         "quarantined": True,
     }
-    assert cuts(events) == [("cam-ok", 3.0), ("cam-ok", 6.0)], "the other stream goes on"
+    assert cuts(events) == [("cam-ok", 2.75), ("cam-ok", 5.75)], "the other stream goes on"
     assert stats.failure is None and stats.records == 36 and stats.processor_failures == 1
     assert stats.quarantined == {"cam-bad/scene_change": "frame 0: RuntimeError: processor bug"}
     assert h.quarantined("cam-bad") == {"scene_change": "frame 0: RuntimeError: processor bug"}
@@ -234,7 +234,7 @@ def test_control_messages_change_one_stream_and_are_saved() -> None:
     assert h.stats.control == 1
     recs = shots("cam-q", [6, 6], 6)
     assert cuts(feed(h, table, recs)) == []  # nothing is a cut at that distance
-    assert cuts(feed(host(Table()), Table(), shots("cam-q", [6, 6], 6))) == [("cam-q", 3.0)]
+    assert cuts(feed(host(Table()), Table(), shots("cam-q", [6, 6], 6))) == [("cam-q", 2.75)]
     restarted = host(table)  # the saved settings come back with the state, at first sight of the stream
     assert restarted.processors.settings("cam-q")["scene_change"]["min_distance"] != 1.99
     restarted.receive_record(recs[0].encode(), now=0.0)

@@ -55,7 +55,8 @@ def _records(shots: list[int], *, jitter: float = 0.05, stream: str = "cam", see
 
 
 def _cut_times(shots: list[int]) -> list[float]:
-    return [sum(shots[:i]) / FPS for i in range(1, len(shots))]
+    """A cut's time: half way between the old shot's last frame and the new one's first."""
+    return [(sum(shots[:i]) - 0.5) / FPS for i in range(1, len(shots))]
 
 
 def _run(det: SceneChangeDetector, records: list[FrameEmbedding]) -> list[float]:
@@ -97,7 +98,7 @@ def test_streams_are_independent() -> None:
     a = _records([6, 6], stream="a", seed=1)
     b = _records([12], stream="b", seed=2)
     events = [e for pair in zip(a, b, strict=True) for r in pair for e in det.process(r)]
-    assert [(e.stream, e.t) for e in events] == [("a", 3.0)]
+    assert [(e.stream, e.t) for e in events] == [("a", 2.75)]
 
 
 def test_event_fields() -> None:
@@ -106,7 +107,8 @@ def test_event_fields() -> None:
     (ev,) = [e for r in recs for e in det.process(r)]
     assert ev.type == "scene_change"
     assert ev.frames == (5, 6)
-    assert ev.t_start == 2.5 and ev.t_end == ev.t == 3.0
+    assert ev.t_start == 2.5 and ev.t_end == 3.0
+    assert ev.t == 2.75 and ev.ts == 1e9 + 2.75  # half way between the last old and the first new frame
     assert ev.score > ev.details["threshold"]
     assert ev.details["kind"] == "cut"
     # Deterministic id: the same input gives the same event id (redelivery dedupes).
@@ -138,7 +140,7 @@ def test_per_stream_settings_at_run_time() -> None:
     det = SceneChangeDetector(SceneChangeSettings())
     det.configure("quiet", {"min_distance": 1.9})  # nothing in this stream can be a cut any more
     assert _run(det, _records([6, 6], stream="quiet")) == []
-    assert _run(det, _records([6, 6], stream="loud")) == [3.0]
+    assert _run(det, _records([6, 6], stream="loud")) == [2.75]
     with pytest.raises(ValueError, match="min_distance"):
         det.configure("quiet", {"min_distance": -1})
 
@@ -471,7 +473,7 @@ def test_object_crossing_right_after_a_cut(fps: float) -> None:
     s = _Script(fps, seed=360)
     _occluder_after_cut(s)
     events = _events(SceneChangeDetector(SceneChangeSettings()), s.records())
-    assert [(round(e.t, 1), e.details["kind"]) for e in events] == [(4.0, "cut")]
+    assert [(e.t, e.details["kind"]) for e in events] == [(pytest.approx(4.0 - 0.5 / fps), "cut")]
 
 
 @pytest.mark.parametrize("fps", RATES.values(), ids=RATES.keys())
@@ -618,7 +620,7 @@ def test_flush_decides_what_the_look_ahead_holds() -> None:
     recs = s.records()
     assert [e for r in recs for e in det.process(r)] == []  # still waiting for the look-ahead
     (ev,) = det.flush("cam")
-    assert ev.t == pytest.approx(4.0) and ev.details["kind"] == "cut"
+    assert ev.t == pytest.approx(3.9) and ev.details["kind"] == "cut"  # half way to the first new frame
     assert det.flush("cam") == []
     assert det.flush("never-seen") == []
 
@@ -652,7 +654,7 @@ def test_restores_first_release_state() -> None:
     }
     det = SceneChangeDetector(SceneChangeSettings())
     det.restore("cam", old)
-    assert _run(det, recs[2:]) == [3.0]
+    assert _run(det, recs[2:]) == [2.75]
 
 
 def _without_relit_images(state: dict) -> dict:
@@ -683,7 +685,7 @@ def test_restores_version_4_state_saved_by_that_release(saved: str) -> None:
     assert_states_close(_without_relit_images(json.loads(json.dumps(det.snapshot("cam")))), _without_relit_images(now))
     events = _events(det, recs[cut:])
     assert _dump(events) == _dump(_events(whole, recs[cut:]))
-    assert [round(e.t, 1) for e in events] == [4.0]
+    assert [round(e.t, 1) for e in events] == [3.9]
 
 
 @pytest.mark.parametrize("version", [2, 3])
@@ -704,7 +706,7 @@ def test_restores_state_of_earlier_releases(version: int) -> None:
         del state["pixels"]
     old = SceneChangeDetector(SceneChangeSettings())
     old.restore("cam", state)
-    assert [round(e.t, 1) for e in _events(old, recs[10:])] == [4.0]
+    assert [round(e.t, 1) for e in _events(old, recs[10:])] == [3.9]
 
 
 def _cut_to_restless_shot(s: _Script) -> list[tuple[float, float, str]]:
@@ -723,16 +725,16 @@ def test_cut_into_a_restless_shot(fps: float, monkeypatch: pytest.MonkeyPatch) -
     expected = _cut_to_restless_shot(s)
     recs = s.records()
     events = _events(SceneChangeDetector(SceneChangeSettings()), recs)
-    assert [round(e.t, 1) for e in events] == [start for start, _, _ in expected]
+    assert [e.t for e in events] == pytest.approx([start - 0.5 / fps for start, _, _ in expected])
     if fps >= 5:  # without the rule it never settles (at 2 fps the look-ahead is short enough to)
         monkeypatch.setattr(scene_change, "_RESTLESS_SPREAD", 0.0)
         assert _events(SceneChangeDetector(SceneChangeSettings()), recs) == []
 
 
 # --- When a change happened: the event's `t` ----------------------------------------------------------
-# A cut is reported at its step (the first new frame), within one sampling interval of it, whichever
-# path found it and however long the new shot took to settle; a fade at the middle of its blank
-# frames, not where the fade-out ends.
+# A cut is reported at its step (half way between its two frames), within half a sampling interval of
+# it, whichever path found it and however long the new shot took to settle; a fade at the middle of
+# its blank frames, not where the fade-out ends.
 
 
 def _flash_before_cut(s: _Script) -> list[tuple[float, float, str]]:
@@ -775,7 +777,9 @@ def test_hard_cut_is_timed_at_its_step(script: Callable[[_Script], list[tuple[fl
     ((cut, _, _),) = script(s)
     (ev,) = _events(SceneChangeDetector(SceneChangeSettings()), s.records())
     assert abs(ev.t - cut) <= 1 / fps, (ev.t, cut)
-    assert ev.t == pytest.approx(cut)  # the first frame of the new shot: cuts here fall on a frame
+    assert abs(ev.t - cut) <= 0.5 / fps + 1e-9, (ev.t, cut)
+    # Half way between the old shot's last frame and the new one's first (cuts here fall on a frame).
+    assert ev.t == pytest.approx(cut - 0.5 / fps)
     assert ev.details["kind"] == "cut"  # one step, even when the new shot moved on before it settled
     assert ev.t_start < ev.t <= ev.t_end
 
@@ -790,3 +794,88 @@ def test_fade_is_timed_at_its_middle(fps: float) -> None:
     (ev,) = _events(SceneChangeDetector(SceneChangeSettings()), s.records())
     assert abs(ev.t - (start + end) / 2) <= 1 / fps + 1e-9, (ev.t, (start + end) / 2)
     assert ev.details["kind"] == "gradual"
+
+
+# --- A fade in pixels; a camera move makes the change it is credited with; a dissolve's time -------
+
+
+def _fade_in_pixels(s: _Script) -> list[tuple[float, float, str]]:
+    """`_fade` with thumbnails that show it: the blank frames are black in pixels too."""
+    a, b = s.scene(), s.scene()
+    one, two = _crop(PANORAMAS[0], 120).astype(np.float32), _crop(PANORAMAS[1], 400).astype(np.float32)
+    s.add(4, _pan(a, 0, 2), lambda u: _crop(PANORAMAS[0], 100 + 20 * u))
+    s.add(0.6, lambda u: (1 - u) * a.view(2) + u * BLACK, lambda u: ((1 - u) * one).astype(np.uint8))
+    s.add(0.4, lambda u: BLACK, lambda u: np.zeros_like(one, dtype=np.uint8))
+    s.add(0.6, lambda u: (1 - u) * BLACK + u * b.view(10), lambda u: (u * two).astype(np.uint8))
+    s.add(4, _pan(b, 10, 11), lambda u: _crop(PANORAMAS[1], 400 + 20 * u))
+    return [(4.0, 5.6, "gradual")]
+
+
+@pytest.mark.parametrize("fps", FADE_RATES.values(), ids=FADE_RATES.keys())
+def test_fade_through_black_in_pixels_is_one_event_at_its_middle(fps: float) -> None:
+    s = _Script(fps)
+    ((start, end, _),) = _fade_in_pixels(s)
+    (ev,) = _events(SceneChangeDetector(SceneChangeSettings()), s.records())
+    assert ev.details["kind"] == "gradual"
+    assert abs(ev.t - (start + end) / 2) <= 1 / fps + 1e-9, (ev.t, (start + end) / 2)
+
+
+def _dissolve_over_a_pan_in_pixels(s: _Script) -> list[tuple[float, float, str]]:
+    """The old shot pans fast (in pixels three quarters of the view per second) and goes on panning
+    under the dissolve: the dissolve's first steps are the old picture translated, its later ones
+    the new picture blending in in place."""
+    a, b = s.scene(), s.scene()
+    old, new = PANORAMAS[0], _crop(PANORAMAS[1], 400).astype(np.float32)
+    s.add(4, _pan(a, 0, 2), lambda u: _crop(old, 50 + 480 * u))
+
+    def blend(u: float) -> np.ndarray:
+        return ((1 - u) * _crop(old, 530 + 180 * u).astype(np.float32) + u * new).astype(np.uint8)
+
+    s.add(1.5, lambda u: (1 - u) * a.view(2) + u * b.view(10), blend)
+    s.add(4, _pan(b, 10, 11), lambda u: _crop(PANORAMAS[1], 400 + 5 * u))
+    return [(4.0, 5.5, "gradual")]
+
+
+@pytest.mark.parametrize("fps", RATES.values(), ids=RATES.keys())
+def test_a_dissolve_over_a_pan_is_not_a_camera_move(fps: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = _Script(fps)
+    ((start, end, _),) = _dissolve_over_a_pan_in_pixels(s)
+    recs = s.records()
+    (ev,) = _events(SceneChangeDetector(SceneChangeSettings()), recs)
+    assert ev.details["kind"] == "gradual" and start - 0.5 <= ev.t <= end + 0.5, ev
+    if fps >= 5:  # (at 2 fps a step is a new picture in pixels: never a camera move)
+        # A camera move as any translated step with no new picture: the dissolve is taken for one.
+        monkeypatch.setattr(
+            scene_change,
+            "_camera_moved",
+            lambda steps: (
+                all(x.motion != scene_change._UNRELATED for x in steps)
+                and any(x.motion == scene_change._MOVED for x in steps)
+            ),
+        )
+        assert _events(SceneChangeDetector(SceneChangeSettings()), recs) == []
+
+
+def test_camera_moved_needs_the_translated_steps_to_make_the_change() -> None:
+    def step(motion: int, chord: float) -> scene_change._Step:
+        return scene_change._Step(0, 0.0, 0.0, 0.0, chord * chord / 2, 1.0, motion)
+
+    moved, still, unrelated = scene_change._MOVED, scene_change._STILL, scene_change._UNRELATED
+    assert scene_change._camera_moved([step(moved, 0.4), step(moved, 0.5), step(still, 0.05)])  # a pan
+    assert not scene_change._camera_moved([step(moved, 0.3), step(still, 1.2), step(still, 1.1)])  # a dissolve
+    assert not scene_change._camera_moved([step(still, 0.3), step(still, 0.3)])  # nothing moved
+    assert not scene_change._camera_moved([step(moved, 0.9), step(unrelated, 0.1)])  # a new picture
+
+
+def test_a_dissolve_is_timed_where_it_crosses_half_way() -> None:
+    # Two still shots and a 2 s dissolve at 2 fps: its four blends (frames at 4.0, 4.5, 5.0 and
+    # 5.5 s) are 1/8, 3/8, 5/8 and 7/8 of the way, so half way is crossed at 4.75 s, between two
+    # frames; the first frame past half way would be half an interval late.
+    s = _Script(2.0)
+    a, b = s.scene(), s.scene()
+    s.add(4, lambda u: a.view(2))
+    s.add(2, lambda u: (1 - u) * a.view(2) + u * b.view(10))
+    s.add(4, lambda u: b.view(10))
+    (ev,) = _events(SceneChangeDetector(SceneChangeSettings()), s.records())
+    assert ev.details["kind"] == "gradual"
+    assert abs(ev.t - 4.75) <= 0.125, ev.t
