@@ -38,9 +38,10 @@ it has a few of its own. Times are in media seconds, so any sampling rate works.
 Events come about `settle_s` after the new picture appears. `t` is when the change happened: the
 first frame from which the picture stays nearer the new one than the old, frames far from both (a
 flash) set aside; a fade, the middle of its blank frames' span; a dissolve, where its progress
-crosses half way (between two frames, as if it grew evenly between them). A cut (one step) happened somewhere between its last old and first new frame, however the
-candidate opened or the new shot settled: its `t` (and `ts`) is half way between the two, at most
-half a sampling interval from the true time (the first new frame would be up to a whole one).
+crosses half way (between two frames, as if it grew evenly between them). A cut (one step)
+happened somewhere between its last old and first new frame, however the candidate opened or the
+new shot settled: its `t` (and `ts`) is half way between the two, at most half a sampling
+interval from the true time (the first new frame would be up to a whole one).
 `t_start`, `t_end` and `frames` are the old picture's last frame and the new one's first settled
 frame; `details["kind"]` is "cut" (one step) or "gradual". Pure: no I/O; the Faust agent and
 `dinostream analyze` both call it, and per-stream state round-trips through JSON.
