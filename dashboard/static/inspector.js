@@ -114,8 +114,11 @@ function showEvent(ev) {
   const last = frames[frames.length - 1];
   const list = [];
   if (ev.type === "scene_change" && frames.length >= 2) {
-    list.push(makeStage({ stream: ev.stream, seq: frames[0], t: ev.t_start, ts: ev.ts }, `before · frame ${frames[0]}`));
-    list.push(makeStage({ stream: ev.stream, seq: last, t: ev.t, ts: ev.ts }, `after · frame ${last}`));
+    // The frames on either side of the change: `ts` is the change's own time (between them), so
+    // each frame's wall clock is the event's moved by its media time (the index-lag wait uses it).
+    const at = (t) => (typeof ev.ts === "number" && typeof t === "number" && typeof ev.t === "number" ? ev.ts + (t - ev.t) : ev.ts);
+    list.push(makeStage({ stream: ev.stream, seq: frames[0], t: ev.t_start, ts: at(ev.t_start) }, `before · frame ${frames[0]}`));
+    list.push(makeStage({ stream: ev.stream, seq: last, t: ev.t_end, ts: at(ev.t_end) }, `after · frame ${last}`));
   } else if (frames.length) {
     list.push(makeStage({ stream: ev.stream, seq: last, t: ev.t, ts: ev.ts }, `frame ${last}`));
   }

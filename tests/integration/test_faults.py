@@ -183,10 +183,10 @@ def partition_of(key: str, partitions: int = PARTITIONS) -> int:
 
 
 async def test_killing_a_worker_loses_no_event(broker: EmbeddedBroker, tmp_path: Path, tiny_model_dir: Path) -> None:
-    lengths = [8, 8, 8, 8]  # cuts at frames 8, 16, 24: t = 4, 8, 12 s
+    lengths = [8, 8, 8, 8]  # cuts at frames 8, 16, 24: t = 3.75, 7.75, 11.75 s (half way to the new frame)
     streams = {f"cam-{i}": shots(f"cam-{i}", lengths, seed=i) for i in range(6)}
     assert {partition_of(s) for s in streams} == set(range(PARTITIONS))
-    expected = {(s, t) for s in streams for t in (4.0, 8.0, 12.0)}
+    expected = {(s, t) for s in streams for t in (3.75, 7.75, 11.75)}
     async with (
         deployment(broker.bootstrap, tmp_path, tiny_model_dir, DINOSTREAM_ANALYTICS__SNAPSHOT_EVERY_S="0.5") as d,
         producer(broker.bootstrap) as prod,
@@ -217,7 +217,7 @@ async def test_killing_a_worker_loses_no_event(broker: EmbeddedBroker, tmp_path:
 
         # Both workers take part before the kill: the group shares the partitions out.
         await send(slice(0, 12))
-        await until(lambda: {(s, 4.0) for s in streams} <= cuts(), "the first cuts did not arrive")
+        await until(lambda: {(s, 3.75) for s in streams} <= cuts(), "the first cuts did not arrive")
         healths = [await w.health() for w in workers]
         busy = [w for w, h in zip(workers, healths, strict=True) if h["analytics"]["records"] > 0]
         assert len(busy) == 2, f"only {len(busy)} worker got records: {healths}"
