@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from dinostream.core.records import FrameEmbedding
+from dinostream.core.records import FrameEmbedding, Jump
 from dinostream.core.settings import IngestSettings, Settings
 from dinostream.ingest.av_source import PtsSampler
 
@@ -62,7 +62,8 @@ class EmbeddingCache:
             return None
         m = self.settings.model
         h = hashlib.sha256(path.read_bytes())
-        h.update(json.dumps([fps, m.model, m.image_size, m.aspect, m.patch_pool, m.patch_pca_dims]).encode())
+        # "jump": records carry the decoder's jumps (`Jump`) since then; older files lack them.
+        h.update(json.dumps([fps, m.model, m.image_size, m.aspect, m.patch_pool, m.patch_pca_dims, "jump"]).encode())
         return self.root / f"{path.stem}-{fps:g}fps-{h.hexdigest()[:16]}.npz"
 
     async def _embed(self, path: Path, fps: float) -> list[FrameEmbedding]:
@@ -81,12 +82,18 @@ class EmbeddingCache:
 def subsample(records: list[FrameEmbedding], fps: float) -> list[FrameEmbedding]:
     """The records a stream sampled at `fps` would have had, renumbered."""
     sampler = PtsSampler(fps)
-    kept = [r for r in records if sampler.take(r.pts)]
-    return [dataclasses.replace(r, seq=i) for i, r in enumerate(kept)]
+    out: list[FrameEmbedding] = []
+    spans: list[Jump | None] = []  # the jumps since the last kept record: the kept one's span
+    for r in records:
+        spans.append(r.jump)
+        if sampler.take(r.pts):
+            out.append(dataclasses.replace(r, seq=len(out), jump=Jump.over(spans)))
+            spans = []
+    return out
 
 
 def _save(file: Path, recs: list[FrameEmbedding]) -> None:
-    head = [[r.stream, r.seq, r.pts, r.ts, r.model, r.untrained] for r in recs]
+    head = [[r.stream, r.seq, r.pts, r.ts, r.model, r.untrained, r.jump and r.jump.to_list()] for r in recs]
     thumbs = [r.thumbnail for r in recs]
     np.savez(
         file,
@@ -107,6 +114,18 @@ def _load(file: Path) -> list[FrameEmbedding]:
         cls, pooled, patches = z["cls"], z["pooled"], z["patches"]
     starts = [0, *ends[:-1].tolist()]
     return [
-        FrameEmbedding(s, q, p, t, m, u, cls[i], pooled[i], patches[i], raw[starts[i] : ends[i]])
-        for i, (s, q, p, t, m, u) in enumerate(head)
+        FrameEmbedding(
+            s,
+            q,
+            p,
+            t,
+            m,
+            u,
+            cls[i],
+            pooled[i],
+            patches[i],
+            raw[starts[i] : ends[i]],
+            jump=Jump.from_list(j) if j else None,
+        )
+        for i, (s, q, p, t, m, u, j) in enumerate(head)
     ]

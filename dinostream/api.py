@@ -69,7 +69,7 @@ from dinostream.analytics.watchlist import Watchlist, WatchlistProcessor
 from dinostream.analyze import FrameList, NoFrameTimes, embed_file, embed_frames, register_exemplars, replay
 from dinostream.asset_analysis import ShotFrames
 from dinostream.core.errors import DinostreamError
-from dinostream.core.records import Box, Event, FrameEmbedding
+from dinostream.core.records import Box, Event, FrameEmbedding, Jump
 from dinostream.core.settings import (
     AnalyticsSettings,
     AnomalySettings,
@@ -657,7 +657,10 @@ def _timed_records(
 
     if fps is not None or timestamps is not None:
         pts = frame_times(len(records), fps=fps, timestamps=timestamps)
-        return [dataclasses.replace(r, seq=i, pts=t) for i, (r, t) in enumerate(zip(records, pts, strict=True))]
+        # New times: a jump's time was on the old ones.
+        return [
+            dataclasses.replace(r, seq=i, pts=t, jump=None) for i, (r, t) in enumerate(zip(records, pts, strict=True))
+        ]
     if all(b.pts > a.pts for a, b in zip(records, records[1:], strict=False)):
         return records
     warnings.warn(
@@ -667,7 +670,7 @@ def _timed_records(
         NoFrameTimes,
         stacklevel=4,
     )
-    return [dataclasses.replace(r, seq=i, pts=float(i)) for i, r in enumerate(records)]
+    return [dataclasses.replace(r, seq=i, pts=float(i), jump=None) for i, r in enumerate(records)]
 
 
 def _k_phases(records: list[FrameEmbedding], k: int, seed: int) -> list[Phase]:
@@ -694,10 +697,13 @@ def _subsample(records: list[FrameEmbedding], fps: float) -> list[FrameEmbedding
     out: list[FrameEmbedding] = []
     step = 1.0 / fps
     next_t = None
+    spans: list[Jump | None] = []  # the jumps since the last kept record: the kept one's span
     for r in records:
+        spans.append(r.jump)
         if next_t is None or r.pts >= next_t - 1e-6:
-            out.append(dataclasses.replace(r, seq=len(out)))
+            out.append(dataclasses.replace(r, seq=len(out), jump=Jump.over(spans)))
             next_t = (math.floor(r.pts / step + 1e-6) + 1) * step
+            spans = []
     return out
 
 

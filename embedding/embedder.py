@@ -478,6 +478,7 @@ class Embedder:
                     pooled=row[d : 2 * d],
                     patches=row[2 * d :].reshape(gh, gw, pdim),
                     thumbnail=thumbs[i],
+                    jump=f.jump,
                 )
             )
         return out

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dinostream.core.records import Jump
+
 
 @dataclass(frozen=True, eq=False)
 class Frame:
@@ -19,6 +21,7 @@ class Frame:
     pts: float  # media time, seconds
     ts: float  # capture wall-clock time, unix seconds (receive time where the source has none)
     image: np.ndarray  # (H, W, 3) uint8 RGB, C-contiguous
+    jump: Jump | None = None  # the largest picture step since the previous sampled frame (`ingest.jumps`)
 
 
 def session_first_seq(now: float | None = None) -> int:

@@ -24,12 +24,14 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from dinostream.core.errors import SourceError
 from dinostream.core.settings import IngestSettings
 from dinostream.ingest.av_source import PtsSampler
 from dinostream.ingest.frame_queue import FrameQueue
+from dinostream.ingest.jumps import JumpTracker, luma_points
 from dinostream.ingest.source import Frame, Source
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,7 @@ class WhipSource(Source):
 
     async def _read(self) -> None:
         sampler = PtsSampler(self._settings.sample_fps)
+        jumps = JumpTracker()  # where the picture changed between samples, from every received frame
         clock = MediaClock()
         first_wall: float | None = None
         try:
@@ -141,11 +144,12 @@ class WhipSource(Source):
                     first_wall = received if first_wall is None else first_wall
                     raw = received - first_wall
                 t = clock.time(raw)
+                jumps.see(luma_points(vf) if isinstance(vf, av.VideoFrame) else None, t)
                 if not sampler.take(t):
                     continue
                 size = self.size or self._first_size(int(vf.width), int(vf.height))
                 image = await asyncio.to_thread(_to_rgb, vf, size)
-                if not self._queue.put(Frame(self.stream, self.stats.sampled, t, received, image)):
+                if not self._queue.put(Frame(self.stream, self.stats.sampled, t, received, image, jumps.take())):
                     break  # closed by the consumer
                 self.stats.sampled += 1
                 self.stats.dropped = self._queue.dropped

@@ -9,6 +9,10 @@ payload the vector index stores (`to_index_payload`, and back), the JSON the web
 (`Event.to_json`), and `FrameHeader`, the view of a frame record for consumers that need no
 arrays (its fields and thumbnail, read without touching the arrays).
 
+A frame record may carry a `Jump`: where the picture changed most between the previous sampled
+frame and this one, seen by the decoder on the frames in between (a cut's time to the frame,
+where the samples alone place it only within a sampling interval).
+
 A `FramePreview` is what the live view needs of a frame, sent on a topic of its own beside the
 whole record: the header's fields, the thumbnail and where the whole record is (partition and
 offset in the embeddings topic), a few KB where the whole ViT-S/16 record is ~155 KB.
@@ -28,7 +32,7 @@ import math
 import re
 import struct
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -83,7 +87,9 @@ def _f16(name: str, arr: np.ndarray, ndim: int) -> np.ndarray:
     return a
 
 
-def _check_frame_fields(stream: str, seq: int, pts: float, ts: float, thumbnail: bytes, version: int) -> None:
+def _check_frame_fields(
+    stream: str, seq: int, pts: float, ts: float, thumbnail: bytes, version: int, jump: Jump | None = None
+) -> None:
     """The checks a frame's fields pass, whether the record is decoded whole or only its header."""
     check_stream_id(stream)
     if not isinstance(seq, int) or seq < 0:
@@ -95,6 +101,62 @@ def _check_frame_fields(stream: str, seq: int, pts: float, ts: float, thumbnail:
         raise RecordError("thumbnail must be a JPEG")
     if version != WIRE_VERSION:
         raise RecordError(f"unsupported wire version {version}")
+    if jump is not None and not (isinstance(jump, Jump) and jump.t <= pts):
+        raise RecordError(f"jump must be a Jump at or before the frame's pts {pts!r}, got {jump!r}")
+
+
+@dataclass(frozen=True)
+class Jump:
+    """The largest picture step the decoder saw from the previous sampled frame of a stream up to
+    this one, over every frame it decoded in between: `t`, half way between the two decoded frames
+    around it (media seconds); `size`, its mean absolute grey-level step (0-255) on a sparse grid
+    of luma points; `runner_up`, the next largest step in the same span (0 if it was one step).
+    A step far larger than the runner-up is one change (a cut); comparable steps are motion, a
+    flash or a dissolve. Two spans in a row combine exactly (`then`), so records subsampled to a
+    lower rate keep the facts of the longer span."""
+
+    t: float
+    size: float
+    runner_up: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name, v in (("t", self.t), ("size", self.size), ("runner_up", self.runner_up)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise RecordError(f"jump {name} must be a finite number, got {v!r}")
+        if not 0 <= self.runner_up <= self.size:
+            raise RecordError(f"jump steps must satisfy 0 <= runner_up <= size, got {self.runner_up!r}, {self.size!r}")
+
+    def then(self, later: Jump | None) -> Jump | None:
+        """The jump over this span and the `later` one that follows it (None: the later span's
+        frames are unknown, so is the largest step over both)."""
+        if later is None:
+            return None
+        big, small = (self, later) if self.size >= later.size else (later, self)
+        return Jump(big.t, big.size, max(big.runner_up, small.size))
+
+    @staticmethod
+    def over(spans: Sequence[Jump | None]) -> Jump | None:
+        """The jump over consecutive spans, oldest first (the records a lower rate skips, then the
+        one it keeps); None when there are none or any is unknown."""
+        if not spans:
+            return None
+        out = spans[0]
+        for later in spans[1:]:
+            out = out.then(later) if out is not None else None
+        return out
+
+    def dominates(self, ratio: float) -> bool:
+        """Whether the largest step is at least `ratio` times the next one: a single change."""
+        return self.size > 0 and self.size >= ratio * self.runner_up
+
+    def to_list(self) -> list[float]:
+        return [self.t, self.size, self.runner_up]
+
+    @classmethod
+    def from_list(cls, v: object) -> Jump:
+        if not isinstance(v, list) or len(v) != 3:
+            raise RecordError(f"jump must be [t, size, runner_up], got {v!r}")
+        return cls(*v)
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,9 +174,10 @@ class FrameEmbedding:
     patches: np.ndarray  # (grid_h, grid_w, dim) float16
     thumbnail: bytes = b""  # JPEG
     version: int = field(default=WIRE_VERSION)
+    jump: Jump | None = None  # the largest picture step since the previous sampled frame, where known
 
     def __post_init__(self) -> None:
-        _check_frame_fields(self.stream, self.seq, self.pts, self.ts, self.thumbnail, self.version)
+        _check_frame_fields(self.stream, self.seq, self.pts, self.ts, self.thumbnail, self.version, self.jump)
         cls = _f16("cls", self.cls, 1)
         pooled = _f16("pooled", self.pooled, 1)
         patches = _f16("patches", self.patches, 3)
@@ -186,6 +249,7 @@ class FrameEmbedding:
             (gh, gw),
             self.thumbnail,
             self.version,
+            self.jump,
         )
 
     def preview(self, partition: int, offset: int) -> FramePreview:
@@ -210,6 +274,8 @@ class FrameEmbedding:
         }
         if pdim != dim:  # only then, so records without PCA stay byte-identical to older writers'
             header["pdim"] = pdim
+        if self.jump is not None:  # likewise; older readers ignore it
+            header["jump"] = self.jump.to_list()
         hb = json.dumps(header, separators=(",", ":")).encode()
         le = "<f2"
         return b"".join(
@@ -245,6 +311,7 @@ class FrameEmbedding:
             patches=arrays[2].reshape(gh, gw, pdim),
             thumbnail=h.thumbnail,
             version=h.version,
+            jump=h.jump,
         )
 
     def to_index_payload(self) -> dict[str, Any]:
@@ -290,9 +357,10 @@ class FrameHeader:
     grid: tuple[int, int]  # patch rows, columns
     thumbnail: bytes = b""  # JPEG
     version: int = WIRE_VERSION
+    jump: Jump | None = None
 
     def __post_init__(self) -> None:
-        _check_frame_fields(self.stream, self.seq, self.pts, self.ts, self.thumbnail, self.version)
+        _check_frame_fields(self.stream, self.seq, self.pts, self.ts, self.thumbnail, self.version, self.jump)
 
     @classmethod
     def decode(cls, data: bytes) -> FrameHeader:
@@ -325,6 +393,7 @@ def _read_header(data: bytes) -> tuple[FrameHeader, int]:
         grid=(grid[0], grid[1]),
         thumbnail=bytes(data[len(data) - thumb :]),
         version=data[3],
+        jump=Jump.from_list(h["jump"]) if h.get("jump") is not None else None,
     )
     return header, start
 

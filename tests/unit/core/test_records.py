@@ -15,6 +15,7 @@ from dinostream.core.records import (
     FrameEmbedding,
     FrameHeader,
     FramePreview,
+    Jump,
     RecordError,
     event_id,
     frame_point_id,
@@ -253,6 +254,75 @@ def test_header_with_a_bad_pdim_is_refused() -> None:
     forged = data[:4] + struct.pack("<I", len(hb)) + hb + data[8 + n :]
     with pytest.raises(RecordError, match="invalid dims"):
         FrameEmbedding.decode(forged)
+
+
+def test_a_jump_round_trips_in_the_header_and_is_left_out_when_unknown() -> None:
+    rec = _rec(jump=Jump(1.24, 57.5, 3.25))
+    data = rec.encode()
+    back = FrameEmbedding.decode(data)
+    assert back.jump == Jump(1.24, 57.5, 3.25)
+    assert FrameHeader.decode(data) == rec.header and rec.header.jump == back.jump
+    assert back.encode() == data
+    plain = _rec().encode()
+    (n,) = struct.unpack_from("<I", plain, 4)
+    assert "jump" not in json.loads(plain[8 : 8 + n])  # written as before: older readers read it
+    assert FrameEmbedding.decode(plain).jump is None
+
+
+@pytest.mark.parametrize(
+    ("jump", "needle"),
+    [
+        (Jump(1.6, 1.0), "at or before the frame's pts"),
+        ((1.0, 2.0, 0.0), "must be a Jump"),
+    ],
+    ids=["after-the-frame", "not-a-jump"],
+)
+def test_a_jump_must_be_one_before_its_frame(jump: object, needle: str) -> None:
+    with pytest.raises(RecordError, match=needle):
+        _rec(jump=jump)
+
+
+@pytest.mark.parametrize(
+    ("fields", "needle"),
+    [
+        ((float("nan"), 1.0, 0.0), "jump t must be a finite number"),
+        ((0.5, float("inf"), 0.0), "jump size must be a finite number"),
+        ((0.5, 1.0, 2.0), "0 <= runner_up <= size"),
+        ((0.5, 1.0, -1.0), "0 <= runner_up <= size"),
+        ((0.5, True, 0.0), "jump size must be a finite number"),
+    ],
+)
+def test_jump_fields_are_checked(fields: tuple[float, float, float], needle: str) -> None:
+    with pytest.raises(RecordError, match=needle):
+        Jump(*fields)
+
+
+@pytest.mark.parametrize("bad", [[1.0, 2.0], "x", [1.0, "2", 0.0], {"t": 1}])
+def test_a_forged_jump_in_the_header_is_refused(bad: object) -> None:
+    data = _rec(jump=Jump(1.0, 2.0)).encode()
+    (n,) = struct.unpack_from("<I", data, 4)
+    header = json.loads(data[8 : 8 + n])
+    header["jump"] = bad
+    hb = json.dumps(header, separators=(",", ":")).encode()
+    forged = data[:4] + struct.pack("<I", len(hb)) + hb + data[8 + n :]
+    with pytest.raises(RecordError, match="jump"):
+        FrameEmbedding.decode(forged)
+    with pytest.raises(RecordError, match="jump"):
+        FrameHeader.decode(forged)
+
+
+def test_jumps_of_consecutive_spans_combine_exactly() -> None:
+    """The largest step of two spans is the larger of their largest; the runner-up is the larger
+    of the other span's largest and the winner's runner-up."""
+    a, b = Jump(0.3, 10.0, 2.0), Jump(0.7, 40.0, 5.0)
+    assert a.then(b) == Jump(0.7, 40.0, 10.0)
+    assert b.then(Jump(1.1, 3.0, 1.0)) == Jump(0.7, 40.0, 5.0)
+    assert a.then(None) is None
+    assert Jump.over([a, b, Jump(1.1, 3.0, 1.0)]) == Jump(0.7, 40.0, 10.0)
+    assert Jump.over([a, None, b]) is None and Jump.over([]) is None
+    assert Jump.over([a]) == a
+    assert Jump(0.7, 40.0, 10.0).dominates(2.0) and not Jump(0.7, 40.0, 25.0).dominates(2.0)
+    assert not Jump(0.7, 0.0, 0.0).dominates(2.0)  # no step at all
 
 
 def test_float_and_unit_patches_are_exact_shared_and_read_only() -> None:

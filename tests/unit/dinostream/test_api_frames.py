@@ -95,6 +95,13 @@ def test_one_decode_serves_several_analyses_of_a_file(ds: Engine, cut_video: tup
     fresh = ds.video(path, fps=1)
     assert [r.pts for r in at1] == pytest.approx([r.pts for r in fresh])
     assert [r.seq for r in at1] == list(range(len(at1)))
+    # Each kept record's jump covers the whole second since the last kept one, as a 1 fps decode
+    # sees it: the cut's step, one frame before the first new sample, stands out.
+    for cut in cut_video[1]:
+        for recs in (at1, fresh):
+            (first_new,) = [r for r in recs if cut - 1e-6 <= r.pts < cut + 1 - 1e-6]
+            assert first_new.jump is not None and first_new.jump.dominates(2.0)
+            assert abs(first_new.jump.t - cut) <= 0.05, (first_new.jump, cut)
     # scene_changes then phases on the path: one decode at the higher rate (2 fps), phases at 1 fps from it.
     ds.clear_cache()
     ds.scene_changes(path)

@@ -28,7 +28,8 @@ def grey(width: int, height: int, level: int) -> VideoFrame:
 class SyntheticTrack(VideoStreamTrack):
     """Frames i = 0..n-1 at `fps` media time, grey level 4*i, as fast as they are read; then the track ends.
 
-    `sizes` gives a frame's (width, height) by index; `times` overrides its media time (seconds).
+    `sizes` gives a frame's (width, height) by index; `times` overrides its media time (seconds),
+    `levels` its grey level.
     With `hold`, the track stays live after its frames until stopped.
     """
 
@@ -42,9 +43,10 @@ class SyntheticTrack(VideoStreamTrack):
         resize_at: int | None = None,
         hold: bool = False,
         fail_at: int | None = None,
+        levels: list[int] | None = None,
     ) -> None:
         super().__init__()
-        self.n, self.fps, self.size = n, fps, size
+        self.n, self.fps, self.size, self.levels = n, fps, size, levels
         self.times, self.resize_at, self.hold, self.fail_at = times, resize_at, hold, fail_at
         self.sent = 0
         self.drained = asyncio.Event()
@@ -65,7 +67,7 @@ class SyntheticTrack(VideoStreamTrack):
         width, height = self.size
         if self.resize_at is not None and i >= self.resize_at:
             width, height = width // 2, height // 2
-        frame = grey(width, height, (4 * i) % 256)
+        frame = grey(width, height, self.levels[i] if self.levels is not None else (4 * i) % 256)
         t = self.times[i] if self.times is not None else i / self.fps
         frame.pts = round(t / TIME_BASE)
         frame.time_base = TIME_BASE
@@ -96,6 +98,18 @@ async def test_samples_by_media_time_and_resizes_with_the_scaler() -> None:
     assert (source.stats.decoded, source.stats.sampled, source.stats.dropped) == (60, 4, 0)
     assert source.source_size == (160, 120) and source.size == (32, 24)
     assert source.stats.error is None
+
+
+async def test_sampled_frames_carry_the_jump_seen_among_the_received_ones() -> None:
+    levels = [40 + (i % 2) for i in range(22)] + [200 + (i % 2) for i in range(23)]  # a cut at frame 22
+    track = SyntheticTrack(45, fps=30, levels=levels)
+    source = WhipSource("cam1", track, IngestSettings(sample_fps=2.0), (32, 24))
+    frames = await asyncio.wait_for(collect(source), 20)
+    assert [f.pts for f in frames] == pytest.approx([0.0, 0.5, 1.0])
+    assert frames[0].jump is None  # nothing before the first frame
+    quiet, cut = frames[1].jump, frames[2].jump
+    assert quiet is not None and not quiet.dominates(2.0)
+    assert cut is not None and cut.dominates(2.0) and cut.t == pytest.approx(21.5 / 30)
 
 
 async def test_size_is_chosen_from_the_first_frame_and_kept() -> None:
