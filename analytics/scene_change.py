@@ -40,8 +40,9 @@ first frame from which the picture stays nearer the new one than the old, frames
 flash) set aside; a fade, the middle of its blank frames' span; a dissolve, where its progress
 crosses half way (between two frames, as if it grew evenly between them). A cut (one step)
 happened somewhere between its last old and first new frame, however the candidate opened or the
-new shot settled: its `t` (and `ts`) is half way between the two, at most half a sampling
-interval from the true time (the first new frame would be up to a whole one).
+new shot settled: where the decoder saw one picture step between the two samples far larger than
+any other (the new frame's `Jump`), `t` (and `ts`, in proportion) is that step, to the frame;
+else half way between the two, at most half a sampling interval from the true time.
 `t_start`, `t_end` and `frames` are the old picture's last frame and the new one's first settled
 frame; `details["kind"]` is "cut" (one step) or "gradual". Pure: no I/O; the Faust agent and
 `dinostream analyze` both call it, and per-stream state round-trips through JSON.
@@ -100,7 +101,8 @@ _NEAR_SHARE = 0.25  # a frame this near one end of a change (share of the change
 _SAME_SCENE_PIXELS = 0.45  # the same scene moved still overlaps: its detail matches at some shift (cuts: 0.3 at most)
 _IMAGE_STRIDE = 4  # a slow change's anchor is compared by an image at most lag / this frames older
 _RELIT_DETAIL = (2 / 3, 1.5)  # detail of the new picture per unit of the old one's, for "relit"
-_STATE_VERSION = 5  # 5: arrays saved by state_codec (self-describing); 2-4: bare base64 strings
+_JUMP_DOMINANCE = 2.0  # a decoded-frame step this many times the next largest is the change itself (`Jump`)
+_STATE_VERSION = 6  # 6: frames and steps carry cut_at; 5: arrays saved by state_codec; 2-4: bare base64 strings
 
 
 def global_vector(record: FrameEmbedding) -> np.ndarray:
@@ -211,6 +213,7 @@ class _Frame:
     motion: int = _UNRELATED  # the previous frame unmoved (_STILL) or translated (_MOVED)
     hidden: bool = False  # a passing disturbance (a flash, a crossing object): never compared again
     image: np.ndarray | None = None  # its motion image (uint8 grey), while it is in the buffer
+    cut_at: float | None = None  # media time of the one picture step the decoder saw since the last sample
 
 
 @dataclass
@@ -224,6 +227,7 @@ class _Step:
     d1: float  # cosine distance to the previous frame
     div: float  # patch diversity (0: blank)
     motion: int = _UNRELATED  # as _Frame.motion
+    cut_at: float | None = None  # as _Frame.cut_at
 
 
 @dataclass
@@ -351,7 +355,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         if st.shot_start is None:
             st.shot_start = record.pts
         div = patch_diversity(record.patches_f32, unit=record.unit_patches)
-        frame = _Frame(record.seq, record.pts, record.ts, global_vector(record), div=div)
+        frame = _Frame(record.seq, record.pts, record.ts, global_vector(record), div=div, cut_at=_cut_at(record))
         lag, ahead = self._frames(st, s)
         prev = st.buf[-1] if st.buf else None
         d1 = frame.d1 = _cos(frame.g, prev.g) if prev is not None else 0.0
@@ -363,7 +367,16 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         if st.cand is not None:
             c = st.cand
             c.steps.append(
-                _Step(frame.seq, frame.pts, frame.ts, _chord(_cos(frame.g, c.anchor.g)), d1, frame.div, frame.motion)
+                _Step(
+                    frame.seq,
+                    frame.pts,
+                    frame.ts,
+                    _chord(_cos(frame.g, c.anchor.g)),
+                    d1,
+                    frame.div,
+                    frame.motion,
+                    frame.cut_at,
+                )
             )
         elif prev is not None:
             levels = self._levels(st, s, lag)
@@ -479,7 +492,8 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         c = _Candidate(anchor, keys, old=[f.g for f in old[::-1][::step]], anchor_image=image)
         prev = anchor
         for f in [*between, frame]:
-            c.steps.append(_Step(f.seq, f.pts, f.ts, _chord(_cos(f.g, anchor.g)), _cos(f.g, prev.g), f.div, f.motion))
+            chord = _chord(_cos(f.g, anchor.g))
+            c.steps.append(_Step(f.seq, f.pts, f.ts, chord, _cos(f.g, prev.g), f.div, f.motion, f.cut_at))
             prev = f
         st.cand = c
 
@@ -606,7 +620,9 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         gain = progress[after] - p0
         prev: _Frame | _Step = steps[before] if before >= 0 else anchor
         x = steps[after]
-        if gain >= _CUT_GAIN:  # a cut: no frame shows when, so half way (at most half an interval off)
+        if x.cut_at is not None and prev.pts < x.cut_at <= x.pts:  # the decoder saw the one step in between
+            share = (x.cut_at - prev.pts) / (x.pts - prev.pts)
+        elif gain >= _CUT_GAIN:  # a cut no frame shows: half way (at most half an interval off)
             share = 0.5
         else:  # where the progress crosses half way, assuming it grows evenly between the two frames
             share = min(max((0.5 - p0) / gain, 0.0), 1.0) if gain > 0 else 1.0
@@ -783,7 +799,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
                 "anchor": [c.anchor.seq, c.anchor.pts, c.anchor.ts, c.anchor.d1, c.anchor.div],
                 "anchor_g": _rows([c.anchor.g], "<f4"),
                 "keys": c.keys,
-                "steps": [[x.seq, x.pts, x.ts, x.chord, x.d1, x.div, x.motion] for x in c.steps],
+                "steps": [[x.seq, x.pts, x.ts, x.chord, x.d1, x.div, x.motion, x.cut_at] for x in c.steps],
                 "checked": c.checked,
                 "old": _rows(c.old, "<f4"),
                 "anchor_image": _image(c.anchor_image),
@@ -795,7 +811,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             self._streams.pop(stream, None)
             return
         window = self.settings_for(stream).window
-        if state.get("version") not in (2, 3, 4, _STATE_VERSION):  # the one-frame state of the first release
+        if state.get("version") not in (2, 3, 4, 5, _STATE_VERSION):  # the one-frame state of the first release
             buf: deque[_Frame] = deque()
             if state.get("prev") is not None:
                 g = np.asarray(state["prev"], np.float32)
@@ -815,7 +831,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
                 anchor=_Frame(int(q), float(p), float(t), _read_rows(cs["anchor_g"], 1)[0], float(d), float(v)),
                 keys=[int(k) for k in cs["keys"]],
                 # mypy checks each unpacked map against every parameter it may fill (here: the right ones)
-                steps=[_Step(int(x[0]), *map(float, x[1:6]), *map(int, x[6:])) for x in cs["steps"]],  # type: ignore[arg-type]
+                steps=[_step_from(x) for x in cs["steps"]],
                 checked=int(cs["checked"]),
                 old=list(_read_rows(old) if isinstance(old, dict) else _read_rows(old[1], int(old[0]))),
                 anchor_image=_read_image(cs.get("anchor_image")),
@@ -844,18 +860,44 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
 
 def _frame_rows(frames: Iterable[_Frame]) -> list[list[Any]]:
     """Frames as JSON rows; their global vectors are saved apart, as one array (`_rows`)."""
-    return [[f.seq, f.pts, f.ts, f.d1, f.div, f.motion, f.hidden] for f in frames]
+    return [[f.seq, f.pts, f.ts, f.d1, f.div, f.motion, f.hidden, f.cut_at] for f in frames]
 
 
 def _frames_from(rows: list[list[Any]], data: dict[str, Any] | str) -> list[_Frame]:
     """`_frame_rows` back, with the saved vectors. Version 2 rows have no motion (_UNRELATED),
-    version 3 rows no hidden flag."""
+    version 3 rows no hidden flag, rows before version 6 no cut_at."""
     gs = _read_rows(data, len(rows))
     return [
-        # mypy checks each unpacked map against every parameter it may fill (here: the right ones)
-        _Frame(int(x[0]), float(x[1]), float(x[2]), g, float(x[3]), float(x[4]), *map(int, x[5:6]), *map(bool, x[6:]))  # type: ignore[arg-type]
+        _Frame(
+            int(x[0]),
+            float(x[1]),
+            float(x[2]),
+            g,
+            float(x[3]),
+            float(x[4]),
+            motion=int(x[5]) if len(x) > 5 else _UNRELATED,
+            hidden=bool(x[6]) if len(x) > 6 else False,
+            cut_at=_optional_float(x[7] if len(x) > 7 else None),
+        )
         for x, g in zip(rows, gs, strict=True)
     ]
+
+
+def _step_from(x: list[Any]) -> _Step:
+    """A saved step row back (rows before version 6 have no cut_at, version 2 no motion)."""
+    motion = int(x[6]) if len(x) > 6 else _UNRELATED
+    cut_at = _optional_float(x[7] if len(x) > 7 else None)
+    return _Step(int(x[0]), float(x[1]), float(x[2]), float(x[3]), float(x[4]), float(x[5]), motion, cut_at)
+
+
+def _optional_float(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def _cut_at(record: FrameEmbedding) -> float | None:
+    """When the picture changed in one step since the last sample, as the decoder saw it (`Jump`)."""
+    j = record.jump
+    return j.t if j is not None and j.dominates(_JUMP_DOMINANCE) else None
 
 
 def _image(image: np.ndarray | None) -> dict[str, Any] | None:

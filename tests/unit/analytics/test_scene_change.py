@@ -18,7 +18,7 @@ from dinostream.analytics.scene_change import (
     patch_diversity,
     scene_similarity,
 )
-from dinostream.core.records import Event, FrameEmbedding
+from dinostream.core.records import Event, FrameEmbedding, Jump
 from dinostream.core.settings import SceneChangeSettings
 from generators.groundtruth import synthetic_images
 from tests.pictures import jpeg
@@ -879,3 +879,82 @@ def test_a_dissolve_is_timed_where_it_crosses_half_way() -> None:
     (ev,) = _events(SceneChangeDetector(SceneChangeSettings()), s.records())
     assert ev.details["kind"] == "gradual"
     assert abs(ev.t - 4.75) <= 0.125, ev.t
+
+
+# --- The decoder's jump: a cut timed to the frame ------------------------------------------------
+
+
+def _with_jumps(recs: list[FrameEmbedding], jumps: dict[int, Jump]) -> list[FrameEmbedding]:
+    return [dataclasses.replace(r, jump=jumps.get(r.seq)) for r in recs]
+
+
+@pytest.mark.parametrize("fps", TIMING_RATES.values(), ids=TIMING_RATES.keys())
+def test_a_cut_the_decoder_saw_is_timed_at_its_jump(fps: float) -> None:
+    """The first new frame says where, between the two samples, the picture jumped: the event is
+    there (and its wall clock in proportion), not half way."""
+    s = _Script(fps, seed=360)
+    ((cut, _, _),) = _cut_in_pixels(s)
+    recs = s.records()
+    first_new = round(cut * fps)
+    at = cut - 0.3 / fps  # the cut fell 0.3 of an interval before the first new sample
+    ((plain,),) = [_events(SceneChangeDetector(SceneChangeSettings()), recs)]
+    assert plain.t == pytest.approx(cut - 0.5 / fps)  # half way without it
+    jumped = _with_jumps(recs, {first_new: Jump(at, 80.0, 4.0)})
+    (ev,) = _events(SceneChangeDetector(SceneChangeSettings()), jumped)
+    assert ev.t == pytest.approx(at)
+    assert ev.ts == pytest.approx(1e9 + at)
+    assert (ev.id, ev.frames, ev.t_start, ev.t_end) == (plain.id, plain.frames, plain.t_start, plain.t_end)
+    assert ev.details == plain.details
+
+
+@pytest.mark.parametrize(
+    "jump",
+    [Jump(3.8, 80.0, 50.0), Jump(3.4, 80.0, 4.0)],
+    ids=["no-dominant-step (motion, a flash)", "before-the-last-old-sample (frames lost)"],
+)
+def test_a_jump_that_does_not_single_out_the_cut_is_not_used(jump: Jump) -> None:
+    s = _Script(2.0, seed=360)
+    ((cut, _, _),) = _cut_in_pixels(s)
+    recs = _with_jumps(s.records(), {round(cut * 2.0): jump})
+    (ev,) = _events(SceneChangeDetector(SceneChangeSettings()), recs)
+    assert ev.t == pytest.approx(cut - 0.25)
+
+
+def test_jumps_survive_snapshot_and_restore_at_every_frame() -> None:
+    s = _Script(5.0, seed=360)
+    ((cut, _, _),) = _cut_in_pixels(s)
+    recs = s.records()
+    jumps = {r.seq: Jump(r.pts - 0.1, 3.0, 2.0) for r in recs[1:]}  # noise everywhere ...
+    jumps[round(cut * 5.0)] = Jump(cut - 0.04, 70.0, 3.0)  # ... and the cut, one 25 fps frame early
+    recs = _with_jumps(recs, jumps)
+    full = _dump(_events(SceneChangeDetector(SceneChangeSettings()), recs))
+    assert [round(e["t"], 2) for e in full] == [round(cut - 0.04, 2)]
+    saw_cut_at = False
+    for k in range(1, len(recs)):
+        first = SceneChangeDetector(SceneChangeSettings())
+        before = [e for r in recs[:k] for e in first.process(r)]
+        state = json.loads(json.dumps(first.snapshot("cam")))
+        saw_cut_at |= state["cand"] is not None and any(x[7] == cut - 0.04 for x in state["cand"]["steps"])
+        resumed = SceneChangeDetector(SceneChangeSettings())
+        resumed.restore("cam", state)
+        assert json.loads(json.dumps(resumed.snapshot("cam"))) == state, f"restored after frame {k}"
+        assert _dump(before + _events(resumed, recs[k:])) == full, f"resumed after frame {k}"
+    assert saw_cut_at, "some snapshot must hold the cut's step with its jump"
+
+
+def test_restores_version_5_state_without_jumps() -> None:
+    s = _Script(5.0)
+    _cut_in_pixels(s)
+    recs = s.records()
+    det = SceneChangeDetector(SceneChangeSettings())
+    for r in recs[:21]:  # the cut's first new frame is 20: a candidate is open
+        det.process(r)
+    state = json.loads(json.dumps(det.snapshot("cam")))
+    assert state["version"] == 6 and state["cand"] is not None
+    state["version"] = 5
+    state["buf"] = [row[:7] for row in state["buf"]]
+    state["past"] = [row[:7] for row in state["past"]]
+    state["cand"]["steps"] = [row[:7] for row in state["cand"]["steps"]]
+    old = SceneChangeDetector(SceneChangeSettings())
+    old.restore("cam", state)
+    assert [round(e.t, 1) for e in _events(old, recs[21:])] == [3.9]
