@@ -572,7 +572,8 @@ class AvSource(Source):
         clock = self.clock
         sender_clock = self._loc.kind == "rtsp"  # RTCP sender reports give the camera's wall clock
         reformatter = VideoReformatter()  # keeps its scaler context from frame to frame
-        jumps = JumpTracker()  # where the picture changed between samples, from every decoded frame
+        # Where the picture changed between samples, from every decoded frame.
+        jumps = JumpTracker() if self._settings.cut_timing else None
         started = time.monotonic()
         # Live frames without timestamps are timed by arrival; MJPEG over HTTP has none (FFmpeg
         # makes some up at a guessed 25 fps).
@@ -607,7 +608,8 @@ class AvSource(Source):
                         t = _frame_time(frame, video.time_base, t, frame_dt)
                     if frame.key_frame and frame.pts is None and frame.dts is None:
                         plan.keyframe(t)  # untimed packets (raw H.264): learn from the frames' estimated times
-                    jumps.see(luma_points(frame), t)
+                    if jumps is not None:
+                        jumps.see(luma_points(frame), t)
                     if not sampler.take(t):
                         continue
                     if pacer is not None and pacer.wait(t, self._stop):
@@ -615,7 +617,8 @@ class AvSource(Source):
                     ts = clock.stamp(t, time.time())
                     began = time.perf_counter()
                     image = reformatter.reformat(frame, width, height, "rgb24", interpolation="BILINEAR")
-                    item = Frame(self.stream, self.stats.sampled, t, ts, image.to_ndarray(), jumps.take())
+                    jump = jumps.take() if jumps is not None else None
+                    item = Frame(self.stream, self.stats.sampled, t, ts, image.to_ndarray(), jump)
                     self.stats.decode_s += time.perf_counter() - began
                     if not queue.put(item):
                         return  # closed by the consumer

@@ -126,7 +126,8 @@ class WhipSource(Source):
 
     async def _read(self) -> None:
         sampler = PtsSampler(self._settings.sample_fps)
-        jumps = JumpTracker()  # where the picture changed between samples, from every received frame
+        # Where the picture changed between samples, from every received frame.
+        jumps = JumpTracker() if self._settings.cut_timing else None
         clock = MediaClock()
         first_wall: float | None = None
         try:
@@ -144,12 +145,14 @@ class WhipSource(Source):
                     first_wall = received if first_wall is None else first_wall
                     raw = received - first_wall
                 t = clock.time(raw)
-                jumps.see(luma_points(vf) if isinstance(vf, av.VideoFrame) else None, t)
+                if jumps is not None:
+                    jumps.see(luma_points(vf) if isinstance(vf, av.VideoFrame) else None, t)
                 if not sampler.take(t):
                     continue
                 size = self.size or self._first_size(int(vf.width), int(vf.height))
                 image = await asyncio.to_thread(_to_rgb, vf, size)
-                if not self._queue.put(Frame(self.stream, self.stats.sampled, t, received, image, jumps.take())):
+                jump = jumps.take() if jumps is not None else None
+                if not self._queue.put(Frame(self.stream, self.stats.sampled, t, received, image, jump)):
                     break  # closed by the consumer
                 self.stats.sampled += 1
                 self.stats.dropped = self._queue.dropped

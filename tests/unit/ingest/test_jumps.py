@@ -116,6 +116,12 @@ async def test_sampled_frames_carry_the_cut_seen_between_them(cut_video):
     assert all(j is not None and not j.dominates(2.0) for j in others)  # a slow pan and noise
 
 
+async def test_cut_timing_can_be_turned_off(cut_video):
+    source = AvSource(str(cut_video), "cam", IngestSettings(sample_fps=2.0, queue_size=8, cut_timing=False), (32, 32))
+    frames = [f async for f in source.frames()]
+    assert len(frames) == 8 and all(f.jump is None for f in frames)
+
+
 async def test_keyframe_sampling_sees_no_frames_in_between(tmp_path):
     """Keyframes only: the only step is from one sample to the next, so the jump says nothing the
     samples do not (half way between them)."""

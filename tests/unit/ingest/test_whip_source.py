@@ -110,6 +110,8 @@ async def test_sampled_frames_carry_the_jump_seen_among_the_received_ones() -> N
     quiet, cut = frames[1].jump, frames[2].jump
     assert quiet is not None and not quiet.dominates(2.0)
     assert cut is not None and cut.dominates(2.0) and cut.t == pytest.approx(21.5 / 30)
+    off = WhipSource("cam2", SyntheticTrack(45, fps=30, levels=levels), IngestSettings(cut_timing=False), (32, 24))
+    assert [f.jump for f in await asyncio.wait_for(collect(off), 20)] == [None] * 3
 
 
 async def test_size_is_chosen_from_the_first_frame_and_kept() -> None:
