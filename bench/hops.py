@@ -91,7 +91,9 @@ def camera_feed(base: list[FrameEmbedding], streams: int, frames: int, fps: floa
         for s in range(streams):
             rec = base[(k + 7 * s) % len(base)]
             out.append(
-                dataclasses.replace(rec, stream=f"cam-{s}", seq=k, pts=k / fps, ts=t0 + k / fps + s * 1e-3).encode()
+                dataclasses.replace(
+                    rec, stream=f"cam-{s}", seq=k, pts=k / fps, ts=t0 + k / fps + s * 1e-3, jump=None
+                ).encode()
             )
     return out
 

@@ -166,7 +166,10 @@ class StreamTracker:
             self._pts_offset = self._last_pts + self._step - frame.pts
             pts = self._last_pts + self._step
         ts = frame.ts if self._last_ts is None else max(frame.ts, self._last_ts)
-        out = replace(frame, stream=self.stream, seq=self.first_seq + self.frames_out, pts=pts, ts=ts)
+        jump = frame.jump  # on the source's media clock, like its pts: moved with it
+        if jump is not None and self._pts_offset:
+            jump = replace(jump, t=jump.t + self._pts_offset)
+        out = replace(frame, stream=self.stream, seq=self.first_seq + self.frames_out, pts=pts, ts=ts, jump=jump)
         self._last_pts, self._last_ts = pts, ts
         self.frames_out += 1
         return out

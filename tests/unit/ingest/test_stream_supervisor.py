@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from dinostream.core.errors import SourceError
+from dinostream.core.records import Jump
 from dinostream.core.settings import IngestSettings
 from dinostream.ingest.source import Frame, Source, SourceStats, session_first_seq
 from dinostream.ingest.stream_supervisor import StreamHealth, StreamState, StreamSupervisor, StreamTracker
@@ -115,6 +116,21 @@ def test_seq_and_pts_stay_monotonic_across_reconnects_and_ts_never_goes_back():
     assert [f.seq for f in outs] == list(range(6))
     assert [f.pts for f in outs] == [10.0, 10.5, 11.0, 11.5, 12.0, 12.5]
     assert [f.ts for f in outs] == [100.0, 100.5, 101.0, 101.0, 102.0, 103.0]
+
+
+def test_a_frames_jump_moves_with_its_pts_across_reconnects():
+    """A jump (where the picture changed since the last sample) is on the source's media clock,
+    like the frame's pts: a source that restarts its clock has both moved by the same offset."""
+    tracker, _ = _tracker(sample_fps=2.0)
+    tracker.connecting()
+    first = tracker.frame(dataclasses.replace(_frame(0, 10.0), jump=Jump(9.8, 40.0, 2.0)))
+    assert first.pts == 10.0 and first.jump == Jump(9.8, 40.0, 2.0)  # the first source keeps its clock
+    tracker.ended()
+    tracker.connecting()
+    restarted = [tracker.frame(_frame(0, 0.0)), tracker.frame(dataclasses.replace(_frame(1, 0.5), jump=Jump(0.3, 9.0)))]
+    assert [f.pts for f in restarted] == [10.5, 11.0]
+    assert restarted[0].jump is None and restarted[1].jump == Jump(10.8, 9.0)
+    assert restarted[1].jump.t <= restarted[1].pts
 
 
 def test_a_new_session_never_reuses_an_earlier_sessions_frame_numbers():
