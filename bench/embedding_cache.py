@@ -62,8 +62,8 @@ class EmbeddingCache:
             return None
         m = self.settings.model
         h = hashlib.sha256(path.read_bytes())
-        # "jump": records carry the decoder's jumps (`Jump`) since then; older files lack them.
-        h.update(json.dumps([fps, m.model, m.image_size, m.aspect, m.patch_pool, m.patch_pca_dims, "jump"]).encode())
+        # "jump2": records carry the decoder's jumps (`Jump`; none for one-step spans since "jump2").
+        h.update(json.dumps([fps, m.model, m.image_size, m.aspect, m.patch_pool, m.patch_pca_dims, "jump2"]).encode())
         return self.root / f"{path.stem}-{fps:g}fps-{h.hexdigest()[:16]}.npz"
 
     async def _embed(self, path: Path, fps: float) -> list[FrameEmbedding]:

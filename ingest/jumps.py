@@ -60,7 +60,9 @@ class JumpTracker:
 
     `see(points, t)` for every decoded frame in media-time order (the sampled ones too), then
     `take()` when a frame is sampled: its span's `Jump`, or None when the span was not seen whole
-    (the stream's first frame, a format without luma, a size change, time going back)."""
+    (the stream's first frame, a format without luma, a size change, time going back) or was one
+    step (no frame decoded in between: sampled keyframes, or every frame sampled), which says
+    nothing the two samples do not."""
 
     def __init__(self) -> None:
         self._last: np.ndarray | None = None
@@ -68,6 +70,7 @@ class JumpTracker:
         self._whole = False  # every step since the last take was seen
         self._best: tuple[float, float] | None = None  # (size, t) of the largest step
         self._runner_up = 0.0
+        self._steps = 0
 
     def see(self, points: np.ndarray | None, t: float) -> None:
         last, last_t = self._last, self._last_t
@@ -76,6 +79,7 @@ class JumpTracker:
             self._whole = False
             return
         size = float(np.abs(points - last).mean())
+        self._steps += 1
         if self._best is None or size > self._best[0]:
             if self._best is not None:
                 self._runner_up = self._best[0]
@@ -84,6 +88,6 @@ class JumpTracker:
             self._runner_up = max(self._runner_up, size)
 
     def take(self) -> Jump | None:
-        best, runner_up, whole = self._best, self._runner_up, self._whole
-        self._best, self._runner_up, self._whole = None, 0.0, True
-        return Jump(best[1], best[0], runner_up) if whole and best is not None else None
+        best, runner_up, known = self._best, self._runner_up, self._whole and self._steps >= 2
+        self._best, self._runner_up, self._whole, self._steps = None, 0.0, True, 0
+        return Jump(best[1], best[0], runner_up) if known and best is not None else None

@@ -6,7 +6,6 @@ import av
 import numpy as np
 import pytest
 
-from dinostream.core.records import Jump
 from dinostream.core.settings import IngestSettings
 from dinostream.ingest.av_source import AvSource
 from dinostream.ingest.jumps import POINTS, JumpTracker, luma_points, sample_points
@@ -66,8 +65,9 @@ def test_a_span_not_seen_whole_gives_no_jump(break_with):
     tracker.see(np.full(POINTS, 200, np.float32), 0.12)
     assert tracker.take() is None
     tracker.see(np.full(POINTS, 100, np.float32), 0.16)  # the next span is whole again
+    tracker.see(np.full(POINTS, 101, np.float32), 0.20)
     jump = tracker.take()
-    assert jump is not None and jump.t == pytest.approx(0.14)
+    assert jump is not None and jump.t == pytest.approx(0.14) and jump.dominates(2.0)
 
 
 def test_luma_points_read_the_luma_plane_of_any_size():
@@ -123,8 +123,8 @@ async def test_cut_timing_can_be_turned_off(cut_video):
 
 
 async def test_keyframe_sampling_sees_no_frames_in_between(tmp_path):
-    """Keyframes only: the only step is from one sample to the next, so the jump says nothing the
-    samples do not (half way between them)."""
+    """Keyframes only: the only step is from one sample to the next, which says nothing the two
+    samples do not: no jump (a single step would always look like a cut, a dissolve's too)."""
     path = tmp_path / "gop.mp4"
     rng = np.random.default_rng(2)
     with av.open(str(path), "w") as out:
@@ -140,5 +140,11 @@ async def test_keyframe_sampling_sees_no_frames_in_between(tmp_path):
     source = AvSource(str(path), "cam", IngestSettings(sample_fps=1.0, queue_size=8, decode="keyframes"), (32, 32))
     frames = [f async for f in source.frames()]
     assert source.stats.decoded == len(frames) == 4
-    for prev, f in zip(frames, frames[1:], strict=False):
-        assert f.jump == Jump((prev.pts + f.pts) / 2, f.jump.size, 0.0)
+    assert [f.jump for f in frames] == [None] * 4
+
+
+def test_one_step_spans_give_no_jump():
+    tracker = JumpTracker()
+    for k in range(4):  # every frame sampled
+        tracker.see(np.full(POINTS, 50.0 * k, np.float32), k / FPS)
+        assert tracker.take() is None
