@@ -4,9 +4,11 @@ A stream sampled at 2 fps from 25 fps video shows the model one frame in 12; a c
 samples is then placed only within half a second. But the decoder often sees the frames in
 between (a GOP longer than the sampling step is decoded whole, bar the B-frames nothing
 references), and a cut is the one large step in that run. `JumpTracker` follows a sparse grid
-of luma points (64 x 36: a few microseconds a frame, whatever the resolution) over every decoded
-frame and hands each sampled frame the `Jump` of its span: the largest step, when it happened,
-and the next largest, so a reader can tell one change (a cut) from many (motion, a flash).
+of luma points (64 x 36) over every decoded frame and hands each sampled frame the `Jump` of its
+span: the largest step, when it happened, and the next largest, so a reader can tell one change
+(a cut) from many (motion, a flash). Cost: ~0.12 ms per decoded frame at 720p, ~0.19 at 1080p,
+mostly the grid's first reads of a frame the decoder just wrote (cache misses; 2-4 % of decoding
+the frame); `IngestSettings.cut_timing` turns it off.
 
 Pure but for `luma_points`, which reads the points out of a decoded PyAV frame.
 """

@@ -110,7 +110,8 @@ class Jump:
     """The largest picture step the decoder saw from the previous sampled frame of a stream up to
     this one, over every frame it decoded in between: `t`, half way between the two decoded frames
     around it (media seconds); `size`, its mean absolute grey-level step (0-255) on a sparse grid
-    of luma points; `runner_up`, the next largest step in the same span (0 if it was one step).
+    of luma points; `runner_up`, the next largest step in the same span (ingest sends no jump for a
+    span of one step: it says nothing the two samples do not).
     A step far larger than the runner-up is one change (a cut); comparable steps are motion, a
     flash or a dissolve. Two spans in a row combine exactly (`then`), so records subsampled to a
     lower rate keep the facts of the longer span."""
