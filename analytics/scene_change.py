@@ -830,7 +830,6 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             cand = _Candidate(
                 anchor=_Frame(int(q), float(p), float(t), _read_rows(cs["anchor_g"], 1)[0], float(d), float(v)),
                 keys=[int(k) for k in cs["keys"]],
-                # mypy checks each unpacked map against every parameter it may fill (here: the right ones)
                 steps=[_step_from(x) for x in cs["steps"]],
                 checked=int(cs["checked"]),
                 old=list(_read_rows(old) if isinstance(old, dict) else _read_rows(old[1], int(old[0]))),
