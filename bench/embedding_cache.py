@@ -11,7 +11,6 @@ rate, model, image size) and read back as `FrameEmbedding`s. Used by `bench/scen
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import json
 import time
@@ -22,7 +21,6 @@ import numpy as np
 
 from dinostream.core.records import FrameEmbedding, Jump
 from dinostream.core.settings import IngestSettings, Settings
-from dinostream.ingest.av_source import PtsSampler
 
 
 class EmbeddingCache:
@@ -35,15 +33,10 @@ class EmbeddingCache:
         self.embedded_frames = 0  # frames that had to go through the model (cache misses)
         self.embed_seconds = 0.0
 
-    def records(self, path: Path, fps: float, finer: float | None = None) -> list[FrameEmbedding]:
-        """The records of `path` sampled at `fps`, from the cache when there. With `finer` (a rate
-        that is a whole multiple of `fps`), they are taken from that rate's records instead: the
-        sampler picks the first frame at or after each grid point, and every point of the coarser
-        grid is one of the finer grid's, so the frames are the same ones."""
-        if finer is not None and finer != fps:
-            if abs(finer / fps - round(finer / fps)) > 1e-9:
-                raise ValueError(f"{finer:g} fps is not a multiple of {fps:g} fps")
-            return subsample(self.records(path, finer), fps)
+    def records(self, path: Path, fps: float) -> list[FrameEmbedding]:
+        """The records of `path` sampled at `fps`, from the cache when there. Each rate is decoded
+        on its own: a lower rate is not taken from a higher one's records, since keyframes-only
+        decoding (and so the frames taken and the decoder's jumps) depends on the rate."""
         file = self._file(path, fps)
         if file is not None and file.exists():
             return _load(file)
@@ -77,19 +70,6 @@ class EmbeddingCache:
         out: list[FrameEmbedding] = []
         await embed_file(str(path), settings, self._loaded, out.append)
         return out
-
-
-def subsample(records: list[FrameEmbedding], fps: float) -> list[FrameEmbedding]:
-    """The records a stream sampled at `fps` would have had, renumbered."""
-    sampler = PtsSampler(fps)
-    out: list[FrameEmbedding] = []
-    spans: list[Jump | None] = []  # the jumps since the last kept record: the kept one's span
-    for r in records:
-        spans.append(r.jump)
-        if sampler.take(r.pts):
-            out.append(dataclasses.replace(r, seq=len(out), jump=Jump.over(spans)))
-            spans = []
-    return out
 
 
 def _save(file: Path, recs: list[FrameEmbedding]) -> None:

@@ -1,5 +1,5 @@
-"""Records kept at a higher rate and taken at a lower one keep the decoder's jumps of the whole
-span: the Engine's own subsampling and the benches' embedding cache."""
+"""Records kept at a higher rate and taken at a lower one (the Engine's own subsampling) keep the
+decoder's jumps of the whole span."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from bench.embedding_cache import subsample as cache_subsample
 from dinostream.api import _subsample as api_subsample
 from dinostream.core.records import FrameEmbedding, Jump
 
-SUBSAMPLERS = {"engine": api_subsample, "bench-cache": cache_subsample}
+SUBSAMPLERS = {"engine": api_subsample}
 
 
 def _records(fps: float, n: int) -> list[FrameEmbedding]:
