@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from dinostream.core.errors import BrokerError
 from dinostream.core.settings import HttpSettings, IndexSettings, IngestSettings, ReidSettings
 from dinostream.dashboard.analysis_jobs import AnalysisJobs, AnalyzeVideo
 from dinostream.dashboard.analytics_control import AnalyticsControl, UnknownProcessor
@@ -39,6 +40,7 @@ from dinostream.dashboard.http_common import (
 from dinostream.dashboard.live_hub import LATEST_THUMBNAIL_PATH, LiveHub
 from dinostream.dashboard.liveness import liveness_router
 from dinostream.dashboard.metrics import Families, metrics_router, stream_families
+from dinostream.dashboard.recent_frames import RecentFrames
 from dinostream.dashboard.search_api import search_router
 from dinostream.dashboard.stats_api import RequestCounter, RequestCounts, stats_router
 from dinostream.dashboard.streams_api import StreamCatalog, streams_router
@@ -79,6 +81,7 @@ def create_app(
     ingest_settings: IngestSettings | None = None,
     assets: AssetStore | None = None,
     analyze_video: AnalyzeVideo | None = None,
+    recent: RecentFrames | None = None,
 ) -> FastAPI:
     """Build the dashboard app. `index` or `embed_images` may be None: search then answers 503.
 
@@ -97,6 +100,9 @@ def create_app(
     gateway has seen; `app.state.stats_sections[name] = callable` adds a section to it. With
     `assets`, `/api/v1/assets` stores pictures and videos the image utilities and search take by id,
     and with `analyze_video` analyses stored videos in the background (`app.state.analysis_jobs`).
+    With `recent`, a frame's thumbnail the index has not stored yet (it writes a moment after the
+    analytics: an event's frames are asked for as soon as the event arrives) comes from the
+    gateway's recent frames instead of a 404.
     """
     app = FastAPI(title="dinostream dashboard", version="1", docs_url="/docs", redoc_url=None)
     install_error_handlers(app)
@@ -138,6 +144,12 @@ def create_app(
         if seq < 0:
             raise ApiError(422, "invalid_seq", f"seq must be >= 0, got {seq}")
         data = await asyncio.to_thread(idx.thumbnail, stream, seq)
+        if data is None and recent is not None:
+            try:
+                rec = await recent.get(stream, seq)
+            except BrokerError as e:
+                raise ApiError(503, "broker_unavailable", str(e)) from None
+            data = rec.thumbnail if rec is not None and rec.thumbnail else None
         if data is None:
             raise ApiError(404, "frame_not_found", f"frame {seq} of stream {stream!r} is not indexed")
         return Response(data, media_type="image/jpeg", headers={**_JPEG_HEADERS, "Cache-Control": "max-age=300"})

@@ -158,6 +158,7 @@ class GatewayNode(Node):
             manager=catalog,
             event_log=self.feed.event_log,
             metrics=[self._process_metrics],
+            recent=recent,
             index_settings=s.index,
             ingest_settings=s.ingest,
             assets=assets,

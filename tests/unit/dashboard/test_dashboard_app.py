@@ -22,6 +22,7 @@ from dinostream.core.records import Event, FrameEmbedding, event_id, frame_point
 from dinostream.core.settings import HttpSettings
 from dinostream.dashboard.app import create_app
 from dinostream.dashboard.live_hub import LiveHub
+from dinostream.dashboard.recent_frames import RecentFrames
 from dinostream.sinks.vector_index import FrameHit, VectorIndex
 from tests.pictures import ColourEmbedder, colour_features, picture
 from tests.serving import serve
@@ -358,6 +359,34 @@ async def test_unknown_frames_and_routes_are_404(world: World) -> None:
         assert_error(await http.get("/api/v1/frames/cam7/0/thumbnail.jpg"), 404, "frame_not_found")
         assert_error(await http.get("/api/v1/nothing-here"), 404, "not_found")
         assert_error(await http.get("/api/v1/frames/cam1/first/thumbnail.jpg"), 422, "invalid_request")
+
+
+async def test_a_frame_the_index_has_not_stored_yet_comes_from_the_recent_frames(world: World) -> None:
+    """An event names its frames as soon as the analytics see them; the index writes them a moment
+    later (seconds, under load). The gateway's recent frames answer meanwhile, not a 404."""
+    recent = RecentFrames(per_stream=4)
+    fresh = frame("cam1", 7, ORANGE)
+    recent.add(fresh.encode())
+    app = create_app(
+        settings=world.settings, hub=world.hub, index=world.index, embed_images=world.embed, health=world.health
+    )
+    with_recent = create_app(
+        settings=world.settings,
+        hub=world.hub,
+        index=world.index,
+        embed_images=world.embed,
+        health=world.health,
+        recent=recent,
+    )
+    async with serve(app) as base, httpx.AsyncClient(base_url=base) as http:
+        assert_error(await http.get("/api/v1/frames/cam1/7/thumbnail.jpg"), 404, "frame_not_found")  # without
+    async with serve(with_recent) as base, httpx.AsyncClient(base_url=base) as http:
+        got = await http.get("/api/v1/frames/cam1/7/thumbnail.jpg")
+        assert got.status_code == 200 and got.headers["content-type"] == "image/jpeg"
+        assert got.content == fresh.thumbnail
+        indexed = await http.get("/api/v1/frames/cam1/0/thumbnail.jpg")  # the index still answers first
+        assert indexed.status_code == 200 and indexed.content == picture(RED)
+        assert_error(await http.get("/api/v1/frames/cam1/8/thumbnail.jpg"), 404, "frame_not_found")  # in neither
 
 
 @pytest.mark.parametrize("missing", ["index", "embed"])
