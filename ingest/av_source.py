@@ -52,7 +52,7 @@ from dinostream.core.errors import SourceError
 from dinostream.core.settings import IngestSettings
 from dinostream.ingest.egress_guard import egress_guard
 from dinostream.ingest.frame_queue import FrameQueue
-from dinostream.ingest.jumps import JumpTracker, luma_points
+from dinostream.ingest.jumps import JumpTracker
 from dinostream.ingest.source import Frame, Source
 from dinostream.ingest.url_policy import CheckedUrl, UrlRefused, check_playlist, check_url
 
@@ -573,7 +573,7 @@ class AvSource(Source):
         sender_clock = self._loc.kind == "rtsp"  # RTCP sender reports give the camera's wall clock
         reformatter = VideoReformatter()  # keeps its scaler context from frame to frame
         # Where the picture changed between samples, from every decoded frame.
-        jumps = JumpTracker() if self._settings.cut_timing else None
+        jumps = JumpTracker(self._settings.cut_timing)
         started = time.monotonic()
         # Live frames without timestamps are timed by arrival; MJPEG over HTTP has none (FFmpeg
         # makes some up at a guessed 25 fps).
@@ -608,8 +608,7 @@ class AvSource(Source):
                         t = _frame_time(frame, video.time_base, t, frame_dt)
                     if frame.key_frame and frame.pts is None and frame.dts is None:
                         plan.keyframe(t)  # untimed packets (raw H.264): learn from the frames' estimated times
-                    if jumps is not None:
-                        jumps.see(luma_points(frame), t)
+                    jumps.see_frame(frame, t)
                     if not sampler.take(t):
                         continue
                     if pacer is not None and pacer.wait(t, self._stop):
@@ -617,8 +616,7 @@ class AvSource(Source):
                     ts = clock.stamp(t, time.time())
                     began = time.perf_counter()
                     image = reformatter.reformat(frame, width, height, "rgb24", interpolation="BILINEAR")
-                    jump = jumps.take() if jumps is not None else None
-                    item = Frame(self.stream, self.stats.sampled, t, ts, image.to_ndarray(), jump)
+                    item = Frame(self.stream, self.stats.sampled, t, ts, image.to_ndarray(), jumps.take())
                     self.stats.decode_s += time.perf_counter() - began
                     if not queue.put(item):
                         return  # closed by the consumer

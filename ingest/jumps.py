@@ -30,10 +30,10 @@ _LUMA8 = frozenset(
 )
 
 
-def luma_points(frame: av.VideoFrame) -> np.ndarray | None:
-    """The luma of `frame` at a `POINTS` grid (float32, rows x columns), or None for a pixel
-    format without an 8-bit luma plane."""
-    if frame.format.name not in _LUMA8:
+def luma_points(frame: object) -> np.ndarray | None:
+    """The luma of `frame` at a `POINTS` grid (float32, rows x columns), or None for what is not
+    a decoded PyAV frame with an 8-bit luma plane."""
+    if not isinstance(frame, av.VideoFrame) or frame.format.name not in _LUMA8:
         return None
     plane = frame.planes[0]
     h, w = frame.height, frame.width
@@ -60,19 +60,26 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
 class JumpTracker:
     """The largest picture step since the last sampled frame.
 
-    `see(points, t)` for every decoded frame in media-time order (the sampled ones too), then
-    `take()` when a frame is sampled: its span's `Jump`, or None when the span was not seen whole
-    (the stream's first frame, a format without luma, a size change, time going back) or was one
-    step (no frame decoded in between: sampled keyframes, or every frame sampled), which says
-    nothing the two samples do not."""
+    `see_frame(frame, t)` (or `see(points, t)`) for every decoded frame in media-time order (the
+    sampled ones too), then `take()` when a frame is sampled: its span's `Jump`, or None when the
+    span was not seen whole (the stream's first frame, a format without luma, a size change, time
+    going back) or was one step (no frame decoded in between: sampled keyframes, or every frame
+    sampled), which says nothing the two samples do not. Not `enabled` (`IngestSettings.cut_timing` off), it reads no
+    frame and every `take()` is None."""
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
         self._last: np.ndarray | None = None
         self._last_t = 0.0
         self._whole = False  # every step since the last take was seen
         self._best: tuple[float, float] | None = None  # (size, t) of the largest step
         self._runner_up = 0.0
         self._steps = 0
+
+    def see_frame(self, frame: object, t: float) -> None:
+        """`see` the luma points of a decoded frame (`luma_points`), when enabled."""
+        if self.enabled:
+            self.see(luma_points(frame), t)
 
     def see(self, points: np.ndarray | None, t: float) -> None:
         last, last_t = self._last, self._last_t

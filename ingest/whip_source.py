@@ -24,14 +24,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from dinostream.core.errors import SourceError
 from dinostream.core.settings import IngestSettings
 from dinostream.ingest.av_source import PtsSampler
 from dinostream.ingest.frame_queue import FrameQueue
-from dinostream.ingest.jumps import JumpTracker, luma_points
+from dinostream.ingest.jumps import JumpTracker
 from dinostream.ingest.source import Frame, Source
 
 log = logging.getLogger(__name__)
@@ -127,7 +126,7 @@ class WhipSource(Source):
     async def _read(self) -> None:
         sampler = PtsSampler(self._settings.sample_fps)
         # Where the picture changed between samples, from every received frame.
-        jumps = JumpTracker() if self._settings.cut_timing else None
+        jumps = JumpTracker(self._settings.cut_timing)
         clock = MediaClock()
         first_wall: float | None = None
         try:
@@ -145,14 +144,12 @@ class WhipSource(Source):
                     first_wall = received if first_wall is None else first_wall
                     raw = received - first_wall
                 t = clock.time(raw)
-                if jumps is not None:
-                    jumps.see(luma_points(vf) if isinstance(vf, av.VideoFrame) else None, t)
+                jumps.see_frame(vf, t)
                 if not sampler.take(t):
                     continue
                 size = self.size or self._first_size(int(vf.width), int(vf.height))
                 image = await asyncio.to_thread(_to_rgb, vf, size)
-                jump = jumps.take() if jumps is not None else None
-                if not self._queue.put(Frame(self.stream, self.stats.sampled, t, received, image, jump)):
+                if not self._queue.put(Frame(self.stream, self.stats.sampled, t, received, image, jumps.take())):
                     break  # closed by the consumer
                 self.stats.sampled += 1
                 self.stats.dropped = self._queue.dropped

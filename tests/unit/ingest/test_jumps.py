@@ -79,6 +79,7 @@ def test_luma_points_read_the_luma_plane_of_any_size():
     cols = points.mean(axis=0)
     assert cols[: POINTS[1] // 2 - 1].max() < 30 and cols[POINTS[1] // 2 + 1 :].min() > 220
     assert luma_points(av.VideoFrame.from_ndarray(rgb, format="rgb24")) is None  # no luma plane
+    assert luma_points(rgb) is None  # not a decoded frame (a WebRTC track could hand on anything)
     assert sample_points(np.zeros((4, 5), np.uint8)).shape == (4, 5)  # smaller than the grid: every pixel
 
 
