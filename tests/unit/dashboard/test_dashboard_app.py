@@ -121,10 +121,16 @@ class World:
         self.index: BruteForceIndex | None = BruteForceIndex()
         self.embed: ColourEmbedder | None = ColourEmbedder()
         self.health: Callable[[], dict[str, Any]] = lambda: {"kafka": "ok"}
+        self.recent: RecentFrames | None = None
 
     def app(self) -> FastAPI:
         return create_app(
-            settings=self.settings, hub=self.hub, index=self.index, embed_images=self.embed, health=self.health
+            settings=self.settings,
+            hub=self.hub,
+            index=self.index,
+            embed_images=self.embed,
+            health=self.health,
+            recent=self.recent,
         )
 
 
@@ -364,23 +370,12 @@ async def test_unknown_frames_and_routes_are_404(world: World) -> None:
 async def test_a_frame_the_index_has_not_stored_yet_comes_from_the_recent_frames(world: World) -> None:
     """An event names its frames as soon as the analytics see them; the index writes them a moment
     later (seconds, under load). The gateway's recent frames answer meanwhile, not a 404."""
-    recent = RecentFrames(per_stream=4)
     fresh = frame("cam1", 7, ORANGE)
-    recent.add(fresh.encode())
-    app = create_app(
-        settings=world.settings, hub=world.hub, index=world.index, embed_images=world.embed, health=world.health
-    )
-    with_recent = create_app(
-        settings=world.settings,
-        hub=world.hub,
-        index=world.index,
-        embed_images=world.embed,
-        health=world.health,
-        recent=recent,
-    )
-    async with serve(app) as base, httpx.AsyncClient(base_url=base) as http:
+    async with serve(world.app()) as base, httpx.AsyncClient(base_url=base) as http:
         assert_error(await http.get("/api/v1/frames/cam1/7/thumbnail.jpg"), 404, "frame_not_found")  # without
-    async with serve(with_recent) as base, httpx.AsyncClient(base_url=base) as http:
+    world.recent = RecentFrames(per_stream=4)
+    world.recent.add(fresh.encode())
+    async with serve(world.app()) as base, httpx.AsyncClient(base_url=base) as http:
         got = await http.get("/api/v1/frames/cam1/7/thumbnail.jpg")
         assert got.status_code == 200 and got.headers["content-type"] == "image/jpeg"
         assert got.content == fresh.thumbnail
