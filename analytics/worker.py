@@ -125,6 +125,24 @@ class _AnalyticsApp(faust.App):
         await ensure_topic_specs(bootstrap, kafka, faust_topic_specs(self, kafka), client_id=f"{self.conf.id}-admin")
 
 
+async def _changelog_handed_over(app: faust.App) -> None:
+    """Wait until the table writes just made have left Faust's producer buffer for the Kafka client.
+
+    A table write only queues its changelog record in that buffer. Faust acks the record being
+    handled when the agent asks for the next one, and its commit (periodic, and at stop) flushes
+    the buffer for at most 0.1 s of no progress before committing the acked offsets; at stop the
+    buffer's unsent records are then dropped ("Cannot flush: Producer not Running"). So a state
+    write still queued when a worker stopped was lost while its record counted as done: the
+    replacement restored the state before it (a flaky test saw a cut timed from the frame
+    before the last). Waiting here holds the ack until the writes are in the client, whose own
+    flush before every commit and at stop is complete. It costs an await per state save (every
+    `snapshot_every_s` per stream), and a broker that stops taking writes holds the agent rather
+    than losing them."""
+    buffer = app.producer.buffer
+    while buffer.size:
+        await buffer.flush()
+
+
 def broker_credentials(kafka: KafkaSettings) -> faust.SASLCredentials | faust.SSLCredentials | None:
     """The Faust app's `broker_credentials` from the same settings as every other Kafka client
     (`client_security`): SASL (over TLS for SASL_SSL), TLS, or None for PLAINTEXT."""
@@ -232,6 +250,8 @@ def build_app(
             await events_topic.send(key=ev.key, value=ev.encode())
             host.sent(ev)
         write(out.writes)
+        if out.writes:
+            await _changelog_handed_over(app)
 
     @app.agent(embeddings)
     async def analyse(stream: faust.StreamT[bytes]) -> None:

@@ -200,3 +200,64 @@ async def test_restarted_worker_resumes_state_and_applies_control(
     finally:
         await consumer.stop()
         await producer.stop()
+
+
+async def test_state_written_just_before_a_stop_is_not_lost(
+    broker: EmbeddedBroker, kafka_settings: KafkaSettings
+) -> None:
+    """A worker stopped while its state writes still wait in Faust's producer buffer (a broker slow
+    to take them) must not count their records as done: either the writes reach the changelog or
+    the replacement handles those records again. The cut between the shots is then timed half way
+    between the last frame of shot 1 (2.5 s) and the first of shot 2 (3.0 s). Before the worker
+    waited for its writes to leave the buffer, the replacement restored an older state (here frame
+    0's: a cut at 1.5 s) while the records after it were committed; under CI load the same loss
+    of the last write alone timed `test_restarted_worker...`'s cut at 2.5 s now and then."""
+    await ensure_topics(broker.bootstrap, kafka_settings)
+    settings = AnalyticsSettings(app_id=f"test-{uuid.uuid4().hex[:8]}", snapshot_every_s=1e-6)
+    recs = shots("cam-s", [6, 6], 7)
+    producer = make_producer(broker.bootstrap, kafka_settings, embedded=True)
+    consumer = AIOKafkaConsumer(
+        kafka_settings.events_topic,
+        bootstrap_servers=broker.bootstrap,
+        group_id=f"g-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+    )
+    await producer.start()
+    await consumer.start()
+    try:
+        first_stats = WorkerStats()
+        first = build_app(broker.bootstrap, kafka_settings, settings, stats=first_stats)
+        buffer = first.producer.buffer
+        send = buffer._send_pending
+        held: list[object] = []
+
+        async def slow_send(fut: object) -> None:  # the broker takes the last record's writes slowly
+            if first_stats.snapshots >= 6:
+                held.append(fut)
+                await asyncio.sleep(0.3)  # > the 0.1 s Faust's flush waits for progress
+            await send(fut)
+
+        buffer._send_pending = slow_send  # type: ignore[method-assign]
+        await first.start()
+        try:
+            for r in recs[:6]:
+                await producer.send_and_wait(kafka_settings.embeddings_topic, r.encode(), key=r.key)
+            await wait_for(lambda: first_stats.snapshots >= 6 and held, 60, "the last record's state writes to queue")
+        finally:
+            await first.stop()
+
+        second = build_app(broker.bootstrap, kafka_settings, settings, stats=WorkerStats())
+        await second.start()
+        try:
+            for r in recs[6:]:
+                await producer.send_and_wait(kafka_settings.embeddings_topic, r.encode(), key=r.key)
+            events: list[Event] = []
+            async with asyncio.timeout(60):
+                while not events:
+                    events += _scene_changes(await consumer.getmany(timeout_ms=500))
+            assert [(e.stream, e.t) for e in events] == [("cam-s", 2.75)]
+        finally:
+            await second.stop()
+    finally:
+        await consumer.stop()
+        await producer.stop()
