@@ -410,6 +410,16 @@ class _Occurrence:
     run: int = 0  # consecutive anomalous frames
     calm: int = 0  # consecutive normal frames since the last anomalous one
     announced: bool = False
+    sent_pts: float | None = None  # media time of the last open or update sent
+
+
+def _occurrence_from(saved: dict[str, Any]) -> _Occurrence:
+    """A saved occurrence. One saved before `update_every_s` sent an update with every anomalous
+    frame: its last was sent at `last_pts`."""
+    occ = _Occurrence(**saved)
+    if "sent_pts" not in saved and occ.announced:
+        occ.sent_pts = occ.last_pts
+    return occ
 
 
 @dataclass
@@ -441,7 +451,9 @@ class AnomalyDetector(Processor[AnomalySettings]):
 
     Events: type "anomaly", one id per occurrence, status "open" -> "update"... -> "closed". Open
     and update carry the current frame's heatmap and box, closed carries the peak frame's; score
-    is the highest frame score so far, `t_start` the first anomalous frame, `t_end` the last.
+    is the highest frame score so far, `t_start` the first anomalous frame, `t_end` the last. An
+    update is sent at most every `update_every_s` of media time (an anomaly that lasts, a camera
+    turned away, would otherwise send one per frame for as long as it lasts).
     Cost: the warm-up's last frame builds the cell coresets and the calibration (well under a
     second on a CPU at the defaults); every other frame is (2 REACH + 1)^2 small products of each
     cell's vector with its neighbours' kept vectors.
@@ -641,6 +653,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
                 "run": o.run,
                 "calm": o.calm,
                 "announced": o.announced,
+                "sent_pts": o.sent_pts,
             }
         return out
 
@@ -715,7 +728,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
                 last_hot=r["last_hot"],
             )
         if "occurrence" in state:
-            st.occurrence = _Occurrence(**state["occurrence"])
+            st.occurrence = _occurrence_from(state["occurrence"])
         self._streams[stream] = st
 
     # --- warm-up ----------------------------------------------------------------------------------
@@ -989,9 +1002,10 @@ class AnomalyDetector(Processor[AnomalySettings]):
             if fs.score > occ.peak["score"]:
                 occ.peak = _peak(fs, record)
             if not occ.announced and occ.run >= s.open_after:
-                occ.announced = True
+                occ.announced, occ.sent_pts = True, record.pts
                 return [self._event(record.stream, occ, "open", ts=record.ts, current=(fs, record))]
-            if occ.announced:
+            if occ.announced and record.pts - (occ.sent_pts or 0.0) >= s.update_every_s:
+                occ.sent_pts = record.pts
                 return [self._event(record.stream, occ, "update", ts=record.ts, current=(fs, record))]
             return []
         if occ is None:
@@ -1306,7 +1320,7 @@ def _restore_v1(state: dict[str, Any]) -> _Stream:
             last_hot=r["last_hot"],
         )
     if "occurrence" in state:
-        st.occurrence = _Occurrence(**state["occurrence"])
+        st.occurrence = _occurrence_from(state["occurrence"])
     return st
 
 

@@ -521,6 +521,12 @@ class AnomalySettings(_Strict):
     threshold: float = Field(1.3, gt=0, description="A frame is anomalous when its score exceeds this.")
     open_after: int = Field(2, ge=1, description="Consecutive anomalous frames before an event opens.")
     close_after: int = Field(3, ge=1, description="Consecutive normal frames before an open event closes.")
+    update_every_s: float = Field(
+        1.0,
+        ge=0,
+        description="An open anomaly is re-sent (status 'update', the current frame's heatmap and box) at most this "
+        "often (media seconds); 0: every anomalous frame.",
+    )
     cooldown_s: float = Field(
         5.0,
         ge=0,

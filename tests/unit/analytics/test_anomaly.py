@@ -25,7 +25,8 @@ FPS = 2.0
 WARMUP = 20
 
 # Fast defaults for tests: a short warm-up and a small bank; everything else as shipped.
-BASE = {"warmup_frames": WARMUP, "bank_size": 256, "global_bank_size": 32}
+# update_every_s 0: these tests read an update for every anomalous frame (the default sends one a second).
+BASE = {"warmup_frames": WARMUP, "bank_size": 256, "global_bank_size": 32, "update_every_s": 0}
 
 
 @dataclass(frozen=True)
@@ -220,6 +221,24 @@ def test_lifecycle_one_id_while_it_lasts_then_cooldown_then_a_new_id() -> None:
     assert second[-1].status == "closed" and second[-1].t_end == 63 / FPS
     # Deterministic ids: a replay gives the same ids.
     assert [e.id for e in run(detector(open_after=2, close_after=3), scene.sequence(80, spans))][:1] == ids[:1]
+
+
+def test_an_open_anomaly_is_re_sent_at_most_every_update_every_s_also_across_a_restore() -> None:
+    scene = Scene(seed=4)
+    records = scene.sequence(70, {range(30, 50): TOP_RIGHT})  # 10 s anomalous at 2 fps
+    every = run(detector(), records)
+    spaced = run(detector(update_every_s=1.0), records)
+    assert [e.status for e in every] == ["open"] + ["update"] * 18 + ["closed"]  # the negative: one a frame
+    assert [e.status for e in spaced] == ["open"] + ["update"] * 9 + ["closed"]
+    sent = [e.t_end for e in spaced[:-1]]
+    assert sent == [e.t_end for e in every[:-1]][::2]  # the open at 15.5 s, then one a second
+    assert spaced[-1] == every[-1]  # the closing event (peak, span, frames) is the same
+    # The spacing is part of the saved state: restored mid-occurrence, the next update is not early.
+    first = detector(update_every_s=1.0)
+    got = run(first, records[:33])  # open at frame 31, an update at 33
+    resumed = detector(update_every_s=1.0)
+    resumed.restore("cam", json.loads(json.dumps(first.snapshot("cam"))))
+    assert got + run(resumed, records[33:]) == spaced
 
 
 def test_a_single_anomalous_frame_opens_nothing_with_open_after_2() -> None:
