@@ -436,6 +436,10 @@ async def run_model(args: argparse.Namespace, model: str, counts: list[int], tmp
         if listener is not None:
             listener.cancel()
         await topo.stop()
+        if not args.keep_data:  # the roles' data dirs (the index's Qdrant files: ~100 MB a run); logs stay
+            for d in topo.tmp.iterdir():
+                if d.is_dir():
+                    shutil.rmtree(d, ignore_errors=True)
 
 
 def print_row(row: Row) -> None:
@@ -494,6 +498,7 @@ async def main() -> None:
     ap.add_argument("--video-size", default="320x240", help="WxH of the generated videos")
     ap.add_argument("--profile", type=int, default=0, metavar="N", help="py-spy every role after measuring N")
     ap.add_argument("--profile-s", type=float, default=20.0)
+    ap.add_argument("--keep-data", action="store_true", help="keep the roles' data dirs (index files) with the logs")
     ap.add_argument(
         "--quick",
         action="store_true",

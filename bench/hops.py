@@ -10,7 +10,7 @@ after --warmup frames per stream so the anomaly warm-up and calibration are behi
 
 - worker: `ProcessorHost` with every processor (`default_processors`, a watchlist exemplar
   registered), a state snapshot every `snapshot_every_s` of media time, as the Faust agent
-  drives it (`--batch N`: N records at a time through `receive_records`); further lines split it
+  drives it (one record at a time); further lines split it
   by processor and shared pass (the first to read a record's shared arrays, the ObjectPass, pays
   for them; the timing wrappers add ~0.01 ms) and the host's own part (record decode, state saves,
   dispatch), and give the state written per save and each processor's state for one stream;
@@ -146,7 +146,7 @@ def _time_parts(procs: ProcessorSet) -> dict[str, float]:
 
 
 def worker_hop(
-    settings: Settings, feed: list[bytes], warm: int, batch: int, fps: float, profile: bool
+    settings: Settings, feed: list[bytes], warm: int, fps: float, profile: bool
 ) -> tuple[float, list[Event], Cpu]:
     first = FrameEmbedding.decode(feed[0])
     vector = exemplar_from_patches(first.patches, Box(0.3, 0.3, 0.7, 0.7), centering=0.5)
@@ -162,18 +162,15 @@ def worker_hop(
     streams = len({FrameHeader.decode(v).stream for v in feed[:64]})
 
     def run(values: list[bytes]) -> None:
-        for i in range(0, len(values), batch):
-            chunk = values[i : i + batch]
-            now = FrameHeader.decode(chunk[-1]).pts
-            outs = [host.receive_record(v, now) for v in chunk] if batch == 1 else [host.receive_records(chunk, now)]
-            for out in outs:
-                events.extend(out.events)
-                for w in out.writes:
-                    if w.value is None:
-                        table.pop(w.key, None)
-                    else:
-                        table[w.key] = w.value
-                        written.append(w.value)
+        for v in values:
+            out = host.receive_record(v, FrameHeader.decode(v).pts)
+            events.extend(out.events)
+            for w in out.writes:
+                if w.value is None:
+                    table.pop(w.key, None)
+                else:
+                    table[w.key] = w.value
+                    written.append(w.value)
 
     run(feed[: warm * streams])
     del events[:], written[:]
@@ -235,7 +232,6 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=60, help="frames per stream before measuring (anomaly warm-up)")
     ap.add_argument("--frames", type=int, default=60, help="frames per stream measured")
     ap.add_argument("--fps", type=float, default=2.0)
-    ap.add_argument("--batch", type=int, default=1, help="records handed to the worker's host at once")
     ap.add_argument("--index-batch", type=int, default=64)
     ap.add_argument("--hops", default="worker,index,gateway")
     ap.add_argument("--profile", default="", help="comma separated hops to cProfile")
@@ -275,9 +271,7 @@ def main() -> None:
         events: list[Event] = []
         cpus: dict[str, Cpu] = {}
         if "worker" in hops:
-            s, events, cpus["worker"] = worker_hop(
-                settings, feed, args.warmup, args.batch, args.fps, "worker" in profiled
-            )
+            s, events, cpus["worker"] = worker_hop(settings, feed, args.warmup, args.fps, "worker" in profiled)
             figures["worker"] = 1000 * s / measured
             kinds: dict[str, int] = {}
             for e in events:
