@@ -210,10 +210,17 @@ class _Frame:
     g: np.ndarray  # global vector, float32
     d1: float = 0.0  # cosine distance to the previous frame
     div: float = 1.0  # patch diversity (0: blank)
-    motion: int = _UNRELATED  # the previous frame unmoved (_STILL) or translated (_MOVED)
+    # The previous frame unmoved (_STILL) or translated (_MOVED). None: not worked out yet; it is read
+    # only for a frame that becomes a candidate's step (`_motion_of`), and for a snapshot.
+    motion: int | None = _UNRELATED
     hidden: bool = False  # a passing disturbance (a flash, a crossing object): never compared again
     image: np.ndarray | None = None  # its motion image (uint8 grey), while it is in the buffer
     cut_at: float | None = None  # media time of the one picture step the decoder saw since the last sample
+    # Not saved: what `motion` is worked out from while it is None (the previous frame's motion image,
+    # this frame's, both float32 grey, and the stream's frame interval when the frame came).
+    before: np.ndarray | None = None
+    after: np.ndarray | None = None
+    dt: float = 0.0
 
 
 @dataclass
@@ -263,7 +270,26 @@ class _StreamState:
     since_key: int = 0
     cand: _Candidate | None = None
     model: str = ""
-    pixels: MotionFrame | None = None  # the last frame's motion image, prepared (dinostream.analytics.frame_motion)
+    image: np.ndarray | None = None  # the last frame's motion image (float32 grey)
+    # The last two motion images prepared for `align` (dinostream.analytics.frame_motion): a frame's
+    # motion needs its own and the previous frame's, and the next frame's needs it again.
+    prepared_images: list[tuple[np.ndarray, MotionFrame]] = field(default_factory=list)
+
+    def prepared(self, image: np.ndarray | None) -> MotionFrame | None:
+        """`prepare(image)`, remembered for the last two images asked for (the same array object)."""
+        if image is None:
+            return None
+        for known, ready in self.prepared_images:
+            if known is image:
+                return ready
+        ready = prepare(image)
+        self.prepared_images = [*self.prepared_images[-1:], (image, ready)]
+        return ready
+
+    @property
+    def pixels(self) -> MotionFrame | None:
+        """The last frame's motion image, prepared."""
+        return self.prepared(self.image)
 
 
 @dataclass(frozen=True)
@@ -293,7 +319,13 @@ class _Levels:
 
 
 class SceneChangeDetector(Processor[SceneChangeSettings]):
-    """Per-stream adaptive shot-change detector. Feed each stream's records in order."""
+    """Per-stream adaptive shot-change detector. Feed each stream's records in order.
+
+    Cost: every frame's thumbnail is decoded small (its grey motion image); whether its pixels
+    follow the previous frame's (two FFTs and a correlation, ~1 ms) is worked out only for a frame
+    that becomes a step of a candidate change, or that a snapshot saves while a later change could
+    still be made of it. Most frames are neither (bench/scenecut.py: ~2.2-2.9 CPU-ms a frame at
+    ViT-S/16 and 2-5 fps, from ~3.3-4.0 when every frame was aligned; the same events)."""
 
     name = "scene_change"
 
@@ -360,10 +392,10 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         prev = st.buf[-1] if st.buf else None
         d1 = frame.d1 = _cos(frame.g, prev.g) if prev is not None else 0.0
         image = frame_motion_image(record) if min(s.motion_similarity, s.relit_similarity) <= 1 else None
-        pixels = prepare(image) if image is not None else None
-        frame.motion = self._motion(st.pixels, pixels, s, self._dt(st)) if prev is not None else _UNRELATED
+        if prev is not None:  # worked out when it is read (most frames never are: the pixels' FFTs cost)
+            frame.motion, frame.before, frame.after, frame.dt = None, st.image, image, self._dt(st)
         frame.image = None if image is None else image.astype(np.uint8)
-        st.pixels = pixels
+        st.image = image
         if st.cand is not None:
             c = st.cand
             c.steps.append(
@@ -374,7 +406,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
                     _chord(_cos(frame.g, c.anchor.g)),
                     d1,
                     frame.div,
-                    frame.motion,
+                    self._motion_of(st, frame, s),
                     frame.cut_at,
                 )
             )
@@ -385,7 +417,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             back = mine[-lag:]  # its last `lag` frames
             slow = 0.0
             if d1 > levels.start:
-                self._open(st, prev, [], frame, mine[:-1])
+                self._open(st, s, prev, [], frame, mine[:-1])
             elif (
                 len(back) >= 2
                 and (
@@ -398,7 +430,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
                 # A slow change (a dissolve or fade): it starts after the newest frame it is already
                 # a shot change from.
                 k = self._last_before(levels, back, frame)
-                self._open(st, back[k], back[k + 1 :], frame, mine[: len(mine) - len(back) + k])
+                self._open(st, s, back[k], back[k + 1 :], frame, mine[: len(mine) - len(back) + k])
             else:
                 st.near.append(d1)
                 st.shot_near += 1
@@ -440,6 +472,13 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
                 return k
         return 0
 
+    def _motion_of(self, st: _StreamState, f: _Frame, s: SceneChangeSettings) -> int:
+        """`f.motion`, worked out from the images it kept when it is not known yet."""
+        if f.motion is None:
+            f.motion = self._motion(st.prepared(f.before), st.prepared(f.after), s, f.dt)
+            f.before = f.after = None
+        return f.motion
+
     @staticmethod
     def _motion(before: MotionFrame | None, after: MotionFrame | None, s: SceneChangeSettings, dt: float) -> int:
         """How a frame's pixels follow the previous frame's: the same view (perhaps a little
@@ -478,7 +517,15 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         while st.past and st.past[0].pts < frame.pts - lag * dt - _MEMORY_S:
             st.past.popleft()
 
-    def _open(self, st: _StreamState, anchor: _Frame, between: list[_Frame], frame: _Frame, old: list[_Frame]) -> None:
+    def _open(
+        self,
+        st: _StreamState,
+        s: SceneChangeSettings,
+        anchor: _Frame,
+        between: list[_Frame],
+        frame: _Frame,
+        old: list[_Frame],
+    ) -> None:
         """Open a candidate transition after `anchor`; `between` are frames already seen since, `old`
         frames of the same picture before the anchor."""
         keys = [seq for seq, _ in st.keys if seq <= anchor.seq]  # keys are only renewed between candidates
@@ -493,7 +540,9 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         prev = anchor
         for f in [*between, frame]:
             chord = _chord(_cos(f.g, anchor.g))
-            c.steps.append(_Step(f.seq, f.pts, f.ts, chord, _cos(f.g, prev.g), f.div, f.motion, f.cut_at))
+            c.steps.append(
+                _Step(f.seq, f.pts, f.ts, chord, _cos(f.g, prev.g), f.div, self._motion_of(st, f, s), f.cut_at)
+            )
             prev = f
         st.cand = c
 
@@ -776,6 +825,14 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         if st is None:
             return {}
         c = st.cand
+        # The frames a later candidate can take as steps (`back` in `process`) are saved with their
+        # motion worked out. Older frames whose motion was never needed are saved as unrelated:
+        # one is read again only if newer frames are hidden later (a passing disturbance) or the
+        # frame rate drops, and then a restored stream does not take that step for camera motion.
+        s = self.settings_for(stream)
+        lag, _ = self._frames(st, s)
+        for f in [f for f in (*st.past, *st.buf) if f.seq >= st.floor_seq and not f.hidden][-lag:]:
+            self._motion_of(st, f, s)
         return {
             "version": _STATE_VERSION,
             "buf": _frame_rows(st.buf),
@@ -792,7 +849,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             "keys": [[seq, encode_array(p, "<f2")] for seq, p in st.keys],
             "since_key": st.since_key,
             "model": st.model,
-            "pixels": None if st.pixels is None else encode_array(st.pixels.image, "|u1"),
+            "pixels": None if st.image is None else encode_array(st.image, "|u1"),
             "cand": None
             if c is None
             else {
@@ -853,13 +910,16 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             since_key=int(state["since_key"]),
             cand=cand,
             model=str(state["model"]),
-            pixels=None if image is None else prepare(image.astype(np.float32)),
+            image=None if image is None else image.astype(np.float32),
         )
 
 
 def _frame_rows(frames: Iterable[_Frame]) -> list[list[Any]]:
     """Frames as JSON rows; their global vectors are saved apart, as one array (`_rows`)."""
-    return [[f.seq, f.pts, f.ts, f.d1, f.div, f.motion, f.hidden, f.cut_at] for f in frames]
+    return [
+        [f.seq, f.pts, f.ts, f.d1, f.div, _UNRELATED if f.motion is None else f.motion, f.hidden, f.cut_at]
+        for f in frames
+    ]
 
 
 def _frames_from(rows: list[list[Any]], data: dict[str, Any] | str) -> list[_Frame]:
