@@ -167,7 +167,15 @@ def _make_elsewhere(path: Path, seed: int) -> dict[str, object]:
     """The video made by a fresh interpreter. (libx264 here can encode the same frames a little
     differently on a later call in one process, so bytes are compared between fresh processes.)"""
     done = subprocess.run(
-        [sys.executable, "-c", _MAKE, str(path), str(seed)], capture_output=True, text=True, check=True, cwd=_ROOT
+        [sys.executable, "-c", _MAKE, str(path), str(seed)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=_ROOT,
+        # ~4 s normally. Once under CI load a test of this kind ran past pytest-timeout's 300 s and
+        # its SIGALRM broke pytest's report of it: a hang here now fails in its own words, with
+        # the child's output, well before that.
+        timeout=120,
     )
     return dict(json.loads(done.stdout))
 
