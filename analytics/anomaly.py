@@ -410,7 +410,7 @@ class _Occurrence:
     run: int = 0  # consecutive anomalous frames
     calm: int = 0  # consecutive normal frames since the last anomalous one
     announced: bool = False
-    sent_pts: float | None = None  # media time of the last open or update sent
+    sent_pts: float = 0.0  # media time of the last open or update sent
 
 
 def _occurrence_from(saved: dict[str, Any]) -> _Occurrence:
@@ -1004,7 +1004,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
             if not occ.announced and occ.run >= s.open_after:
                 occ.announced, occ.sent_pts = True, record.pts
                 return [self._event(record.stream, occ, "open", ts=record.ts, current=(fs, record))]
-            if occ.announced and record.pts - (occ.sent_pts or 0.0) >= s.update_every_s:
+            if occ.announced and record.pts - occ.sent_pts >= s.update_every_s:
                 occ.sent_pts = record.pts
                 return [self._event(record.stream, occ, "update", ts=record.ts, current=(fs, record))]
             return []
