@@ -6,8 +6,6 @@ seeds 0-5 hold every kind, and a video is the same for the same seed."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from fractions import Fraction
 from pathlib import Path
@@ -28,11 +26,11 @@ from generators.scenecut_aerial import (
     plan_aerial_video,
     true_time,
 )
+from tests.fresh_render import render_elsewhere
 
 pytestmark = pytest.mark.timeout(180)
 
 SIZE = (160, 90)
-_ROOT = Path(__file__).resolve().parents[3]
 PLAN = [
     (None, "lightning"),
     ("cut", "bird"),
@@ -240,28 +238,8 @@ def test_a_drawn_video_keeps_the_rules_and_decodes(drawn: tuple[Path, GroundTrut
     assert cuts and min(cuts) > 2 * np.median(quiet) and np.median(cuts) > 3 * np.percentile(quiet, 90)
 
 
-_MAKE = (
-    "import json, sys; from generators.scenecut_aerial import make_aerial_video; "
-    "t = make_aerial_video(sys.argv[1], seed=int(sys.argv[2]), duration=16.0, size=(160, 90), shot_s=(1.5, 6.0)); "
-    "print(json.dumps(t.to_dict()))"
-)
-
-
 def _make_elsewhere(path: Path, seed: int) -> dict[str, object]:
-    """The video made by a fresh interpreter (libx264 may encode the same frames a little differently
-    on a later call in one process, so bytes are compared between fresh processes)."""
-    done = subprocess.run(
-        [sys.executable, "-c", _MAKE, str(path), str(seed)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=_ROOT,
-        # ~4 s normally. Once under CI load a test of this kind ran past pytest-timeout's 300 s and
-        # its SIGALRM broke pytest's report of it: a hang here now fails in its own words, with
-        # the child's output, well before that.
-        timeout=120,
-    )
-    return dict(json.loads(done.stdout))
+    return render_elsewhere("generators.scenecut_aerial", "make_aerial_video", path, seed)
 
 
 def test_deterministic_for_a_seed(drawn: tuple[Path, GroundTruth], tmp_path: Path) -> None:

@@ -5,8 +5,6 @@ and a video is the same for the same seed."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import av
@@ -23,11 +21,11 @@ from generators.scenecut_stage import (
     make_stage_video,
     true_time,
 )
+from tests.fresh_render import render_elsewhere
 
 pytestmark = pytest.mark.timeout(120)
 
 SIZE = (160, 90)
-_ROOT = Path(__file__).resolve().parents[3]
 PLAN = [
     (None, "flash"),
     ("cut", "occluder"),
@@ -156,28 +154,8 @@ def test_a_drawn_video_keeps_the_rules(drawn: tuple[Path, GroundTruth]) -> None:
     json.dumps(truth.to_dict())
 
 
-_MAKE = (
-    "import json, sys; from generators.scenecut_stage import make_stage_video; "
-    "t = make_stage_video(sys.argv[1], seed=int(sys.argv[2]), duration=16.0, size=(160, 90), shot_s=(1.5, 6.0)); "
-    "print(json.dumps(t.to_dict()))"
-)
-
-
 def _make_elsewhere(path: Path, seed: int) -> dict[str, object]:
-    """The video made by a fresh interpreter. (libx264 here can encode the same frames a little
-    differently on a later call in one process, so bytes are compared between fresh processes.)"""
-    done = subprocess.run(
-        [sys.executable, "-c", _MAKE, str(path), str(seed)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=_ROOT,
-        # ~4 s normally. Once under CI load a test of this kind ran past pytest-timeout's 300 s and
-        # its SIGALRM broke pytest's report of it: a hang here now fails in its own words, with
-        # the child's output, well before that.
-        timeout=120,
-    )
-    return dict(json.loads(done.stdout))
+    return render_elsewhere("generators.scenecut_stage", "make_stage_video", path, seed)
 
 
 def test_deterministic_for_a_seed(drawn: tuple[Path, GroundTruth], tmp_path: Path) -> None:
