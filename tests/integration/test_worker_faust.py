@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from dinostream.analytics.scene_change import SceneChangeDetector
 from dinostream.analytics.worker import WorkerStats, build_app, control_message
@@ -26,44 +28,65 @@ def _scene_changes(batch: dict) -> list[Event]:  # type: ignore[type-arg]
     return [e for e in events if e.type == "scene_change"]
 
 
-async def test_faust_worker_emits_scene_changes(broker: EmbeddedBroker, kafka_settings: KafkaSettings) -> None:
-    await ensure_topics(broker.bootstrap, kafka_settings)
-    stats = WorkerStats()
-    app = build_app(
-        broker.bootstrap, kafka_settings, AnalyticsSettings(app_id=f"test-{uuid.uuid4().hex[:8]}"), stats=stats
-    )
+@contextlib.asynccontextmanager
+async def _clients(
+    broker: EmbeddedBroker, kafka_settings: KafkaSettings
+) -> AsyncIterator[tuple[AIOKafkaProducer, AIOKafkaConsumer]]:
+    """A started producer of records and a consumer of the events topic from its start (a group of
+    its own); both stopped on the way out."""
+    producer = make_producer(broker.bootstrap, kafka_settings, embedded=True)
     consumer = AIOKafkaConsumer(
         kafka_settings.events_topic,
         bootstrap_servers=broker.bootstrap,
         group_id=f"g-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
     )
-    producer = make_producer(broker.bootstrap, kafka_settings, embedded=True)
-    await app.start()
-    await consumer.start()
     await producer.start()
+    await consumer.start()
     try:
-        cams = {"cam-a": shots("cam-a", [6, 6, 6], 1), "cam-b": shots("cam-b", [10, 8], 2)}
-        for recs in cams.values():
-            for r in recs:
-                await producer.send_and_wait(kafka_settings.embeddings_topic, r.encode(), key=r.key)
-        # A malformed record is skipped and counted, not fatal.
-        await producer.send_and_wait(kafka_settings.embeddings_topic, b"garbage", key=b"cam-a")
-        events: list[Event] = []
-        async with asyncio.timeout(60):
-            while len(events) < 3:
-                batch = await consumer.getmany(timeout_ms=500)
-                events += _scene_changes(batch)
-            # cam-b's records are on their own partition: they may still be in flight after the
-            # garbage (on cam-a's) was counted.
-            while stats.malformed < 1 or stats.records < 6 * 3 + 18:
-                await asyncio.sleep(0.1)
-        got = sorted((e.stream, e.t) for e in events)
-        assert got == [("cam-a", 2.75), ("cam-a", 5.75), ("cam-b", 4.75)]
-        assert stats.records == 6 * 3 + 18
+        yield producer, consumer
     finally:
-        await producer.stop()
         await consumer.stop()
+        await producer.stop()
+
+
+async def _first_scene_changes(consumer: AIOKafkaConsumer) -> list[Event]:
+    """The scene changes of the first batch of events that holds any (60 s at most)."""
+    events: list[Event] = []
+    async with asyncio.timeout(60):
+        while not events:
+            events += _scene_changes(await consumer.getmany(timeout_ms=500))
+    return events
+
+
+async def test_faust_worker_emits_scene_changes(broker: EmbeddedBroker, kafka_settings: KafkaSettings) -> None:
+    await ensure_topics(broker.bootstrap, kafka_settings)
+    stats = WorkerStats()
+    app = build_app(
+        broker.bootstrap, kafka_settings, AnalyticsSettings(app_id=f"test-{uuid.uuid4().hex[:8]}"), stats=stats
+    )
+    await app.start()
+    try:
+        async with _clients(broker, kafka_settings) as (producer, consumer):
+            cams = {"cam-a": shots("cam-a", [6, 6, 6], 1), "cam-b": shots("cam-b", [10, 8], 2)}
+            for recs in cams.values():
+                for r in recs:
+                    await producer.send_and_wait(kafka_settings.embeddings_topic, r.encode(), key=r.key)
+            # A malformed record is skipped and counted, not fatal.
+            await producer.send_and_wait(kafka_settings.embeddings_topic, b"garbage", key=b"cam-a")
+            events: list[Event] = []
+            async with asyncio.timeout(60):
+                while len(events) < 3:
+                    batch = await consumer.getmany(timeout_ms=500)
+                    events += _scene_changes(batch)
+                # cam-b's records are on their own partition: they may still be in flight after the
+                # garbage (on cam-a's) was counted.
+                while stats.malformed < 1 or stats.records < 6 * 3 + 18:
+                    await asyncio.sleep(0.1)
+            got = sorted((e.stream, e.t) for e in events)
+            assert got == [("cam-a", 2.75), ("cam-a", 5.75), ("cam-b", 4.75)]
+            assert stats.records == 6 * 3 + 18
+    finally:
         await app.stop()
 
 
@@ -86,33 +109,26 @@ async def test_a_processor_raising_on_one_stream_quarantines_it_and_the_other_go
         processors=lambda s: [_BrokenOnOneStream(s.scene_change)],
         stats=stats,
     )
-    consumer = AIOKafkaConsumer(
-        kafka_settings.events_topic,
-        bootstrap_servers=broker.bootstrap,
-        group_id=f"g-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-    )
-    producer = make_producer(broker.bootstrap, kafka_settings, embedded=True)
     await app.start()
-    await consumer.start()
-    await producer.start()
     try:
-        bad, good = shots("cam-x", [6, 6], 3), shots("cam-y", [6, 6, 6], 1)
-        for r in bad[:1] + good + bad[1:]:
-            await producer.send_and_wait(kafka_settings.embeddings_topic, r.encode(), key=r.key)
-        events: list[Event] = []
-        async with asyncio.timeout(60):
-            while len([e for e in events if e.type == "scene_change"]) < 2 or stats.records < len(bad) + len(good):
-                batch = await consumer.getmany(timeout_ms=500)
-                events += [Event.decode(m.value) for msgs in batch.values() for m in msgs]
-        errors = [e for e in events if e.type == "error"]
-        assert [(e.stream, e.details["processor"]) for e in errors] == [("cam-x", "scene_change")]
-        assert sorted((e.stream, e.t) for e in events if e.type == "scene_change") == [("cam-y", 2.75), ("cam-y", 5.75)]
-        assert stats.failure is None and not app.crashed
-        assert stats.quarantined == {"cam-x/scene_change": "frame 0: RuntimeError: processor bug"}
+        async with _clients(broker, kafka_settings) as (producer, consumer):
+            bad, good = shots("cam-x", [6, 6], 3), shots("cam-y", [6, 6, 6], 1)
+            for r in bad[:1] + good + bad[1:]:
+                await producer.send_and_wait(kafka_settings.embeddings_topic, r.encode(), key=r.key)
+            events: list[Event] = []
+            async with asyncio.timeout(60):
+                while len([e for e in events if e.type == "scene_change"]) < 2 or stats.records < len(bad) + len(good):
+                    batch = await consumer.getmany(timeout_ms=500)
+                    events += [Event.decode(m.value) for msgs in batch.values() for m in msgs]
+            errors = [e for e in events if e.type == "error"]
+            assert [(e.stream, e.details["processor"]) for e in errors] == [("cam-x", "scene_change")]
+            assert sorted((e.stream, e.t) for e in events if e.type == "scene_change") == [
+                ("cam-y", 2.75),
+                ("cam-y", 5.75),
+            ]
+            assert stats.failure is None and not app.crashed
+            assert stats.quarantined == {"cam-x/scene_change": "frame 0: RuntimeError: processor bug"}
     finally:
-        await producer.stop()
-        await consumer.stop()
         await app.stop()
 
 
@@ -124,16 +140,7 @@ async def test_restarted_worker_resumes_state_and_applies_control(
     await ensure_topics(broker.bootstrap, kafka_settings)
     settings = AnalyticsSettings(app_id=f"test-{uuid.uuid4().hex[:8]}", snapshot_every_s=1e-6)
     recs = shots("cam-r", [6, 6, 6, 6], 5)  # the 4th shot is the marker at the end
-    producer = make_producer(broker.bootstrap, kafka_settings, embedded=True)
-    consumer = AIOKafkaConsumer(
-        kafka_settings.events_topic,
-        bootstrap_servers=broker.bootstrap,
-        group_id=f"g-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-    )
-    await producer.start()
-    await consumer.start()
-    try:
+    async with _clients(broker, kafka_settings) as (producer, consumer):
         first_stats = WorkerStats()
         first = build_app(broker.bootstrap, kafka_settings, settings, stats=first_stats)
         await first.start()
@@ -152,11 +159,7 @@ async def test_restarted_worker_resumes_state_and_applies_control(
         try:
             for r in recs[6:12]:
                 await producer.send_and_wait(kafka_settings.embeddings_topic, r.encode(), key=r.key)
-            events: list[Event] = []
-            async with asyncio.timeout(60):
-                while not events:
-                    batch = await consumer.getmany(timeout_ms=500)
-                    events += _scene_changes(batch)
+            events = await _first_scene_changes(consumer)
             assert [(e.stream, e.t) for e in events] == [("cam-r", 2.75)]
             assert stats.restored >= 1
 
@@ -188,18 +191,12 @@ async def test_restarted_worker_resumes_state_and_applies_control(
             await wait_for(lambda: stats.control >= 2, 60, "the default settings to apply again")
             for r in recs[18:]:
                 await producer.send_and_wait(kafka_settings.embeddings_topic, r.encode(), key=r.key)
-            later: list[Event] = []
-            async with asyncio.timeout(60):
-                while not later:
-                    later += _scene_changes(await consumer.getmany(timeout_ms=500))
+            later = await _first_scene_changes(consumer)
             assert [(e.stream, e.t) for e in later] == [("cam-r", 8.75)], "the control message must have applied"
             # Control messages of one stream apply in order: the refused one came before the marker.
             assert stats.control == 2, "the message for an unknown processor is refused"
         finally:
             await second.stop()
-    finally:
-        await consumer.stop()
-        await producer.stop()
 
 
 async def test_state_written_just_before_a_stop_is_not_lost(
@@ -215,16 +212,7 @@ async def test_state_written_just_before_a_stop_is_not_lost(
     await ensure_topics(broker.bootstrap, kafka_settings)
     settings = AnalyticsSettings(app_id=f"test-{uuid.uuid4().hex[:8]}", snapshot_every_s=1e-6)
     recs = shots("cam-s", [6, 6], 7)
-    producer = make_producer(broker.bootstrap, kafka_settings, embedded=True)
-    consumer = AIOKafkaConsumer(
-        kafka_settings.events_topic,
-        bootstrap_servers=broker.bootstrap,
-        group_id=f"g-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-    )
-    await producer.start()
-    await consumer.start()
-    try:
+    async with _clients(broker, kafka_settings) as (producer, consumer):
         first_stats = WorkerStats()
         first = build_app(broker.bootstrap, kafka_settings, settings, stats=first_stats)
         buffer = first.producer.buffer
@@ -251,13 +239,7 @@ async def test_state_written_just_before_a_stop_is_not_lost(
         try:
             for r in recs[6:]:
                 await producer.send_and_wait(kafka_settings.embeddings_topic, r.encode(), key=r.key)
-            events: list[Event] = []
-            async with asyncio.timeout(60):
-                while not events:
-                    events += _scene_changes(await consumer.getmany(timeout_ms=500))
+            events = await _first_scene_changes(consumer)
             assert [(e.stream, e.t) for e in events] == [("cam-s", 2.75)]
         finally:
             await second.stop()
-    finally:
-        await consumer.stop()
-        await producer.stop()
