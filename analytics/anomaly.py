@@ -781,13 +781,14 @@ class AnomalyDetector(Processor[AnomalySettings]):
         for f in range(t):
             # As the frame would be scored live: against the coresets (without its own vectors or the
             # next frames', which a live frame cannot have seen) and, with adapt, the frames before it.
-            d2 = neighbour_d2(x[f], cells, cells_sq, REACH)
+            seen = neighbour_values(x[f], REACH, 0.0)
+            d2 = neighbour_d2(x[f], cells, cells_sq, REACH, seen)
             d2[(source >= f) & (source <= f + LEAVE_OUT_GAP)] = np.inf
             d2 = d2.reshape(gh, gw, -1)
             if s.adapt and f > 0:
                 prev = np.moveaxis(x[max(0, f - RECENT) : f], 0, 2)  # (gh, gw, r, D)
                 rd2 = neighbour_d2(
-                    x[f], prev, neighbour_values(np.einsum("ijkd,ijkd->ijk", prev, prev), REACH, np.inf), REACH
+                    x[f], prev, neighbour_values(np.einsum("ijkd,ijkd->ijk", prev, prev), REACH, np.inf), REACH, seen
                 )
                 d2 = np.concatenate([d2, rd2.reshape(gh, gw, -1)], axis=-1)
             dist[f] = cell_distance(d2, s.k)
@@ -849,14 +850,19 @@ class AnomalyDetector(Processor[AnomalySettings]):
     def _score(self, st: _Stream, model: _Model, record: FrameEmbedding, s: AnomalySettings) -> FrameScore:
         x = self._cells_of(model, record, s)
         gh, gw = model.grid
-        d2 = neighbour_d2(x, *model.cells(), REACH).reshape(gh, gw, -1)
+        seen = neighbour_values(x, REACH, 0.0)  # for both candidate sets
+        d2 = neighbour_d2(x, *model.cells(), REACH, seen).reshape(gh, gw, -1)
         gvec = global_feature(record)
         view = x.reshape(gh * gw, -1).mean(axis=0)
         gcands, vcands = model.gbank.vectors, model.views.astype(np.float32)
         recent = st.recent if s.adapt else None
         if recent is not None:
             rd2 = neighbour_d2(
-                x, recent.vectors, neighbour_values(np.where(recent.valid(), recent.sq, np.inf), REACH, np.inf), REACH
+                x,
+                recent.vectors,
+                neighbour_values(np.where(recent.valid(), recent.sq, np.inf), REACH, np.inf),
+                REACH,
+                seen,
             )
             d2 = np.concatenate([d2, rd2.reshape(gh, gw, -1)], axis=-1)
             gcands = np.concatenate([gcands, recent.globals.astype(np.float32)])

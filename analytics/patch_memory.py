@@ -11,6 +11,7 @@ functions say how vectors are compared and stored.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -64,26 +65,44 @@ def knn_distance(x: np.ndarray, bank: np.ndarray, k: int) -> np.ndarray:
     return np.sqrt(np.maximum(2.0 - 2.0 * top, 0.0)).mean(axis=1)
 
 
-def neighbour_d2(x: np.ndarray, cand: np.ndarray, cand_sq_nb: np.ndarray, reach: int) -> np.ndarray:
+def neighbour_d2(
+    x: np.ndarray, cand: np.ndarray, cand_sq_nb: np.ndarray, reach: int, seen: np.ndarray | None = None
+) -> np.ndarray:
     """Squared distances of each cell's vector `x` (gh, gw, D) to the candidates `cand` (gh, gw, m, D)
     of every cell within `reach` (Chebyshev): (gh, gw, (2 reach + 1)^2, m). `cand_sq_nb` holds the
     candidates' squared norms as each cell sees them (`neighbour_values(norms, reach, inf)`, inf for
-    a neighbour outside the grid or an empty slot), which makes those distances inf. One small
-    product per offset: no full cross product."""
+    a neighbour outside the grid or an empty slot), which makes those distances inf. `seen`:
+    `neighbour_values(x, reach, 0.0)`, when the caller compares `x` with several candidate sets.
+
+    One small product per cell, its candidates times the vectors of the cells around it (each
+    candidate is read once, not once per neighbour), then every cell takes its distances from its
+    neighbours' products: no full cross product."""
     gh, gw, m, _ = cand.shape
+    if seen is None:
+        seen = neighbour_values(x, reach, 0.0)
+    around = np.matmul(cand, np.swapaxes(seen, 2, 3))  # (gh, gw, m, side^2): candidate at c . x at c + offset
+    dots = around.reshape(-1)[_neighbour_products(gh, gw, m, reach)]
+    x_sq = np.einsum("ijd,ijd->ij", x, x)[..., None, None]
+    return np.maximum(x_sq + cand_sq_nb - 2.0 * dots, 0.0)
+
+
+@functools.lru_cache(maxsize=32)
+def _neighbour_products(gh: int, gw: int, m: int, reach: int) -> np.ndarray:
+    """Where `neighbour_d2` finds, in the flat (gh, gw, m, side^2) products of each cell's
+    candidates with the vectors around it, cell c's product with candidate j of the cell at offset
+    o: the product at c + o with offset -o. Outside the grid it points at a clipped cell; those
+    distances are made inf by `cand_sq_nb`."""
     side = 2 * reach + 1
-    dots = np.zeros((gh, gw, side * side, m), dtype=np.float32)
+    ii, jj = np.meshgrid(np.arange(gh), np.arange(gw), indexing="ij")
+    out = np.empty((gh, gw, side * side, m), dtype=np.intp)
     k = 0
     for di in range(-reach, reach + 1):
         for dj in range(-reach, reach + 1):
-            i0, i1 = max(0, -di), min(gh, gh - di)
-            j0, j1 = max(0, -dj), min(gw, gw - dj)
-            if i1 > i0 and j1 > j0:
-                block = cand[i0 + di : i1 + di, j0 + dj : j1 + dj]
-                dots[i0:i1, j0:j1, k] = np.matmul(block, x[i0:i1, j0:j1, :, None])[..., 0]
+            cell = np.clip(ii + di, 0, gh - 1) * gw + np.clip(jj + dj, 0, gw - 1)
+            out[:, :, k, :] = ((cell * m)[..., None] + np.arange(m)) * (side * side) + (side * side - 1 - k)
             k += 1
-    x_sq = np.einsum("ijd,ijd->ij", x, x)[..., None, None]
-    return np.maximum(x_sq + cand_sq_nb - 2.0 * dots, 0.0)
+    out.flags.writeable = False
+    return out
 
 
 def neighbour_values(a: np.ndarray, reach: int, fill: float) -> np.ndarray:

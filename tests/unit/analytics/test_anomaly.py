@@ -566,6 +566,17 @@ def as_dicts(events: list[Event]) -> list[dict[str, object]]:
     return json.loads(json.dumps([e.to_dict() for e in events]))
 
 
+def as_saved(value: object) -> object:
+    """Events (`as_dicts`) saved by an earlier release, or made from its state, to compare with
+    today's: every field equal, scores and positions to 1e-5 (a kNN product summed in another order
+    differs in float32's last digits, and a state carries that on)."""
+    if isinstance(value, dict):
+        return {k: as_saved(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_saved(v) for v in value]
+    return pytest.approx(value, rel=1e-5, abs=1e-9) if isinstance(value, float) else value
+
+
 def test_restores_state_saved_by_the_release_before_the_shared_codec() -> None:
     # Saved by the release at ac29143 (state version 1: a position-free bank) from these very records,
     # with an event open at the cut. Its model keeps being scored as version 1 scored it: the events
@@ -601,7 +612,8 @@ def test_restores_state_version_2() -> None:
     again = detector(**FIXTURE_SETTINGS)
     again.restore("cam", saved)
     rest = run(resumed, records[fixture["cut"] :])
-    assert as_dicts(rest) == fixture["events"] == as_dicts(run(again, records[fixture["cut"] :]))
+    assert as_dicts(rest) == as_saved(fixture["events"])
+    assert as_dicts(rest) == as_dicts(run(again, records[fixture["cut"] :]))
     assert [e.status for e in rest if e.status != "update"] == ["closed", "open", "closed"]
 
 
@@ -616,7 +628,8 @@ def test_restores_state_version_3() -> None:
     resumed.restore("cam", fixture["state"])
     assert_states_close(resumed.snapshot("cam"), whole.snapshot("cam"))
     rest = run(resumed, records[fixture["cut"] :])
-    assert as_dicts(rest) == fixture["events"] == as_dicts(run(whole, records[fixture["cut"] :]))
+    assert as_dicts(rest) == as_saved(fixture["events"])
+    assert as_dicts(rest) == as_saved(as_dicts(run(whole, records[fixture["cut"] :])))
     assert [e.status for e in rest if e.status != "update"] == ["closed", "open", "closed"]
 
 
