@@ -21,7 +21,13 @@ Generates ground-truth videos of one family (`--family`):
   (CCTV, broadcast and screen-recording footage: offices, corridors and TV studios in perspective,
   a sports pitch, slides; people walking, fixed CCTV cameras, pans, zooms, rolls and shake; lights
   switched off and on, auto-exposure steps, doors opening to bright rooms, people and hands close to
-  the lens). Held out: never used while tuning, report on it.
+  the lens). Held out: never used while tuning, report on it;
+- `nature`: the sixth family, from `generators.scenecut_nature`, made independently of the others
+  (wildlife documentary and outdoor footage: mountains, lakes, forests, meadows, dunes, snow fields,
+  coasts and reefs drawn in parallax layers; birds, grazing animals and fish; rain, snowfall, fog and
+  haze; tripod, pans, tilts, zooms, drone glides, handheld and time-lapse cameras; lightning, whip pans
+  after a bird, branches, birds and animals passing the lens, the sun coming out, cloud shadows).
+  Held out: never used while tuning, report on it.
 
 then runs on the same files:
 
@@ -44,6 +50,7 @@ frame (the median over videos), without the model.
     python bench/scenecut.py --family stage --cache /tmp/scenecut   # the third, held-out family
     python bench/scenecut.py --family aerial --cache /tmp/scenecut  # the fourth, held-out family
     python bench/scenecut.py --family indoor --cache /tmp/scenecut  # the fifth, held-out family
+    python bench/scenecut.py --family nature --cache /tmp/scenecut  # the sixth, held-out family
     python bench/scenecut.py --videos 24 --fps 2                # a steadier figure at one rate
     python bench/scenecut.py --model /models/dinov3-vits16 --videos 20
 
@@ -95,6 +102,7 @@ from generators.scenecut_families import (
     true_time,
 )
 from generators.scenecut_indoor import INDOOR_FAMILY, make_indoor_video
+from generators.scenecut_nature import NATURE_FAMILY, make_nature_video
 from generators.scenecut_stage import STAGE_FAMILY, make_stage_video
 
 KINDS = list(dict.fromkeys([*TRANSITION_KINDS, *FAMILY_TRANSITION_KINDS]))
@@ -165,6 +173,8 @@ def make_video(family: str, seed: int, shots: int, workdir: Path) -> GroundTruth
         truth = make_aerial_video(path, seed)
     elif family == INDOOR_FAMILY:
         truth = make_indoor_video(path, seed)
+    elif family == NATURE_FAMILY:
+        truth = make_nature_video(path, seed)
     else:
         truth = make_family_video(path, family, seed=seed)
     meta.write_text(json.dumps(truth.to_dict()))
@@ -204,9 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--family",
         default="default",
-        choices=["default", *FAMILIES, STAGE_FAMILY, AERIAL_FAMILY, INDOOR_FAMILY],
+        choices=["default", *FAMILIES, STAGE_FAMILY, AERIAL_FAMILY, INDOOR_FAMILY, NATURE_FAMILY],
         help=f"ground-truth generator (default: generators.groundtruth; {DEVELOPMENT_FAMILY}: development, "
-        f"{HELD_OUT_FAMILY}, {STAGE_FAMILY}, {AERIAL_FAMILY} and {INDOOR_FAMILY}: held out)",
+        f"{HELD_OUT_FAMILY}, {STAGE_FAMILY}, {AERIAL_FAMILY}, {INDOOR_FAMILY} and {NATURE_FAMILY}: held out)",
     )
     ap.add_argument("--videos", type=int, default=6, help="ground-truth videos to generate (default 6)")
     ap.add_argument("--shots", type=int, default=10, help="shots per video of the default family (default 10)")
