@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dinostream.analytics.phases import PhaseSegmenter
+from dinostream.analytics.state_codec import decode_array
 from dinostream.core.records import Event, FrameEmbedding
 from dinostream.core.settings import PhaseSettings
 
@@ -110,6 +111,29 @@ def test_snapshot_and_restore_mid_phase_continue_identically() -> None:
     assert [e.to_dict() for e in events] == [e.to_dict() for e in expected]
     after.restore("or-1", {})
     assert after.snapshot("or-1") == {} and after.flush("or-1") == []
+
+
+def test_a_state_with_vectors_as_lists_restores_and_continues_identically() -> None:
+    # Releases before the vectors were encoded saved phase totals and cluster means as lists of
+    # floats: such a state (made from today's by writing them as lists, exact for float64) goes on
+    # as the uninterrupted run does, and saves them encoded again.
+    recs = records([("A", 30), ("B", 30), ("A", 30)])
+    expected = run(PhaseSegmenter(PhaseSettings()), recs)
+    before = PhaseSegmenter(PhaseSettings())
+    events = [e for r in recs[:45] for e in before.process(r)]
+    state = json.loads(json.dumps(before.snapshot("or-1")))
+    assert state["phase"] is not None and state["clusters"], "the cut must hold a phase and labels"
+    for part in (state["phase"], state["pending"]):
+        if part is not None:
+            part["total"] = decode_array(part["total"]).tolist()
+    for c in state["clusters"]:
+        c["mean"] = decode_array(c["mean"]).tolist()
+    old = json.loads(json.dumps(state))
+    after = PhaseSegmenter(PhaseSettings())
+    after.restore("or-1", old)
+    assert json.loads(json.dumps(after.snapshot("or-1"))) == json.loads(json.dumps(before.snapshot("or-1")))
+    events += run(after, recs[45:])
+    assert [e.to_dict() for e in events] == [e.to_dict() for e in expected]
 
 
 def test_a_stream_shorter_than_a_window_still_gets_its_phase_on_flush() -> None:
