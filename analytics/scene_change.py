@@ -14,7 +14,11 @@ by its own frame-to-frame noise), and it is a shot change if
   `min_distance`), after discounting the frame steps that look like the shot's ordinary motion
   (at most the usual motion per frame, measured over `gradual_s`, times the frames): slow lighting
   drift and camera moves change the picture a little every frame and never add up to a cut,
-  while noise does not add up;
+  while noise does not add up. Where the decoder saw the change as one picture step far larger
+  than any other between the two samples (the frame's `Jump`) and the thumbnails' pixels do not
+  follow the frame before (neither still nor translated), half the cut threshold is enough: two
+  independent signs of a cut, such as one to another view of the same place, which moves random
+  features less than the threshold (`details["threshold"]` names the level cleared);
 - it is not the old picture back: a camera flash or an object crossing the view ends where it
   started. Two frames of the old picture after the change end the candidate at once, whatever
   comes next (a fade that follows a flash is still its own event), and the frames in between
@@ -102,6 +106,10 @@ _SAME_SCENE_PIXELS = 0.45  # the same scene moved still overlaps: its detail mat
 _IMAGE_STRIDE = 4  # a slow change's anchor is compared by an image at most lag / this frames older
 _RELIT_DETAIL = (2 / 3, 1.5)  # detail of the new picture per unit of the old one's, for "relit"
 _JUMP_DOMINANCE = 2.0  # a decoded-frame step this many times the next largest is the change itself (`Jump`)
+# A change the decoder saw as that one step, whose pixels do not follow the frame before (no still
+# or moved view of it), is a shot change from this share of the cut level: two independent signs of
+# a cut (a cut to another view of the same place moves random features less than the level).
+_JUMP_CUT_SHARE = 0.5
 _STATE_VERSION = 6  # 6: frames and steps carry cut_at; 5: arrays saved by state_codec; 2-4: bare base64 strings
 
 
@@ -564,7 +572,8 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         g_of = {f.seq: f.g for f in st.buf}
         disc = lv.discount([x.d1 for x in c.steps])  # disc[j]: ordinary motion from the anchor to step j
         size = [lv.excess(x.chord, disc[j]) for j, x in enumerate(c.steps)]
-        over = [x > lv.cut for x in size]  # beyond the cut level
+        level = [lv.cut * (_JUMP_CUT_SHARE if _one_step_seen(x) else 1.0) for x in c.steps]
+        over = [x > level[j] for j, x in enumerate(size)]  # beyond the cut level
         blank = min(_BLANK_DIVERSITY, _BLANK_RATIO * c.anchor.div)
 
         def back(j: int) -> bool:  # step j shows the old picture again: well within the cut level, and
@@ -597,7 +606,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             ge = g_of[e.seq]
             moves = [lv.excess(_chord(_cos(ge, g_of[x.seq])), disc[i + 1 + j] - disc[i]) for j, x in enumerate(after)]
             if all(m <= settle for m in moves) or self._restless(ge, after, g_of, change):
-                return self._close(stream, st, s, record, i, change, lv.cut)
+                return self._close(stream, st, s, record, i, change, min(level[: i + 1]))
         if final or c.steps[-1].pts - c.anchor.pts > s.max_transition_s + s.settle_s:
             self._close(stream, st, s, record, None, 0.0, lv.cut)  # never settled: motion, no event
         return []
@@ -951,6 +960,13 @@ def _step_from(x: list[Any]) -> _Step:
 
 def _optional_float(v: Any) -> float | None:
     return None if v is None else float(v)
+
+
+def _one_step_seen(x: _Step) -> bool:
+    """The decoder saw this step's change as one picture step, and its pixels do not follow the
+    previous frame's (`_JUMP_CUT_SHARE`; without thumbnails, or with the pixel checks turned off,
+    there is nothing to follow and the decoder's step is the one sign)."""
+    return x.cut_at is not None and x.motion == _UNRELATED
 
 
 def _cut_at(record: FrameEmbedding) -> float | None:

@@ -936,7 +936,9 @@ def test_a_cut_the_decoder_saw_is_timed_at_its_jump(fps: float) -> None:
     assert ev.t == pytest.approx(at)
     assert ev.ts == pytest.approx(1e9 + at)
     assert (ev.id, ev.frames, ev.t_start, ev.t_end) == (plain.id, plain.frames, plain.t_start, plain.t_end)
-    assert ev.details == plain.details
+    # The level it cleared is the one for a change the decoder saw as one step (_JUMP_CUT_SHARE).
+    assert {**ev.details, "threshold": plain.details["threshold"]} == plain.details
+    assert ev.details["threshold"] == pytest.approx(plain.details["threshold"] / 2)
 
 
 @pytest.mark.parametrize(
@@ -990,3 +992,33 @@ def test_restores_version_5_state_without_jumps() -> None:
     old = SceneChangeDetector(SceneChangeSettings())
     old.restore("cam", state)
     assert [round(e.t, 1) for e in _events(old, recs[21:])] == [3.9]
+
+
+def _view_cut(s: _Script, pixels_cut: bool) -> list[FrameEmbedding]:
+    """A cut to another view of the same place, which the features see as a change under the cut
+    level (a fifth of the grid's content new) at 4 s; `pixels_cut`: the thumbnails cut to another
+    picture there too, else they go on showing the same view, a little moved."""
+    a, b = s.scene(), s.scene()
+    s.add(4, _pan(a, 0, 1), lambda u: _crop(PANORAMAS[0], 100 + 20 * u))
+    s.add(
+        4,
+        lambda u: 0.78 * a.view(1 + u) + 0.22 * b.view(10),
+        lambda u: _crop(PANORAMAS[1], 400 + 20 * u) if pixels_cut else _crop(PANORAMAS[0], 180 + 20 * u),
+    )
+    return s.records()
+
+
+def test_a_small_change_the_decoder_saw_as_one_step_is_a_cut() -> None:
+    # The same change with no jump is under the cut level (the negative), and a jump whose pixels
+    # show the old view moved on is not enough: the decoder's one step and pixels that do not follow
+    # the previous frame's are both needed.
+    jump = {8: Jump(3.9, 80.0, 4.0)}
+    assert _events(SceneChangeDetector(SceneChangeSettings()), _view_cut(_Script(2.0, seed=360), True)) == []
+    (ev,) = _events(
+        SceneChangeDetector(SceneChangeSettings()), _with_jumps(_view_cut(_Script(2.0, seed=360), True), jump)
+    )
+    assert (ev.t, ev.details["kind"]) == (pytest.approx(3.9), "cut")
+    # The event names the level it cleared, half the plain one, and the change is under the plain one.
+    assert ev.details["threshold"] < ev.details["distance"] < 2 * ev.details["threshold"]
+    moved = _with_jumps(_view_cut(_Script(2.0, seed=360), False), jump)
+    assert _events(SceneChangeDetector(SceneChangeSettings()), moved) == []
