@@ -49,6 +49,7 @@ from dinostream.core.settings import KafkaSettings, ModelSettings  # noqa: E402
 from dinostream.embedding.batcher import MicroBatcher  # noqa: E402
 from dinostream.embedding.embedder import Embedder, record_size_bound  # noqa: E402
 from dinostream.embedding.model_loader import LoadedModel, load_model  # noqa: E402
+from dinostream.ingest.resize import rgb_array  # noqa: E402
 from dinostream.ingest.source import Frame  # noqa: E402
 
 if TYPE_CHECKING:
@@ -186,7 +187,7 @@ def scaler(size: tuple[int, int]) -> Callable[[av.VideoFrame], np.ndarray]:
     w, h = size
 
     def scale(f: av.VideoFrame) -> np.ndarray:
-        return f.reformat(width=w, height=h, format="rgb24", interpolation="BILINEAR").to_ndarray()
+        return rgb_array(f.reformat(width=w, height=h, format="rgb24", interpolation="BILINEAR"))
 
     return scale
 

@@ -53,6 +53,7 @@ from dinostream.core.settings import IngestSettings
 from dinostream.ingest.egress_guard import egress_guard
 from dinostream.ingest.frame_queue import FrameQueue
 from dinostream.ingest.jumps import JumpTracker
+from dinostream.ingest.resize import rgb_array
 from dinostream.ingest.source import Frame, Source
 from dinostream.ingest.url_policy import CheckedUrl, UrlRefused, check_playlist, check_url
 
@@ -616,7 +617,7 @@ class AvSource(Source):
                     ts = clock.stamp(t, time.time())
                     began = time.perf_counter()
                     image = reformatter.reformat(frame, width, height, "rgb24", interpolation="BILINEAR")
-                    item = Frame(self.stream, self.stats.sampled, t, ts, image.to_ndarray(), jumps.take())
+                    item = Frame(self.stream, self.stats.sampled, t, ts, rgb_array(image), jumps.take())
                     self.stats.decode_s += time.perf_counter() - began
                     if not queue.put(item):
                         return  # closed by the consumer

@@ -18,4 +18,12 @@ def resize_rgb(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if image.shape[1] == w and image.shape[0] == h:
         return np.ascontiguousarray(image)
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-    return frame.reformat(width=w, height=h, format="rgb24", interpolation="BILINEAR").to_ndarray()
+    return rgb_array(frame.reformat(width=w, height=h, format="rgb24", interpolation="BILINEAR"))
+
+
+def rgb_array(frame: av.VideoFrame) -> np.ndarray:
+    """An rgb24 frame's pixels as a C-contiguous (H, W, 3) uint8 array. PyAV 18.1.1 hands back the
+    plane with its row padding as a strided view (a 224-wide row is 672 bytes in a 768-byte line);
+    the model's batch, thumbnails and records expect packed rows, so such a view is copied (a
+    frame already packed is not)."""
+    return np.ascontiguousarray(frame.to_ndarray())

@@ -31,6 +31,7 @@ from dinostream.core.settings import IngestSettings
 from dinostream.ingest.av_source import PtsSampler
 from dinostream.ingest.frame_queue import FrameQueue
 from dinostream.ingest.jumps import JumpTracker
+from dinostream.ingest.resize import rgb_array
 from dinostream.ingest.source import Frame, Source
 
 log = logging.getLogger(__name__)
@@ -186,4 +187,4 @@ def _check_size(size: Any) -> Size:
 def _to_rgb(frame: Any, size: Size) -> Any:
     """Resize and convert with FFmpeg's scaler, as the file and RTSP decoder does."""
     width, height = size
-    return frame.reformat(width=width, height=height, format="rgb24", interpolation="BILINEAR").to_ndarray()
+    return rgb_array(frame.reformat(width=width, height=height, format="rgb24", interpolation="BILINEAR"))
