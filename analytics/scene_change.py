@@ -110,7 +110,9 @@ _JUMP_DOMINANCE = 2.0  # a decoded-frame step this many times the next largest i
 # or moved view of it), is a shot change from this share of the cut level: two independent signs of
 # a cut (a cut to another view of the same place moves random features less than the level).
 _JUMP_CUT_SHARE = 0.5
-_STATE_VERSION = 6  # 6: frames and steps carry cut_at; 5: arrays saved by state_codec; 2-4: bare base64 strings
+# 7: frames whose motion is not worked out yet keep their two motion images; 6: frames and steps carry
+# cut_at; 5: arrays saved by state_codec; 2-4: bare base64 strings
+_STATE_VERSION = 7
 
 
 def global_vector(record: FrameEmbedding) -> np.ndarray:
@@ -828,20 +830,13 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
 
     def snapshot(self, stream: str) -> dict[str, Any]:
         """The stream's state as JSON-ready values; vectors are saved exactly (`state_codec`; about
-        (gradual_s x fps + 8) x 3 KB of frames for ViT-S, two 25 KB patch grids and up to seven
-        80 px grey images for the relit check, 6 KB each: 255 KB at 10 fps)."""
+        (gradual_s x fps + 8) x 3 KB of frames for ViT-S, two 25 KB patch grids, up to seven 80 px
+        grey images for the relit check and the motion images of the last gradual_s x fps frames
+        (`_unaligned`), 6 KB each: ~385 KB at 10 fps, 110-200 KB at 2 fps in bench/hops.py)."""
         st = self._streams.get(stream)
         if st is None:
             return {}
         c = st.cand
-        # The frames a later candidate can take as steps (`back` in `process`) are saved with their
-        # motion worked out. Older frames whose motion was never needed are saved as unrelated:
-        # one is read again only if newer frames are hidden later (a passing disturbance) or the
-        # frame rate drops, and then a restored stream does not take that step for camera motion.
-        s = self.settings_for(stream)
-        lag, _ = self._frames(st, s)
-        for f in [f for f in (*st.past, *st.buf) if f.seq >= st.floor_seq and not f.hidden][-lag:]:
-            self._motion_of(st, f, s)
         return {
             "version": _STATE_VERSION,
             "buf": _frame_rows(st.buf),
@@ -859,6 +854,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             "since_key": st.since_key,
             "model": st.model,
             "pixels": None if st.image is None else encode_array(st.image, "|u1"),
+            "unaligned": _unaligned(st, self._frames(st, self.settings_for(stream))[0]),
             "cand": None
             if c is None
             else {
@@ -877,7 +873,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             self._streams.pop(stream, None)
             return
         window = self.settings_for(stream).window
-        if state.get("version") not in (2, 3, 4, 5, _STATE_VERSION):  # the one-frame state of the first release
+        if state.get("version") not in (2, 3, 4, 5, 6, _STATE_VERSION):  # the one-frame state of the first release
             buf: deque[_Frame] = deque()
             if state.get("prev") is not None:
                 g = np.asarray(state["prev"], np.float32)
@@ -906,9 +902,11 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
         buf = deque(_frames_from(state["buf"], state["buf_g"]))
         for f, saved in zip(buf, state.get("buf_images") or [], strict=False):  # saved since relit checks
             f.image = _read_image(saved)
+        past = deque(_frames_from(state.get("past", []), state.get("past_g", "")), maxlen=_OLD_FRAMES + 1)
+        _restore_unaligned([*past, *buf], state.get("unaligned"))
         self._streams[stream] = _StreamState(
             buf=buf,
-            past=deque(_frames_from(state.get("past", []), state.get("past_g", "")), maxlen=_OLD_FRAMES + 1),
+            past=past,
             near=deque((float(x) for x in state["near"]), maxlen=window),
             far=deque((float(x) for x in state["far"]), maxlen=window),
             shot_near=int(state["shot_near"]),
@@ -921,6 +919,52 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
             model=str(state["model"]),
             image=None if image is None else image.astype(np.float32),
         )
+
+
+def _unaligned(st: _StreamState, lag: int) -> dict[str, Any]:
+    """The frames a later candidate can take as steps (`back` in `process`: the current picture's
+    last `lag`) whose motion was never needed yet, with what it is worked out from: their frame
+    interval and their own and the previous frame's motion images, each image saved once however
+    many frames share it. A restored stream works it out when it is needed, as the saved one would
+    have, and a snapshot aligns nothing (version 6 aligned these frames at every save: ~1 ms each).
+    Older frames whose motion was never needed are saved as unrelated: one is read again only if
+    newer frames are hidden later (a passing disturbance) or the frame rate drops, and then a
+    restored stream does not take that step for camera motion."""
+    images: list[np.ndarray] = []
+    index: dict[int, int] = {}
+
+    def ref(image: np.ndarray) -> int:
+        if id(image) not in index:
+            index[id(image)] = len(images)
+            images.append(image)
+        return index[id(image)]
+
+    mine = [f for f in (*st.past, *st.buf) if f.seq >= st.floor_seq and not f.hidden][-lag:]
+    frames = [
+        [f.seq, f.dt, ref(f.before), ref(f.after)]
+        for f in mine
+        if f.motion is None and f.before is not None and f.after is not None
+    ]
+    return {"images": [_grey(x) for x in images], "frames": frames}
+
+
+def _grey(image: np.ndarray) -> dict[str, Any]:
+    """A motion image saved exactly: a decoded thumbnail's grey levels are whole numbers (uint8)."""
+    whole = bool(np.all((image >= 0) & (image <= 255) & (image == np.rint(image))))
+    return encode_array(image, "|u1" if whole else "<f4")
+
+
+def _restore_unaligned(frames: list[_Frame], saved: dict[str, Any] | None) -> None:
+    """`_unaligned` back onto the restored frames (states before version 7 saved these frames'
+    motion worked out, or as unrelated)."""
+    if not saved:
+        return
+    images = [decode_array(x).astype(np.float32) for x in saved["images"]]
+    by_seq = {f.seq: f for f in frames}
+    for seq, dt, before, after in saved["frames"]:
+        f = by_seq.get(int(seq))
+        if f is not None:
+            f.motion, f.before, f.after, f.dt = None, images[int(before)], images[int(after)], float(dt)
 
 
 def _frame_rows(frames: Iterable[_Frame]) -> list[list[Any]]:
