@@ -140,7 +140,9 @@ async def test_every_event_type_through_broker_and_faust(
         half = len(records) // 2  # frame 60 of each camera: after the warm-ups, before the cut
         for part, (lo, hi) in enumerate(((0, half), (half, len(records)))):
             stats = WorkerStats()
-            app = build_app(broker.bootstrap, kafka_settings, settings, gallery=gallery, stats=stats)
+            app = build_app(
+                broker.bootstrap, kafka_settings, settings, gallery=gallery, stats=stats, datadir=tmp_path / "faust"
+            )
             await app.start()
             try:
                 for r in records[lo:hi]:

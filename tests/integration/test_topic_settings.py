@@ -5,6 +5,7 @@ stops the start, and the Faust app's own topics exist with our configs once it h
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -56,11 +57,15 @@ async def test_a_topic_too_small_for_max_message_bytes_stops_the_start(broker: E
     assert "max.message.bytes 1001024" in str(e.value) and "kafka.max_message_bytes = 4000000" in str(e.value)
 
 
-async def test_the_faust_apps_topics_are_created_with_our_configs(broker: EmbeddedBroker) -> None:
+async def test_the_faust_apps_topics_are_created_with_our_configs(broker: EmbeddedBroker, tmp_path: Path) -> None:
     kafka = unique_kafka(partitions=2)
     await ensure_topics(broker.bootstrap, kafka)
     app = build_app(
-        broker.bootstrap, kafka, AnalyticsSettings(app_id=f"t-{uuid.uuid4().hex[:8]}"), processors=lambda a: []
+        broker.bootstrap,
+        kafka,
+        AnalyticsSettings(app_id=f"t-{uuid.uuid4().hex[:8]}"),
+        processors=lambda a: [],
+        datadir=tmp_path,
     )
     await app.start()
     try:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -59,11 +60,17 @@ async def _first_scene_changes(consumer: AIOKafkaConsumer) -> list[Event]:
     return events
 
 
-async def test_faust_worker_emits_scene_changes(broker: EmbeddedBroker, kafka_settings: KafkaSettings) -> None:
+async def test_faust_worker_emits_scene_changes(
+    broker: EmbeddedBroker, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
     await ensure_topics(broker.bootstrap, kafka_settings)
     stats = WorkerStats()
     app = build_app(
-        broker.bootstrap, kafka_settings, AnalyticsSettings(app_id=f"test-{uuid.uuid4().hex[:8]}"), stats=stats
+        broker.bootstrap,
+        kafka_settings,
+        AnalyticsSettings(app_id=f"test-{uuid.uuid4().hex[:8]}"),
+        stats=stats,
+        datadir=tmp_path,
     )
     await app.start()
     try:
@@ -98,7 +105,7 @@ class _BrokenOnOneStream(SceneChangeDetector):
 
 
 async def test_a_processor_raising_on_one_stream_quarantines_it_and_the_other_goes_on(
-    broker: EmbeddedBroker, kafka_settings: KafkaSettings
+    broker: EmbeddedBroker, kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
     await ensure_topics(broker.bootstrap, kafka_settings)
     stats = WorkerStats()
@@ -108,6 +115,7 @@ async def test_a_processor_raising_on_one_stream_quarantines_it_and_the_other_go
         AnalyticsSettings(app_id=f"test-{uuid.uuid4().hex[:8]}"),
         processors=lambda s: [_BrokenOnOneStream(s.scene_change)],
         stats=stats,
+        datadir=tmp_path,
     )
     await app.start()
     try:
@@ -133,7 +141,7 @@ async def test_a_processor_raising_on_one_stream_quarantines_it_and_the_other_go
 
 
 async def test_restarted_worker_resumes_state_and_applies_control(
-    broker: EmbeddedBroker, kafka_settings: KafkaSettings
+    broker: EmbeddedBroker, kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
     """Shot 1 goes to one worker, which is stopped; shot 2 goes to its replacement. The cut between
     them is only found if the replacement restored the first worker's state from the table."""
@@ -142,7 +150,7 @@ async def test_restarted_worker_resumes_state_and_applies_control(
     recs = shots("cam-r", [6, 6, 6, 6], 5)  # the 4th shot is the marker at the end
     async with _clients(broker, kafka_settings) as (producer, consumer):
         first_stats = WorkerStats()
-        first = build_app(broker.bootstrap, kafka_settings, settings, stats=first_stats)
+        first = build_app(broker.bootstrap, kafka_settings, settings, stats=first_stats, datadir=tmp_path)
         await first.start()
         try:
             for r in recs[:6]:
@@ -154,7 +162,7 @@ async def test_restarted_worker_resumes_state_and_applies_control(
             await first.stop()
 
         stats = WorkerStats()
-        second = build_app(broker.bootstrap, kafka_settings, settings, stats=stats)
+        second = build_app(broker.bootstrap, kafka_settings, settings, stats=stats, datadir=tmp_path)
         await second.start()
         try:
             for r in recs[6:12]:
@@ -200,7 +208,7 @@ async def test_restarted_worker_resumes_state_and_applies_control(
 
 
 async def test_state_written_just_before_a_stop_is_not_lost(
-    broker: EmbeddedBroker, kafka_settings: KafkaSettings
+    broker: EmbeddedBroker, kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
     """A worker stopped while its state writes still wait in Faust's producer buffer (a broker slow
     to take them) must not count their records as done: either the writes reach the changelog or
@@ -214,7 +222,7 @@ async def test_state_written_just_before_a_stop_is_not_lost(
     recs = shots("cam-s", [6, 6], 7)
     async with _clients(broker, kafka_settings) as (producer, consumer):
         first_stats = WorkerStats()
-        first = build_app(broker.bootstrap, kafka_settings, settings, stats=first_stats)
+        first = build_app(broker.bootstrap, kafka_settings, settings, stats=first_stats, datadir=tmp_path)
         buffer = first.producer.buffer
         send = buffer._send_pending
         held: list[object] = []
@@ -234,7 +242,7 @@ async def test_state_written_just_before_a_stop_is_not_lost(
         finally:
             await first.stop()
 
-        second = build_app(broker.bootstrap, kafka_settings, settings, stats=WorkerStats())
+        second = build_app(broker.bootstrap, kafka_settings, settings, stats=WorkerStats(), datadir=tmp_path)
         await second.start()
         try:
             for r in recs[6:]:

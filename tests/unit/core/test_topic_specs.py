@@ -5,6 +5,7 @@ max.message.bytes is below what `kafka.max_message_bytes` needs."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -163,11 +164,11 @@ async def test_the_alert_services_dead_letter_topic(admin: type[FakeAdmin]) -> N
     assert spec.configs["max.message.bytes"] == str(topic_message_bytes(kafka))
 
 
-async def test_the_faust_apps_own_topics(admin: type[FakeAdmin]) -> None:
+async def test_the_faust_apps_own_topics(admin: type[FakeAdmin], tmp_path: Path) -> None:
     """Faust's changelog and assignor topics are created by us first, with our settings: Faust
     would create them with replication 1 and no limits."""
     kafka = KafkaSettings(replication_factor=3, min_insync_replicas=2, max_message_bytes=2_000_000)
-    app = build_app("kafka:9092", kafka, AnalyticsSettings(app_id="a1"), processors=lambda a: [])
+    app = build_app("kafka:9092", kafka, AnalyticsSettings(app_id="a1"), processors=lambda a: [], datadir=tmp_path)
     specs = {s.name: s for s in faust_topic_specs(app, kafka)}
     changelogs = {t.changelog_topic.get_topic_name() for t in app.tables.values()}
     assert changelogs == {"a1-processor-state-changelog"}
