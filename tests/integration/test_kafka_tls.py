@@ -131,13 +131,17 @@ async def test_every_client_speaks_tls_to_a_cluster_that_requires_it(tmp_path: P
                 await producer.send_and_wait(kafka.embeddings_topic, r.encode(), key=r.key)
             events: list[Event] = []
 
-            async def a_cut() -> bool:
+            async def a_cut_and_every_record() -> bool:
                 batch = await consumer.getmany(timeout_ms=500)
                 events.extend(Event.decode(m.value) for ms in batch.values() for m in ms)
-                return any(e.type == "scene_change" for e in events)
+                # The cut's event leaves after its look-ahead, before the worker has read the last
+                # records: wait for both rather than read the count at the event.
+                return any(e.type == "scene_change" for e in events) and stats.records == 12
 
-            await wait_for(a_cut, 90, "the worker's scene change, read back over TLS")
-            assert stats.records == 12 and stats.failure is None
+            await wait_for(
+                a_cut_and_every_record, 90, "the worker's scene change read back over TLS, all 12 records read"
+            )
+            assert stats.failure is None
         finally:
             await consumer.stop()
             await producer.stop()
