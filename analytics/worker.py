@@ -125,22 +125,37 @@ class _AnalyticsApp(faust.App):
         await ensure_topic_specs(bootstrap, kafka, faust_topic_specs(self, kafka), client_id=f"{self.conf.id}-admin")
 
 
-async def _changelog_handed_over(app: faust.App) -> None:
-    """Wait until the table writes just made have left Faust's producer buffer for the Kafka client.
+class _StateTable(faust.Table):
+    """The processor-state table, keeping the changelog sends of its writes until they are awaited.
 
-    A table write only queues its changelog record in that buffer. Faust acks the record being
-    handled when the agent asks for the next one, and its commit (periodic, and at stop) flushes
-    the buffer for at most 0.1 s of no progress before committing the acked offsets; at stop the
-    buffer's unsent records are then dropped ("Cannot flush: Producer not Running"). So a state
-    write still queued when a worker stopped was lost while its record counted as done: the
-    replacement restored the state before it (a flaky test saw a cut timed from the frame
-    before the last). Waiting here holds the ack until the writes are in the client, whose own
-    flush before every commit and at stop is complete. It costs an await per state save (every
-    `snapshot_every_s` per stream), and a broker that stops taking writes holds the agent rather
-    than losing them."""
-    buffer = app.producer.buffer
-    while buffer.size:
-        await buffer.flush()
+    A table write only queues its changelog record in Faust's producer buffer. Faust acks the
+    record being handled when the agent asks for the next one, and its commit (periodic, and at
+    stop) flushes the buffer for at most 0.1 s of no progress before committing the acked
+    offsets; at stop the buffer's unsent records are then dropped ("Cannot flush: Producer not
+    Running"). So a state write still queued when a worker stopped was lost while its record
+    counted as done: the replacement restored the state before it (a flaky test saw a cut timed
+    from the frame before the last). The buffer's size is no measure of what was sent either: the
+    buffer's sender takes a record out of the queue (the size drops) before the Kafka client has
+    it. `delivered` waits for the sends themselves."""
+
+    def __init__(self, app: faust.App, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._unsent: list[asyncio.Future[Any]] = []
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        fut = super().send_changelog(*args, **kwargs)
+        self._unsent.append(fut)
+        return fut
+
+    async def delivered(self) -> None:
+        """Wait until every changelog write made so far has been delivered (or failed, which the
+        producer logs). Holding the agent here holds the ack of the record being handled until
+        its state is in the changelog. It costs one round trip to the broker per state save (every
+        `snapshot_every_s` per stream), and a broker that stops taking writes holds the agent
+        rather than losing them."""
+        while self._unsent:
+            pending, self._unsent = self._unsent, []
+            await asyncio.wait(pending)
 
 
 def broker_credentials(kafka: KafkaSettings) -> faust.SASLCredentials | faust.SSLCredentials | None:
@@ -203,9 +218,15 @@ def build_app(
     events_topic = app.topic(kafka.events_topic, **raw)
     control = app.topic(kafka.control_topic, **raw)
     # Key: "stream/processor" so one big processor state never shares a message with another.
-    state_table = app.Table(
-        "processor-state", default=dict, partitions=kafka.partitions, extra_topic_configs=base_topic_configs(kafka)
-    )  # JSON values
+    state_table = _StateTable(  # JSON values
+        app,
+        name="processor-state",
+        default=dict,
+        beacon=app.tables.beacon,
+        partitions=kafka.partitions,
+        extra_topic_configs=base_topic_configs(kafka),
+    )
+    app.tables.add(state_table)
     counters = stats if stats is not None else WorkerStats()
     if gallery is not None:
         # A Qdrant outage pauses cross-stream links (shown in health) and never stops the worker.
@@ -251,7 +272,7 @@ def build_app(
             host.sent(ev)
         write(out.writes)
         if out.writes:
-            await _changelog_handed_over(app)
+            await state_table.delivered()
 
     @app.agent(embeddings)
     async def analyse(stream: faust.StreamT[bytes]) -> None:
