@@ -9,16 +9,22 @@ Every `IndexSettings.maintenance_every_s` (and once at start) the sink also main
 between batches: it deletes what is older than the retention (`retention_cutoffs`) and lets the
 index build its search graph (`VectorIndex.optimize`). Consumption pauses meanwhile; Kafka keeps
 the backlog.
+
+Stopped (cancelled), the sink first lets a write, flush or maintenance already running in its
+thread end, then persists and commits what it wrote since the last commit, so a restart does not
+read it again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -28,6 +34,8 @@ from dinostream.core.settings import IndexSettings, KafkaSettings
 from dinostream.sinks.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -121,6 +129,7 @@ class IndexSink(IndexWriter):
         if settings.flush_every_s > 0:
             index.defer_flush()  # the sink flushes before it commits
         self._positions: dict[TopicPartition, int] = {}  # next offset to write, per partition
+        self._work: asyncio.Future[Any] | None = None  # the last write, flush or maintenance thread
         self._consumer = AIOKafkaConsumer(
             kafka.embeddings_topic,
             kafka.events_topic,
@@ -151,15 +160,48 @@ class IndexSink(IndexWriter):
         return {**dataclasses.asdict(self.stats), "consumer_lag": self.lag()}
 
     async def _commit_if_due(self) -> None:
-        """Persist what was written and commit the offsets read so far (all of it written), once
-        `flush_every_s` has passed since the last time."""
-        if not self._unflushed or time.monotonic() < self._next_flush:
-            return
-        await asyncio.to_thread(self.index.flush)
-        await self._consumer.commit()
+        """Persist what was written and commit its offsets, once `flush_every_s` has passed since
+        the last time."""
+        if self._unflushed and time.monotonic() >= self._next_flush:
+            await self._flush_and_commit()
+
+    async def _flush_and_commit(self) -> None:
+        await self._in_thread(self.index.flush)
+        # What was written (`_positions`), not the consumer's position: the same after a write,
+        # but not after a fetch whose write failed or was cancelled.
+        assigned = self._consumer.assignment()
+        self._positions = {tp: offset for tp, offset in self._positions.items() if tp in assigned}  # none revoked
+        if self._positions:
+            await self._consumer.commit(self._positions)
         self._unflushed = False
         self.stats.flushes += 1
         self._next_flush = time.monotonic() + self.settings.flush_every_s
+
+    async def _in_thread(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """`fn(*args)` in a thread. Cancelling the caller does not stop the thread: `_work` keeps
+        it so the way out waits for it before it flushes (never beside a write still running)."""
+        self._work = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        return await asyncio.shield(self._work)
+
+    async def _commit_on_the_way_out(self) -> None:
+        """Let the thread still running (if any) end, then persist and commit what was written,
+        within the Kafka connect timeout. Failing that, the records since the last commit are read
+        and written again at the next start (idempotent): said in the log, never raised."""
+        if self._work is not None:
+            with contextlib.suppress(Exception):  # the loop already raised it, or was cancelled in it
+                await self._work
+        if not self._unflushed:
+            return
+        try:
+            async with asyncio.timeout(self.kafka.connect_timeout_s):
+                await self._flush_and_commit()
+        except Exception as e:
+            log.warning(
+                "index: could not commit what was written before stopping (%s: %s); "
+                "it is read and written again at the next start",
+                type(e).__name__,
+                e,
+            )
 
     async def _gather(self) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
         """Records for one write: up to `batch_size`, gathered for at most `batch_wait_s` after the
@@ -182,7 +224,7 @@ class IndexSink(IndexWriter):
         try:
             while True:
                 if time.monotonic() >= self._next_maintenance:
-                    await asyncio.to_thread(self.maintain)
+                    await self._in_thread(self.maintain)
                     self._next_maintenance = time.monotonic() + self.settings.maintenance_every_s
                 batches = await self._gather()
                 if not batches:
@@ -200,10 +242,13 @@ class IndexSink(IndexWriter):
                         except RecordError as e:
                             self.stats.malformed += 1
                             log.error("index: skipping malformed record at %s offset %s: %s", tp, msg.offset, e)
-                await asyncio.to_thread(self.write, frames, events)
+                await self._in_thread(self.write, frames, events)
                 for tp, messages in batches.items():
                     self._positions[tp] = messages[-1].offset + 1
                 self._unflushed = True
                 await self._commit_if_due()
         finally:
-            await self._consumer.stop()
+            try:
+                await self._commit_on_the_way_out()
+            finally:
+                await self._consumer.stop()

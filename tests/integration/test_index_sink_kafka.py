@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from dinostream.core.embedded_broker import EmbeddedBroker
 from dinostream.core.kafka_io import ensure_topics, make_producer
@@ -198,5 +199,81 @@ async def test_index_sink_commits_only_what_it_has_flushed(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await producer.stop()
+        index.close()
+
+
+class _HeldIndex(QdrantEdgeIndex):
+    """An index whose writes of frame `hold_seq` wait for `release`, and which notes a flush made
+    while a write was running."""
+
+    hold_seq = -1
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.holding = threading.Event()
+        self.release = threading.Event()
+        self.writing = 0
+        self.flush_beside_write = 0
+
+    def upsert_frames(self, frames: list[FrameEmbedding]) -> None:
+        self.writing += 1
+        try:
+            if any(f.seq == self.hold_seq for f in frames):
+                self.holding.set()
+                self.release.wait(60)
+            super().upsert_frames(frames)
+        finally:
+            self.writing -= 1
+
+    def flush(self) -> None:
+        self.flush_beside_write += self.writing > 0
+        super().flush()
+
+
+async def test_a_stopped_sink_commits_what_it_wrote(
+    broker: EmbeddedBroker, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """Stopped between flushes, the sink persists and commits what it wrote, so a restart does not
+    read it again; a write still running in its thread when the stop comes ends first (no flush
+    beside it), and its records, never confirmed written, are not committed."""
+    await ensure_topics(broker.bootstrap, kafka_settings)
+    index = _HeldIndex(tmp_path / "qdrant", dim=16)
+    index.hold_seq = 6
+    producer = make_producer(broker.bootstrap, kafka_settings, embedded=True)
+    await producer.start()
+    frames = _frames(7)
+    group = f"idx-{uuid.uuid4().hex[:8]}"
+    settings = IndexSettings(batch_size=8, batch_wait_s=0.0, flush_every_s=300.0)
+    sink = IndexSink(index, broker.bootstrap, kafka_settings, settings, group=group)
+    task = asyncio.create_task(sink.run())
+    probe = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group, enable_auto_commit=False)
+    await probe.start()
+    try:
+        sent = [
+            await producer.send_and_wait(kafka_settings.embeddings_topic, rec.encode(), key=rec.key)
+            for rec in frames[:5]
+        ]
+        tp = TopicPartition(sent[0].topic, sent[0].partition)
+        await wait_for(lambda: sink.stats.frames == 5 and sink.stats.flushes == 1, 60, "the 5 frames, flushed")
+        sixth = await producer.send_and_wait(kafka_settings.embeddings_topic, frames[5].encode(), key=frames[5].key)
+        await wait_for(lambda: sink.stats.frames == 6, 60, "the 6th frame written")
+        # Written, not yet committed: the next flush is 300 s away (the negative check).
+        assert sink.stats.flushes == 1 and (await probe.committed(tp)) == sixth.offset
+        await producer.send_and_wait(kafka_settings.embeddings_topic, frames[6].encode(), key=frames[6].key)
+        assert await asyncio.to_thread(index.holding.wait, 60), "the 7th frame's write to start"
+        task.cancel()
+        await asyncio.sleep(0)  # the cancellation reaches the sink while the write still runs
+        index.release.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert sink.stats.flushes == 2 and index.flush_beside_write == 0
+        assert (await probe.committed(tp)) == sixth.offset + 1  # the 6th frame's, not the 7th's
+    finally:
+        index.release.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await probe.stop()
         await producer.stop()
         index.close()
