@@ -159,6 +159,13 @@ def lay_out(shots: Sequence[LaidShot], fps: int) -> list[Transition]:
 ShotLength = tuple[str | None, tuple[int, int, int], int, list[str]]  # (into, its frames, solo frames, effects)
 
 
+def pick_weighted(rng: np.random.Generator, weights: dict[str, float]) -> str:
+    """One name of `weights`, drawn with probability proportional to its weight."""
+    names = list(weights)
+    p = np.array([weights[n] for n in names], float)
+    return names[int(rng.choice(len(names), p=p / p.sum()))]
+
+
 def plan_shot_lengths(
     rng: np.random.Generator,
     fps: int,

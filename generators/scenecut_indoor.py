@@ -43,6 +43,7 @@ from generators.scenecut_families import (
     CUT_KINDS,
     Encoding,
     lay_out,
+    pick_weighted,
     plan_shot_lengths,
     transition_frames,
     true_time,
@@ -292,12 +293,6 @@ def _plan_shots(
     return [PlannedShot(*shot) for shot in lengths]
 
 
-def _pick(rng: np.random.Generator, weights: dict[str, float]) -> str:
-    names = list(weights)
-    p = np.array([weights[n] for n in names], float)
-    return names[int(rng.choice(len(names), p=p / p.sum()))]
-
-
 def _plan_scenes(rng: np.random.Generator, shots: list[PlannedShot], planned: bool) -> list[Scene]:
     """A new scene for every shot but those entered by a view cut; kinds in shuffled rounds (in a fixed
     plan, a kind where every effect wanted in the scene can happen). Cameras per shot."""
@@ -336,7 +331,7 @@ def _plan_scenes(rng: np.random.Generator, shots: list[PlannedShot], planned: bo
         scenes.append(Scene(kind, dark, night))
         for k in members:
             shots[k].scene = g
-            shots[k].camera = _pick(rng, _SCENE_MOVES[kind])
+            shots[k].camera = pick_weighted(rng, _SCENE_MOVES[kind])
     return scenes
 
 

@@ -43,6 +43,7 @@ from generators.scenecut_families import (
     CUT_KINDS,
     Encoding,
     lay_out,
+    pick_weighted,
     plan_shot_lengths,
     transition_frames,
     true_time,
@@ -332,12 +333,6 @@ def _plan_shots(
     return [PlannedShot(*shot) for shot in lengths]
 
 
-def _pick(rng: np.random.Generator, weights: dict[str, float]) -> str:
-    names = list(weights)
-    p = np.array([weights[n] for n in names], float)
-    return names[int(rng.choice(len(names), p=p / p.sum()))]
-
-
 def _plan_scenes(rng: np.random.Generator, shots: list[PlannedShot], planned: bool) -> list[Scene]:
     """A new scene for every shot but those entered by a view cut; kinds in shuffled rounds (in a fixed
     plan, a kind where every effect wanted in the scene can happen); weather, time of day and a camera
@@ -370,14 +365,14 @@ def _plan_scenes(rng: np.random.Generator, shots: list[PlannedShot], planned: bo
         if planned or kind == "underwater":
             weather, time = "clear", "day"
         else:
-            weather = _pick(rng, _SCENE_WEATHER[kind])
-            time = _pick(rng, {"day": 3, "golden": 1.2, "overcast": 1, "dusk": 0.5})
+            weather = pick_weighted(rng, _SCENE_WEATHER[kind])
+            time = pick_weighted(rng, {"day": 3, "golden": 1.2, "overcast": 1, "dusk": 0.5})
             if weather in ("rain", "snow", "fog") and time in ("day", "golden"):
                 time = "overcast"
         scenes.append(Scene(kind, weather, time))
         for k in members:
             shots[k].scene = g
-            shots[k].camera = "still" if planned else _pick(rng, _SCENE_MOVES[kind])
+            shots[k].camera = "still" if planned else pick_weighted(rng, _SCENE_MOVES[kind])
     return scenes
 
 
