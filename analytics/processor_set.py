@@ -129,6 +129,9 @@ class WorkerStats:
     snapshots: int = 0
     restored: int = 0
     replayed: int = 0  # records at or before the last analysed frame of their stream: skipped
+    # frames missing between a stream's consecutive records: sampled frames ingest dropped, or records
+    # analysed after the last state save of a worker that died (restored from the save before them)
+    frames_missed: int = 0
     oversize_state: int = 0
     state_chunks_kept: int = 0  # chunks of a saved state the table held already as they were: not sent again
     control: int = 0
@@ -218,9 +221,12 @@ class ProcessorHost:
         self.stats.records += 1
         stream = record.stream
         out = HostOutput(self._ensure_restored(stream, record))
-        if record.seq <= self._last_seq.get(stream, -1):
+        last = self._last_seq.get(stream, -1)
+        if record.seq <= last:
             self.stats.replayed += 1
             return out
+        if last >= 0 and record.seq > last + 1:
+            self.stats.frames_missed += record.seq - last - 1
         self._last_seq[stream] = record.seq
         events, failed = self.processors.process_isolated(record, self._quarantined_on(stream))
         out.events += events

@@ -249,3 +249,14 @@ def test_a_setting_the_processor_would_raise_on_is_refused_before_it_is_accepted
     with pytest.raises(ValueError, match="seed"):  # what PATCH /api/v1/streams/{id}/analytics/anomaly applies
         StreamOverrides().apply(StreamUpdate.analytics("anomaly", seed=-1, warmup_frames=2))
     assert procs.settings("cam")["anomaly"]["seed"] == 0
+
+
+def test_frames_missing_between_a_streams_records_are_counted() -> None:
+    """Frames that never reached the worker (ingest dropped them, or a worker that died analysed them
+    after its last save) show in `frames_missed`; consecutive and replayed records add nothing."""
+    recs = shots("cam", [6, 6], 5)
+    h = host(Table())
+    feed(h, Table(), recs[:4])
+    assert h.stats.frames_missed == 0
+    feed(h, Table(), recs[7:9] + recs[2:3])  # frames 4-6 missed; frame 2 again is a replay
+    assert h.stats.frames_missed == 3 and h.stats.replayed == 1
