@@ -27,7 +27,14 @@ Generates ground-truth videos of one family (`--family`):
   coasts and reefs drawn in parallax layers; birds, grazing animals and fish; rain, snowfall, fog and
   haze; tripod, pans, tilts, zooms, drone glides, handheld and time-lapse cameras; lightning, whip pans
   after a bird, branches, birds and animals passing the lens, the sun coming out, cloud shadows).
-  Held out: never used while tuning, report on it.
+  Held out: never used while tuning, report on it;
+- `cctv`: the seventh family, from `generators.scenecut_cctv`, made independently of the others
+  (a CCTV recorder's guard tour through the cameras of one site: corridors, car parks, stairwells,
+  loading bays, lobbies, perimeter fences and lifts that look alike; the recorder's timestamp, camera
+  name and logo over every frame; colour and infrared night cameras, video-loss screens, PTZ domes
+  swinging and zooming, people and vans close to the lens, moths on it at night, day/night switches,
+  lights going off, headlights; 6-30 fps, poor H.264 and MPEG-4 encodes with long GOPs). Held out:
+  never used while tuning, report on it.
 
 then runs on the same files:
 
@@ -51,6 +58,7 @@ frame (the median over videos), without the model.
     python bench/scenecut.py --family aerial --cache /tmp/scenecut  # the fourth, held-out family
     python bench/scenecut.py --family indoor --cache /tmp/scenecut  # the fifth, held-out family
     python bench/scenecut.py --family nature --cache /tmp/scenecut  # the sixth, held-out family
+    python bench/scenecut.py --family cctv --cache /tmp/scenecut    # the seventh, held-out family
     python bench/scenecut.py --videos 24 --fps 2                # a steadier figure at one rate
     python bench/scenecut.py --model /models/dinov3-vits16 --videos 20
 
@@ -92,6 +100,7 @@ from generators.groundtruth import (
     score_detections,
 )
 from generators.scenecut_aerial import AERIAL_FAMILY, make_aerial_video
+from generators.scenecut_cctv import CCTV_FAMILY, make_cctv_video
 from generators.scenecut_families import (
     CUT_KINDS,
     DEVELOPMENT_FAMILY,
@@ -175,6 +184,8 @@ def make_video(family: str, seed: int, shots: int, workdir: Path) -> GroundTruth
         truth = make_indoor_video(path, seed)
     elif family == NATURE_FAMILY:
         truth = make_nature_video(path, seed)
+    elif family == CCTV_FAMILY:
+        truth = make_cctv_video(path, seed)
     else:
         truth = make_family_video(path, family, seed=seed)
     meta.write_text(json.dumps(truth.to_dict()))
@@ -214,9 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--family",
         default="default",
-        choices=["default", *FAMILIES, STAGE_FAMILY, AERIAL_FAMILY, INDOOR_FAMILY, NATURE_FAMILY],
+        choices=["default", *FAMILIES, STAGE_FAMILY, AERIAL_FAMILY, INDOOR_FAMILY, NATURE_FAMILY, CCTV_FAMILY],
         help=f"ground-truth generator (default: generators.groundtruth; {DEVELOPMENT_FAMILY}: development, "
-        f"{HELD_OUT_FAMILY}, {STAGE_FAMILY}, {AERIAL_FAMILY}, {INDOOR_FAMILY} and {NATURE_FAMILY}: held out)",
+        f"{HELD_OUT_FAMILY}, {STAGE_FAMILY}, {AERIAL_FAMILY}, {INDOOR_FAMILY}, {NATURE_FAMILY} and {CCTV_FAMILY}: "
+        "held out)",
     )
     ap.add_argument("--videos", type=int, default=6, help="ground-truth videos to generate (default 6)")
     ap.add_argument("--shots", type=int, default=10, help="shots per video of the default family (default 10)")
