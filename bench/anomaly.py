@@ -23,9 +23,15 @@ per-video tuning):
   made by separate code (a perspective-solved street and car park, projected vehicles, drawn
   figures, its own nuisances and schedule) and never used while tuning: report on it, do not tune.
   Scored exactly as the camera-day families, against the same peer.
-- the *theatre* family (`--family theatre`, `generators.anomaly_theatre`): the newest held-out
+- the *theatre* family (`--family theatre`, `generators.anomaly_theatre`): the previous held-out
   family, made by separate code (a ray-cast operating theatre, jointed staff in scrubs, a trolley
   pushed in and out, monitors, surgical light and dimming, its own nuisances and schedule) and
+  never used while tuning: report on it, do not tune. Scored exactly as the camera-day families,
+  against the same peer.
+- the *warehouse* family (`--family warehouse`, `generators.anomaly_warehouse`): the newest held-out
+  family, made by separate code (a rasterised distribution-centre hall, racking, forklifts and pallet
+  jacks moving pallets between bays and staging lanes, pickers and packers, a conveyor, roller doors
+  letting daylight in, high-bay lights dimming and flickering, its own nuisances and schedule) and
   never used while tuning: report on it, do not tune. Scored exactly as the camera-day families,
   against the same peer.
 
@@ -34,7 +40,8 @@ per-video tuning):
     python bench/anomaly.py --family rooms --videos 12 # second development family, 12 seeds
     python bench/anomaly.py --family hall              # third development family
     python bench/anomaly.py --family street            # held-out family: report, do not tune
-    python bench/anomaly.py --family theatre           # newest held-out family: report, do not tune
+    python bench/anomaly.py --family theatre           # previous held-out family: report, do not tune
+    python bench/anomaly.py --family warehouse         # newest held-out family: report, do not tune
     python bench/anomaly.py --family yard --set threshold=1.5 --cache /tmp/anomaly-cache
     python bench/anomaly.py --model /models/dinov3-vits16 --size 448
 
@@ -76,11 +83,12 @@ from dinostream.embedding.stage import EmbeddingStage, load_model_async
 from dinostream.ingest.av_source import make_source
 from dinostream.ingest.source import Frame
 from dinostream.ingest.source_plan import SourceSpec
-from generators import anomaly_families, anomaly_scenes, anomaly_street, anomaly_theatre
+from generators import anomaly_families, anomaly_scenes, anomaly_street, anomaly_theatre, anomaly_warehouse
 from generators.anomaly_families import ANOMALY_KINDS, BOXED_KINDS, FAMILY_NAMES, FamilyVideo, VideoTruth
 from generators.anomaly_scenes import CONTENT_KINDS, SceneStream, Truth, procedural_backdrop, procedural_object
 from generators.anomaly_street import STREET, StreetVideo
 from generators.anomaly_theatre import THEATRE, TheatreVideo
+from generators.anomaly_warehouse import WAREHOUSE, WarehouseVideo
 
 FPS = 2  # video frame rate = sampling rate, so sampled frame n is generated frame n
 WARMUP = AnomalySettings().warmup_frames
@@ -754,7 +762,7 @@ def report_day(runs: list[tuple[DayRun, DayScores]]) -> None:
 
 
 def family_keys(family: str, videos: int, duration: float, model: ModelSettings) -> dict[int, str]:
-    own = {STREET: (anomaly_street,), THEATRE: (anomaly_theatre,)}.get(family, ())
+    own = {STREET: (anomaly_street,), THEATRE: (anomaly_theatre,), WAREHOUSE: (anomaly_warehouse,)}.get(family, ())
     tag = source_hash(anomaly_families, *own)
     return {
         i: f"{family}-{i}-{duration:g}s-{tag}-{model.model.replace('/', '_').replace(':', '_')}-{model.image_size}"
@@ -772,6 +780,8 @@ def run_family(args: argparse.Namespace, settings: AnomalySettings, cache: Recor
             return StreetVideo(i, duration_s=args.duration, warmup_s=warmup_s).write_video(path).to_dict()
         if args.family == THEATRE:
             return TheatreVideo(i, duration_s=args.duration, warmup_s=warmup_s).write_video(path).to_dict()
+        if args.family == WAREHOUSE:
+            return WarehouseVideo(i, duration_s=args.duration, warmup_s=warmup_s).write_video(path).to_dict()
         video = FamilyVideo(args.family, i, duration_s=args.duration, warmup_s=warmup_s)
         return video.write_video(path).to_dict()
 
@@ -893,7 +903,9 @@ def main() -> None:
     ap.add_argument("--model", default="random:vits16", help="model spec, as for dinostream --model")
     ap.add_argument("--size", type=int, default=224, help="model input side (a multiple of 16)")
     ap.add_argument(
-        "--family", choices=(*FAMILY_NAMES, STREET, THEATRE), help="a camera-day family instead of the scenes"
+        "--family",
+        choices=(*FAMILY_NAMES, STREET, THEATRE, WAREHOUSE),
+        help="a camera-day family instead of the scenes",
     )
     ap.add_argument("--videos", type=int, default=8, help="camera-day videos (seeds 0..n-1)")
     ap.add_argument("--duration", type=float, default=120.0, help="seconds per camera-day video")
