@@ -153,9 +153,11 @@ class _StateTable(faust.Table):
         its state is in the changelog. It costs one round trip to the broker per state save (every
         `snapshot_every_s` per stream), and a broker that stops taking writes holds the agent
         rather than losing them."""
-        while self._unsent:
-            pending, self._unsent = self._unsent, []
+        # Every send made so far, the other agent's too: the caller's own are among them.
+        pending = list(self._unsent)
+        if pending:
             await asyncio.wait(pending)
+        self._unsent = [f for f in self._unsent if not f.done()]
 
 
 def broker_credentials(kafka: KafkaSettings) -> faust.SASLCredentials | faust.SSLCredentials | None:
