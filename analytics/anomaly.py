@@ -31,15 +31,18 @@ what its own cell and the cells next to it (`REACH`) held. What makes that work 
   over `COMMON_FACTOR` (every part of the view far from what it held); and the `global` vector
   (CLS + mean patch), which follows drifting light but flags a step longer than `GLOBAL_FOLLOW`
   (a light switched off, another scene), unless the thumbnail is the last frame's under one gain
-  and offset (`photometric_step`: an exposure step, which it follows). The frame score is the
-  largest of them.
+  and offset (`photometric_step`: an exposure step, which it follows); and the share of the view
+  whose thumbnail lost the detail it had in the warm-up (`view_detail`: a film, a smear or a hand
+  over part of the lens, which untrained features hardly see). The frame score is the largest of
+  them.
 
 Levels are calibrated on the warm-up itself: each warm-up frame is scored as it would be live
 (against the coresets without its own vectors, and the frames before it as its recent memory),
 and the `quantile` of those scores is 1.0, so `threshold` means the same on every stream. An event
 opens after `open_after` anomalous frames, is updated under the same id while they continue and
 closes after `close_after` normal frames; for `cooldown_s` after that no new event opens *at the
-same place*, while an anomaly elsewhere opens at once.
+same place*, while an anomaly elsewhere opens at once. A whole-view anomaly that begins while an
+event at one place is open closes that event and opens its own.
 
     >>> det = AnomalyDetector(AnomalySettings())
     >>> for rec in records:                 # FrameEmbedding, in stream order
@@ -85,6 +88,7 @@ from dinostream.analytics.patch_memory import (
 )
 from dinostream.analytics.processor import Processor
 from dinostream.analytics.state_codec import decode_array, encode_array
+from dinostream.analytics.view_detail import detail_blocks, lost_share, reference, textured
 from dinostream.core.half import round_half
 from dinostream.core.records import Box, Event, FrameEmbedding, Heatmap, event_id
 from dinostream.core.settings import AnomalySettings
@@ -161,6 +165,14 @@ GLOBAL_FOLLOW = 0.35
 # and the features (a 12 % step moves random-weight features past GLOBAL_FOLLOW); the pixels decide
 # whatever its size. Then the global vector is followed instead of scored.
 PHOTOMETRIC = 0.5
+# A lens partly covered, smeared, fogged or sprayed takes the detail away from part of the view; the
+# features of an untrained model hardly see that (a smeared half of the view scored as normal as any
+# frame), the pixels do (`view_detail`). The share of the warm-up's textured blocks of the thumbnail
+# that lost it is a whole-view score over the larger of DETAIL_FACTOR and DETAIL_MARGIN times the
+# largest share any warm-up frame lost (figures in front of a block, a lamp switched off): at the
+# default threshold a fifth of the view.
+DETAIL_FACTOR = 0.15
+DETAIL_MARGIN = 2.0
 # Two patch anomalies farther apart than this (normalised frame units) are different anomalies: for
 # `cooldown_s` after an event closes, only one at the same place (or a whole-view one after a
 # whole-view one) is held back; and an unconfirmed anomalous frame followed by one elsewhere does
@@ -195,6 +207,8 @@ class FrameScore:
     threshold: float
     # view vector distance / its normal level, over VIEW_FACTOR (0 without use_global; None: a version-1 model)
     view_score: float | None = None
+    # share of the view's detail lost / its normal level (None: no thumbnails or a model without them)
+    detail_score: float | None = None
 
     def details(self, record: FrameEmbedding) -> dict[str, Any]:
         out = {
@@ -210,6 +224,8 @@ class FrameScore:
         }
         if self.view_score is not None:
             out["view_score"] = self.view_score
+        if self.detail_score is not None:
+            out["detail_score"] = self.detail_score
         return out
 
 
@@ -226,6 +242,7 @@ class _Warmup:
     patch_dim: int = 0  # the records' patch dimension (0 before the first frame)
     grids: list[np.ndarray] = field(default_factory=list)  # (gh, gw, cell dims) float16
     globals: list[np.ndarray] = field(default_factory=list)  # (2D,) float16
+    details: list[np.ndarray] = field(default_factory=list)  # `detail_blocks` of the kept frames with a thumbnail
 
 
 @dataclass
@@ -247,6 +264,11 @@ class _Model:
     # the warm-up's runs of PERSIST frames: each one's most unusual cell over the run; None for a model
     # saved by version 2, scored as version 2 scored it (no persistence, admission by the frame level)
     cal_persist: np.ndarray | None = None
+    # the warm-up's thumbnail detail (`view_detail.reference`) and the lost share that scores 1.0;
+    # None for a model made without thumbnails, or saved before the detail score
+    detail_ref: np.ndarray | None = None
+    detail_level: float = 0.0
+    _detail_mask: np.ndarray | None = None
     _cells: tuple[np.ndarray, np.ndarray] | None = None
     _levels: dict[tuple[float, float], tuple[float, float, float, float]] = field(default_factory=dict)
 
@@ -271,6 +293,13 @@ class _Model:
             v = self.memory.vectors.reshape(*self.grid, self.per_cell, -1)
             self._cells = (v, neighbour_values(np.einsum("ijkd,ijkd->ijk", v, v), REACH, np.inf))
         return self._cells
+
+    def detail_mask(self) -> np.ndarray:
+        """`view_detail.textured` of `detail_ref` (which must be set), computed once."""
+        assert self.detail_ref is not None
+        if self._detail_mask is None:
+            self._detail_mask = textured(self.detail_ref)
+        return self._detail_mask
 
     def set_memory(self, memory: QuantisedBank) -> None:
         self.memory, self._cells = memory, None
@@ -588,6 +617,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
                 "patch_dim": w.patch_dim,
                 "grids": [encode_array(g) for g in w.grids],
                 "globals": [encode_array(g) for g in w.globals],
+                "details": [encode_array(d) for d in w.details],
             }
         m = st.model
         if isinstance(m, _Model):
@@ -605,6 +635,9 @@ class AnomalyDetector(Processor[AnomalySettings]):
             }
             if m.cal_persist is not None:
                 out["model"]["cal_persist"] = m.cal_persist.tolist()
+            if m.detail_ref is not None:
+                out["model"]["detail_ref"] = encode_array(m.detail_ref)
+                out["model"]["detail_level"] = m.detail_level
         elif isinstance(m, _LegacyModel):
             out["legacy_model"] = {
                 "bank": m.bank.to_dict(),
@@ -682,6 +715,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
                 patch_dim=int(w["patch_dim"]),
                 grids=[decode_array(g) for g in w["grids"]],
                 globals=[decode_array(g) for g in w["globals"]],
+                details=[decode_array(d) for d in w.get("details", [])],
             )
         if "model" in state:
             m = state["model"]
@@ -697,6 +731,8 @@ class AnomalyDetector(Processor[AnomalySettings]):
                 cal_view=np.asarray(m["cal_view"], dtype=np.float64),
                 cal_global=np.asarray(m["cal_global"], dtype=np.float64),
                 cal_persist=np.asarray(m["cal_persist"], dtype=np.float64) if "cal_persist" in m else None,
+                detail_ref=decode_array(m["detail_ref"]) if "detail_ref" in m else None,
+                detail_level=float(m.get("detail_level", 0.0)),
             )
         if "persist" in state:
             st.persist = decode_array(state["persist"])
@@ -757,6 +793,9 @@ class AnomalyDetector(Processor[AnomalySettings]):
                 )
             w.grids.append(centred_features(_project(grid, w.proj)).astype(np.float16))
             w.globals.append(glob.astype(np.float16))
+            image = frame_motion_image(record)
+            if image is not None:
+                w.details.append(detail_blocks(image))
         w.seen += 1
         if w.seen >= w.target:
             st.model, st.recent = self._calibrate(w, s)
@@ -825,6 +864,10 @@ class AnomalyDetector(Processor[AnomalySettings]):
             cal_global=np.asarray(cal_global, dtype=np.float64),
             cal_persist=np.asarray(cal_persist, dtype=np.float64),
         )
+        if len(w.details) >= 2:
+            model.detail_ref = reference(w.details)
+            warm_lost = max(lost_share(d, model.detail_ref) for d in w.details)
+            model.detail_level = max(DETAIL_FACTOR, DETAIL_MARGIN * warm_lost)
         recent = _Recent.empty((gh, gw), (model.cell_dim, model.dims[1]))
         for f in range(max(0, t - RECENT), t):
             recent.admit(x[f], np.ones((gh, gw), bool))
@@ -892,6 +935,12 @@ class AnomalyDetector(Processor[AnomalySettings]):
                 patch_score = max(patch_score, float(lasting.max()))
         gdist = float(knn_distance(gvec[None], gcands, s.k)[0])
         view_score = float(np.sqrt(((vcands - view) ** 2).sum(axis=1)).min()) / level_v / VIEW_FACTOR
+        detail_score = None
+        if s.use_global and model.detail_ref is not None:
+            image = frame_motion_image(record)
+            if image is not None:
+                lost = lost_share(detail_blocks(image), model.detail_ref, model.detail_mask())
+                detail_score = lost / model.detail_level
         # A step of light since the last frame is followed, not scored (decoded only for such a step).
         after = frame_motion_image(record) if gdist >= GLOBAL_FOLLOW else None
         before = st.thumb_image if st.thumb_image is not None else st.thumb
@@ -903,11 +952,13 @@ class AnomalyDetector(Processor[AnomalySettings]):
             channels += [(view_score, VIEW), (global_score, GLOBAL)]
             if model.cal_persist is not None:  # not for a version-2 model
                 channels.append((med / COMMON_FACTOR, VIEW))
+            if detail_score is not None:
+                channels.append((detail_score, VIEW))
         score, source = max(channels, key=lambda p: p[0])
         st.last_cells = (
             x,
             cell_scores,
-            view_score < s.threshold,
+            view_score < s.threshold and (detail_score is None or detail_score < s.threshold),
             view_score < VIEW_ADMIT or med > COMMON_ADMIT,
             gdist < GLOBAL_FOLLOW or light,
             view,
@@ -916,7 +967,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
         fs = self._frame_score(record, cell_scores, dist, s, score, source, patch_score, centroid=True)
         if not s.use_global:
             return dataclasses.replace(fs, view_score=0.0)
-        return dataclasses.replace(fs, view_score=view_score, global_score=global_score)
+        return dataclasses.replace(fs, view_score=view_score, global_score=global_score, detail_score=detail_score)
 
     def _frame_score(
         self,
@@ -989,9 +1040,14 @@ class AnomalyDetector(Processor[AnomalySettings]):
         if hot:
             if occ is not None and not occ.announced and _elsewhere(occ.peak["details"], fs):
                 occ = st.occurrence = None  # the unconfirmed frame was something else, somewhere else
+            closed: list[Event] = []
+            if occ is not None and occ.announced and occ.peak["details"]["source"] == PATCH and fs.source != PATCH:
+                # The whole view changed during an anomaly at one place (a lens covered, the camera
+                # turned while a thing stood out): another anomaly, with its own event.
+                closed, occ = [self._close(st, record, occ, s)], None
             if occ is None:
                 if self._cooling(st, record, fs):
-                    return []
+                    return closed
                 occ = st.occurrence = _Occurrence(
                     id=event_id(record.stream, KIND, record.seq),
                     start_seq=record.seq,
@@ -1009,11 +1065,11 @@ class AnomalyDetector(Processor[AnomalySettings]):
                 occ.peak = _peak(fs, record)
             if not occ.announced and occ.run >= s.open_after:
                 occ.announced, occ.sent_pts = True, record.pts
-                return [self._event(record.stream, occ, "open", ts=record.ts, current=(fs, record))]
+                return [*closed, self._event(record.stream, occ, "open", ts=record.ts, current=(fs, record))]
             if occ.announced and record.pts - occ.sent_pts >= s.update_every_s:
                 occ.sent_pts = record.pts
                 return [self._event(record.stream, occ, "update", ts=record.ts, current=(fs, record))]
-            return []
+            return closed
         if occ is None:
             return []
         if not occ.announced:  # the streak broke before it was confirmed
@@ -1023,11 +1079,15 @@ class AnomalyDetector(Processor[AnomalySettings]):
         occ.calm += 1
         if occ.calm < s.close_after:
             return []
+        return [self._close(st, record, occ, s)]
+
+    def _close(self, st: _Stream, record: FrameEmbedding, occ: _Occurrence, s: AnomalySettings) -> Event:
+        """The closing event of `occ`, the stream's occurrence, which ends; its place cools down."""
         st.occurrence = None
         st.cooldown_until = record.pts + s.cooldown_s
         details = occ.peak["details"]
         st.cooldown_place = VIEW if details["source"] != PATCH else [details["peak"]["x"], details["peak"]["y"]]
-        return [self._event(record.stream, occ, "closed", ts=record.ts)]
+        return self._event(record.stream, occ, "closed", ts=record.ts)
 
     @staticmethod
     def _cooling(st: _Stream, record: FrameEmbedding, fs: FrameScore) -> bool:

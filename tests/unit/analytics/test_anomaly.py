@@ -752,3 +752,67 @@ def test_a_global_step_that_the_pixels_show_is_light_is_followed_not_reported() 
     run(other, warm)
     events = run(other, [framed(seq, 1.0, _street(4)) for seq in after])
     assert events and events[0].details["source"] == "global"
+
+
+def test_a_lens_smeared_over_part_of_the_view_is_an_anomaly_though_the_features_hardly_move() -> None:
+    """Untrained features hardly see a film or smear over part of the lens; the thumbnails' detail
+    does. The same feature records with thumbnails under other light are normal, and without
+    thumbnails there is no detail score at all."""
+    from scipy import ndimage
+
+    scene = Scene(seed=2)
+    base = _street(3)
+
+    def framed(seq: int, picture: np.ndarray | None) -> FrameEmbedding:
+        rec = scene.frame(seq, light=flicker(seq))
+        thumb = _jpeg(picture) if picture is not None else b""
+        return FrameEmbedding(
+            rec.stream, rec.seq, rec.pts, rec.ts, rec.model, True, rec.cls, rec.pooled, rec.patches, thumb
+        )
+
+    warm = [framed(seq, base * (1 + 0.01 * flicker(seq))) for seq in range(WARMUP)]
+    after = range(WARMUP, WARMUP + 6)
+    smeared = base.copy()
+    smeared[:, :170] = ndimage.gaussian_filter(base[:, :170], (12, 12, 0))
+    covered = detector()
+    run(covered, warm)
+    events = run(covered, [framed(seq, smeared) for seq in after])
+    assert events and events[0].details["source"] == "view"
+    assert events[0].details["detail_score"] > covered.settings.threshold
+    restored = detector()  # the warm-up's detail is part of the saved model
+    restored.restore("cam", json.loads(json.dumps(_warmed_state(warm))))
+    assert [e.to_dict() for e in run(restored, [framed(seq, smeared) for seq in after])] == [
+        e.to_dict() for e in events
+    ]
+    lit = detector()
+    run(lit, warm)
+    assert run(lit, [framed(seq, base * 0.8 + 5) for seq in after]) == []
+    fs = lit.last_score("cam")
+    assert fs is not None and fs.detail_score is not None and fs.detail_score < 0.5
+    blind = detector()
+    run(blind, [framed(seq, None) for seq in range(WARMUP + 2)])
+    fs = blind.last_score("cam")
+    assert fs is not None and fs.detail_score is None
+
+
+def _warmed_state(warm: list[FrameEmbedding]) -> dict[str, object]:
+    det = detector()
+    run(det, warm)
+    return det.snapshot("cam")
+
+
+def test_a_whole_view_change_during_an_anomaly_at_one_place_is_another_event() -> None:
+    """A thing stands out at one place, then the camera is turned: the first event closes and the
+    turned view opens its own, instead of one event covering both."""
+    scene, other = Scene(seed=0), Scene(seed=7)
+    det = detector()
+    run(det, scene.sequence(WARMUP))
+    placed = [scene.frame(seq, region=TOP_RIGHT) for seq in range(WARMUP, WARMUP + 5)]
+    turned = [other.frame(seq) for seq in range(WARMUP + 5, WARMUP + 10)]
+    events = run(det, placed + turned)
+    first = [e for e in events if e.id == events[0].id]
+    assert first[0].details["source"] == "patch" and first[-1].status == "closed"
+    assert first[-1].t_end == placed[-1].pts
+    second = [e for e in events if e.id != events[0].id]
+    assert second and second[0].status == "open" and second[0].details["source"] != "patch"
+    assert second[0].t_start == turned[0].pts
