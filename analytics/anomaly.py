@@ -88,7 +88,7 @@ from dinostream.analytics.patch_memory import (
 )
 from dinostream.analytics.processor import Processor
 from dinostream.analytics.state_codec import decode_array, encode_array
-from dinostream.analytics.view_detail import detail_blocks, lost_share, reference, textured
+from dinostream.analytics.view_detail import detail_blocks, lost_share, measurable, reference, textured
 from dinostream.core.half import round_half
 from dinostream.core.records import Box, Event, FrameEmbedding, Heatmap, event_id
 from dinostream.core.settings import AnomalySettings
@@ -794,7 +794,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
             w.grids.append(centred_features(_project(grid, w.proj)).astype(np.float16))
             w.globals.append(glob.astype(np.float16))
             image = frame_motion_image(record)
-            if image is not None:
+            if image is not None and measurable(image):
                 w.details.append(detail_blocks(image))
         w.seen += 1
         if w.seen >= w.target:
@@ -938,7 +938,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
         detail_score = None
         if s.use_global and model.detail_ref is not None:
             image = frame_motion_image(record)
-            if image is not None:
+            if image is not None and measurable(image):
                 lost = lost_share(detail_blocks(image), model.detail_ref, model.detail_mask())
                 detail_score = lost / model.detail_level
         # A step of light since the last frame is followed, not scored (decoded only for such a step).

@@ -23,12 +23,19 @@ LOST_RATIO = 0.5  # a block keeping less than this share of its reference detail
 TEXTURED_QUANTILE = 0.25  # blocks of the reference under this quantile of detail are not counted
 
 
+def measurable(grey: np.ndarray) -> bool:
+    """Whether a grey image is big enough for `detail_blocks` (a thumbnail of a very wide panorama
+    may not be)."""
+    rows, cols = BLOCKS
+    return grey.ndim == 2 and grey.shape[0] >= 2 * rows + 1 and grey.shape[1] >= 2 * cols + 1
+
+
 def detail_blocks(grey: np.ndarray) -> np.ndarray:
     """(rows, cols) float32: each block's mean gradient over its mean level plus `DARK_FLOOR`, for a
     grey image of at least 2 x `BLOCKS` pixels (ValueError otherwise)."""
     g = np.asarray(grey, dtype=np.float32)
     rows, cols = BLOCKS
-    if g.ndim != 2 or g.shape[0] < 2 * rows + 1 or g.shape[1] < 2 * cols + 1:
+    if not measurable(g):
         raise ValueError(f"a grey image of at least {2 * rows + 1}x{2 * cols + 1} pixels is needed, got {g.shape}")
     grad = np.abs(np.diff(g, axis=1))[:-1, :] + np.abs(np.diff(g, axis=0))[:, :-1]
     level = g[:-1, :-1]

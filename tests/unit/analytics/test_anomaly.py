@@ -793,6 +793,10 @@ def test_a_lens_smeared_over_part_of_the_view_is_an_anomaly_though_the_features_
     run(blind, [framed(seq, None) for seq in range(WARMUP + 2)])
     fs = blind.last_score("cam")
     assert fs is not None and fs.detail_score is None
+    panorama = detector()  # a thumbnail too flat for the blocks: no detail score, no error
+    run(panorama, [framed(seq, np.resize(base, (20, 320, 3))) for seq in range(WARMUP + 2)])
+    fs = panorama.last_score("cam")
+    assert fs is not None and fs.detail_score is None
 
 
 def _warmed_state(warm: list[FrameEmbedding]) -> dict[str, object]:

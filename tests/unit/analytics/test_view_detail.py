@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from dinostream.analytics.view_detail import BLOCKS, detail_blocks, lost_share, reference
+from dinostream.analytics.view_detail import BLOCKS, detail_blocks, lost_share, measurable, reference
 
 
 def _view(seed: int = 0, h: int = 45, w: int = 80) -> np.ndarray:
@@ -45,6 +45,7 @@ def test_blocks_without_detail_in_the_reference_are_not_counted() -> None:
 
 
 def test_a_picture_too_small_for_the_blocks_is_refused() -> None:
+    assert measurable(np.zeros((45, 80))) and not measurable(np.zeros((5, 80)))
     with pytest.raises(ValueError, match="at least"):
         detail_blocks(np.zeros((5, 80)))
     with pytest.raises(ValueError, match="at least"):
