@@ -165,14 +165,15 @@ class IndexSink(IndexWriter):
         if self._unflushed and time.monotonic() >= self._next_flush:
             await self._flush_and_commit()
 
-    async def _flush_and_commit(self) -> None:
+    async def _flush_and_commit(self, commit_timeout_s: float | None = None) -> None:
         await self._in_thread(self.index.flush)
         # What was written (`_positions`), not the consumer's position: the same after a write,
         # but not after a fetch whose write failed or was cancelled.
         assigned = self._consumer.assignment()
         self._positions = {tp: offset for tp, offset in self._positions.items() if tp in assigned}  # none revoked
         if self._positions:
-            await self._consumer.commit(self._positions)
+            async with asyncio.timeout(commit_timeout_s):
+                await self._consumer.commit(self._positions)
         self._unflushed = False
         self.stats.flushes += 1
         self._next_flush = time.monotonic() + self.settings.flush_every_s
@@ -184,17 +185,17 @@ class IndexSink(IndexWriter):
         return await asyncio.shield(self._work)
 
     async def _commit_on_the_way_out(self) -> None:
-        """Let the thread still running (if any) end, then persist and commit what was written,
-        within the Kafka connect timeout. Failing that, the records since the last commit are read
-        and written again at the next start (idempotent): said in the log, never raised."""
+        """Let the thread still running (if any) end, then persist what was written (to the end:
+        the index is closed after this) and commit it, within the Kafka connect timeout. Failing
+        that, the records since the last commit are read and written again at the next start
+        (idempotent): said in the log, never raised."""
         if self._work is not None:
             with contextlib.suppress(Exception):  # the loop already raised it, or was cancelled in it
                 await self._work
         if not self._unflushed:
             return
         try:
-            async with asyncio.timeout(self.kafka.connect_timeout_s):
-                await self._flush_and_commit()
+            await self._flush_and_commit(commit_timeout_s=self.kafka.connect_timeout_s)
         except Exception as e:
             log.warning(
                 "index: could not commit what was written before stopping (%s: %s); "
