@@ -213,8 +213,9 @@ async def test_killing_a_worker_loses_no_event(broker: EmbeddedBroker, tmp_path:
                         events.extend(Event.decode(m.value) for msgs in batch.values() for m in msgs)
             except TimeoutError:
                 logs = "\n".join(f"--- {w.role} {w.pid}\n{w.stderr(15)}" for w in workers)
-                # What the live workers counted (a rare loss under load is not understood yet): records
-                # read, replays skipped, frames missing between a stream's records, states restored.
+                # What the live workers counted: records read, replays skipped, frames missing between a
+                # stream's records (a loss under load was Faust clearing fetched records on a resume,
+                # `_KeepFlowingQueues` in analytics/worker.py), states restored.
                 counts = []
                 for w in workers:
                     with contextlib.suppress(Exception):  # the killed one answers nothing
