@@ -89,6 +89,7 @@ from dinostream.analytics.patch_memory import (
 from dinostream.analytics.processor import Processor
 from dinostream.analytics.state_codec import decode_array, encode_array
 from dinostream.analytics.view_detail import detail_blocks, lost_share, measurable, reference, textured
+from dinostream.core.blas import rows_matmul
 from dinostream.core.half import round_half
 from dinostream.core.records import Box, Event, FrameEmbedding, Heatmap, event_id
 from dinostream.core.settings import AnomalySettings
@@ -1340,7 +1341,7 @@ def _project(x: np.ndarray, proj: tuple[int, int]) -> np.ndarray:
     if key not in _PROJECTIONS:
         rng = np.random.default_rng([seed, x.shape[-1], dims, 2])
         _PROJECTIONS[key] = (rng.normal(size=(x.shape[-1], dims)) / math.sqrt(dims)).astype(np.float32)
-    return (x.astype(np.float32, copy=False) @ _PROJECTIONS[key]).astype(np.float32)
+    return rows_matmul(x.astype(np.float32, copy=False), _PROJECTIONS[key])  # float32 @ float32: float32
 
 
 def _local(zc: np.ndarray) -> np.ndarray:

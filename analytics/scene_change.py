@@ -74,6 +74,7 @@ from dinostream.analytics.frame_motion import MotionFrame, align, frame_motion_i
 from dinostream.analytics.median import median
 from dinostream.analytics.processor import Processor
 from dinostream.analytics.state_codec import decode_array, decode_rows, encode_array
+from dinostream.core.blas import rows_matmul
 from dinostream.core.half import round_half
 from dinostream.core.records import Event, FrameEmbedding, event_id
 from dinostream.core.settings import SceneChangeSettings
@@ -822,7 +823,7 @@ class SceneChangeDetector(Processor[SceneChangeSettings]):
                 gauss = rng.standard_normal((d, _PATCH_DIMS)) / math.sqrt(_PATCH_DIMS)
                 self._projections[d] = gauss.astype(np.float32)
         proj = self._projections[d]
-        p = p @ proj if proj is not None else p.copy()
+        p = rows_matmul(p, proj) if proj is not None else p.copy()
         p /= np.maximum(np.linalg.norm(p, axis=-1, keepdims=True), 1e-12)
         return round_half(p)
 

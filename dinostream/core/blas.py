@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
 _OWNERS = ("numpy", "scipy")  # the packages whose bundled BLAS is capped (numpy.libs, scipy.libs, ...)
@@ -39,3 +41,14 @@ def limit_blas_threads(threads: int) -> dict[str, int]:
             lib.set_num_threads(threads)
     log.debug("BLAS threads capped at %d: %s", threads, before)
     return before
+
+
+def rows_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """`x @ w` for x (..., D) and w (D, K), as one 2-D product over all of x's rows.
+
+    numpy multiplies a 3-D x as a stack, one product per leading index (a 14x14x384 grid: 14
+    products of 14 rows each), which at these sizes costs 1.6-2x one product of 196 rows: 0.45 vs
+    0.28 ms for 14x14x384 @ 384x128 and 0.22 vs 0.11 ms for @ 384x64 (one thread, this 2-core box).
+    The sums run in another order than the stacked product's, so results differ from it in float32's
+    last digits."""
+    return (x.reshape(-1, x.shape[-1]) @ w).reshape(*x.shape[:-1], w.shape[-1])

@@ -14,7 +14,7 @@ import scipy.linalg  # noqa: F401  (its BLAS loaded, as the helper loads it)
 import torch
 from threadpoolctl import ThreadpoolController
 
-from dinostream.core.blas import limit_blas_threads
+from dinostream.core.blas import limit_blas_threads, rows_matmul
 from dinostream.core.errors import BrokerError
 from dinostream.core.settings import Settings
 from dinostream.service import Service
@@ -68,3 +68,14 @@ def test_blas_threads_setting() -> None:
     assert Settings().blas_threads == 1
     with pytest.raises(ValueError, match="blas_threads"):
         Settings.model_validate({"blas_threads": -1})
+
+
+@pytest.mark.parametrize("shape", [(196, 384), (14, 14, 384), (2, 7, 5, 384)])
+def test_rows_matmul_is_the_product_over_the_last_axis(shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((384, 64)).astype(np.float32)
+    got = rows_matmul(x, w)
+    assert got.shape == (*shape[:-1], 64) and got.dtype == np.float32
+    np.testing.assert_allclose(got, np.matmul(x, w), rtol=1e-5, atol=1e-4)
+    assert not np.shares_memory(got, x)
