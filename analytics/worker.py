@@ -118,13 +118,14 @@ class _KeepFlowingQueues(FlowControlEvent):
     """Faust's flow control of the agents' buffers, without one way of losing records after a rebalance.
 
     `resume` clears every buffer (what was fetched before a rebalance must not be processed after
-    it). But a worker's table recovery resumes the flow twice (once when the actives are ready,
-    once at its end), each time after seeking the partitions to their committed offsets. Between
-    the two the fetcher is running: it puts records in the buffers and moves its read offset past
-    them, overwriting the one the second seek set when a record was on its way. The second resume
-    then cleared those records, and the fetch from the committed offset dropped them again as
-    already read: records that were never analysed. A killed worker's successor skipped 3-7
-    frames of a stream this way (the fault test lost a cut in ~1 of 3 runs under load).
+    it). But after a rebalance Faust's table recovery resumes the flow at several steps (to read
+    the changelogs, to start the standbys, and at its end, after seeking the stream partitions to
+    their committed offsets), and the fetcher runs in between: it puts records in the buffers and
+    moves its read offset past them, overwriting the offset a seek had just set when a record was
+    on its way. A later resume then cleared those records, and the fetch from the committed offset
+    dropped them again as already read: records that were never analysed. A killed worker's
+    successor skipped 3-7 frames of a stream this way (the fault test lost a cut in ~1 of 3 runs
+    under load).
 
     So a resume of a flow that is running keeps the buffers: what they hold was fetched in this
     generation, for partitions this worker owns, and any of it fetched again is skipped by

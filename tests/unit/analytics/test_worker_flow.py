@@ -1,9 +1,9 @@
 """The worker's Faust app keeps records its agents have not read when a running flow is resumed.
 
-Faust's table recovery resumes the flow twice after a rebalance, each time after seeking to the
-committed offsets; a resume clears every agent buffer. Records fetched between the two resumes were
-cleared by the second while the fetcher's read offset had moved past them, so they were never
-analysed (seen as a killed worker's successor skipping frames, `test_faults.py`). The real
+Faust's table recovery resumes the flow at several steps after a rebalance, the last after seeking
+to the committed offsets; a resume clears every agent buffer. Records fetched between two resumes
+were cleared by the later one while the fetcher's read offset had moved past them, so they were
+never analysed (seen as a killed worker's successor skipping frames, `test_faults.py`). The real
 sequence is timing-dependent; this checks the rule that closes it on the app's own flow control.
 """
 
@@ -21,7 +21,7 @@ async def test_a_running_flow_keeps_its_buffers_on_resume_and_a_suspended_one_cl
     assert not app.flow_control.is_active()  # Faust starts it suspended
     app.flow_control.resume()  # recovery's first resume: the flow starts
     buffer.put_nowait("fetched after the first seek")
-    app.flow_control.resume()  # recovery's second resume, the flow running
+    app.flow_control.resume()  # a later one, the flow running
     assert buffer.qsize() == 1 and app.flow_control.is_active()
 
     app.flow_control.suspend()  # a rebalance starts: what was fetched before it is fetched again after it
