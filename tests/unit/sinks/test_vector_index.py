@@ -362,6 +362,18 @@ def test_region_cells_pool_any_grid_to_at_most_n_cells() -> None:
     np.testing.assert_allclose(one, unit.reshape(-1, 3).mean(axis=0), rtol=1e-5)
 
 
+def test_region_cells_are_the_means_of_their_spans() -> None:
+    rng = np.random.default_rng(5)
+    patches = rng.standard_normal((14, 10, 8)).astype(np.float32)
+    unit = patches / np.linalg.norm(patches, axis=-1, keepdims=True)
+    centred = unit - 0.5 * unit.reshape(-1, 8).mean(axis=0)
+    cells = region_cells(patches, 4, 0.5)
+    for i in range(4):  # spans overlap where 4 does not divide 14 or 10, as `_span_weights` cuts them
+        for j in range(4):
+            r0, r1, c0, c1 = i * 14 // 4, -(-(i + 1) * 14 // 4), j * 10 // 4, -(-(j + 1) * 10 // 4)
+            np.testing.assert_allclose(cells[i, j], centred[r0:r1, c0:c1].mean(axis=(0, 1)), rtol=1e-5, atol=1e-6)
+
+
 def test_time_and_id_filters_restrict_a_search(opener: Opener, rng: np.random.Generator) -> None:
     index = opener(DIM)
     records = [frame("cam-a", seq, rng) for seq in range(10)]
