@@ -867,7 +867,7 @@ class AnomalyDetector(Processor[AnomalySettings]):
         )
         if len(w.details) >= 2:
             model.detail_ref = reference(w.details)
-            warm_lost = max(lost_share(d, model.detail_ref) for d in w.details)
+            warm_lost = max(lost_share(d, model.detail_ref, model.detail_mask()) for d in w.details)
             model.detail_level = max(DETAIL_FACTOR, DETAIL_MARGIN * warm_lost)
         recent = _Recent.empty((gh, gw), (model.cell_dim, model.dims[1]))
         for f in range(max(0, t - RECENT), t):
